@@ -1,0 +1,1 @@
+//! hypercore: a signed Merkle log, byte-compatible with JS hypercore 9.

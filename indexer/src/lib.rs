@@ -1,0 +1,1 @@
+//! indexer: the npm index — its schema, reads, and ingest from upstream.

@@ -1,0 +1,14 @@
+//! One module per subcommand; each has its `Args` and a `run(args, &Context)`.
+
+use crate::cli::{Cli, Command};
+use crate::context::Context;
+
+pub mod key;
+
+/// Run the command the user asked for.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Context::from_args(&cli.global)?;
+    match cli.command {
+        Command::Key => key::run(&ctx),
+    }
+}

@@ -1,0 +1,1 @@
+//! swarm: identity, DHT discovery, dialing, hole punching and Noise streams.
