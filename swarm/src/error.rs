@@ -1,0 +1,89 @@
+//! The error types of `swarm`: identity files, the Noise handshake, and secure records.
+
+use std::path::PathBuf;
+
+use crate::identity::NodeId;
+
+/// Loading or creating the node identity failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// The identity file could not be read or written.
+    #[error("identity file {path}: {source}")]
+    Io {
+        /// The identity file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The identity file does not hold 64 hex digits (a 32-byte X25519 secret key).
+    #[error("identity file {path} is malformed: expected 64 hex digits")]
+    Malformed {
+        /// The identity file.
+        path: PathBuf,
+    },
+    /// The operating system's random source failed.
+    #[error("random source unavailable: {0}")]
+    Random(String),
+}
+
+/// The Noise handshake failed; the connection must be dropped (wire spec §3.4: no error is sent).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// Reading or writing the underlying stream failed.
+    #[error("handshake I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer closed the stream before the handshake finished.
+    #[error("peer closed the stream during the handshake")]
+    Eof,
+    /// The handshake did not finish within the configured time.
+    #[error("handshake timed out")]
+    Timeout,
+    /// snow rejected a message: a bad MAC (tampering, or a transcript mismatch such as a
+    /// stripped or altered payload), a bad key, or a message out of turn.
+    #[error("noise: {0}")]
+    Noise(#[from] snow::Error),
+    /// A handshake message's varint length prefix is malformed or above 65535.
+    #[error("handshake message length {0} is invalid (max 65535)")]
+    BadLength(u64),
+    /// The peer's handshake payload is missing or is not a valid NoisePayload.
+    #[error("invalid handshake payload: {0}")]
+    BadPayload(&'static str),
+    /// The peer's static key is not the one we dialled.
+    #[error("peer authenticated as {actual}, expected {expected}")]
+    UnexpectedPeer {
+        /// The key we dialled.
+        expected: NodeId,
+        /// The key the peer proved it holds.
+        actual: NodeId,
+    },
+    /// The handshake state machine was used out of order (a bug in the caller).
+    #[error("handshake used out of order: {0}")]
+    OutOfOrder(&'static str),
+}
+
+/// A record of the authenticated (ims-to-ims) transport was rejected; the stream is dead.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The record failed authentication (tampered, reordered, truncated or replayed).
+    #[error("record {counter} failed authentication")]
+    BadTag {
+        /// The record's position in its direction.
+        counter: u64,
+    },
+    /// The record's declared length is below the tag size.
+    #[error("record length {0} is shorter than the 16-byte tag")]
+    TooShort(usize),
+    /// 2^64 records were sent in one direction.
+    #[error("record counter exhausted")]
+    CounterExhausted,
+}
+
+impl From<RecordError> for std::io::Error {
+    fn from(err: RecordError) -> Self {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, err)
+    }
+}
