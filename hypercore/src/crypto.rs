@@ -1,0 +1,10 @@
+//! The BLAKE2b and Ed25519 constructions of hypercore-crypto 2.x (spec §1): node hashes,
+//! the signed "signable", key pairs, discovery keys and the wire capability.
+
+mod discovery;
+mod hash;
+mod keys;
+
+pub use discovery::{DiscoveryKey, capability};
+pub use hash::{leaf_hash, parent_hash, roots_hash, signable, Signable};
+pub use keys::{KeyError, KeyPair, PublicKey, SecretKey, Signature, Signer, Verifier};

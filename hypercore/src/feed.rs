@@ -1,0 +1,480 @@
+//! The `Feed` facade: append, read, prove and verify blocks of one hypercore (spec §5).
+//!
+//! A `Feed` is a cheap `Clone` handle. In-memory state (tree, bitfield, signatures, block
+//! locations) sits behind a `std` mutex that is never held across an `.await`; writes to the
+//! log are serialised by an async mutex so appends and puts land as whole records in order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, oneshot};
+
+use crate::bitfield::Bitfield;
+use crate::block_source::BlockSource;
+use crate::crypto::{DiscoveryKey, PublicKey, Signature, Signer, Verifier, leaf_hash, signable};
+use crate::error::{AppendError, GetError, ProofError, StorageError, VerifyError};
+use crate::proof::{self, MAX_BLOCK_SIZE, Proof, ProofOptions};
+use crate::storage::{Meta, Store, encode_record};
+use crate::tree::{Builder, Node, Tree};
+
+/// Most blocks one `append_batch` call may add (keeps one log record's metadata bounded).
+pub const MAX_BATCH: usize = 1 << 20;
+
+const ABSENT: u64 = u64::MAX;
+
+/// Something that happened to a feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FeedEvent {
+    /// The feed grew (by an append, or a verified proof of a longer length) to `len` blocks.
+    Append {
+        /// The new length.
+        len: u64,
+    },
+    /// Block `seq` was received, verified and stored.
+    Download {
+        /// The block.
+        seq: u64,
+    },
+}
+
+/// The in-memory view of the feed, rebuilt from the log on open.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) tree: Tree,
+    pub(crate) data_bits: Bitfield,
+    /// Log offset of each block's data, `ABSENT` if not stored.
+    block_pos: Vec<u64>,
+    /// Signature per slot (signed length - 1); one per append call.
+    signatures: BTreeMap<u64, Signature>,
+    pub(crate) length: u64,
+    pub(crate) byte_length: u64,
+    waiters: HashMap<u64, Vec<oneshot::Sender<()>>>,
+}
+
+impl State {
+    pub(crate) fn new() -> Self {
+        Self {
+            tree: Tree::new(),
+            data_bits: Bitfield::new(),
+            block_pos: Vec::new(),
+            signatures: BTreeMap::new(),
+            length: 0,
+            byte_length: 0,
+            waiters: HashMap::new(),
+        }
+    }
+
+    /// Apply one log record whose data starts at log offset `data_offset`.
+    pub(crate) fn apply(&mut self, meta: &Meta, data_offset: u64) -> Result<(), String> {
+        for node in &meta.nodes {
+            if node.index >= proof::MAX_INDEX {
+                return Err(format!("node index {} out of range", node.index));
+            }
+            self.tree.put_node(node);
+        }
+        for node in &meta.nodes {
+            self.tree.mark(node.index);
+        }
+        let mut off = data_offset;
+        for k in 0..u64::from(meta.block_count) {
+            let seq = meta.first_seq + k;
+            let leaf = self.tree.get(2 * seq).ok_or_else(|| format!("block {seq} has no leaf node"))?;
+            let i = usize::try_from(seq).map_err(|_| format!("block {seq} out of range"))?;
+            if self.block_pos.len() <= i {
+                self.block_pos.resize(i + 1, ABSENT);
+            }
+            self.block_pos[i] = off;
+            off += leaf.size;
+            self.data_bits.set(seq, true);
+        }
+        if let Some((slot, sig)) = meta.signature {
+            self.signatures.insert(slot, sig);
+            let len = slot + 1;
+            if len > self.length {
+                let roots = self.tree.roots(len).ok_or_else(|| format!("roots of length {len} missing"))?;
+                self.length = len;
+                self.byte_length = roots.iter().map(|r| r.size).sum();
+            }
+        }
+        Ok(())
+    }
+
+    /// Log offset and leaf of block `seq`, if stored.
+    fn location(&self, seq: u64) -> Option<(u64, Node)> {
+        let pos = *self.block_pos.get(usize::try_from(seq).ok()?)?;
+        if pos == ABSENT {
+            return None;
+        }
+        Some((pos, self.tree.get(2 * seq)?))
+    }
+
+    /// Check the stored signature of the current length against the roots (used on open).
+    pub(crate) fn check_signature(&self, verifier: &Verifier) -> Result<(), String> {
+        if self.length == 0 {
+            return Ok(());
+        }
+        let sig = self.signatures.get(&(self.length - 1)).ok_or("no signature for the feed length")?;
+        let roots = self.tree.roots(self.length).ok_or("roots missing")?;
+        if !verifier.verify(&signable(&roots, self.length), sig) {
+            return Err(format!("signature of length {} does not verify", self.length));
+        }
+        Ok(())
+    }
+
+    /// Whether blocks `0..length` are all stored (a complete writer feed).
+    pub(crate) fn is_contiguous(&self) -> bool {
+        (0..self.length).all(|s| self.data_bits.get(s))
+    }
+}
+
+/// Log writer state, behind the async mutex.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    /// Log offset where the next record goes.
+    pub(crate) end: u64,
+    /// Merkle roots for appending; `None` until needed (or if not a complete writer feed).
+    pub(crate) builder: Option<Builder>,
+    pub(crate) buf: Vec<u8>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) public: PublicKey,
+    pub(crate) discovery: DiscoveryKey,
+    pub(crate) verifier: Verifier,
+    pub(crate) signer: Option<Signer>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) state: Mutex<State>,
+    pub(crate) writer: tokio::sync::Mutex<Writer>,
+    pub(crate) events: broadcast::Sender<FeedEvent>,
+    pub(crate) source: Option<Arc<dyn BlockSource>>,
+    pub(crate) get_timeout: Duration,
+}
+
+/// A handle to one hypercore: a signed append-only log of blocks. Clone it freely.
+#[derive(Clone)]
+pub struct Feed {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed")
+            .field("key", &self.inner.public)
+            .field("len", &self.len())
+            .field("writable", &self.writable())
+            .field("store", &self.inner.store.path())
+            .finish()
+    }
+}
+
+impl Feed {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-updated in a way that
+        // matters more than losing the feed, so recover the guard instead of propagating.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The feed's public key (its identity).
+    pub fn public_key(&self) -> PublicKey {
+        self.inner.public
+    }
+
+    /// The discovery key peers use to find this feed.
+    pub fn discovery_key(&self) -> DiscoveryKey {
+        self.inner.discovery
+    }
+
+    /// Whether this handle holds the secret key.
+    pub fn writable(&self) -> bool {
+        self.inner.signer.is_some()
+    }
+
+    /// Number of blocks (the highest verified length for a replica).
+    pub fn len(&self) -> u64 {
+        self.state().length
+    }
+
+    /// Total bytes of all blocks.
+    pub fn byte_len(&self) -> u64 {
+        self.state().byte_length
+    }
+
+    /// True if the feed has no blocks.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether block `seq` is stored locally.
+    pub fn has(&self, seq: u64) -> bool {
+        self.state().data_bits.get(seq)
+    }
+
+    /// A copy of the bitfield of locally stored blocks (bit `seq`, MSB-first bytes).
+    pub fn bitfield(&self) -> Bitfield {
+        self.state().data_bits.clone()
+    }
+
+    /// Subscribe to appends and downloads.
+    pub fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Append one block; returns its seq. Durable when this returns.
+    pub async fn append(&self, data: &[u8]) -> Result<u64, AppendError> {
+        self.append_batch(&[data]).await
+    }
+
+    /// Append blocks with one signature; returns the seq of the first. Durable when this
+    /// returns. An empty batch appends nothing and returns the length.
+    pub async fn append_batch<B: AsRef<[u8]>>(&self, blocks: &[B]) -> Result<u64, AppendError> {
+        let key = || self.inner.public.to_hex();
+        let Some(signer) = &self.inner.signer else {
+            return Err(AppendError::NotWritable { key: key() });
+        };
+        if blocks.len() > MAX_BATCH {
+            return Err(AppendError::BatchTooLarge { count: blocks.len(), max: MAX_BATCH });
+        }
+        let mut w = self.inner.writer.lock().await;
+        let first = self.state().length;
+        if blocks.is_empty() {
+            return Ok(first);
+        }
+        for (k, b) in blocks.iter().enumerate() {
+            let size = b.as_ref().len() as u64;
+            if size > MAX_BLOCK_SIZE {
+                return Err(AppendError::BlockTooLarge { seq: first + k as u64, size });
+            }
+        }
+        if w.builder.is_none() {
+            let st = self.state();
+            let roots = st.tree.roots(st.length).filter(|_| st.is_contiguous());
+            w.builder = Some(Builder::from_roots(roots.ok_or_else(|| AppendError::NotContiguous { key: key() })?));
+        }
+        let Some(mut builder) = w.builder.clone() else {
+            return Err(AppendError::NotContiguous { key: key() });
+        };
+        let mut nodes = Vec::with_capacity(2 * blocks.len() + 1);
+        for (k, b) in blocks.iter().enumerate() {
+            builder.push(first + k as u64, b.as_ref(), &mut nodes);
+        }
+        let length = first + blocks.len() as u64;
+        let sig = signer.sign(&signable(builder.roots(), length));
+        let meta = Meta {
+            first_seq: first,
+            block_count: blocks.len() as u32,
+            signature: Some((length - 1, sig)),
+            nodes,
+        };
+        let mut buf = std::mem::take(&mut w.buf);
+        encode_record(&meta, blocks, &mut buf);
+        let data_len: u64 = blocks.iter().map(|b| b.as_ref().len() as u64).sum();
+        let at = w.end;
+        let buf = self.write_record(at, buf).await;
+        let (buf, res) = buf;
+        let record_len = buf.len() as u64;
+        w.buf = buf;
+        res?;
+        {
+            let mut st = self.state();
+            st.apply(&meta, at + record_len - data_len)
+                .map_err(|reason| StorageError::Corrupt { path: self.inner.store.path().into(), offset: at, reason })?;
+        }
+        w.end = at + record_len;
+        w.builder = Some(builder);
+        drop(w);
+        let _ = self.inner.events.send(FeedEvent::Append { len: length });
+        Ok(first)
+    }
+
+    /// Write and sync one record at `at`; disk I/O runs on the blocking pool.
+    async fn write_record(&self, at: u64, buf: Vec<u8>) -> (Vec<u8>, Result<(), StorageError>) {
+        let store = self.inner.store.clone();
+        if !store.checks_reads() {
+            let res = store.write_at(at, &buf).and_then(|()| store.sync());
+            return (buf, res);
+        }
+        let path = store.path().to_path_buf();
+        let job = tokio::task::spawn_blocking(move || {
+            let res = store.write_at(at, &buf).and_then(|()| store.sync());
+            (buf, res)
+        });
+        match job.await {
+            Ok(out) => out,
+            Err(e) => (
+                Vec::new(),
+                Err(StorageError::Io { op: "write", path, source: std::io::Error::other(e.to_string()) }),
+            ),
+        }
+    }
+
+    fn read_block(&self, seq: u64, pos: u64, leaf: &Node) -> Result<Vec<u8>, GetError> {
+        let store = &self.inner.store;
+        let mut buf = vec![0u8; leaf.size as usize];
+        store.read_at(pos, &mut buf)?;
+        if store.checks_reads() && leaf_hash(&buf) != leaf.hash {
+            return Err(StorageError::Corrupt {
+                path: store.path().into(),
+                offset: pos,
+                reason: format!("block {seq} does not match its tree hash"),
+            }
+            .into());
+        }
+        Ok(buf)
+    }
+
+    /// Block `seq` if stored locally; never waits.
+    pub fn get_local(&self, seq: u64) -> Result<Option<Vec<u8>>, GetError> {
+        let loc = self.state().location(seq);
+        match loc {
+            Some((pos, leaf)) => self.read_block(seq, pos, &leaf).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Block `seq`. On a sparse replica a missing block is requested from the block source
+    /// and awaited (until the get timeout) for [`Feed::put`] to deliver it.
+    pub async fn get(&self, seq: u64) -> Result<Vec<u8>, GetError> {
+        loop {
+            let (rx, source) = {
+                let mut st = self.state();
+                if let Some((pos, leaf)) = st.location(seq) {
+                    drop(st);
+                    return self.read_block(seq, pos, &leaf);
+                }
+                let len = st.length;
+                let Some(source) = self.inner.source.clone().filter(|_| !self.writable()) else {
+                    return Err(if seq >= len { GetError::OutOfBounds { seq, len } } else { GetError::Missing { seq } });
+                };
+                let (tx, rx) = oneshot::channel();
+                st.waiters.entry(seq).or_default().push(tx);
+                (rx, source)
+            };
+            source.request(&self.inner.discovery, &[seq]);
+            match tokio::time::timeout(self.inner.get_timeout, rx).await {
+                Ok(_) => continue,
+                Err(_) => {
+                    let mut st = self.state();
+                    if let Some(list) = st.waiters.get_mut(&seq) {
+                        list.retain(|tx| !tx.is_closed());
+                        if list.is_empty() {
+                            st.waiters.remove(&seq);
+                        }
+                    }
+                    // It may have landed right at the deadline.
+                    if let Some((pos, leaf)) = st.location(seq) {
+                        drop(st);
+                        return self.read_block(seq, pos, &leaf);
+                    }
+                    return Err(GetError::Timeout { seq });
+                }
+            }
+        }
+    }
+
+    /// Byte offset of block `seq` in the feed (the sum of the sizes of `fullRoots(2*seq)`).
+    pub async fn byte_offset(&self, seq: u64) -> Result<u64, GetError> {
+        let st = self.state();
+        if seq > st.length {
+            return Err(GetError::OutOfBounds { seq, len: st.length });
+        }
+        st.tree.byte_offset(seq).ok_or(GetError::Missing { seq })
+    }
+
+    /// The block holding byte `byte` and the offset inside it; `(len, 0)` at the end.
+    pub fn seek(&self, byte: u64) -> Result<(u64, u64), GetError> {
+        let st = self.state();
+        st.tree.seek(st.length, byte).ok_or(GetError::OutOfBounds { seq: st.length, len: st.length })
+    }
+
+    /// The `Request.nodes` digest for block `seq`: what this feed already holds (spec §5.4).
+    pub fn digest(&self, seq: u64) -> u64 {
+        self.state().tree.digest(2 * seq)
+    }
+
+    /// The proof for block `seq` given what the remote holds (`remote_digest`, spec §5.5).
+    pub async fn proof(&self, seq: u64, remote_digest: u64) -> Result<Proof, ProofError> {
+        self.proof_with(seq, ProofOptions { digest: remote_digest, hash: false }).map(|(p, _)| p)
+    }
+
+    /// The proof for block `seq` with full request options, and its `verified_by` (0 when no
+    /// signature is needed).
+    pub fn proof_with(&self, seq: u64, opts: ProofOptions) -> Result<(Proof, u64), ProofError> {
+        let st = self.state();
+        let (nodes, verified_by) = proof::build(&st.tree, seq, opts)?;
+        let signature = if verified_by > 0 {
+            let slot = verified_by / 2 - 1;
+            let sig = st.signatures.get(&slot).copied();
+            Some(sig.ok_or(ProofError::MissingSignature { seq, length: slot + 1 })?)
+        } else {
+            None
+        };
+        Ok((Proof { index: seq, nodes, signature }, verified_by))
+    }
+
+    /// Verify block `seq` with `proof` against the public key, then store it durably and wake
+    /// readers waiting for it. Nothing is stored if verification fails.
+    pub async fn put(&self, seq: u64, data: &[u8], proof: &Proof) -> Result<(), VerifyError> {
+        let mut w = self.inner.writer.lock().await;
+        let (verified, old_len) = {
+            let st = self.state();
+            if st.data_bits.get(seq) && st.tree.get(2 * seq).is_some_and(|l| l.hash == leaf_hash(data)) {
+                return Ok(());
+            }
+            (proof::verify(&st.tree, &self.inner.verifier, seq, data, proof)?, st.length)
+        };
+        let mut nodes = verified.nodes;
+        if !nodes.iter().any(|n| n.index == 2 * seq) {
+            nodes.push(Node::leaf(seq, data));
+        }
+        let meta = Meta { first_seq: seq, block_count: 1, signature: verified.signature, nodes };
+        let mut buf = std::mem::take(&mut w.buf);
+        encode_record(&meta, &[data], &mut buf);
+        let at = w.end;
+        let (buf, res) = self.write_record(at, buf).await;
+        let record_len = buf.len() as u64;
+        w.buf = buf;
+        res?;
+        let (new_len, waiters) = {
+            let mut st = self.state();
+            st.apply(&meta, at + record_len - data.len() as u64)
+                .map_err(|reason| StorageError::Corrupt { path: self.inner.store.path().into(), offset: at, reason })?;
+            (st.length, st.waiters.remove(&seq).unwrap_or_default())
+        };
+        w.end = at + record_len;
+        if new_len != old_len {
+            w.builder = None;
+        }
+        drop(w);
+        for tx in waiters {
+            let _ = tx.send(());
+        }
+        if new_len > old_len {
+            let _ = self.inner.events.send(FeedEvent::Append { len: new_len });
+        }
+        let _ = self.inner.events.send(FeedEvent::Download { seq });
+        Ok(())
+    }
+
+    /// The first signature at a slot `>= seq` (batch appends leave slots in between blank).
+    pub async fn signature(&self, seq: u64) -> Result<Option<Signature>, GetError> {
+        Ok(self.signature_at(seq).map(|(_, s)| s))
+    }
+
+    /// Like [`Feed::signature`], with the slot it was found at (signed length - 1).
+    pub fn signature_at(&self, seq: u64) -> Option<(u64, Signature)> {
+        self.state().signatures.range(seq..).next().map(|(k, v)| (*k, *v))
+    }
+
+    /// Tree node `index` if held (flat-tree index).
+    pub fn tree_node(&self, index: u64) -> Option<Node> {
+        self.state().tree.get(index)
+    }
+
+    /// Every flat index whose tree bit is set, ascending (for inspection and tests).
+    pub fn tree_indexes(&self) -> Vec<u64> {
+        let st = self.state();
+        (0..st.tree.bit_len()).filter(|&i| st.tree.has(i)).collect()
+    }
+}

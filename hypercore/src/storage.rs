@@ -1,0 +1,387 @@
+//! Where a feed keeps its bytes: in memory or in a crash-safe directory of this crate's own
+//! layout (spec §4 describes JS's files, which we deliberately do not copy).
+//!
+//! # Directory layout
+//!
+//! ```text
+//! <dir>/secret_key   64 bytes, seed ‖ public key; writers only; written before `log` exists
+//! <dir>/log          header, then records, appended only
+//! ```
+//!
+//! `log` header (76 bytes): `"IMSHCLOG"` · u32be version (1) · public key (32) ·
+//! BLAKE2b-256 of the previous 44 bytes. It is written to a temporary file, synced and renamed,
+//! so a `log` file always has a whole header.
+//!
+//! Each record is one `append`/`append_batch` call of a writer or one verified `put` of a
+//! replica:
+//!
+//! ```text
+//! "HCR1" · u32be meta_len · u64be data_len · checksum (32) · meta · data
+//! meta = u64be first_seq · u32be block_count · u32be node_count
+//!        · u8 has_sig [· u64be slot · signature (64)] · node_count × (u64be index · hash · u64be size)
+//! data = block_count blocks end to end; their sizes are the sizes of their leaf nodes in meta
+//! ```
+//!
+//! The checksum is BLAKE2b-256 over the first 16 bytes and the meta; the data is covered by the
+//! leaf hashes in the meta, checked when a block is read.
+//!
+//! # Crash safety
+//!
+//! A record is written at the end of the log in one write and synced (`fdatasync`) before the
+//! call returns, so an append that returned is durable. Calls are serialised, so only the last
+//! record can be incomplete after a crash. Opening scans the record headers (skipping data):
+//! a tail record that is short, zero-filled, fails its checksum, or whose data does not match
+//! its leaf hashes is cut off (it was never acknowledged). Anything wrong *before* the last
+//! record is corruption and is reported as [`StorageError::Corrupt`] naming the file. The
+//! replayed state is then checked against the signature before the feed is handed out.
+
+mod record;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use blake2::Blake2b;
+use blake2::digest::Digest;
+use blake2::digest::consts::U32;
+
+use crate::crypto::{PublicKey, SecretKey, leaf_hash};
+use crate::error::StorageError;
+pub(crate) use record::{Meta, encode as encode_record};
+
+/// Where a feed lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Storage {
+    /// In memory; gone when the last handle drops. For tests and short-lived replicas.
+    Memory,
+    /// A directory on disk (created if missing) in the layout described in this module.
+    Disk(PathBuf),
+}
+
+impl Storage {
+    /// In-memory storage.
+    pub fn memory() -> Self {
+        Storage::Memory
+    }
+
+    /// A directory on disk.
+    pub fn disk(path: impl Into<PathBuf>) -> Self {
+        Storage::Disk(path.into())
+    }
+
+    /// The path errors name: the directory, or `<memory>`.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Storage::Memory => PathBuf::from("<memory>"),
+            Storage::Disk(p) => p.clone(),
+        }
+    }
+}
+
+const LOG_MAGIC: &[u8; 8] = b"IMSHCLOG";
+const LOG_VERSION: u32 = 1;
+/// Length of the log header.
+pub(crate) const HEADER_LEN: u64 = 76;
+
+enum Backend {
+    Memory(RwLock<Vec<u8>>),
+    Disk(File),
+}
+
+/// The open log: positioned reads and writes, sync, truncate.
+pub(crate) struct Store {
+    backend: Backend,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
+    move |source| StorageError::Io { op, path: path.to_path_buf(), source }
+}
+
+fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> StorageError {
+    StorageError::Corrupt { path: path.to_path_buf(), offset, reason: reason.into() }
+}
+
+impl Store {
+    /// The log file's path (or `<memory>/log`), for errors.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn len(&self) -> Result<u64, StorageError> {
+        match &self.backend {
+            Backend::Memory(v) => Ok(v.read().map_or(0, |v| v.len() as u64)),
+            Backend::Disk(f) => Ok(f.metadata().map_err(io("stat", &self.path))?.len()),
+        }
+    }
+
+    pub(crate) fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<(), StorageError> {
+        match &self.backend {
+            Backend::Memory(v) => {
+                let mut v = v.write().map_err(|_| corrupt(&self.path, offset, "memory store poisoned"))?;
+                let start = offset as usize;
+                if v.len() < start {
+                    v.resize(start, 0);
+                }
+                v.truncate(start);
+                v.extend_from_slice(bytes);
+                Ok(())
+            }
+            Backend::Disk(f) => f.write_all_at(bytes, offset).map_err(io("write", &self.path)),
+        }
+    }
+
+    pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+        match &self.backend {
+            Backend::Memory(v) => {
+                let v = v.read().map_err(|_| corrupt(&self.path, offset, "memory store poisoned"))?;
+                let start = offset as usize;
+                let src = v
+                    .get(start..start + buf.len())
+                    .ok_or_else(|| corrupt(&self.path, offset, "read past end"))?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+            Backend::Disk(f) => f.read_exact_at(buf, offset).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    corrupt(&self.path, offset, "file is shorter than its records say")
+                } else {
+                    io("read", &self.path)(e)
+                }
+            }),
+        }
+    }
+
+    /// Make every write so far durable.
+    pub(crate) fn sync(&self) -> Result<(), StorageError> {
+        match &self.backend {
+            Backend::Memory(_) => Ok(()),
+            Backend::Disk(f) => f.sync_data().map_err(io("sync", &self.path)),
+        }
+    }
+
+    fn truncate(&self, len: u64) -> Result<(), StorageError> {
+        match &self.backend {
+            Backend::Memory(v) => {
+                if let Ok(mut v) = v.write() {
+                    v.truncate(len as usize);
+                }
+                Ok(())
+            }
+            Backend::Disk(f) => {
+                f.set_len(len).map_err(io("truncate", &self.path))?;
+                f.sync_all().map_err(io("sync", &self.path))
+            }
+        }
+    }
+
+    /// Whether block reads should be re-hashed (disk can rot; memory cannot).
+    pub(crate) fn checks_reads(&self) -> bool {
+        matches!(self.backend, Backend::Disk(_))
+    }
+}
+
+fn header_bytes(public: &PublicKey) -> [u8; HEADER_LEN as usize] {
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[..8].copy_from_slice(LOG_MAGIC);
+    h[8..12].copy_from_slice(&LOG_VERSION.to_be_bytes());
+    h[12..44].copy_from_slice(public.as_bytes());
+    let sum: [u8; 32] = Blake2b::<U32>::digest(&h[..44]).into();
+    h[44..].copy_from_slice(&sum);
+    h
+}
+
+/// What opening storage found.
+#[derive(Debug)]
+pub(crate) struct Found {
+    pub(crate) store: Store,
+    pub(crate) public: PublicKey,
+    pub(crate) secret: Option<SecretKey>,
+}
+
+/// Open existing storage; `Ok(None)` if it holds no feed yet.
+pub(crate) fn open_existing(storage: &Storage) -> Result<Option<Found>, StorageError> {
+    let Storage::Disk(dir) = storage else { return Ok(None) };
+    let log_path = dir.join("log");
+    let file = match OpenOptions::new().read(true).write(true).open(&log_path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("open", &log_path)(e)),
+    };
+    let store = Store { backend: Backend::Disk(file), path: log_path.clone() };
+    let mut header = [0u8; HEADER_LEN as usize];
+    if store.len()? < HEADER_LEN {
+        return Err(corrupt(&log_path, 0, "file shorter than its header"));
+    }
+    store.read_at(0, &mut header)?;
+    let public = PublicKey::from_bytes(&header[12..44]).map_err(|e| corrupt(&log_path, 12, e.to_string()))?;
+    if header != header_bytes(&public) {
+        return Err(corrupt(&log_path, 0, "bad log header (magic, version or checksum)"));
+    }
+    let sk_path = dir.join("secret_key");
+    let secret = match std::fs::read(&sk_path) {
+        Ok(bytes) => Some(SecretKey::from_bytes(&bytes).map_err(|e| corrupt(&sk_path, 0, e.to_string()))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io("read", &sk_path)(e)),
+    };
+    if let Some(sk) = &secret {
+        if sk.public_key() != public {
+            return Err(corrupt(&sk_path, 32, "secret key belongs to another feed"));
+        }
+    }
+    Ok(Some(Found { store, public, secret }))
+}
+
+/// Write `bytes` to `path` atomically: temporary file, sync, rename, sync the directory.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
+    f.write_all(bytes).map_err(io("write", &tmp))?;
+    f.sync_all().map_err(io("sync", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("rename", &path))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io("sync", dir))
+}
+
+/// Store a secret key for an existing or new feed (before its log exists, for new ones).
+pub(crate) fn save_secret_key(storage: &Storage, secret: &SecretKey) -> Result<(), StorageError> {
+    let Storage::Disk(dir) = storage else { return Ok(()) };
+    std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
+    write_atomic(dir, "secret_key", secret.as_bytes())
+}
+
+/// Create a new, empty feed in `storage`.
+pub(crate) fn create(storage: &Storage, public: &PublicKey) -> Result<Store, StorageError> {
+    let header = header_bytes(public);
+    match storage {
+        Storage::Memory => Ok(Store {
+            backend: Backend::Memory(RwLock::new(header.to_vec())),
+            path: PathBuf::from("<memory>/log"),
+        }),
+        Storage::Disk(dir) => {
+            std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
+            write_atomic(dir, "log", &header)?;
+            let path = dir.join("log");
+            let file = OpenOptions::new().read(true).write(true).open(&path).map_err(io("open", &path))?;
+            Ok(Store { backend: Backend::Disk(file), path })
+        }
+    }
+}
+
+/// Replay every record: calls `apply(meta, data_offset)` in order and returns the log end.
+/// Cuts off an incomplete tail record (see the module docs); reports other damage.
+pub(crate) fn replay(
+    store: &Store,
+    mut apply: impl FnMut(Meta, u64) -> Result<(), String>,
+) -> Result<u64, StorageError> {
+    let path = store.path().to_path_buf();
+    let file_len = store.len()?;
+    let mut pos = HEADER_LEN;
+    let mut prefix_bytes = [0u8; record::PREFIX_LEN];
+    let mut meta_buf = Vec::new();
+    while pos < file_len {
+        let torn = |reason: &str| {
+            tracing::warn!(file = %path.display(), offset = pos, reason, "cutting off incomplete tail record");
+        };
+        if file_len - pos < record::PREFIX_LEN as u64 {
+            torn("short prefix");
+            store.truncate(pos)?;
+            return Ok(pos);
+        }
+        store.read_at(pos, &mut prefix_bytes)?;
+        let Some(prefix) = record::parse_prefix(&prefix_bytes) else {
+            if is_zero_tail(store, pos, file_len)? {
+                torn("zero-filled tail");
+                store.truncate(pos)?;
+                return Ok(pos);
+            }
+            return Err(corrupt(&path, pos, "bad record magic"));
+        };
+        let meta_start = pos + record::PREFIX_LEN as u64;
+        let data_start = meta_start + u64::from(prefix.meta_len);
+        let end = data_start.checked_add(prefix.data_len).unwrap_or(u64::MAX);
+        if prefix.meta_len > record::MAX_META_LEN || end > file_len {
+            torn("record runs past the end of the file");
+            store.truncate(pos)?;
+            return Ok(pos);
+        }
+        let is_last = end == file_len;
+        meta_buf.resize(prefix.meta_len as usize, 0);
+        store.read_at(meta_start, &mut meta_buf)?;
+        let meta = match record::decode_meta(&prefix_bytes, &prefix, &meta_buf) {
+            Ok(meta) => meta,
+            Err(reason) if is_last => {
+                torn(reason);
+                store.truncate(pos)?;
+                return Ok(pos);
+            }
+            Err(reason) => return Err(corrupt(&path, pos, reason)),
+        };
+        // The leaf nodes of the record's blocks must account for exactly its data.
+        let leaves = leaf_sizes(&meta);
+        if leaves.iter().sum::<u64>() != prefix.data_len || leaves.len() != meta.block_count as usize {
+            if is_last {
+                torn("leaf sizes do not match data length");
+                store.truncate(pos)?;
+                return Ok(pos);
+            }
+            return Err(corrupt(&path, pos, "leaf sizes do not match data length"));
+        }
+        if is_last && !tail_data_ok(store, &meta, data_start)? {
+            torn("data does not match leaf hashes");
+            store.truncate(pos)?;
+            return Ok(pos);
+        }
+        apply(meta, data_start).map_err(|reason| corrupt(&path, pos, reason))?;
+        pos = end;
+    }
+    Ok(pos)
+}
+
+/// The sizes of the leaf nodes of the record's blocks, in block order.
+fn leaf_sizes(meta: &Meta) -> Vec<u64> {
+    (0..u64::from(meta.block_count))
+        .filter_map(|k| {
+            let index = meta.first_seq.checked_add(k)?.checked_mul(2)?;
+            meta.nodes.iter().find(|n| n.index == index).map(|n| n.size)
+        })
+        .collect()
+}
+
+fn tail_data_ok(store: &Store, meta: &Meta, data_start: u64) -> Result<bool, StorageError> {
+    let mut off = data_start;
+    for k in 0..u64::from(meta.block_count) {
+        let index = 2 * (meta.first_seq + k);
+        let Some(leaf) = meta.nodes.iter().find(|n| n.index == index) else { return Ok(false) };
+        let mut buf = vec![0u8; leaf.size as usize];
+        store.read_at(off, &mut buf)?;
+        if leaf_hash(&buf) != leaf.hash {
+            return Ok(false);
+        }
+        off += leaf.size;
+    }
+    Ok(true)
+}
+
+fn is_zero_tail(store: &Store, pos: u64, file_len: u64) -> Result<bool, StorageError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut off = pos;
+    while off < file_len {
+        let n = ((file_len - off) as usize).min(buf.len());
+        store.read_at(off, &mut buf[..n])?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        off += n as u64;
+    }
+    Ok(true)
+}
