@@ -170,3 +170,36 @@ async fn disk_block_rot_is_reported_on_get() {
     assert!(err.to_string().contains("does not match"), "{err}");
     assert_eq!(f.get(1).await.unwrap(), b"second block");
 }
+
+#[tokio::test]
+async fn torn_tail_record_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("feed");
+    {
+        let f = FeedBuilder::new(Storage::disk(&path)).key_pair(kp(8)).open().await.unwrap();
+        f.append(b"kept").await.unwrap();
+        f.append(b"torn away").await.unwrap();
+    }
+    let log = path.join("log");
+    let full = std::fs::read(&log).unwrap();
+    let second = full.windows(4).rposition(|w| w == b"HCR1").unwrap();
+    // Every prefix of the last record, and the record with zero-filled data, is a torn tail.
+    for cut in [second + 3, second + 30, second + 60, full.len() - 1] {
+        std::fs::write(&log, &full[..cut]).unwrap();
+        let f = FeedBuilder::new(Storage::disk(&path)).open().await.unwrap();
+        assert_eq!(f.len(), 1, "cut at {cut}");
+        assert_eq!(f.get(0).await.unwrap(), b"kept");
+        drop(f);
+        assert_eq!(std::fs::metadata(&log).unwrap().len() as usize, second);
+    }
+    let mut zeroed = full.clone();
+    let n = zeroed.len();
+    zeroed[n - 9..].fill(0);
+    std::fs::write(&log, &zeroed).unwrap();
+    let f = FeedBuilder::new(Storage::disk(&path)).open().await.unwrap();
+    assert_eq!(f.len(), 1);
+    f.append(b"again").await.unwrap();
+    drop(f);
+    let f = FeedBuilder::new(Storage::disk(&path)).open().await.unwrap();
+    assert_eq!(f.get(1).await.unwrap(), b"again");
+}
