@@ -1,0 +1,2 @@
+//! Placeholder; the scaling benchmark comes later.
+fn main() {}
