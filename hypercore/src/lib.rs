@@ -34,6 +34,7 @@ mod error;
 mod feed;
 pub mod flat_tree;
 mod proof;
+pub mod protocol;
 mod storage;
 mod tree;
 
