@@ -8,4 +8,5 @@ pub mod cli;
 pub mod commands;
 pub mod context;
 pub mod home;
+pub mod install;
 pub mod report;

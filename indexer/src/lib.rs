@@ -18,3 +18,4 @@
 
 pub mod model;
 pub mod names;
+pub mod tarballs;

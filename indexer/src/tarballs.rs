@@ -1,0 +1,271 @@
+//! The content-addressed tarball store keyed by integrity, shared by install, serve and seed
+//! (DESIGN.md §Install; spec `npm-registry-and-installers.md` §5.1 rules 5–7, §5.2).
+//!
+//! Layout under the store root (one filesystem, so renames are atomic):
+//!
+//! ```text
+//! tarballs/<alg>/<hh>/<hex>.tgz     verified compressed tarballs, exactly as published
+//! unpacked/<alg>/<hh>/<hex>/        each tarball extracted once (first component stripped)
+//! tmp/                              staging: temp files and directories, renamed into place
+//! ```
+//!
+//! Nothing becomes visible before it is verified: bytes are hashed while they stream into a
+//! temp file ([`PendingTarball`]) and renamed into place only when the hash matches; extraction
+//! goes into a staging directory renamed into place only when every entry passed the checks of
+//! [`extract()`]. Installs then link files from `unpacked/` into `node_modules`.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), indexer::tarballs::TarballError> {
+//! use indexer::tarballs::{Integrity, TarballStore};
+//! let store = TarballStore::open("/tmp/store")?;
+//! let integrity: Integrity = "sha512-...".parse()?;
+//! let bytes = std::fs::read("pkg.tgz").unwrap_or_default();
+//! let unpacked = store.put_and_unpack(&integrity, &bytes)?;
+//! println!("{}", unpacked.path.display());
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod extract;
+mod integrity;
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use error::{ExtractError, TarballError};
+pub use extract::{ExtractReport, Limits, Skipped, extract};
+pub use integrity::{Algorithm, Hash, Hasher, Integrity, IntegrityParseError};
+
+/// Handle on a tarball store directory. Cheap to clone; safe to share between threads and
+/// processes (every write is a rename of a finished temp file or directory).
+#[derive(Debug, Clone)]
+pub struct TarballStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    limits: Limits,
+}
+
+/// A package extracted in the store.
+#[derive(Debug, Clone)]
+pub struct Unpacked {
+    /// The package folder (what `node_modules/<name>` should contain).
+    pub path: PathBuf,
+    /// What extraction wrote, when this call extracted it (`None` if it was already there).
+    pub report: Option<ExtractReport>,
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> TarballError + '_ {
+    move |source| TarballError::Io { path: path.to_path_buf(), source }
+}
+
+impl TarballStore {
+    /// Open (creating if needed) a store rooted at `root`, with default [`Limits`].
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, TarballError> {
+        let root = root.into();
+        for sub in ["tarballs", "unpacked", "tmp"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+        }
+        Ok(TarballStore { inner: Arc::new(Inner { root, limits: Limits::default() }) })
+    }
+
+    /// The same store with other caps.
+    pub fn with_limits(self, limits: Limits) -> Self {
+        TarballStore { inner: Arc::new(Inner { root: self.inner.root.clone(), limits }) }
+    }
+
+    /// The store root.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The caps in force.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    fn key_path(&self, top: &str, integrity: &Integrity, ext: &str) -> PathBuf {
+        let hash = integrity.primary();
+        let hex = hash.hex();
+        let (head, _) = hex.split_at(2);
+        self.inner.root.join(top).join(hash.algorithm.name()).join(head).join(format!("{hex}{ext}"))
+    }
+
+    /// Where the verified tarball with this integrity lives (whether or not it is there yet).
+    pub fn tarball_path(&self, integrity: &Integrity) -> PathBuf {
+        self.key_path("tarballs", integrity, ".tgz")
+    }
+
+    /// Where the extracted package with this integrity lives (whether or not it is there yet).
+    pub fn unpacked_path(&self, integrity: &Integrity) -> PathBuf {
+        self.key_path("unpacked", integrity, "")
+    }
+
+    /// Whether the store holds the tarball.
+    pub fn has_tarball(&self, integrity: &Integrity) -> bool {
+        self.tarball_path(integrity).is_file()
+    }
+
+    /// The extracted package folder, if it has been unpacked before.
+    pub fn unpacked(&self, integrity: &Integrity) -> Option<PathBuf> {
+        let path = self.unpacked_path(integrity);
+        path.is_dir().then_some(path)
+    }
+
+    /// Start streaming a tarball into the store: feed it with [`PendingTarball::write_chunk`],
+    /// then [`PendingTarball::commit`] verifies and renames it into place.
+    pub fn begin(&self, expected: &Integrity) -> Result<PendingTarball, TarballError> {
+        let tmp = self.inner.root.join("tmp");
+        let file = tempfile::Builder::new()
+            .prefix("tgz-")
+            .tempfile_in(&tmp)
+            .map_err(io_at(&tmp))?;
+        Ok(PendingTarball {
+            file,
+            hasher: expected.hasher(),
+            expected: expected.clone(),
+            written: 0,
+            limit: self.inner.limits.max_tarball_bytes,
+            dest: self.tarball_path(expected),
+        })
+    }
+
+    /// Verify `bytes` against `expected` and store them. Nothing is written on a mismatch.
+    pub fn put_bytes(&self, expected: &Integrity, bytes: &[u8]) -> Result<PathBuf, TarballError> {
+        check_size(expected, bytes.len() as u64, self.inner.limits.max_tarball_bytes)?;
+        verify(expected, bytes)?;
+        let mut pending = self.begin(expected)?;
+        // Already verified above; the pending writer hashes again, which costs little.
+        pending.write_chunk(bytes)?;
+        pending.commit()
+    }
+
+    /// Verify, store and extract a tarball held in memory; the usual path for an install that
+    /// fetched it. Returns at once if it was already unpacked.
+    pub fn put_and_unpack(&self, expected: &Integrity, bytes: &[u8]) -> Result<Unpacked, TarballError> {
+        if let Some(path) = self.unpacked(expected) {
+            verify(expected, bytes)?;
+            return Ok(Unpacked { path, report: None });
+        }
+        self.put_bytes(expected, bytes)?;
+        self.unpack_verified(expected, bytes)
+    }
+
+    /// Extract a stored tarball (verifying it again first), once: later calls return the
+    /// existing folder.
+    pub fn unpack(&self, integrity: &Integrity) -> Result<Unpacked, TarballError> {
+        if let Some(path) = self.unpacked(integrity) {
+            return Ok(Unpacked { path, report: None });
+        }
+        let src = self.tarball_path(integrity);
+        let bytes = match fs::read(&src) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(TarballError::Missing { integrity: integrity.to_string() });
+            }
+            Err(e) => return Err(io_at(&src)(e)),
+        };
+        verify(integrity, &bytes)?;
+        self.unpack_verified(integrity, &bytes)
+    }
+
+    fn unpack_verified(&self, integrity: &Integrity, bytes: &[u8]) -> Result<Unpacked, TarballError> {
+        let tmp = self.inner.root.join("tmp");
+        let staging = tempfile::Builder::new()
+            .prefix("pkg-")
+            .tempdir_in(&tmp)
+            .map_err(io_at(&tmp))?;
+        let report = extract(bytes, staging.path(), &self.inner.limits).map_err(|source| {
+            TarballError::Extract { integrity: integrity.to_string(), source }
+        })?;
+        let dest = self.unpacked_path(integrity);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io_at(parent))?;
+        }
+        let staged = staging.keep();
+        if let Err(e) = fs::rename(&staged, &dest) {
+            // Another process unpacked the same content first: theirs is as good as ours.
+            let _ = fs::remove_dir_all(&staged);
+            if !dest.is_dir() {
+                return Err(io_at(&dest)(e));
+            }
+            return Ok(Unpacked { path: dest, report: None });
+        }
+        tracing::debug!(%integrity, files = report.files, "unpacked tarball");
+        Ok(Unpacked { path: dest, report: Some(report) })
+    }
+}
+
+fn check_size(expected: &Integrity, len: u64, limit: u64) -> Result<(), TarballError> {
+    if len > limit {
+        return Err(TarballError::TooLarge { integrity: expected.to_string(), limit });
+    }
+    Ok(())
+}
+
+/// Check `bytes` against `expected`.
+pub fn verify(expected: &Integrity, bytes: &[u8]) -> Result<(), TarballError> {
+    let mut hasher = expected.hasher();
+    hasher.update(bytes);
+    let actual = hasher.finish();
+    if expected.matches(&actual) {
+        Ok(())
+    } else {
+        Err(TarballError::IntegrityMismatch {
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        })
+    }
+}
+
+/// A tarball being streamed into the store: hashed as it is written to a temp file, which is
+/// renamed into place only by a [`commit`](PendingTarball::commit) whose hash matches. Dropping
+/// it without committing deletes the temp file.
+#[derive(Debug)]
+pub struct PendingTarball {
+    file: tempfile::NamedTempFile,
+    hasher: Hasher,
+    expected: Integrity,
+    written: u64,
+    limit: u64,
+    dest: PathBuf,
+}
+
+impl PendingTarball {
+    /// Append the next chunk of the download.
+    pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), TarballError> {
+        self.written += chunk.len() as u64;
+        check_size(&self.expected, self.written, self.limit)?;
+        self.hasher.update(chunk);
+        let path = self.file.path().to_path_buf();
+        self.file.write_all(chunk).map_err(io_at(&path))
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Verify the hash and move the tarball into place; returns its store path.
+    pub fn commit(self) -> Result<PathBuf, TarballError> {
+        let actual = self.hasher.finish();
+        if !self.expected.matches(&actual) {
+            return Err(TarballError::IntegrityMismatch {
+                expected: self.expected.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        if let Some(parent) = self.dest.parent() {
+            fs::create_dir_all(parent).map_err(io_at(parent))?;
+        }
+        let dest = self.dest;
+        self.file.persist(&dest).map_err(|e| TarballError::Io { path: dest.clone(), source: e.error })?;
+        Ok(dest)
+    }
+}
