@@ -1,0 +1,197 @@
+//! Resolution: npm-pick-manifest's rules (spec §1.9) on synthetic packuments, and parity with
+//! npm's own resolution of the real corpus (`fixtures/npm/resolved.json`, made by npm 11.19.1
+//! on Node 20.20.2).
+
+use std::collections::BTreeMap;
+
+use fixtures::Corpus;
+use indexer::model::Packument;
+use ims::install::resolve::{MemorySource, pick};
+use ims::install::semver::parse_version;
+use ims::install::{PickOptions, Request, ResolveError, Resolver, VersionSpec};
+use serde_json::{Value, json};
+
+fn packument(name: &str, latest: &str, versions: &[(&str, Value)]) -> Packument {
+    let mut vs = serde_json::Map::new();
+    for (v, extra) in versions {
+        let mut m = json!({
+            "name": name,
+            "version": v,
+            "dist": {
+                "tarball": format!("http://x/{name}-{v}.tgz"),
+                "integrity": "sha512-GYrCADwpu6yV5OAvchkQ27Z5wwMxWAEMg5NNWjyHh/5DboFFqbdbvYNIvZouQpxXyeMPoTOh0vdPYKlf0ZswdQ=="
+            }
+        });
+        if let (Some(m), Some(extra)) = (m.as_object_mut(), extra.as_object()) {
+            m.extend(extra.clone());
+        }
+        vs.insert((*v).to_owned(), m);
+    }
+    let doc = json!({ "name": name, "dist-tags": { "latest": latest, "next": "3.0.0-rc.1" }, "versions": vs });
+    Packument::from_slice(doc.to_string().as_bytes()).unwrap()
+}
+
+fn spec(s: &str) -> VersionSpec {
+    VersionSpec::parse(s).unwrap()
+}
+
+fn picked(p: &Packument, s: &str, opts: &PickOptions) -> String {
+    pick(p, &spec(s), opts).map(|m| m.version.clone()).unwrap_or_else(|e| format!("error: {e}"))
+}
+
+fn sample() -> Packument {
+    let none = json!({});
+    packument(
+        "p",
+        "2.1.0",
+        &[
+            ("1.0.0", none.clone()),
+            ("1.5.0", json!({ "deprecated": "use 2" })),
+            ("2.0.0", none.clone()),
+            ("2.1.0", none.clone()),
+            ("2.2.0", json!({ "engines": { "node": ">=99" } })),
+            ("3.0.0-rc.1", none.clone()),
+        ],
+    )
+}
+
+#[test]
+fn latest_preferred_when_it_satisfies() {
+    let p = sample();
+    let o = PickOptions::default();
+    // 2.2.0 is higher, but `latest` (2.1.0) satisfies `^2`, so npm takes latest.
+    assert_eq!(picked(&p, "^2", &o), "2.1.0");
+    assert_eq!(picked(&p, "*", &o), "2.1.0");
+    // A range latest does not satisfy: highest satisfying.
+    assert_eq!(picked(&p, ">=2.2", &o), "2.2.0");
+}
+
+#[test]
+fn tags_and_exact_versions() {
+    let p = sample();
+    let o = PickOptions::default();
+    assert_eq!(picked(&p, "next", &o), "3.0.0-rc.1");
+    assert_eq!(picked(&p, "latest", &o), "2.1.0");
+    assert_eq!(picked(&p, "1.5.0", &o), "1.5.0", "an exact deprecated version is still exact");
+    assert!(picked(&p, "nope", &o).starts_with("error"));
+}
+
+#[test]
+fn prereleases_only_when_the_range_asks() {
+    let p = sample();
+    let o = PickOptions::default();
+    assert_eq!(picked(&p, ">=2.2.0", &o), "2.2.0");
+    assert_eq!(picked(&p, "^3.0.0-rc.0", &o), "3.0.0-rc.1");
+    assert!(picked(&p, "^3", &o).starts_with("error"));
+}
+
+#[test]
+fn deprecated_avoided_unless_nothing_else() {
+    let p = sample();
+    let o = PickOptions::default();
+    assert_eq!(picked(&p, "^1", &o), "1.0.0", "1.5.0 is deprecated");
+    assert_eq!(picked(&p, "~1.5", &o), "1.5.0", "only a deprecated one matches");
+}
+
+#[test]
+fn engines_only_when_a_node_version_is_given() {
+    let p = sample();
+    assert_eq!(picked(&p, ">=2.1.1", &PickOptions::default()), "2.2.0");
+    let mut o = PickOptions::default();
+    o.node_version = parse_version("20.0.0");
+    // 2.2.0 wants node >=99: still picked (nothing else matches), engines are a preference.
+    assert_eq!(picked(&p, ">=2.1.1", &o), "2.2.0");
+    assert_eq!(picked(&p, ">=2.0.0 <3", &o), "2.1.0");
+}
+
+#[test]
+fn errors_name_the_package() {
+    let p = sample();
+    let err = pick(&p, &spec("^9"), &PickOptions::default()).unwrap_err();
+    assert!(matches!(err, ResolveError::NoMatchingVersion { .. }));
+    let msg = err.to_string();
+    assert!(msg.contains("p") && msg.contains("^9") && msg.contains("2.1.0"), "{msg}");
+}
+
+#[tokio::test]
+async fn resolver_reports_unknown_packages_and_aliases() {
+    let mut src = MemorySource::new();
+    src.insert(sample());
+    let r = Resolver::new(src, PickOptions::default());
+    let err = r.resolve(&Request::parse("nope").unwrap()).await.unwrap_err();
+    assert!(matches!(err, ResolveError::UnknownPackage { ref name } if name == "nope"));
+    let got = r.resolve(&Request::parse("q@npm:p@^1").unwrap()).await.unwrap();
+    assert_eq!((got.name.as_str(), got.package(), got.version.as_str()), ("q", "p", "1.0.0"));
+}
+
+fn corpus_resolver(corpus: &Corpus) -> Resolver<MemorySource> {
+    let mut src = MemorySource::new();
+    for (_, json) in corpus.packuments() {
+        src.insert(Packument::from_slice(json).unwrap());
+    }
+    let opts = PickOptions {
+        node_version: parse_version("20.20.2"),
+        npm_version: parse_version("11.19.1"),
+        ..PickOptions::default()
+    };
+    Resolver::new(src, opts)
+}
+
+/// The roots resolve to exactly what npm installed at `node_modules/<root>`.
+#[tokio::test]
+async fn corpus_roots_match_npm() {
+    let corpus = Corpus::load().unwrap();
+    let r = corpus_resolver(&corpus);
+    let at: BTreeMap<&str, &str> =
+        corpus.resolved().iter().map(|n| (n.path.as_str(), n.version.as_str())).collect();
+    assert_eq!(corpus.roots().len(), 11);
+    for (name, range) in corpus.roots() {
+        let got = r.resolve(&Request::from_dependency(name, range).unwrap()).await.unwrap();
+        let want = at[format!("node_modules/{name}").as_str()];
+        assert_eq!(got.version, want, "{name}@{range}");
+        let node = corpus.resolved().iter().find(|n| n.path == format!("node_modules/{name}")).unwrap();
+        assert_eq!(got.integrity.to_string(), node.integrity, "{name}");
+    }
+}
+
+/// Every dependency edge in npm's tree: the version we pick for `(name, range)` is the one
+/// npm placed where Node's resolution finds it from the dependent.
+#[tokio::test]
+async fn corpus_edges_match_npm() {
+    let corpus = Corpus::load().unwrap();
+    let r = corpus_resolver(&corpus);
+    let at: BTreeMap<&str, &str> =
+        corpus.resolved().iter().map(|n| (n.path.as_str(), n.version.as_str())).collect();
+    let (mut edges, mut mismatches) = (0, Vec::new());
+    for node in corpus.resolved() {
+        let packument = r.packument(&node.name).await.unwrap();
+        let manifest = &packument.versions[&node.version];
+        for (dep, range) in manifest.dependencies.iter().chain(&manifest.peer_dependencies) {
+            let found = lookup(&at, &node.path, dep);
+            // Optional peers npm did not install are not edges.
+            let Some(found) = found else { continue };
+            edges += 1;
+            let got = r.resolve(&Request::from_dependency(dep, range).unwrap()).await.unwrap();
+            if got.version != found {
+                mismatches.push(format!("{}@{} -> {dep}@{range}: npm {found}, ims {}", node.name, node.version, got.version));
+            }
+        }
+    }
+    assert!(edges > 250, "walked {edges} edges");
+    assert_eq!(mismatches, Vec::<String>::new());
+}
+
+/// Node's lookup: `<from>/node_modules/<dep>`, then each ancestor package's, then the root's.
+fn lookup<'a>(at: &BTreeMap<&str, &'a str>, from: &str, dep: &str) -> Option<&'a str> {
+    let mut base = from.to_owned();
+    loop {
+        if let Some(v) = at.get(format!("{base}/node_modules/{dep}").as_str()) {
+            return Some(v);
+        }
+        match base.rfind("/node_modules/") {
+            Some(i) => base.truncate(i),
+            None => break,
+        }
+    }
+    at.get(format!("node_modules/{dep}").as_str()).copied()
+}
