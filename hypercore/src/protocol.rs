@@ -6,21 +6,27 @@
 //!   └── frame    varint(L) ‖ varint(channel << 4 | type) ‖ body; L = 0 is a keepalive;
 //!                8 MiB cap; incomplete vs invalid                         (wire spec §6)
 //!         └── message  Open … Close, Extension: proto2, JS field order  (wire spec §7.2–7.5)
-//!               └── channel  local/remote ids, capability check, Close   (wire spec §5, §7.1, §7.4)
+//!               ├── channel    local/remote ids, capability check, Close (wire spec §5, §7.1, §7.4)
+//!               └── extension  names ↔ ids through Options               (wire spec §7.5)
 //! ```
 //!
-//! Nothing here does I/O: a driver reads bytes from the secure stream into a
+//! The codecs do no I/O: a driver reads bytes from the secure stream into a
 //! [`FrameDecoder`], turns each [`Frame`] into a [`ChannelMessage`], and consults
-//! [`Channels`] for ids and capabilities. The capability material (the Noise split) comes
+//! [`Channels`] for ids and capabilities. [`stream`] is that driver's I/O half: it moves
+//! messages over a connection with v8's keepalive and receive timeout (wire spec §9). The capability material (the Noise split) comes
 //! from the stream as [`SessionKeys`].
 
 pub mod channel;
+pub mod extension;
 pub mod frame;
 pub mod message;
+pub mod stream;
 mod varint;
 
-pub use channel::{ChannelError, Channels, RemoteOpen, SessionKeys};
+pub use channel::{ChannelError, Channels, RemoteClose, RemoteOpen, SessionKeys};
+pub use extension::Extensions;
 pub use frame::{Frame, FrameDecoder, FrameError, MAX_FRAME_LEN};
+pub use stream::{MessageReceiver, MessageSender, StreamError, StreamOptions, message_stream};
 pub use message::{
     Cancel, ChannelMessage, Close, Data, DataNode, Have, Message, MessageError, MessageType, Open, Options, Request,
     Status, Unhave, Unwant, Want,

@@ -1,0 +1,149 @@
+//! Moves [`ChannelMessage`]s over one connection (any `AsyncRead + AsyncWrite`, normally a
+//! `swarm::SecureStream`), with v8's liveness rules (wire spec §9): a keepalive after 10 s
+//! without sending, and the peer is dropped after 20 s without receiving a byte.
+//!
+//! [`message_stream`] splits the connection: a [`MessageSender`] (cheap `Clone`; a writer
+//! task owns the write half, batches queued frames into one write, and sends keepalives) and
+//! a [`MessageReceiver`] (decodes frames, skips keepalives, enforces the receive timeout and
+//! the frame cap). Channel bookkeeping stays with the caller ([`super::Channels`]).
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::frame::{self, FrameDecoder, FrameError};
+use super::message::{ChannelMessage, MessageError};
+
+/// Liveness settings of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Drop the peer after this long without receiving a byte (v8: 20 s).
+    pub timeout: Duration,
+    /// Send a keepalive after this long without sending (v8: `ceil(timeout / 2)` = 10 s).
+    pub keepalive: Duration,
+    /// Frames queued for the writer before `send` waits (back-pressure).
+    pub queue: usize,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(20), keepalive: Duration::from_secs(10), queue: 256 }
+    }
+}
+
+/// The connection failed; it is to be dropped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamError {
+    /// Nothing arrived within the timeout.
+    #[error("peer sent nothing for {0:?}")]
+    Timeout(Duration),
+    /// Bad framing (e.g. a frame over 8 MiB).
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// A malformed message.
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// Reading or writing failed.
+    #[error("connection I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The writer task has stopped (the connection is closed or failed).
+    #[error("connection closed")]
+    Closed,
+    /// The peer closed the stream in the middle of a frame.
+    #[error("peer closed the stream inside a frame")]
+    TruncatedFrame,
+}
+
+/// Sends messages on a connection. Dropping every sender closes the write side.
+#[derive(Debug, Clone)]
+pub struct MessageSender {
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+impl MessageSender {
+    /// Queues `message` (encoded now, so an oversized message fails here, not later).
+    pub async fn send(&self, message: &ChannelMessage) -> Result<(), StreamError> {
+        let frame = message.to_frame()?;
+        self.tx.send(frame).await.map_err(|_| StreamError::Closed)
+    }
+}
+
+/// Receives messages from a connection.
+#[derive(Debug)]
+pub struct MessageReceiver<S> {
+    reader: ReadHalf<S>,
+    decoder: FrameDecoder,
+    timeout: Duration,
+    buf: Vec<u8>,
+}
+
+impl<S: AsyncRead> MessageReceiver<S> {
+    /// The next message; `Ok(None)` when the peer closed the stream between frames.
+    /// Keepalives are consumed silently (they only refresh the timeout).
+    pub async fn recv(&mut self) -> Result<Option<ChannelMessage>, StreamError> {
+        loop {
+            while let Some(frame) = self.decoder.next_frame()? {
+                if let Some(message) = ChannelMessage::from_frame(frame)? {
+                    return Ok(Some(message));
+                }
+            }
+            let read = tokio::time::timeout(self.timeout, self.reader.read(&mut self.buf)).await;
+            let n = read.map_err(|_| StreamError::Timeout(self.timeout))??;
+            if n == 0 {
+                return if self.decoder.buffered() == 0 { Ok(None) } else { Err(StreamError::TruncatedFrame) };
+            }
+            self.decoder.extend(&self.buf[..n]);
+        }
+    }
+}
+
+/// Splits `stream` into a sender and a receiver and starts the writer task (on the current
+/// tokio runtime). The task ends when every sender is dropped (after flushing and shutting
+/// down the write side) or when a write fails.
+pub fn message_stream<S>(stream: S, options: StreamOptions) -> (MessageSender, MessageReceiver<S>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    let (tx, rx) = mpsc::channel(options.queue.max(1));
+    tokio::spawn(write_loop(writer, rx, options.keepalive));
+    let receiver = MessageReceiver { reader, decoder: FrameDecoder::new(), timeout: options.timeout, buf: vec![0; 64 * 1024] };
+    (MessageSender { tx }, receiver)
+}
+
+async fn write_loop<W: AsyncWrite>(writer: W, mut rx: mpsc::Receiver<Vec<u8>>, keepalive: Duration) {
+    tokio::pin!(writer);
+    let mut out = Vec::new();
+    let mut idle_until = Instant::now() + keepalive;
+    loop {
+        tokio::select! {
+            next = rx.recv() => {
+                let Some(frame) = next else { break };
+                out.extend_from_slice(&frame);
+                // Batch whatever else is queued into the same write.
+                while out.len() < 256 * 1024 {
+                    match rx.try_recv() {
+                        Ok(frame) => out.extend_from_slice(&frame),
+                        Err(_) => break,
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(idle_until) => frame::encode_keepalive(&mut out),
+        }
+        if let Err(e) = async {
+            writer.write_all(&out).await?;
+            writer.flush().await
+        }
+        .await
+        {
+            tracing::debug!(error = %e, "protocol stream write failed");
+            return;
+        }
+        out.clear();
+        idle_until = Instant::now() + keepalive;
+    }
+    let _ = writer.shutdown().await;
+}
