@@ -95,21 +95,17 @@ impl FeedBuilder {
     fn open_blocking(self) -> Result<Feed, OpenError> {
         let path = self.storage.path();
         let given = self.key_pair.as_ref().map(|k| k.public).or(self.public);
-        if let (Some(kp), Some(pk)) = (&self.key_pair, &self.public) {
-            if kp.public != *pk {
-                return Err(OpenError::KeyMismatch { path, stored: pk.to_hex(), given: kp.public.to_hex() });
-            }
+        if let (Some(kp), Some(pk)) = (&self.key_pair, &self.public)
+            && kp.public != *pk
+        {
+            return Err(OpenError::KeyMismatch { path, stored: pk.to_hex(), given: kp.public.to_hex() });
         }
         let (store, public, secret): (_, PublicKey, Option<SecretKey>) = match storage::open_existing(&self.storage)? {
             Some(found) => {
-                if let Some(given) = given {
-                    if given != found.public {
-                        return Err(OpenError::KeyMismatch {
-                            path,
-                            stored: found.public.to_hex(),
-                            given: given.to_hex(),
-                        });
-                    }
+                if let Some(given) = given
+                    && given != found.public
+                {
+                    return Err(OpenError::KeyMismatch { path, stored: found.public.to_hex(), given: given.to_hex() });
                 }
                 let secret = match (&self.key_pair, found.secret) {
                     (Some(kp), None) => {

@@ -233,10 +233,10 @@ pub(crate) fn open_existing(storage: &Storage) -> Result<Option<Found>, StorageE
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io("read", &sk_path)(e)),
     };
-    if let Some(sk) = &secret {
-        if sk.public_key() != public {
-            return Err(corrupt(&sk_path, 32, "secret key belongs to another feed"));
-        }
+    if let Some(sk) = &secret
+        && sk.public_key() != public
+    {
+        return Err(corrupt(&sk_path, 32, "secret key belongs to another feed"));
     }
     Ok(Some(Found { store, public, secret }))
 }
@@ -308,7 +308,7 @@ pub(crate) fn replay(
         };
         let meta_start = pos + record::PREFIX_LEN as u64;
         let data_start = meta_start + u64::from(prefix.meta_len);
-        let end = data_start.checked_add(prefix.data_len).unwrap_or(u64::MAX);
+        let end = data_start.saturating_add(prefix.data_len);
         if prefix.meta_len > record::MAX_META_LEN || end > file_len {
             torn("record runs past the end of the file");
             store.truncate(pos)?;

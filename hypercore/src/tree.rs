@@ -119,14 +119,14 @@ impl Tree {
         while self.bits.get(flat_tree::sibling(index)) {
             let sibling = flat_tree::sibling(index);
             let parent = flat_tree::parent(index);
-            if !self.bits.get(parent) {
-                if let (Some(a), Some(b)) = (self.raw(index), self.raw(sibling)) {
-                    let p = Node::parent_of(&a, &b);
-                    // Keep a stored parent (it was verified); fill only a missing slot.
-                    match self.raw(parent) {
-                        Some(existing) if existing.hash != [0u8; 32] => {}
-                        _ => self.store(&p),
-                    }
+            if !self.bits.get(parent)
+                && let (Some(a), Some(b)) = (self.raw(index), self.raw(sibling))
+            {
+                let p = Node::parent_of(&a, &b);
+                // Keep a stored parent (it was verified); fill only a missing slot.
+                match self.raw(parent) {
+                    Some(existing) if existing.hash != [0u8; 32] => {}
+                    _ => self.store(&p),
                 }
             }
             index = parent;
