@@ -7,7 +7,8 @@
 //!                8 MiB cap; incomplete vs invalid                         (wire spec §6)
 //!         └── message  Open … Close, Extension: proto2, JS field order  (wire spec §7.2–7.5)
 //!               ├── channel    local/remote ids, capability check, Close (wire spec §5, §7.1, §7.4)
-//!               └── extension  names ↔ ids through Options               (wire spec §7.5)
+//!               ├── extension  names ↔ ids through Options               (wire spec §7.5)
+//!               └── rle        the Have.bitfield run-length encoding      (wire spec §8.3)
 //! ```
 //!
 //! The codecs do no I/O: a driver reads bytes from the secure stream into a
@@ -20,6 +21,7 @@ pub mod channel;
 pub mod extension;
 pub mod frame;
 pub mod message;
+pub mod rle;
 pub mod stream;
 mod varint;
 

@@ -124,7 +124,7 @@ fn proof_of(data: &Data) -> Proof {
 
 /// RLE bitfield (wire spec §8.3) of a feed whose first `len` < 8 blocks are all present.
 fn small_rle(len: u64) -> Vec<u8> {
-    vec![0x02, !(0xffu8 >> len)]
+    hypercore::protocol::rle::encode(&[!(0xffu8 >> len)])
 }
 
 #[tokio::test]
@@ -164,6 +164,8 @@ async fn ims_initiator_downloads_and_verifies_blocks_from_a_js_writer() {
             have.message,
             Message::Have(Have { start: 0, length: Some(1 << 20), bitfield: Some(small_rle(3)), ack: None })
         );
+        let Message::Have(Have { bitfield: Some(bits), .. }) = &have.message else { unreachable!() };
+        assert_eq!(hypercore::protocol::rle::decode(bits, 1 << 17).expect("rle"), [0xe0, 0, 0, 0]);
 
         // Download blocks 1 then 0 into a Rust replica, which verifies every proof.
         let replica = FeedBuilder::new(Storage::memory()).public_key(feed_key).open().await.expect("replica");
