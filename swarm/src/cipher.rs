@@ -122,6 +122,13 @@ impl RecordCipher {
         Ok((buf.len() >= HEADER_LEN + len).then_some(len))
     }
 
+    /// The total size (header included) of the record `buf` starts with, once its header is
+    /// complete.
+    pub fn pending_len(buf: &[u8]) -> Option<usize> {
+        let header = buf.get(..HEADER_LEN)?;
+        Some(HEADER_LEN + usize::from(u16::from_be_bytes([header[0], header[1]])))
+    }
+
     /// Opens one record, `header` being its 2 bytes and `sealed` the rest, in place; returns
     /// the plaintext length (a prefix of `sealed`).
     pub fn open(&mut self, header: [u8; HEADER_LEN], sealed: &mut [u8]) -> Result<usize, RecordError> {

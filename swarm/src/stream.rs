@@ -214,8 +214,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for SecureStream<S> {
                     }
                     Ok(Some(len)) => {
                         let header = [raw[0], raw[1]];
-                        let record: Vec<u8> = raw.drain(..HEADER_LEN + len).skip(HEADER_LEN).collect();
-                        *plain = record;
+                        // Reuse the plaintext buffer: no allocation per record.
+                        plain.clear();
+                        plain.extend_from_slice(&raw[HEADER_LEN..HEADER_LEN + len]);
+                        raw.drain(..HEADER_LEN + len);
                         *pos = 0;
                         match cipher.open(header, plain) {
                             Ok(n) => plain.truncate(n),
@@ -227,18 +229,27 @@ impl<S: AsyncRead + Unpin> AsyncRead for SecureStream<S> {
                         }
                     }
                     Ok(None) => {
-                        // At most one record (<= 64 KiB + 2) is ever buffered.
-                        let mut chunk = [0u8; 16 * 1024];
-                        let mut rb = ReadBuf::new(&mut chunk);
-                        ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
-                        if rb.filled().is_empty() {
+                        // Read what completes the pending record, at least 16 KiB: the buffer stays
+                        // below one record (<= 64 KiB + 2 bytes) plus 16 KiB, whatever the peer sends.
+                        let want = match RecordCipher::pending_len(raw) {
+                            Some(total) => total - raw.len(),
+                            None => HEADER_LEN - raw.len(),
+                        }
+                        .max(16 * 1024);
+                        let start = raw.len();
+                        raw.resize(start + want, 0);
+                        let mut rb = ReadBuf::new(&mut raw[start..]);
+                        let res = Pin::new(&mut this.inner).poll_read(cx, &mut rb);
+                        let n = rb.filled().len();
+                        raw.truncate(start + n);
+                        ready!(res)?;
+                        if n == 0 {
                             if raw.is_empty() {
                                 return Poll::Ready(Ok(())); // clean EOF between records
                             }
                             *dead = true;
                             return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
                         }
-                        raw.extend_from_slice(rb.filled());
                     }
                 }
             },
