@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::bitfield::Bitfield;
 use crate::block_source::BlockSource;
 use crate::crypto::{DiscoveryKey, PublicKey, Signature, Signer, Verifier, leaf_hash, signable};
+use crate::pages::Pages;
 use crate::error::{AppendError, GetError, ProofError, StorageError, VerifyError};
 use crate::proof::{self, MAX_BLOCK_SIZE, Proof, ProofOptions};
 use crate::storage::{Meta, Store, encode_record};
@@ -22,6 +23,8 @@ use crate::tree::{Builder, Node, Tree};
 pub const MAX_BATCH: usize = 1 << 20;
 
 const ABSENT: u64 = u64::MAX;
+/// Block locations per page.
+const POS_PAGE: usize = 1024;
 
 /// Something that happened to a feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +48,7 @@ pub(crate) struct State {
     pub(crate) tree: Tree,
     pub(crate) data_bits: Bitfield,
     /// Log offset of each block's data, `ABSENT` if not stored.
-    block_pos: Vec<u64>,
+    block_pos: Pages<[u64; POS_PAGE]>,
     /// Signature per slot (signed length - 1); one per append call.
     signatures: BTreeMap<u64, Signature>,
     pub(crate) length: u64,
@@ -58,7 +61,7 @@ impl State {
         Self {
             tree: Tree::new(),
             data_bits: Bitfield::new(),
-            block_pos: Vec::new(),
+            block_pos: Pages::default(),
             signatures: BTreeMap::new(),
             length: 0,
             byte_length: 0,
@@ -81,11 +84,8 @@ impl State {
         for k in 0..u64::from(meta.block_count) {
             let seq = meta.first_seq + k;
             let leaf = self.tree.get(2 * seq).ok_or_else(|| format!("block {seq} has no leaf node"))?;
-            let i = usize::try_from(seq).map_err(|_| format!("block {seq} out of range"))?;
-            if self.block_pos.len() <= i {
-                self.block_pos.resize(i + 1, ABSENT);
-            }
-            self.block_pos[i] = off;
+            let page = self.block_pos.get_or_insert_with(seq / POS_PAGE as u64, || Box::new([ABSENT; POS_PAGE]));
+            page[(seq % POS_PAGE as u64) as usize] = off;
             off += leaf.size;
             self.data_bits.set(seq, true);
         }
@@ -103,7 +103,7 @@ impl State {
 
     /// Log offset and leaf of block `seq`, if stored.
     fn location(&self, seq: u64) -> Option<(u64, Node)> {
-        let pos = *self.block_pos.get(usize::try_from(seq).ok()?)?;
+        let pos = self.block_pos.get(seq / POS_PAGE as u64)?[(seq % POS_PAGE as u64) as usize];
         if pos == ABSENT {
             return None;
         }

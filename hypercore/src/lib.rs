@@ -32,6 +32,7 @@ mod builder;
 mod crypto;
 mod error;
 mod feed;
+mod pages;
 pub mod flat_tree;
 mod proof;
 pub mod protocol;

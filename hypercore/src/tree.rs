@@ -6,6 +6,7 @@
 use crate::bitfield::Bitfield;
 use crate::crypto::{leaf_hash, parent_hash};
 use crate::flat_tree;
+use crate::pages::Pages;
 
 /// A Merkle tree node: flat-tree `index`, BLAKE2b `hash`, and `size` = data bytes under it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,14 +48,15 @@ const PAGE_SLOTS: usize = 1 << PAGE_BITS;
 
 /// One page of node slots; allocated when the first node in it arrives, so a sparse replica of
 /// a huge feed does not pay for the nodes it never sees.
+#[derive(Debug, Clone)]
 struct Page {
-    hashes: Box<[[u8; 32]]>,
-    sizes: Box<[u64]>,
+    hashes: [[u8; 32]; PAGE_SLOTS],
+    sizes: [u64; PAGE_SLOTS],
 }
 
 /// The tree: node hashes and sizes, plus the tree bitfield that says which nodes are held.
 pub(crate) struct Tree {
-    pages: Vec<Option<Page>>,
+    pages: Pages<Page>,
     bits: Bitfield,
 }
 
@@ -66,7 +68,7 @@ impl std::fmt::Debug for Tree {
 
 impl Tree {
     pub(crate) fn new() -> Self {
-        Self { pages: Vec::new(), bits: Bitfield::new() }
+        Self { pages: Pages::default(), bits: Bitfield::new() }
     }
 
     /// Whether node `index` is held.
@@ -85,19 +87,14 @@ impl Tree {
     }
 
     fn raw(&self, index: u64) -> Option<Node> {
-        let page = self.pages.get((index >> PAGE_BITS) as usize)?.as_ref()?;
+        let page = self.pages.get(index >> PAGE_BITS)?;
         let slot = (index as usize) & (PAGE_SLOTS - 1);
         Some(Node { index, hash: page.hashes[slot], size: page.sizes[slot] })
     }
 
     fn store(&mut self, node: &Node) {
-        let p = (node.index >> PAGE_BITS) as usize;
-        if p >= self.pages.len() {
-            self.pages.resize_with(p + 1, || None);
-        }
-        let page = self.pages[p].get_or_insert_with(|| Page {
-            hashes: vec![[0u8; 32]; PAGE_SLOTS].into_boxed_slice(),
-            sizes: vec![0u64; PAGE_SLOTS].into_boxed_slice(),
+        let page = self.pages.get_or_insert_with(node.index >> PAGE_BITS, || {
+            Box::new(Page { hashes: [[0u8; 32]; PAGE_SLOTS], sizes: [0u64; PAGE_SLOTS] })
         });
         let slot = (node.index as usize) & (PAGE_SLOTS - 1);
         page.hashes[slot] = node.hash;
