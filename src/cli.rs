@@ -50,4 +50,6 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Print the local index's public key (hex)
     Key,
+    /// Inspect a hypertrie: info, get KEY..., list [PREFIX]
+    Trie(crate::commands::trie::TrieArgs),
 }

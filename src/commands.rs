@@ -4,11 +4,13 @@ use crate::cli::{Cli, Command};
 use crate::context::Context;
 
 pub mod key;
+pub mod trie;
 
 /// Run the command the user asked for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Context::from_args(&cli.global)?;
     match cli.command {
         Command::Key => key::run(&ctx),
+        Command::Trie(args) => trie::run(args, &ctx).await,
     }
 }

@@ -1,0 +1,177 @@
+//! `ims trie info|get|list`: inspect a hypertrie — today the local index; remote tries (`--key`
+//! with `--peer`) come with replication.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use hypercore::{FeedBuilder, Storage};
+use hypertrie::{GetOptions, ListOptions, Node, Trie};
+use serde_json::{Value, json};
+
+use crate::context::Context;
+
+/// `ims trie`: inspect a hypertrie.
+#[derive(Debug, Args)]
+pub struct TrieArgs {
+    /// What to show.
+    #[command(subcommand)]
+    pub command: TrieCommand,
+    /// One JSON object a line instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print values as hex even when they are UTF-8
+    #[arg(long, global = true)]
+    pub hex: bool,
+    /// Read the hidden sub-tree instead of the visible one
+    #[arg(long, global = true)]
+    pub hidden: bool,
+}
+
+/// The `ims trie` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TrieCommand {
+    /// The trie's key, version, header and head
+    Info,
+    /// The values of one or more keys
+    Get {
+        /// Keys to look up
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// The keys under a prefix (whole components), in the trie's hash order
+    List {
+        /// The prefix [default: everything]
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Only one node per child component instead of the whole sub-trie
+        #[arg(long)]
+        shallow: bool,
+    },
+}
+
+/// Run `ims trie`.
+pub async fn run(args: TrieArgs, ctx: &Context) -> anyhow::Result<()> {
+    let trie = open_local(ctx).await?;
+    let mut out = std::io::stdout().lock();
+    match &args.command {
+        TrieCommand::Info => info(&trie, &args, &mut out).await?,
+        TrieCommand::Get { keys } => {
+            for key in keys {
+                let node = trie
+                    .get_with(key, GetOptions { hidden: args.hidden, prefix: false })
+                    .await
+                    .with_context(|| format!("looking up {key:?}"))?;
+                match node {
+                    Some(node) => print_node(&node, &args, &mut out)?,
+                    None if args.json => writeln!(out, "{}", json!({"key": key, "value_hex": null}))?,
+                    None => writeln!(out, "{key}\t-\t(not found)")?,
+                }
+            }
+        }
+        TrieCommand::List { prefix, shallow } => {
+            let options = ListOptions { recursive: !shallow, hidden: args.hidden, ..ListOptions::default() };
+            let mut iter = trie.iter(prefix, options).await.with_context(|| format!("listing {prefix:?}"))?;
+            while let Some(node) = iter.next().await.with_context(|| format!("listing {prefix:?}"))? {
+                print_node(&node, &args, &mut out)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Open the local index read-only-in-effect (nothing is written: an empty feed is refused).
+async fn open_local(ctx: &Context) -> anyhow::Result<Trie> {
+    let dir = ctx.home.index_dir();
+    let wanted = ctx.args.key.as_deref().map(str::to_ascii_lowercase);
+    if !dir.join("log").exists() {
+        if let Some(key) = wanted {
+            bail!(
+                "there is no local copy of the trie {key} under {}\nhint: reading a remote trie (--key with --peer) comes with replication; for now run this where that index is kept",
+                ctx.home.root().display()
+            );
+        }
+        bail!(
+            "there is no local index under {}\nhint: build one with `ims index --from-registry URL NAME...`",
+            ctx.home.root().display()
+        );
+    }
+    let feed = FeedBuilder::new(Storage::disk(&dir))
+        .open()
+        .await
+        .with_context(|| format!("opening the index feed in {}", dir.display()))?;
+    let local = feed.public_key().to_hex();
+    if let Some(key) = wanted
+        && key != local
+    {
+        bail!(
+            "--key {key} is not the local index ({local})\nhint: reading a remote trie (--key with --peer) comes with replication; omit --key to inspect the local index"
+        );
+    }
+    if feed.is_empty() {
+        bail!("the local index in {} is empty (not even a header block yet)", dir.display());
+    }
+    // The feed is not empty, so opening writes nothing.
+    Ok(Trie::open(feed).await?)
+}
+
+async fn info(trie: &Trie, args: &TrieArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let feed = trie.feed();
+    let header = trie.header().await.context("reading the header block")?;
+    let head = trie.head().await.context("reading the head node")?;
+    if args.json {
+        let line = json!({
+            "key": feed.public_key().to_hex(),
+            "discovery_key": hex::encode(feed.discovery_key().as_bytes()),
+            "version": trie.version(),
+            "byte_length": feed.byte_len(),
+            "writable": feed.writable(),
+            "type": header.kind,
+            "subtype": header.subtype,
+            "metadata_hex": header.metadata.as_ref().map(hex::encode),
+            "head": head.as_ref().map(|n| json!({"key": n.key(), "seq": n.seq()})),
+        });
+        writeln!(out, "{line}")?;
+        return Ok(());
+    }
+    writeln!(out, "key            {}", feed.public_key().to_hex())?;
+    writeln!(out, "discovery key  {}", hex::encode(feed.discovery_key().as_bytes()))?;
+    writeln!(out, "version        {} blocks, {} bytes", trie.version(), feed.byte_len())?;
+    writeln!(out, "writable       {}", if feed.writable() { "yes (this node holds the secret key)" } else { "no" })?;
+    writeln!(out, "type           {}", header.kind)?;
+    if let Some(subtype) = &header.subtype {
+        writeln!(out, "subtype        {subtype}")?;
+    }
+    if let Some(metadata) = &header.metadata {
+        writeln!(out, "metadata       {}", render(metadata, args.hex))?;
+    }
+    match head {
+        Some(n) => writeln!(out, "head           seq {} key {}", n.seq(), n.key())?,
+        None => writeln!(out, "head           none (empty trie)")?,
+    }
+    Ok(())
+}
+
+fn print_node(node: &Arc<Node>, args: &TrieArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let value = node.value().unwrap_or_default();
+    if args.json {
+        let mut line = json!({"key": node.key(), "seq": node.seq(), "value_hex": hex::encode(value)});
+        if let (Ok(text), Value::Object(map)) = (std::str::from_utf8(value), &mut line) {
+            map.insert("value".into(), text.into());
+        }
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(out, "{}\t{}\t{}", node.key(), node.seq(), render(value, args.hex))?;
+    }
+    Ok(())
+}
+
+/// UTF-8 text when it is, else (or with `--hex`) hex.
+fn render(value: &[u8], force_hex: bool) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) if !force_hex => text.to_owned(),
+        _ => hex::encode(value),
+    }
+}
