@@ -128,3 +128,65 @@ async fn two_ims_nodes_open_a_feed_over_authenticated_tcp() {
     assert!(matches!(msg.message, Message::Close(_)));
     server.await.expect("server");
 }
+
+/// A bad peer that completes a real handshake (as initiator) and then writes `garbage`
+/// raw, bypassing the transport cipher.
+async fn garbage_peer(mut io: tokio::io::DuplexStream, config: HandshakeConfig, garbage: Vec<u8>) {
+    let me = Identity::from_seed(b"bad peer");
+    let mut hs = swarm::noise::Handshake::new(Role::Initiator, &me, &config).expect("hs");
+    io.write_all(&hs.write_message().expect("msg1")).await.expect("w1");
+    let mut buf = Vec::new();
+    let msg2 = loop {
+        if let Some((msg, _)) = swarm::noise::decode_length_prefix(&buf).expect("prefix") {
+            break msg.to_vec();
+        }
+        let mut chunk = [0u8; 512];
+        let n = io.read(&mut chunk).await.expect("r2");
+        assert!(n > 0, "responder hung up");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    hs.read_message(&msg2).expect("msg2");
+    io.write_all(&hs.write_message().expect("msg3")).await.expect("w3");
+    io.write_all(&garbage).await.expect("garbage");
+    // Keep the pipe open until the victim hangs up.
+    let mut sink = Vec::new();
+    let _ = io.read_to_end(&mut sink).await;
+}
+
+#[tokio::test]
+async fn garbage_after_the_handshake_drops_the_peer() {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    // More than one maximal record, so an AEAD receiver always gets a whole record to reject.
+    let garbage: Vec<u8> = (0..70_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    for (name, config) in [("aead", HandshakeConfig::default()), ("v8", HandshakeConfig::v8_compatible())] {
+        let (x, y) = tokio::io::duplex(1 << 16);
+        let bad = tokio::spawn(garbage_peer(y, config.clone(), garbage.clone()));
+        let me = Identity::from_seed(b"victim");
+        let secure = swarm::handshake(x, Role::Responder, &me, &config).await.expect("handshake");
+        let authenticated = secure.is_authenticated();
+        let (_tx, mut rx) = message_stream(secure, opts(1000, 10_000));
+        let mut outcome = Ok(None);
+        // Whatever garbage decodes to, the stream must end in an error, never a panic/hang.
+        for _ in 0..4096 {
+            outcome = rx.recv().await;
+            if !matches!(outcome, Ok(Some(_))) {
+                break;
+            }
+        }
+        assert!(outcome.is_err(), "{name}: garbage ended in {outcome:?}");
+        if authenticated {
+            // Records are authenticated: the first record fails its tag.
+            assert!(matches!(outcome, Err(StreamError::Io(ref e)) if e.kind() == std::io::ErrorKind::InvalidData), "{name}: {outcome:?}");
+        }
+        drop(rx);
+        drop(_tx);
+        bad.abort();
+    }
+}

@@ -1,5 +1,6 @@
 //! The error types of `swarm`: identity files, the Noise handshake, and secure records.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::identity::NodeId;
@@ -86,4 +87,54 @@ impl From<RecordError> for std::io::Error {
     fn from(err: RecordError) -> Self {
         std::io::Error::new(std::io::ErrorKind::InvalidData, err)
     }
+}
+
+/// Dialling a peer failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialError {
+    /// The host name did not resolve.
+    #[error("cannot resolve {target}: {source}")]
+    Resolve {
+        /// What we tried to dial.
+        target: String,
+        /// The resolver's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No address accepted a TCP connection.
+    #[error("cannot connect to {target} (tried: {})", tried.join("; "))]
+    Unreachable {
+        /// What we tried to dial.
+        target: String,
+        /// Each address tried, with its error.
+        tried: Vec<String>,
+    },
+    /// TCP connected but the handshake failed (including a peer with the wrong key).
+    #[error("handshake with {addr} failed: {source}")]
+    Handshake {
+        /// The address that answered.
+        addr: SocketAddr,
+        /// Why the handshake failed.
+        #[source]
+        source: HandshakeError,
+    },
+}
+
+/// Accepting a peer failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcceptError {
+    /// The listener failed.
+    #[error("accept: {0}")]
+    Accept(#[source] std::io::Error),
+    /// The peer connected but the handshake failed.
+    #[error("handshake with {addr} failed: {source}")]
+    Handshake {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// Why the handshake failed.
+        #[source]
+        source: HandshakeError,
+    },
 }

@@ -23,10 +23,11 @@
 //!
 //! Modules: [`identity`] (the node key pair), [`noise`] (the handshake state machine and its
 //! payload), [`cipher`] (the two transports), [`stream`] (the async driver and
-//! [`SecureStream`]), [`error`].
+//! [`SecureStream`]), [`dial`](mod@dial) (TCP dial/accept with the handshake), [`error`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod cipher;
+pub mod dial;
 pub mod error;
 pub mod identity;
 pub mod noise;
@@ -34,7 +35,8 @@ pub mod stream;
 mod varint;
 
 pub use cipher::Transport;
-pub use error::{HandshakeError, IdentityError, RecordError};
+pub use dial::{accept, dial};
+pub use error::{AcceptError, DialError, HandshakeError, IdentityError, RecordError};
 pub use identity::{Identity, NodeId};
 pub use noise::{Handshake, HandshakeConfig, HandshakeOutcome, Role, Split};
 pub use stream::{SecureStream, handshake};
