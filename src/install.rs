@@ -12,17 +12,21 @@
 //! * [`resolve`]: npm-pick-manifest's rules and the [`ManifestSource`](resolve::ManifestSource)
 //!   seam (the index, or an upstream registry).
 //! * [`semver`]: npm-flavoured semver behind a guard.
+//! * [`tree`], [`hoist`]: the ideal tree, built breadth-first and placed where npm's arborist
+//!   would place each package.
 //! * [`link`]: store → `node_modules` by hardlink, falling back to copy.
 //!
 //! Tarball integrity and safe extraction live in [`indexer::tarballs`], shared with serve and
 //! seed.
 
 pub mod error;
+pub mod hoist;
 pub mod link;
 pub mod project;
 pub mod request;
 pub mod resolve;
 pub mod semver;
+pub mod tree;
 
 pub use error::{ProjectError, RequestError, ResolveError};
 pub use project::{DepKind, Project};

@@ -97,8 +97,7 @@ fn deprecated_avoided_unless_nothing_else() {
 fn engines_only_when_a_node_version_is_given() {
     let p = sample();
     assert_eq!(picked(&p, ">=2.1.1", &PickOptions::default()), "2.2.0");
-    let mut o = PickOptions::default();
-    o.node_version = parse_version("20.0.0");
+    let o = PickOptions { node_version: parse_version("20.0.0"), ..PickOptions::default() };
     // 2.2.0 wants node >=99: still picked (nothing else matches), engines are a preference.
     assert_eq!(picked(&p, ">=2.1.1", &o), "2.2.0");
     assert_eq!(picked(&p, ">=2.0.0 <3", &o), "2.1.0");
@@ -194,4 +193,33 @@ fn lookup<'a>(at: &BTreeMap<&str, &'a str>, from: &str, dep: &str) -> Option<&'a
         }
     }
     at.get(format!("node_modules/{dep}").as_str()).copied()
+}
+
+/// The whole ideal tree: every (location, name, version) equals npm's.
+#[tokio::test]
+async fn corpus_tree_matches_npm() {
+    use ims::install::tree::{build, root_edges};
+    use ims::install::DepKind;
+    let corpus = Corpus::load().unwrap();
+    let r = corpus_resolver(&corpus);
+    let requests: Vec<(DepKind, Request)> = corpus
+        .roots()
+        .iter()
+        .map(|(n, s)| (DepKind::Prod, Request::from_dependency(n, s).unwrap()))
+        .collect();
+    let tree = build(&r, root_edges(&requests)).await.unwrap();
+    let ours: BTreeMap<String, String> = tree
+        .packages()
+        .into_iter()
+        .map(|id| {
+            let n = tree.node(id);
+            (tree.location(id), format!("{}@{}", n.resolved.as_ref().unwrap().package(), n.resolved.as_ref().unwrap().version))
+        })
+        .collect();
+    let npm: BTreeMap<String, String> =
+        corpus.resolved().iter().map(|n| (n.path.clone(), format!("{}@{}", n.name, n.version))).collect();
+    let only_ours: Vec<_> = ours.iter().filter(|(k, v)| npm.get(*k) != Some(v)).collect();
+    let only_npm: Vec<_> = npm.iter().filter(|(k, v)| ours.get(*k) != Some(v)).collect();
+    assert_eq!((only_ours, only_npm), (vec![], vec![]));
+    assert_eq!(ours.len(), 229);
 }

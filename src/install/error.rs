@@ -124,7 +124,7 @@ pub enum ResolveError {
         spec: String,
         /// Why.
         #[source]
-        source: RequestError,
+        source: Box<RequestError>,
     },
 }
 

@@ -140,11 +140,10 @@ impl Project {
     /// `optionalDependencies`; `peerDependencies` entries stay).
     pub fn add(&mut self, kind: DepKind, name: &str, spec: &str) {
         for other in [DepKind::Prod, DepKind::Dev, DepKind::Optional] {
-            if other != kind {
-                if let Some(map) = self.deps.get_mut(&other) {
+            if other != kind
+                && let Some(map) = self.deps.get_mut(&other) {
                     map.shift_remove(name);
                 }
-            }
         }
         self.deps.entry(kind).or_default().insert(name.to_owned(), spec.to_owned());
         self.changed = true;

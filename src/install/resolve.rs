@@ -131,13 +131,11 @@ pub fn pick<'p>(
     };
 
     // Rule 3: the default tag, when it fits.
-    if let Some(tagged) = packument.dist_tags.get(&opts.default_tag) {
-        if let (Some(v), Some(m)) = (semver::parse_version(tagged), packument.versions.get(tagged)) {
-            if range.satisfies(&v) && !deprecated(m) && engine_ok(m, opts) {
+    if let Some(tagged) = packument.dist_tags.get(&opts.default_tag)
+        && let (Some(v), Some(m)) = (semver::parse_version(tagged), packument.versions.get(tagged))
+            && range.satisfies(&v) && !deprecated(m) && engine_ok(m, opts) {
                 return Ok(m);
             }
-        }
-    }
     // Otherwise rank every satisfying version.
     let mut best: Option<((bool, bool, bool), Version, &Manifest)> = None;
     for (key, m) in &packument.versions {

@@ -1,0 +1,284 @@
+//! The ideal tree: nodes at their `node_modules` locations and the dependency edges between
+//! them, built breadth-first the way npm's arborist builds its ideal tree (`build-ideal-tree.js`:
+//! a queue ordered by depth then path, problem edges resolved in name order, each new node
+//! placed by [`hoist`](super::hoist)) (DESIGN.md §Install; spec §1.9).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures_util::future::join_all;
+
+use super::error::ResolveError;
+use super::hoist;
+use super::project::DepKind;
+use super::request::{Request, VersionSpec};
+use super::resolve::{ManifestSource, Resolved, Resolver};
+
+/// Index of a node in a [`Tree`]. The root (the project) is [`Tree::ROOT`].
+pub type NodeId = usize;
+
+/// The kind of a dependency edge (arborist's edge types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EdgeKind {
+    /// `dependencies`.
+    Prod,
+    /// `devDependencies` (the root's only).
+    Dev,
+    /// `optionalDependencies`: failures are not fatal.
+    Optional,
+    /// `peerDependencies`: installed beside the dependent (npm 7+).
+    Peer,
+    /// A peer dependency marked optional in `peerDependenciesMeta`: only used if present.
+    PeerOptional,
+}
+
+/// A dependency edge out of a node.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    /// What is asked for (the folder name is `request.name`).
+    pub request: Request,
+    /// The spec as written in the manifest (kept for the lockfile).
+    pub spec: String,
+    /// Its kind.
+    pub kind: EdgeKind,
+}
+
+/// One package at one location.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The folder name under its parent's `node_modules` (the alias for aliases).
+    pub name: String,
+    /// What was resolved (`None` for the root).
+    pub resolved: Option<Resolved>,
+    /// The node whose `node_modules` holds this one (`None` for the root).
+    pub parent: Option<NodeId>,
+    /// Nodes in this node's `node_modules`, by folder name.
+    pub children: BTreeMap<String, NodeId>,
+    /// Dependencies of this node.
+    pub edges: Vec<Edge>,
+    /// Removed by a replacement; skipped everywhere.
+    pub(crate) removed: bool,
+}
+
+/// The ideal tree of an install.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    nodes: Vec<Node>,
+}
+
+impl Tree {
+    /// The project itself.
+    pub const ROOT: NodeId = 0;
+
+    /// A tree holding only the root, with the root's dependency edges.
+    pub fn new(root_edges: Vec<Edge>) -> Self {
+        let root = Node {
+            name: String::new(),
+            resolved: None,
+            parent: None,
+            children: BTreeMap::new(),
+            edges: root_edges,
+            removed: false,
+        };
+        Tree { nodes: vec![root] }
+    }
+
+    /// A node.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id]
+    }
+
+    pub(crate) fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        &mut self.nodes[id]
+    }
+
+    /// Every placed package (not the root), in location order.
+    pub fn packages(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> =
+            (1..self.nodes.len()).filter(|&id| !self.nodes[id].removed).collect();
+        ids.sort_by_cached_key(|&id| self.location(id));
+        ids
+    }
+
+    /// The node's location relative to the project: `node_modules/a/node_modules/@s/b`
+    /// (empty for the root).
+    pub fn location(&self, id: NodeId) -> String {
+        let mut parts = Vec::new();
+        let mut cur = id;
+        while let Some(parent) = self.nodes[cur].parent {
+            parts.push(self.nodes[cur].name.as_str());
+            cur = parent;
+        }
+        parts.reverse();
+        parts.iter().map(|p| format!("node_modules/{p}")).collect::<Vec<_>>().join("/")
+    }
+
+    /// How many ancestors the node has (the root is 0).
+    pub fn depth(&self, id: NodeId) -> usize {
+        let mut d = 0;
+        let mut cur = id;
+        while let Some(p) = self.nodes[cur].parent {
+            d += 1;
+            cur = p;
+        }
+        d
+    }
+
+    /// The node and its ancestors, nearest first.
+    pub fn ancestors(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        std::iter::successors(Some(id), move |&n| self.nodes[n].parent)
+    }
+
+    /// What `require(name)` from inside `from` finds: `from`'s own `node_modules`, then each
+    /// ancestor's.
+    pub fn resolve(&self, from: NodeId, name: &str) -> Option<NodeId> {
+        self.ancestors(from).find_map(|a| self.nodes[a].children.get(name).copied())
+    }
+
+    /// Whether `node` satisfies `edge` (same registry package, matching version or tag).
+    pub fn satisfies(&self, node: NodeId, edge: &Edge) -> bool {
+        let Some(r) = &self.nodes[node].resolved else { return false };
+        if r.package() != edge.request.package {
+            return false;
+        }
+        match &edge.request.spec {
+            VersionSpec::Tag(tag) => r.packument.dist_tags.get(tag) == Some(&r.version),
+            spec => spec.satisfies(&r.semver),
+        }
+    }
+
+    /// Whether `node` is `ancestor` or below it.
+    pub fn is_within(&self, node: NodeId, ancestor: NodeId) -> bool {
+        self.ancestors(node).any(|a| a == ancestor)
+    }
+
+    pub(crate) fn add_child(&mut self, parent: NodeId, name: &str, resolved: Resolved, edges: Vec<Edge>) -> NodeId {
+        let id = self.nodes.len();
+        self.nodes.push(Node {
+            name: name.to_owned(),
+            resolved: Some(resolved),
+            parent: Some(parent),
+            children: BTreeMap::new(),
+            edges,
+            removed: false,
+        });
+        self.nodes[parent].children.insert(name.to_owned(), id);
+        id
+    }
+
+    /// Live nodes (root included).
+    pub(crate) fn live(&self) -> impl Iterator<Item = NodeId> + '_ {
+        (0..self.nodes.len()).filter(|&id| !self.nodes[id].removed)
+    }
+}
+
+/// The edges of a resolved package, as arborist loads them: peer (and optional peer), then
+/// `dependencies`, then `optionalDependencies` (a later kind replaces an earlier one for the
+/// same name). Edges whose spec is not a registry spec are dropped with a log line.
+pub fn package_edges(r: &Resolved) -> Vec<Edge> {
+    let m = r.manifest();
+    let optional_peer = |name: &str| {
+        m.peer_dependencies_meta
+            .as_ref()
+            .and_then(|meta| meta.get(name))
+            .and_then(|v| v.get("optional"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    };
+    let mut edges: BTreeMap<String, Edge> = BTreeMap::new();
+    let mut push = |name: &str, spec: &str, kind: EdgeKind| match Request::from_dependency(name, spec) {
+        Ok(request) => {
+            edges.insert(name.to_owned(), Edge { request, spec: spec.to_owned(), kind });
+        }
+        Err(e) => tracing::warn!(package = %r.package(), version = %r.version, dep = name, error = %e, "skipping dependency"),
+    };
+    for (name, spec) in &m.peer_dependencies {
+        push(name, spec, if optional_peer(name) { EdgeKind::PeerOptional } else { EdgeKind::Peer });
+    }
+    for (name, spec) in &m.dependencies {
+        push(name, spec, EdgeKind::Prod);
+    }
+    for (name, spec) in &m.optional_dependencies {
+        push(name, spec, EdgeKind::Optional);
+    }
+    edges.into_values().collect()
+}
+
+/// Root edges from `package.json` requests.
+pub fn root_edges(requests: &[(DepKind, Request)]) -> Vec<Edge> {
+    requests
+        .iter()
+        .map(|(kind, r)| Edge {
+            request: r.clone(),
+            spec: r.spec.to_string(),
+            kind: match kind {
+                DepKind::Prod => EdgeKind::Prod,
+                DepKind::Dev => EdgeKind::Dev,
+                DepKind::Optional => EdgeKind::Optional,
+                DepKind::Peer => EdgeKind::Peer,
+            },
+        })
+        .collect()
+}
+
+/// Edges of `node` that need a (new) package: missing or invalid, except optional peers that
+/// nothing provides and the dependencies a package bundles.
+fn problem_edges(tree: &Tree, node: NodeId) -> Vec<Edge> {
+    let n = tree.node(node);
+    let bundled: BTreeSet<&str> = match &n.resolved {
+        Some(r) => r.manifest().bundled_names().into_iter().collect(),
+        None => BTreeSet::new(),
+    };
+    n.edges
+        .iter()
+        .filter(|e| !bundled.contains(e.request.name.as_str()))
+        .filter(|e| match tree.resolve(node, &e.request.name) {
+            None => e.kind != EdgeKind::PeerOptional,
+            Some(to) => !tree.satisfies(to, e),
+        })
+        .cloned()
+        .collect()
+}
+
+/// Build the ideal tree for `root_edges`, resolving through `resolver`.
+pub async fn build<S: ManifestSource>(
+    resolver: &Resolver<S>,
+    root_edges: Vec<Edge>,
+) -> Result<Tree, ResolveError> {
+    let mut tree = Tree::new(root_edges);
+    let mut queue: BTreeSet<(usize, String, NodeId)> = BTreeSet::new();
+    queue.insert((0, String::new(), Tree::ROOT));
+    while let Some(entry) = queue.pop_first() {
+        let node = entry.2;
+        if tree.node(node).removed {
+            continue;
+        }
+        let mut edges = problem_edges(&tree, node);
+        if edges.is_empty() {
+            continue;
+        }
+        // arborist places a node's problem edges in name order.
+        edges.sort_by(|a, b| a.request.name.cmp(&b.request.name));
+        let picks = join_all(edges.iter().map(|e| resolver.resolve(&e.request))).await;
+        for (edge, pick) in edges.iter().zip(picks) {
+            let dep = match pick {
+                Ok(dep) => dep,
+                // An optional dependency that cannot be resolved is left out (npm's rule).
+                Err(e) if edge.kind == EdgeKind::Optional => {
+                    tracing::warn!(dep = %edge.request, error = %e, "optional dependency skipped");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            // The edge may have been satisfied meanwhile by a peer placed for a sibling.
+            if tree.resolve(node, &edge.request.name).is_some_and(|to| tree.satisfies(to, edge)) {
+                continue;
+            }
+            let placed = hoist::place(&mut tree, resolver, node, edge, dep).await?;
+            for id in placed {
+                queue.insert((tree.depth(id), tree.location(id), id));
+            }
+        }
+    }
+    hoist::prune(&mut tree);
+    Ok(tree)
+}
