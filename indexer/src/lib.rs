@@ -1,21 +1,54 @@
 //! indexer: the npm index — its schema, reads, and ingest from upstream.
 //!
 //! ```text
-//!  upstream npm registry ──ingest──▶ model (tolerant serde) ──schema/codec──▶ hypertrie
+//!  upstream npm registry ──ingest──▶ model (tolerant serde) ──records/codec──▶ hypertrie batch
 //!                                         │
-//!                                         └─▶ abbreviated ("corgi") form, derived as the registry does
+//!  registry proxy, installer ◀──Index::{versions, version, packument, abbreviated, touched_blocks}
 //! ```
 //!
 //! * [`model`] parses npm documents (full packuments, version manifests, `dist`) without ever
 //!   failing on odd but legal input, and derives the abbreviated packument
 //!   (`application/vnd.npm.install-v1+json`) from a full one.
 //! * [`names`] validates package names (npm's rules) and rejects hostile ones with a reason.
+//! * [`Index`] is the facade over the trie: reads for the proxy and the installer, and one
+//!   atomic write path ([`Index::write`]) that validates, keeps versions immutable and
+//!   tombstones final.
+//!
+//! # The schema (keys, values, and why)
+//!
+//! Designed for npm's scale, about 3.5 M packages and 40 M+ versions (spec §6.2):
+//!
+//! | key | value | why |
+//! |---|---|---|
+//! | `p/<name>` | package record: dist-tags; per version its key, publish time, deprecation and `engines.node`; the other `time` entries; tombstone; upstream ETag | resolving a package is **one lookup**: npm's pick rules need exactly these fields, never a scan of version keys |
+//! | `v/<name>/<version>` | version record: the install superset of spec §1.3 | immutable once written; read only for the version picked |
+//! | `d/<32 hex>` | a dependency bundle (all runtime maps of a version, or its devDependencies) | identical maps across versions are stored once, content-addressed (SHA-256/128); bundles used by one version only are inlined |
+//! | `meta/checkpoint` | the `_changes` follower's position | written in the same batch as the page it covers, so peers see how fresh the index is and a resume never skips or repeats |
+//! | `meta/upstream` | registry base URL | canonical tarball URLs are derived, not stored |
+//!
+//! Values are tagged `postcard` records (module `codec`): no field names, varints, digests
+//! as raw bytes, canonical timestamps as milliseconds, npm's signing key ids interned, and
+//! anything unusual kept verbatim so reads give back exactly what was ingested. Trie keys are
+//! split on `/` and hashed per component by hypertrie, so every key above is found in
+//! O(log n) blocks of the feed, and [`Index::touched_blocks`] names those blocks for a
+//! one-round-trip prefetch from a peer.
 //!
 //! Spec: `spec/npm-registry-and-installers.md` §1.3 (fields, the install superset) and §6
 //! (the replication feed).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod codec;
+mod depmaps;
+mod error;
+mod index;
 pub mod model;
 pub mod names;
+mod records;
+mod schema;
+
+pub use codec::CodecError;
+pub use error::IndexError;
+pub use index::{Document, Index, PackageSummary, Skipped, Update, VersionSummary, WriteReport};
+pub use schema::Checkpoint;
 pub mod tarballs;

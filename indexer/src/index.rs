@@ -1,0 +1,208 @@
+//! The [`Index`] facade: the read API shared by the registry proxy and the installer
+//! (packument, abbreviated packument, one version, versions + dist-tags for resolution, the
+//! blocks a resolution touches) and the one write path, [`Index::write`].
+
+mod write;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+
+use hypertrie::Trie;
+
+use crate::IndexError;
+use crate::codec::{self, tag};
+use crate::depmaps::{self, DepBundle, DepsId, DepsRef};
+use crate::model::{AbbreviatedPackument, Manifest, Packument};
+use crate::records::{PackageRecord, VersionRecord};
+use crate::schema::{self, Checkpoint};
+
+pub use write::{Document, Skipped, Update, WriteReport};
+
+/// The npm index over one hypertrie: a cheap, cloneable handle.
+#[derive(Debug, Clone)]
+pub struct Index {
+    trie: Trie,
+    upstream: Option<String>,
+    /// Dependency bundles known to be stored, so a write checks the trie for each id once.
+    known_deps: Arc<Mutex<HashSet<DepsId>>>,
+}
+
+/// What resolution needs about a package, from its one package record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageSummary {
+    /// The package name.
+    pub name: String,
+    /// `dist-tags`.
+    pub dist_tags: BTreeMap<String, String>,
+    /// Every version, in version-key order.
+    pub versions: Vec<VersionSummary>,
+    /// `time.modified`, as upstream has it.
+    pub modified: Option<String>,
+    /// When the whole package was unpublished (a tombstone): it then has no versions.
+    pub unpublished: Option<String>,
+}
+
+/// One version, as npm's pick rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionSummary {
+    /// The version.
+    pub version: String,
+    /// The deprecation message.
+    pub deprecated: Option<String>,
+    /// `engines.node`.
+    pub engine_node: Option<String>,
+    /// The publish time (`time[version]`), as upstream has it.
+    pub time: Option<String>,
+}
+
+impl Index {
+    /// Open the index stored in `trie` (an empty trie is an empty index).
+    pub async fn open(trie: Trie) -> Result<Self, IndexError> {
+        let mut index = Self { trie, upstream: None, known_deps: Arc::default() };
+        index.upstream = index
+            .get_raw(schema::UPSTREAM_KEY)
+            .await?
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        Ok(index)
+    }
+
+    /// The trie underneath.
+    pub fn trie(&self) -> &Trie {
+        &self.trie
+    }
+
+    /// The registry base URL that canonical tarball URLs are relative to, once set.
+    pub fn upstream(&self) -> Option<&str> {
+        self.upstream.as_deref()
+    }
+
+    /// Set the upstream base URL (with a trailing `/`) if the index has none yet; the first
+    /// one stays. Returns the one in effect.
+    pub async fn set_upstream(&mut self, url: &str) -> Result<&str, IndexError> {
+        if self.upstream.is_none() {
+            let url = if url.ends_with('/') { url.to_owned() } else { format!("{url}/") };
+            self.trie
+                .put(schema::UPSTREAM_KEY, url.as_bytes())
+                .await
+                .map_err(|source| IndexError::Write { ops: 1, source })?;
+            self.upstream = Some(url);
+        }
+        Ok(self.upstream.as_deref().unwrap_or_default())
+    }
+
+    async fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, IndexError> {
+        let node = self.trie.get(key).await.map_err(|source| IndexError::Read { key: key.to_owned(), source })?;
+        Ok(node.and_then(|n| n.value().map(<[u8]>::to_vec)))
+    }
+
+    async fn get_record<T: serde::de::DeserializeOwned>(&self, tag: u8, key: &str) -> Result<Option<T>, IndexError> {
+        let Some(bytes) = self.get_raw(key).await? else { return Ok(None) };
+        codec::decode(tag, &bytes).map(Some).map_err(|source| IndexError::Corrupt { key: key.to_owned(), source })
+    }
+
+    pub(crate) async fn package_record(&self, name: &str) -> Result<Option<PackageRecord>, IndexError> {
+        self.get_record(tag::PACKAGE, &schema::package_key(name)).await
+    }
+
+    async fn bundle(&self, r: DepsRef) -> Result<DepBundle, IndexError> {
+        match r {
+            DepsRef::None => Ok(DepBundle::default()),
+            DepsRef::Inline(b) => Ok(b),
+            DepsRef::Shared(id) => {
+                let key = depmaps::key(&id);
+                Ok(self.get_record(tag::DEPS, &key).await?.unwrap_or_default())
+            }
+        }
+    }
+
+    /// Versions and dist-tags of `name`, for resolution: one lookup.
+    pub async fn versions(&self, name: &str) -> Result<Option<PackageSummary>, IndexError> {
+        let Some(rec) = self.package_record(name).await? else { return Ok(None) };
+        Ok(Some(PackageSummary {
+            name: name.to_owned(),
+            dist_tags: rec.dist_tags.iter().cloned().collect(),
+            versions: rec
+                .versions
+                .iter()
+                .map(|e| VersionSummary {
+                    version: e.version.clone(),
+                    deprecated: rec.string(e.deprecated),
+                    engine_node: rec.string(e.engine_node),
+                    time: e.time.as_ref().map(|t| t.unpack()),
+                })
+                .collect(),
+            modified: rec.times.iter().find(|(k, _)| k == "modified").map(|(_, t)| t.unpack()),
+            unpublished: rec.unpublished.as_ref().and_then(|u| u.time.clone()).filter(|_| rec.versions.is_empty()),
+        }))
+    }
+
+    /// One version's manifest (the install superset): at most three lookups (package record,
+    /// version record, shared dependency bundles).
+    pub async fn version(&self, name: &str, version: &str) -> Result<Option<Manifest>, IndexError> {
+        let Some(rec) = self.package_record(name).await? else { return Ok(None) };
+        let Some(entry) = rec.versions.iter().find(|e| e.version == version) else { return Ok(None) };
+        self.manifest(name, version, rec.string(entry.deprecated)).await
+    }
+
+    async fn manifest(&self, name: &str, version: &str, deprecated: Option<String>) -> Result<Option<Manifest>, IndexError> {
+        let key = schema::version_key(name, version);
+        let Some(vr) = self.get_record::<VersionRecord>(tag::VERSION, &key).await? else { return Ok(None) };
+        let deps = self.bundle(vr.deps.clone()).await?;
+        let dev = self.bundle(vr.dev.clone()).await?;
+        Ok(Some(vr.into_manifest(name, version, deprecated, deps, dev, self.upstream.as_deref())))
+    }
+
+    /// The full packument as the index has it: package fields plus every version's install
+    /// superset. `None` for unknown names.
+    pub async fn packument(&self, name: &str) -> Result<Option<Packument>, IndexError> {
+        let Some(rec) = self.package_record(name).await? else { return Ok(None) };
+        let mut p = rec.to_packument(name);
+        for e in &rec.versions {
+            if let Some(m) = self.manifest(name, &e.version, rec.string(e.deprecated)).await? {
+                p.versions.insert(e.version.clone(), m);
+            }
+        }
+        Ok(Some(p))
+    }
+
+    /// The abbreviated packument (`application/vnd.npm.install-v1+json`).
+    pub async fn abbreviated(&self, name: &str) -> Result<Option<AbbreviatedPackument>, IndexError> {
+        Ok(self.packument(name).await?.map(|p| p.abbreviated()))
+    }
+
+    /// The upstream ETag of the document `name` was last ingested from.
+    pub async fn etag(&self, name: &str) -> Result<Option<String>, IndexError> {
+        Ok(self.package_record(name).await?.and_then(|r| r.etag))
+    }
+
+    /// The follower checkpoint, if a `_changes` follow has run.
+    pub async fn checkpoint(&self) -> Result<Option<Checkpoint>, IndexError> {
+        self.get_record(tag::CHECKPOINT, schema::CHECKPOINT_KEY).await
+    }
+
+    /// The feed blocks (seqs) that reading these packages and picked versions touches: the
+    /// package records, the version records and their shared dependency bundles, with every
+    /// trie node on the way. A peer that sends exactly these blocks lets a sparse replica
+    /// resolve locally (the one-round-trip `resolve` extension).
+    pub async fn touched_blocks(&self, picks: &[(&str, Option<&str>)]) -> Result<BTreeSet<u64>, IndexError> {
+        let mut keys = Vec::new();
+        for (name, version) in picks {
+            keys.push(schema::package_key(name));
+            if let Some(v) = version {
+                let key = schema::version_key(name, v);
+                if let Some(vr) = self.get_record::<VersionRecord>(tag::VERSION, &key).await? {
+                    for r in [&vr.deps, &vr.dev] {
+                        if let DepsRef::Shared(id) = r {
+                            keys.push(depmaps::key(id));
+                        }
+                    }
+                }
+                keys.push(key);
+            }
+        }
+        self.trie
+            .touched_many(keys.iter().map(String::as_str))
+            .await
+            .map_err(|source| IndexError::Read { key: keys.first().cloned().unwrap_or_default(), source })
+    }
+}

@@ -1,0 +1,76 @@
+//! Round trip over the whole corpus: every package written to the index reads back as the
+//! packument (and abbreviated packument) derived directly from the upstream document, minus
+//! the versions the index refuses (non-semver keys), with every integrity present.
+
+use hypercore::{FeedBuilder, KeyPair, Storage};
+use hypertrie::Trie;
+use indexer::model::Packument;
+use indexer::{Document, Index, Update};
+
+const UPSTREAM: &str = "https://registry.npmjs.org/";
+
+async fn memory_index() -> Index {
+    let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.unwrap();
+    let mut index = Index::open(Trie::open(feed).await.unwrap()).await.unwrap();
+    index.set_upstream(UPSTREAM).await.unwrap();
+    index
+}
+
+fn is_canonical_semver(v: &str) -> bool {
+    nodejs_semver::Version::parse(v).is_ok_and(|p| p.to_string() == v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)]
+async fn corpus_round_trips_through_the_index() {
+    let corpus = fixtures::Corpus::load().unwrap();
+    let index = memory_index().await;
+    let mut upstream = Vec::new();
+    for (_, json) in corpus.packuments() {
+        upstream.push(Packument::from_slice(json).unwrap());
+    }
+    let mut skipped = 0;
+    let mut record_bytes = 0;
+    for chunk in upstream.chunks(24) {
+        let documents = chunk.iter().map(|p| Document { packument: p.clone(), etag: Some("\"e\"".into()) }).collect();
+        let report = index.write(Update { documents, ..Update::default() }).await.unwrap();
+        for s in &report.skipped {
+            let v = s.version.as_deref().unwrap_or_default();
+            assert!(!is_canonical_semver(v), "{}@{v} skipped: {}", s.name, s.reason);
+        }
+        skipped += report.skipped.len();
+        record_bytes += report.record_bytes;
+    }
+    assert!(skipped > 0 && skipped < 100, "only odd old versions are refused ({skipped})");
+
+    let mut versions = 0;
+    let mut corgi_bytes = 0;
+    for mut want in upstream {
+        want.versions.retain(|v, _| is_canonical_semver(v));
+        let got = index.packument(&want.name).await.unwrap().expect(&want.name);
+        for (v, m) in &want.versions {
+            assert_eq!(got.versions[v], *m, "{}@{v}", want.name);
+            assert!(got.versions[v].dist.integrity.is_some() || got.versions[v].dist.shasum.is_some());
+        }
+        assert_eq!(got, want, "{}", want.name);
+        let corgi = index.abbreviated(&want.name).await.unwrap().unwrap();
+        assert_eq!(corgi, want.abbreviated(), "{}", want.name);
+        corgi_bytes += serde_json::to_vec(&corgi).unwrap().len();
+        let summary = index.versions(&want.name).await.unwrap().unwrap();
+        assert_eq!(summary.versions.len(), want.versions.len());
+        assert_eq!(summary.dist_tags, want.dist_tags);
+        assert_eq!(index.etag(&want.name).await.unwrap().as_deref(), Some("\"e\""));
+        versions += want.versions.len();
+    }
+    let bytes = index.trie().feed().byte_len();
+    eprintln!(
+        "{versions} versions: index {bytes} B ({} B/version), abbreviated JSON {corgi_bytes} B, ratio {:.1}%; keys+values {record_bytes} B",
+        bytes / versions as u64,
+        100.0 * bytes as f64 / corgi_bytes as f64
+    );
+
+    // Re-ingesting the same documents changes nothing.
+    let again = Packument::from_slice(corpus.packument("ms").unwrap()).unwrap();
+    let report = index.write(Update { documents: vec![Document { packument: again, etag: Some("\"e\"".into()) }], ..Update::default() }).await.unwrap();
+    assert_eq!((report.unchanged, report.ops), (1, 0));
+}
