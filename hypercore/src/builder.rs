@@ -150,7 +150,7 @@ impl FeedBuilder {
                 signer: secret.map(|s| s.signer()),
                 store: Arc::new(store),
                 state: Mutex::new(state),
-                writer: tokio::sync::Mutex::new(Writer { end, builder: None, buf: Vec::new() }),
+                writer: Arc::new(tokio::sync::Mutex::new(Writer { end, builder: None, buf: Vec::new() })),
                 events,
                 source: self.source,
                 get_timeout: self.get_timeout,

@@ -146,10 +146,42 @@ pub(crate) struct Inner {
     pub(crate) signer: Option<Signer>,
     pub(crate) store: Arc<Store>,
     pub(crate) state: Mutex<State>,
-    pub(crate) writer: tokio::sync::Mutex<Writer>,
+    pub(crate) writer: Arc<tokio::sync::Mutex<Writer>>,
     pub(crate) events: broadcast::Sender<FeedEvent>,
     pub(crate) source: Option<Arc<dyn BlockSource>>,
     pub(crate) get_timeout: Duration,
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-updated in a way that
+        // matters more than losing the feed, so recover the guard instead of propagating.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write and sync the record encoded in `w.buf` at `w.end`, then apply it to the state.
+    /// Returns the new length and the readers waiting for the record's first block.
+    fn commit_record(
+        &self,
+        w: &mut Writer,
+        meta: &Meta,
+        data_len: u64,
+    ) -> Result<(u64, Vec<oneshot::Sender<()>>), StorageError> {
+        let at = w.end;
+        let record_len = w.buf.len() as u64;
+        if let Err(e) = self.store.write_at(at, &w.buf).and_then(|()| self.store.sync()) {
+            // Drop the partial record so the next one starts on a clean tail; if even that
+            // fails, replay on open cuts the torn tail.
+            let _ = self.store.truncate(at);
+            return Err(e);
+        }
+        w.end = at + record_len;
+        let mut st = self.state();
+        st.apply(meta, at + record_len - data_len)
+            .map_err(|reason| StorageError::Corrupt { path: self.store.path().into(), offset: at, reason })?;
+        let waiters = st.waiters.remove(&meta.first_seq).unwrap_or_default();
+        Ok((st.length, waiters))
+    }
 }
 
 /// A handle to one hypercore: a signed append-only log of blocks. Clone it freely.
@@ -171,9 +203,7 @@ impl std::fmt::Debug for Feed {
 
 impl Feed {
     fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the state half-updated in a way that
-        // matters more than losing the feed, so recover the guard instead of propagating.
-        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.state()
     }
 
     /// The feed's public key (its identity).
@@ -236,7 +266,7 @@ impl Feed {
         if blocks.len() > MAX_BATCH {
             return Err(AppendError::BatchTooLarge { count: blocks.len(), max: MAX_BATCH });
         }
-        let mut w = self.inner.writer.lock().await;
+        let mut w = self.inner.writer.clone().lock_owned().await;
         let first = self.state().length;
         if blocks.is_empty() {
             return Ok(first);
@@ -269,43 +299,38 @@ impl Feed {
         };
         let mut buf = std::mem::take(&mut w.buf);
         encode_record(&meta, blocks, &mut buf);
-        let data_len: u64 = blocks.iter().map(|b| b.as_ref().len() as u64).sum();
-        let at = w.end;
-        let buf = self.write_record(at, buf).await;
-        let (buf, res) = buf;
-        let record_len = buf.len() as u64;
         w.buf = buf;
-        res?;
-        {
-            let mut st = self.state();
-            st.apply(&meta, at + record_len - data_len)
-                .map_err(|reason| StorageError::Corrupt { path: self.inner.store.path().into(), offset: at, reason })?;
-        }
-        w.end = at + record_len;
-        w.builder = Some(builder);
-        drop(w);
-        let _ = self.inner.events.send(FeedEvent::Append { len: length });
-        Ok(first)
+        let data_len: u64 = blocks.iter().map(|b| b.as_ref().len() as u64).sum();
+        self.commit(w, move |inner, w| {
+            inner.commit_record(w, &meta, data_len)?;
+            w.builder = Some(builder);
+            let _ = inner.events.send(FeedEvent::Append { len: length });
+            Ok(first)
+        })
+        .await
     }
 
-    /// Write and sync one record at `at`; disk I/O runs on the blocking pool.
-    async fn write_record(&self, at: u64, buf: Vec<u8>) -> (Vec<u8>, Result<(), StorageError>) {
-        let store = self.inner.store.clone();
-        if !store.checks_reads() {
-            let res = store.write_at(at, &buf).and_then(|()| store.sync());
-            return (buf, res);
+    /// Run the write-and-apply step `f` with the writer lock. On disk it runs on the blocking
+    /// pool and completes even if the caller's future is dropped, so the log and the in-memory
+    /// state never disagree about where the next record goes.
+    async fn commit<T, E>(
+        &self,
+        mut w: tokio::sync::OwnedMutexGuard<Writer>,
+        f: impl FnOnce(&Inner, &mut Writer) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        if !self.inner.store.checks_reads() {
+            // Memory: no await between writing and applying, nothing to cancel.
+            return f(&self.inner, &mut w);
         }
-        let path = store.path().to_path_buf();
-        let job = tokio::task::spawn_blocking(move || {
-            let res = store.write_at(at, &buf).and_then(|()| store.sync());
-            (buf, res)
-        });
-        match job.await {
-            Ok(out) => out,
-            Err(e) => (
-                Vec::new(),
-                Err(StorageError::Io { op: "write", path, source: std::io::Error::other(e.to_string()) }),
-            ),
+        let inner = self.inner.clone();
+        let path = inner.store.path().to_path_buf();
+        match tokio::task::spawn_blocking(move || f(&inner, &mut w)).await {
+            Ok(res) => res,
+            Err(e) => Err(StorageError::Io { op: "write", path, source: std::io::Error::other(e.to_string()) }.into()),
         }
     }
 
@@ -416,7 +441,7 @@ impl Feed {
     /// Verify block `seq` with `proof` against the public key, then store it durably and wake
     /// readers waiting for it. Nothing is stored if verification fails.
     pub async fn put(&self, seq: u64, data: &[u8], proof: &Proof) -> Result<(), VerifyError> {
-        let mut w = self.inner.writer.lock().await;
+        let mut w = self.inner.writer.clone().lock_owned().await;
         let (verified, old_len) = {
             let st = self.state();
             if st.data_bits.get(seq) && st.tree.get(2 * seq).is_some_and(|l| l.hash == leaf_hash(data)) {
@@ -431,30 +456,23 @@ impl Feed {
         let meta = Meta { first_seq: seq, block_count: 1, signature: verified.signature, nodes };
         let mut buf = std::mem::take(&mut w.buf);
         encode_record(&meta, &[data], &mut buf);
-        let at = w.end;
-        let (buf, res) = self.write_record(at, buf).await;
-        let record_len = buf.len() as u64;
         w.buf = buf;
-        res?;
-        let (new_len, waiters) = {
-            let mut st = self.state();
-            st.apply(&meta, at + record_len - data.len() as u64)
-                .map_err(|reason| StorageError::Corrupt { path: self.inner.store.path().into(), offset: at, reason })?;
-            (st.length, st.waiters.remove(&seq).unwrap_or_default())
-        };
-        w.end = at + record_len;
-        if new_len != old_len {
-            w.builder = None;
-        }
-        drop(w);
-        for tx in waiters {
-            let _ = tx.send(());
-        }
-        if new_len > old_len {
-            let _ = self.inner.events.send(FeedEvent::Append { len: new_len });
-        }
-        let _ = self.inner.events.send(FeedEvent::Download { seq });
-        Ok(())
+        let data_len = data.len() as u64;
+        self.commit(w, move |inner, w| {
+            let (new_len, waiters) = inner.commit_record(w, &meta, data_len)?;
+            if new_len != old_len {
+                w.builder = None;
+            }
+            for tx in waiters {
+                let _ = tx.send(());
+            }
+            if new_len > old_len {
+                let _ = inner.events.send(FeedEvent::Append { len: new_len });
+            }
+            let _ = inner.events.send(FeedEvent::Download { seq });
+            Ok(())
+        })
+        .await
     }
 
     /// The first signature at a slot `>= seq` (batch appends leave slots in between blank).

@@ -169,7 +169,7 @@ impl Store {
         }
     }
 
-    fn truncate(&self, len: u64) -> Result<(), StorageError> {
+    pub(crate) fn truncate(&self, len: u64) -> Result<(), StorageError> {
         match &self.backend {
             Backend::Memory(v) => {
                 if let Ok(mut v) = v.write() {

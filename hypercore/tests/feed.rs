@@ -203,3 +203,30 @@ async fn torn_tail_record_is_cut_off() {
     let f = FeedBuilder::new(Storage::disk(&path)).open().await.unwrap();
     assert_eq!(f.get(1).await.unwrap(), b"again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_append_futures_leave_a_consistent_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("feed");
+    let f = FeedBuilder::new(Storage::disk(&path)).key_pair(kp(9)).open().await.unwrap();
+    for i in 0..20u32 {
+        // Cancel right after the write was handed to the blocking pool (or before).
+        let _ = tokio::time::timeout(Duration::ZERO, f.append(format!("maybe {i}").as_bytes())).await;
+        f.append(format!("sure {i}").as_bytes()).await.unwrap();
+    }
+    let len = f.len();
+    let blocks: Vec<Vec<u8>> = {
+        let mut v = Vec::new();
+        for s in 0..len {
+            v.push(f.get(s).await.unwrap());
+        }
+        v
+    };
+    assert!(blocks.iter().filter(|b| b.starts_with(b"sure")).count() == 20);
+    drop(f);
+    let f = FeedBuilder::new(Storage::disk(&path)).open().await.unwrap();
+    assert_eq!(f.len(), len);
+    for (s, b) in blocks.iter().enumerate() {
+        assert_eq!(&f.get(s as u64).await.unwrap(), b);
+    }
+}
