@@ -230,3 +230,16 @@ async fn dropped_append_futures_leave_a_consistent_log() {
         assert_eq!(&f.get(s as u64).await.unwrap(), b);
     }
 }
+
+#[tokio::test]
+async fn bad_secret_key_file_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("feed");
+    FeedBuilder::new(Storage::disk(&path)).key_pair(kp(10)).open().await.unwrap().append(b"x").await.unwrap();
+    std::fs::write(path.join("secret_key"), [1u8; 63]).unwrap();
+    let err = FeedBuilder::new(Storage::disk(&path)).open().await.unwrap_err();
+    assert!(err.to_string().contains("secret_key"), "{err}");
+    std::fs::write(path.join("secret_key"), kp(11).secret.as_bytes()).unwrap();
+    let err = FeedBuilder::new(Storage::disk(&path)).open().await.unwrap_err();
+    assert!(err.to_string().contains("another feed"), "{err}");
+}
