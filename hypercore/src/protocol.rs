@@ -8,7 +8,8 @@
 //!         └── message  Open … Close, Extension: proto2, JS field order  (wire spec §7.2–7.5)
 //!               ├── channel    local/remote ids, capability check, Close (wire spec §5, §7.1, §7.4)
 //!               ├── extension  names ↔ ids through Options               (wire spec §7.5)
-//!               └── rle        the Have.bitfield run-length encoding      (wire spec §8.3)
+//!               ├── rle        the Have.bitfield run-length encoding      (wire spec §8.3)
+//!               └── session    routes messages to channels → Events     (JS Channelizer)
 //! ```
 //!
 //! The codecs do no I/O: a driver reads bytes from the secure stream into a
@@ -22,12 +23,14 @@ pub mod extension;
 pub mod frame;
 pub mod message;
 pub mod rle;
+pub mod session;
 pub mod stream;
 mod varint;
 
 pub use channel::{ChannelError, Channels, RemoteClose, RemoteOpen, SessionKeys};
 pub use extension::Extensions;
 pub use frame::{Frame, FrameDecoder, FrameError, MAX_FRAME_LEN};
+pub use session::{Event, Session};
 pub use stream::{MessageReceiver, MessageSender, StreamError, StreamOptions, message_stream};
 pub use message::{
     Cancel, ChannelMessage, Close, Data, DataNode, Have, Message, MessageError, MessageType, Open, Options, Request,
