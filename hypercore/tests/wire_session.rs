@@ -40,10 +40,10 @@ fn hypertrie_session_routes_to_events() {
         let to = if chunk["dir"] == "I->R" { 1 } else { 0 };
         decoders[to].extend(&hex_of(&chunk["plaintextHex"]));
         while let Some(frame) = decoders[to].next_frame().expect("frame") {
-            if let Some(msg) = ChannelMessage::from_frame(frame).expect("message") {
-                if let Some(event) = sessions[to].on_message(msg).expect("no protocol error") {
-                    events.push((to, event));
-                }
+            if let Some(msg) = ChannelMessage::from_frame(frame).expect("message")
+                && let Some(event) = sessions[to].on_message(msg).expect("no protocol error")
+            {
+                events.push((to, event));
             }
         }
     }
