@@ -6,6 +6,7 @@ use hypercore::protocol::{
     Cancel, ChannelMessage, Close, Data, DataNode, FrameDecoder, Have, Message, Open, Options, Request, Status,
     Unhave, Unwant, Want, frame,
 };
+use hypercore::protocol::{Session, SessionKeys};
 use proptest::prelude::*;
 
 fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -81,5 +82,23 @@ proptest! {
         prop_assert_eq!(&back, &cm);
         // And re-encoding is byte-stable.
         prop_assert_eq!(back.to_frame().expect("encode"), wire);
+    }
+
+    #[test]
+    fn session_survives_any_message_sequence(
+        seq in proptest::collection::vec((0u64..4, message()), 0..40),
+        open_first in any::<bool>(),
+    ) {
+        let mut session = Session::new(SessionKeys::new([1; 32], [2; 32]), &["hypertrie"], &["s"]);
+        if open_first {
+            let (_, msgs) = session.open(&hypercore::KeyPair::from_seed(&[9; 32]).public).expect("open");
+            prop_assert_eq!(msgs.len(), 2);
+        }
+        for (channel, message) in seq {
+            // Errors are fine (the connection would be dropped); panics are not.
+            if session.on_message(ChannelMessage::new(channel, message)).is_err() {
+                break;
+            }
+        }
     }
 }
