@@ -98,7 +98,9 @@ impl RecordCipher {
     /// Seals `plaintext` (at most [`MAX_RECORD_PLAINTEXT`] bytes; the caller chunks) and
     /// appends the record to `out`.
     pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
-        debug_assert!(plaintext.len() <= MAX_RECORD_PLAINTEXT);
+        if plaintext.len() > MAX_RECORD_PLAINTEXT {
+            return Err(RecordError::TooLong(plaintext.len()));
+        }
         let (_, nonce) = self.next_nonce()?;
         let header = ((plaintext.len() + TAG_LEN) as u16).to_be_bytes();
         let start = out.len();
@@ -186,6 +188,16 @@ mod tests {
         rx.open([wire[0], wire[1]], &mut a).expect("first open");
         let mut b = wire[2..].to_vec();
         assert!(rx.open([wire[0], wire[1]], &mut b).is_err());
+    }
+
+    #[test]
+    fn oversized_plaintext_is_refused() {
+        let mut tx = RecordCipher::new(&[5; 32]);
+        let mut out = Vec::new();
+        assert_eq!(tx.seal(&vec![0; MAX_RECORD_PLAINTEXT + 1], &mut out), Err(RecordError::TooLong(MAX_RECORD_PLAINTEXT + 1)));
+        assert!(out.is_empty());
+        tx.seal(&vec![0; MAX_RECORD_PLAINTEXT], &mut out).expect("the largest record");
+        assert_eq!(out.len(), HEADER_LEN + usize::from(u16::MAX));
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub enum RecordError {
     /// The record's declared length is below the tag size.
     #[error("record length {0} is shorter than the 16-byte tag")]
     TooShort(usize),
+    /// A plaintext above the record limit was given to `seal` (callers chunk).
+    #[error("record plaintext of {0} bytes exceeds the 65519-byte limit")]
+    TooLong(usize),
     /// 2^64 records were sent in one direction.
     #[error("record counter exhausted")]
     CounterExhausted,
