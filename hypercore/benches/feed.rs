@@ -79,7 +79,10 @@ async fn rust_side(sizes: &Sizes, disk: bool, scratch: &mut Scratch) -> Vec<(&'s
         // Reopen so in-process state is rebuilt from the log, as the JS bench does.
         let key = feed.public_key();
         drop(feed);
-        FeedBuilder::new(batch_storage).public_key(key).open().await.expect("reopen")
+        let t = Instant::now();
+        let feed = FeedBuilder::new(batch_storage).public_key(key).open().await.expect("reopen");
+        eprintln!("reopen of {} blocks took {:.1} ms", feed.len(), t.elapsed().as_secs_f64() * 1e3);
+        feed
     } else {
         feed
     };

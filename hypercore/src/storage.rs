@@ -286,6 +286,7 @@ pub(crate) fn replay(
     let path = store.path().to_path_buf();
     let file_len = store.len()?;
     let mut pos = HEADER_LEN;
+    let mut reader = ReadAhead { store, file_len, start: 0, buf: Vec::new() };
     let mut prefix_bytes = [0u8; record::PREFIX_LEN];
     let mut meta_buf = Vec::new();
     while pos < file_len {
@@ -297,7 +298,7 @@ pub(crate) fn replay(
             store.truncate(pos)?;
             return Ok(pos);
         }
-        store.read_at(pos, &mut prefix_bytes)?;
+        reader.read(pos, &mut prefix_bytes)?;
         let Some(prefix) = record::parse_prefix(&prefix_bytes) else {
             if is_zero_tail(store, pos, file_len)? {
                 torn("zero-filled tail");
@@ -316,7 +317,7 @@ pub(crate) fn replay(
         }
         let is_last = end == file_len;
         meta_buf.resize(prefix.meta_len as usize, 0);
-        store.read_at(meta_start, &mut meta_buf)?;
+        reader.read(meta_start, &mut meta_buf)?;
         let meta = match record::decode_meta(&prefix_bytes, &prefix, &meta_buf) {
             Ok(meta) => meta,
             Err(reason) if is_last => {
@@ -345,6 +346,37 @@ pub(crate) fn replay(
         pos = end;
     }
     Ok(pos)
+}
+
+/// Bytes read ahead at a time while replaying: record headers are small and mostly adjacent,
+/// so this turns two syscalls per record into one per megabyte.
+const READ_AHEAD: usize = 1 << 20;
+
+/// A read-ahead window over the log for the sequential replay scan.
+struct ReadAhead<'a> {
+    store: &'a Store,
+    file_len: u64,
+    start: u64,
+    buf: Vec<u8>,
+}
+
+impl ReadAhead<'_> {
+    /// Fill `out` from `offset`; the caller has checked the range lies within the file.
+    fn read(&mut self, offset: u64, out: &mut [u8]) -> Result<(), StorageError> {
+        let end = offset + out.len() as u64;
+        if offset < self.start || end > self.start + self.buf.len() as u64 {
+            if out.len() > READ_AHEAD {
+                return self.store.read_at(offset, out);
+            }
+            let n = (self.file_len.saturating_sub(offset)).min(READ_AHEAD as u64) as usize;
+            self.buf.resize(n.max(out.len()), 0);
+            self.store.read_at(offset, &mut self.buf)?;
+            self.start = offset;
+        }
+        let i = (offset - self.start) as usize;
+        out.copy_from_slice(&self.buf[i..i + out.len()]);
+        Ok(())
+    }
 }
 
 /// The sizes of the leaf nodes of the record's blocks, in block order.
