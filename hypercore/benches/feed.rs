@@ -140,6 +140,38 @@ async fn rust_side(sizes: &Sizes, disk: bool, scratch: &mut Scratch) -> Vec<(&'s
     out
 }
 
+/// The cost of the cryptography every append must do, to read the append figures against.
+fn crypto_floor() {
+    let block = [0x61u8; BLOCK];
+    let n = 200_000;
+    let t = Instant::now();
+    let mut acc = 0u8;
+    for i in 0..n {
+        let mut b = block;
+        b[0] = i as u8;
+        acc ^= hypercore::leaf_hash(&b)[0];
+    }
+    let leaf_ns = t.elapsed().as_secs_f64() * 1e9 / n as f64;
+    let node = hypercore::Node { index: 0, hash: [acc; 32], size: 100 };
+    let sib = hypercore::Node { index: 2, ..node };
+    let t = Instant::now();
+    for _ in 0..n {
+        acc ^= hypercore::parent_hash(&node, &sib)[0];
+    }
+    let parent_ns = t.elapsed().as_secs_f64() * 1e9 / n as f64;
+    let signer = KeyPair::from_seed(&[acc; 32]).secret.signer();
+    let t = Instant::now();
+    for i in 0..2000u32 {
+        let mut msg = [0u8; 40];
+        msg[..4].copy_from_slice(&i.to_be_bytes());
+        acc ^= signer.sign(&msg).as_bytes()[0];
+    }
+    let sign_us = t.elapsed().as_secs_f64() * 1e6 / 2000.0;
+    eprintln!(
+        "crypto floor: leaf hash {leaf_ns:.0} ns, parent hash {parent_ns:.0} ns, Ed25519 sign {sign_us:.1} us ({acc})"
+    );
+}
+
 /// Run the JS bench; `None` (with a note) if node or the packages are unavailable.
 fn js_side(sizes: &Sizes, disk: bool, scratch: &Path) -> Option<serde_json::Value> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -184,6 +216,7 @@ fn main() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let mut scratch = Scratch { root: tmp.path().to_path_buf(), n: 0 };
 
+    crypto_floor();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let rust = rt.block_on(async {
         let local = tokio::task::LocalSet::new();
