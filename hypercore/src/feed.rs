@@ -82,7 +82,8 @@ impl State {
         }
         let mut off = data_offset;
         for k in 0..u64::from(meta.block_count) {
-            let seq = meta.first_seq + k;
+            let seq = meta.first_seq.checked_add(k).filter(|s| *s < proof::MAX_INDEX / 2);
+            let seq = seq.ok_or_else(|| format!("block {} + {k} out of range", meta.first_seq))?;
             let leaf = self.tree.get(2 * seq).ok_or_else(|| format!("block {seq} has no leaf node"))?;
             let page = self.block_pos.get_or_insert_with(seq / POS_PAGE as u64, || Box::new([ABSENT; POS_PAGE]));
             page[(seq % POS_PAGE as u64) as usize] = off;
@@ -90,6 +91,9 @@ impl State {
             self.data_bits.set(seq, true);
         }
         if let Some((slot, sig)) = meta.signature {
+            if slot >= proof::MAX_INDEX / 2 {
+                return Err(format!("signature slot {slot} out of range"));
+            }
             self.signatures.insert(slot, sig);
             let len = slot + 1;
             if len > self.length {

@@ -329,7 +329,8 @@ pub(crate) fn replay(
         };
         // The leaf nodes of the record's blocks must account for exactly its data.
         let leaves = leaf_sizes(&meta);
-        if leaves.iter().sum::<u64>() != prefix.data_len || leaves.len() != meta.block_count as usize {
+        let total = leaves.iter().try_fold(0u64, |acc, s| acc.checked_add(*s));
+        if total != Some(prefix.data_len) || leaves.len() != meta.block_count as usize {
             if is_last {
                 torn("leaf sizes do not match data length");
                 store.truncate(pos)?;
@@ -392,7 +393,7 @@ fn leaf_sizes(meta: &Meta) -> Vec<u64> {
 fn tail_data_ok(store: &Store, meta: &Meta, data_start: u64) -> Result<bool, StorageError> {
     let mut off = data_start;
     for k in 0..u64::from(meta.block_count) {
-        let index = 2 * (meta.first_seq + k);
+        let Some(index) = meta.first_seq.checked_add(k).and_then(|s| s.checked_mul(2)) else { return Ok(false) };
         let Some(leaf) = meta.nodes.iter().find(|n| n.index == index) else { return Ok(false) };
         let mut buf = vec![0u8; leaf.size as usize];
         store.read_at(off, &mut buf)?;
