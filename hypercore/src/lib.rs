@@ -5,7 +5,7 @@
 //! Feed ──append──▶ Merkle tree (BLAKE2b, flat-tree) ──roots──▶ Ed25519 signature
 //!   │                                   │
 //!   ├─proof(seq, digest)──▶ Proof { nodes, signature } ──put(seq, data, proof)──▶ replica Feed
-//!   └─ Storage: memory, or a crash-safe log directory (see [`storage`](Storage))
+//!   └─ Storage: memory, or a crash-safe log directory (see [`Storage`])
 //! ```
 //!
 //! The facade is [`Feed`], built by [`FeedBuilder`]: a writer holds a [`KeyPair`]; a sparse
@@ -24,6 +24,23 @@
 //! assert_eq!(replica.get_local(1)?, Some(b"bb".to_vec()));
 //! # Ok(()) }
 //! ```
+//!
+//! # Compatibility, guarantees and limits
+//!
+//! * Hashes, roots, signatures (the 40-byte signable), discovery keys, request digests and
+//!   proof node lists are byte-identical to JS hypercore 9 (`tests/vectors.rs` replays the JS
+//!   vectors). The on-disk layout is this crate's own (see the `storage` module docs), not
+//!   JS's SLEEP files.
+//! * One signature per append call, as in JS; [`Feed::signature`] returns the next non-blank
+//!   one. Verification accepts the 40-byte signable or the legacy 32-byte roots hash, and
+//!   rejects unsigned ("non-live") proofs that reach the roots.
+//! * Disk: an append or put that returned is synced; a crash at any point leaves a log that
+//!   opens and verifies (the torn tail record is cut). Damage elsewhere is an error naming the
+//!   file; blocks are re-hashed on read.
+//! * Opening replays the log headers, so it costs O(records); the tree is held in memory
+//!   (about 80 bytes per block), in pages, so sparse replicas pay only for what they hold.
+//! * Proof building needs the signature of the prover's `verified_by` length; a replica holds
+//!   only the signatures that came with its proofs (the JS behaves the same).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bitfield;

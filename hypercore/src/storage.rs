@@ -57,7 +57,9 @@ pub(crate) use record::{Meta, encode as encode_record};
 pub enum Storage {
     /// In memory; gone when the last handle drops. For tests and short-lived replicas.
     Memory,
-    /// A directory on disk (created if missing) in the layout described in this module.
+    /// A directory on disk (created if missing): `secret_key` (writers only) and `log`, an
+    /// append-only file of checksummed records, one per append call or verified put, synced
+    /// before the call returns. The full layout and crash rules are in `src/storage.rs`.
     Disk(PathBuf),
 }
 
