@@ -65,9 +65,15 @@ impl Node {
         &self.path
     }
 
-    /// A reset node (key `""`, no value) marks an emptied trie: reads treat it as "no node".
+    /// Whether reads treat this stored node as "no node": a reset node (key `""`, no value)
+    /// marks an emptied trie.
+    ///
+    /// JS `getBySeq` tests `node.value === null && node.key === ''`, but a node decoded from a
+    /// block always has `value === null` there (the bytes are in `valueBuffer`), so in fact
+    /// *every* stored node with key `""` reads as none, with or without a value. We follow the
+    /// JS behaviour, not the spec's wording (§6.1, §6.8), which only names the value-less node.
     pub(crate) fn is_reset(&self) -> bool {
-        self.value.is_none() && self.path.key().is_empty()
+        self.path.key().is_empty()
     }
 
     /// Decode the node stored at block `seq`, hashing its key with `hasher`. The stored `seq`

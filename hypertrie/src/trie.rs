@@ -161,6 +161,9 @@ impl Trie {
     // --- writing
 
     /// Set `key` to `value`; returns the node written.
+    ///
+    /// As in JS hypertrie, the empty key (`""` or `"/"`) is written but reads as a reset marker:
+    /// while such a node is the head the trie reads as empty, and pointers to it lead nowhere.
     pub async fn put(&self, key: &str, value: &[u8]) -> Result<Arc<Node>, WriteError> {
         self.put_with(key, value, PutOptions::default()).await
     }
