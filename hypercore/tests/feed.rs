@@ -114,6 +114,9 @@ async fn disk_reopen_keeps_blocks_and_checks_key() {
         f.append(b"one").await.unwrap();
         f.append_batch(&[b"two".as_slice(), b"three"]).await.unwrap();
     }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path.join("secret_key")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "secret_key must be owner-only, mode {mode:o}");
     let f = FeedBuilder::new(Storage::disk(&path)).open().await.unwrap();
     assert!(f.writable());
     assert_eq!(f.public_key(), kp(4).public);
