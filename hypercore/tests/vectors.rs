@@ -71,8 +71,39 @@ async fn small_writer(v: &Value) -> Feed {
         assert_eq!(slot, u(&step["signature_index"]));
         assert_eq!(Some(signature), sig(&step["signature"]), "signature at length {len}");
         assert!(verifier.verify(&signable, &signature));
+        // The JS `tree` and `signatures` files are a rendering of the same state (spec §4.2,
+        // §4.3): check that our nodes and signature slots render to the exact JS bytes.
+        assert_eq!(js_tree_file(&feed), bytes(&step["tree_file_after"]), "tree file at length {len}");
+        assert_eq!(js_signatures_file(&feed), bytes(&step["signatures_file_after"]), "signatures at {len}");
     }
     feed
+}
+
+/// The JS `tree` file: 32-byte header, then `hash · u64be(size)` at `32 + 40 * index`.
+fn js_tree_file(feed: &Feed) -> Vec<u8> {
+    let mut out = hex::decode("0502570200002807424c414b4532620000000000000000000000000000000000").unwrap();
+    for index in 0..2 * feed.len() - 1 {
+        match feed.tree_node(index) {
+            Some(n) => {
+                out.extend_from_slice(&n.hash);
+                out.extend_from_slice(&n.size.to_be_bytes());
+            }
+            None => out.extend_from_slice(&[0u8; 40]),
+        }
+    }
+    out
+}
+
+/// The JS `signatures` file: 32-byte header, then 64 bytes per length, blank between batches.
+fn js_signatures_file(feed: &Feed) -> Vec<u8> {
+    let mut out = hex::decode("0502570100004007456432353531390000000000000000000000000000000000").unwrap();
+    for slot in 0..feed.len() {
+        match feed.signature_at(slot) {
+            Some((at, s)) if at == slot => out.extend_from_slice(s.as_bytes()),
+            _ => out.extend_from_slice(&[0u8; 64]),
+        }
+    }
+    out
 }
 
 #[tokio::test]
