@@ -16,7 +16,23 @@
 //! [`FrameDecoder`], turns each [`Frame`] into a [`ChannelMessage`], and consults
 //! [`Channels`] for ids and capabilities. [`stream`] is that driver's I/O half: it moves
 //! messages over a connection with v8's keepalive and receive timeout (wire spec §9). The capability material (the Noise split) comes
-//! from the stream as [`SessionKeys`].
+//! from the stream as [`SessionKeys`]; [`Session`] combines channels and extensions into
+//! [`Event`]s for the replication layer.
+//!
+//! ```
+//! use hypercore::protocol::{ChannelMessage, FrameDecoder, Message, Want};
+//! // Want{start:0, length:1048576} on channel 1, as JS writes it (wire spec §6).
+//! let want = ChannelMessage::new(1, Message::Want(Want { start: 0, length: Some(1 << 20) }));
+//! let bytes = want.to_frame()?;
+//! assert_eq!(bytes, [0x07, 0x15, 0x08, 0x00, 0x10, 0x80, 0x80, 0x40]);
+//! let mut decoder = FrameDecoder::new();
+//! decoder.extend(&bytes[..3]); // frames may arrive in pieces
+//! assert!(decoder.next_frame()?.is_none());
+//! decoder.extend(&bytes[3..]);
+//! let frame = decoder.next_frame()?.ok_or("a whole frame")?;
+//! assert_eq!(ChannelMessage::from_frame(frame)?, Some(want));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod channel;
 pub mod extension;
