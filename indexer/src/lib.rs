@@ -42,6 +42,7 @@ mod codec;
 mod depmaps;
 mod error;
 mod index;
+pub mod ingest;
 pub mod model;
 pub mod names;
 mod records;
