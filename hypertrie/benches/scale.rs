@@ -84,9 +84,9 @@ fn order(n: usize) -> Vec<usize> {
     order
 }
 
-async fn new_trie(cache_size: usize) -> Trie {
+async fn new_trie(cache_bytes: usize) -> Trie {
     let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::from_seed(&[1; 32])).open().await.expect("feed");
-    Trie::open_with(feed, TrieOptions { cache_size, ..Default::default() }).await.expect("trie")
+    Trie::open_with(feed, TrieOptions { cache_bytes, ..Default::default() }).await.expect("trie")
 }
 
 #[derive(Debug, Default)]
@@ -105,7 +105,7 @@ async fn rust_side(n: usize, gets: usize, single: bool) -> Figures {
     let mut f = Figures::default();
 
     if single {
-        let trie = new_trie(hypertrie::DEFAULT_CACHE_SIZE).await;
+        let trie = new_trie(hypertrie::DEFAULT_CACHE_BYTES).await;
         let t = Instant::now();
         for &k in &order {
             trie.put(&keys[k], &values[k]).await.expect("put");
@@ -113,7 +113,7 @@ async fn rust_side(n: usize, gets: usize, single: bool) -> Figures {
         f.put_single = Some(n as f64 / t.elapsed().as_secs_f64());
     }
 
-    let trie = new_trie(hypertrie::DEFAULT_CACHE_SIZE).await;
+    let trie = new_trie(hypertrie::DEFAULT_CACHE_BYTES).await;
     let t = Instant::now();
     for chunk in order.chunks(BATCH) {
         let ops: Vec<BatchOp> = chunk.iter().map(|&k| BatchOp::put(keys[k].clone(), values[k].clone())).collect();
@@ -133,7 +133,7 @@ async fn rust_side(n: usize, gets: usize, single: bool) -> Figures {
     f.get_warm = gets as f64 / t.elapsed().as_secs_f64();
 
     // The same feed without the decoded-node cache: every get reads and decodes its blocks.
-    let cold = Trie::open_with(trie.feed().clone(), TrieOptions { cache_size: 0, ..Default::default() })
+    let cold = Trie::open_with(trie.feed().clone(), TrieOptions { cache_bytes: 0, ..Default::default() })
         .await
         .expect("trie");
     let t = Instant::now();

@@ -89,7 +89,7 @@ pub(crate) async fn run<'a>(
                 let flags = NewNode::flags(key, options.flags, options.hidden)?;
                 let new = NewNode {
                     path: KeyPath::new(key, options.hidden, &shared.hasher),
-                    value: Some(value.into()),
+                    value: Some(value),
                     flags,
                 };
                 Some(put(shared, &mut pending, head.clone(), new, 0).await?)
@@ -103,9 +103,15 @@ pub(crate) async fn run<'a>(
             head = written;
         }
     }
-    if !pending.blocks.is_empty() {
-        let count = pending.blocks.len();
-        shared.feed.append_batch(&pending.blocks).await.map_err(|source| WriteError::Append { count, source })?;
+    if !pending.nodes.is_empty() {
+        let blocks: Vec<&[u8]> = pending.nodes.iter().map(|n| n.block()).collect();
+        let count = blocks.len();
+        let first =
+            shared.feed.append_batch(&blocks).await.map_err(|source| WriteError::Append { count, source })?;
+        if first != offset {
+            // Only possible if something else appended to the feed behind the trie's back.
+            tracing::error!(expected = offset, got = first, "trie nodes were appended at the wrong seq");
+        }
         shared.remember(&pending.nodes);
     }
     Ok(pending.nodes)

@@ -7,18 +7,39 @@ use crate::varint;
 /// The most slots a bucket can have: JS builds the slot mask with 32-bit integer operations.
 pub(crate) const MAX_SLOTS: usize = 31;
 
+/// The most index entries and slots one trie field may decode to (they are addressed with 24
+/// bits). Real fields hold a few hundred; this only stops hostile ones.
+const MAX_FIELD_SLOTS: usize = 1 << 24;
+
 /// A decoded trie field: the buckets of a stored node, by ascending path position.
 ///
-/// Kept compact (one index entry per bucket, all slots in one vector) because a node is decoded
-/// for every block a lookup visits.
+/// One allocation per node, because a node is decoded for every block a lookup reads that is not
+/// cached: `data` holds one index entry per bucket (`position << 32 | start << 8 | slot count`,
+/// ascending by position), then the slots of every bucket (0 = empty).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Buckets {
-    /// `(position, start in slots, slot count)`, ascending by position.
-    index: Vec<(u32, u32, u32)>,
-    /// The slots of every bucket, 0 = empty.
-    slots: Vec<u64>,
+    data: Vec<u64>,
+    /// How many index entries `data` starts with.
+    count: usize,
     /// The array length the field declares (JS `trie.length`).
     declared_len: u64,
+}
+
+/// One bucket as read from the field: position, slot mask, and the bytes of its pointers.
+fn read_bucket<'a>(buf: &mut &'a [u8], last: Option<u64>) -> Result<(u32, u32, &'a [u8]), DecodeError> {
+    let position = varint::decode(buf)?;
+    if last.is_some_and(|l| position <= l) {
+        return Err(DecodeError::BucketOrder { position });
+    }
+    let mask = varint::decode(buf)?;
+    let (Ok(position), Ok(mask)) = (u32::try_from(position), u32::try_from(mask)) else {
+        return Err(DecodeError::BucketTooLarge { position });
+    };
+    let start = *buf;
+    for _ in 0..mask.count_ones() {
+        varint::decode(buf)?;
+    }
+    Ok((position, mask, &start[..start.len() - buf.len()]))
 }
 
 impl Buckets {
@@ -29,55 +50,78 @@ impl Buckets {
             return Ok(Self::default());
         }
         let declared_len = varint::decode(&mut buf)?;
-        let mut out = Self { declared_len, ..Self::default() };
-        let mut last: Option<u64> = None;
-        while !buf.is_empty() {
-            let position = varint::decode(&mut buf)?;
-            if last.is_some_and(|l| position <= l) {
-                return Err(DecodeError::BucketOrder { position });
+        // First pass: validate and size; second: fill one exactly sized vector.
+        let (mut count, mut slots, mut last) = (0usize, 0usize, None);
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let (position, mask, _) = read_bucket(&mut rest, last)?;
+            last = Some(u64::from(position));
+            count += 1;
+            slots += (32 - mask.leading_zeros()) as usize;
+            if count + slots > MAX_FIELD_SLOTS {
+                return Err(DecodeError::BucketTooLarge { position: u64::from(position) });
             }
-            last = Some(position);
-            let mask = varint::decode(&mut buf)?;
-            let (Ok(pos32), Ok(mask)) = (u32::try_from(position), u32::try_from(mask)) else {
-                return Err(DecodeError::BucketTooLarge { position });
-            };
-            let start = out.slots.len();
-            let count = (32 - mask.leading_zeros()) as usize;
-            for bit in 0..count {
-                let pointer = if mask & (1 << bit) != 0 { varint::decode(&mut buf)? } else { 0 };
-                if pointer != 0 && pointer >= seq {
-                    return Err(DecodeError::PointerNotBefore { pointer });
-                }
-                out.slots.push(pointer);
-            }
-            // At most 32 slots per bucket and the buffer bounds the bucket count, so these fit.
-            out.index.push((pos32, start as u32, count as u32));
         }
-        Ok(out)
+        let mut data = vec![0u64; count + slots];
+        let (mut next, mut last) = (count, None);
+        for entry in 0..count {
+            let (position, mask, mut pointers) = read_bucket(&mut buf, last)?;
+            last = Some(u64::from(position));
+            let len = (32 - mask.leading_zeros()) as usize;
+            // At most 32 slots per bucket, and the block bounds their number, so `next` fits.
+            data[entry] = u64::from(position) << 32 | (next as u64) << 8 | len as u64;
+            for bit in 0..len {
+                if mask & (1 << bit) != 0 {
+                    let pointer = varint::decode(&mut pointers)?;
+                    if pointer != 0 && pointer >= seq {
+                        return Err(DecodeError::PointerNotBefore { pointer });
+                    }
+                    data[next + bit] = pointer;
+                }
+            }
+            next += len;
+        }
+        Ok(Self { data, count, declared_len })
     }
 
     /// The slots of the bucket at path position `i` (empty if there is none).
     #[inline]
     pub(crate) fn bucket(&self, i: usize) -> &[u64] {
         let Ok(i) = u32::try_from(i) else { return &[] };
-        match self.index.binary_search_by_key(&i, |e| e.0) {
+        let index = &self.data[..self.count];
+        match index.binary_search_by_key(&i, |&e| (e >> 32) as u32) {
             Ok(at) => {
-                let (_, start, count) = self.index[at];
-                &self.slots[start as usize..(start + count) as usize]
+                let start = ((index[at] >> 8) & 0xff_ffff) as usize;
+                let len = (index[at] & 0xff) as usize;
+                &self.data[start..start + len]
             }
             Err(_) => &[],
         }
+    }
+
+    /// The buckets as `(position, slots)`, ascending.
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = (usize, &[u64])> {
+        self.data[..self.count].iter().map(|&e| {
+            let start = ((e >> 8) & 0xff_ffff) as usize;
+            ((e >> 32) as usize, &self.data[start..start + (e & 0xff) as usize])
+        })
+    }
+
+    /// Roughly the bytes this takes in memory.
+    pub(crate) fn weight(&self) -> usize {
+        self.data.len() * 8
     }
 
     /// The array form JS decodes to: by position, `None` or the bucket's slots.
     #[cfg(test)]
     pub(crate) fn to_dense(&self) -> Vec<Option<Vec<u64>>> {
         let mut out = vec![None; self.declared_len as usize];
-        for &(pos, start, count) in &self.index {
-            if pos as usize >= out.len() {
-                out.resize(pos as usize + 1, None);
+        for (pos, slots) in self.iter() {
+            if pos >= out.len() {
+                out.resize(pos + 1, None);
             }
-            out[pos as usize] = Some(self.slots[start as usize..(start + count) as usize].to_vec());
+            out[pos] = Some(slots.to_vec());
         }
         out
     }
@@ -85,54 +129,93 @@ impl Buckets {
 
 /// The trie of a node being written: buckets are filled by [`BucketsBuilder::push`], exactly as
 /// JS `put.js` fills them, then encoded.
+///
+/// Flat and allocation-light: one vector of fixed-size buckets sorted by position (a put pushes
+/// in ascending position order, so the bucket wanted is almost always the last one).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct BucketsBuilder {
-    /// By position; an empty vector means no bucket (a pushed bucket is never empty).
-    buckets: Vec<Vec<u64>>,
+    buckets: Vec<BuiltBucket>,
+    /// The first position where a push found no free slot below [`MAX_SLOTS`].
+    overfull: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct BuiltBucket {
+    position: usize,
+    len: usize,
+    slots: [u64; MAX_SLOTS],
 }
 
 impl BucketsBuilder {
     /// Place pointer `seq` for digit `v` at position `i`: the first free slot among `v`, `v+5`, …,
     /// unless `seq` is already somewhere in that bucket.
     pub(crate) fn push(&mut self, i: usize, v: usize, seq: u64) {
-        if self.buckets.len() <= i {
-            self.buckets.resize_with(i + 1, Vec::new);
-        }
-        let bucket = &mut self.buckets[i];
+        let at = match self.buckets.last() {
+            Some(b) if b.position == i => self.buckets.len() - 1,
+            Some(b) if b.position < i => self.insert(self.buckets.len(), i),
+            _ => match self.buckets.binary_search_by_key(&i, |b| b.position) {
+                Ok(at) => at,
+                Err(at) => self.insert(at, i),
+            },
+        };
+        let bucket = &mut self.buckets[at];
+        let used = &bucket.slots[..bucket.len];
         let mut v = v % 5;
-        while v < bucket.len() && bucket[v] != 0 {
+        while v < used.len() && used[v] != 0 {
             v += 5;
         }
-        if bucket.contains(&seq) {
+        if used.contains(&seq) {
             return;
         }
-        if bucket.len() <= v {
-            bucket.resize(v + 1, 0);
+        if v >= MAX_SLOTS {
+            self.overfull.get_or_insert(i);
+            return;
         }
-        bucket[v] = seq;
+        bucket.slots[v] = seq;
+        bucket.len = bucket.len.max(v + 1);
     }
 
-    /// The first position whose bucket has more slots than the format allows, if any.
+    fn insert(&mut self, at: usize, position: usize) -> usize {
+        self.buckets.insert(at, BuiltBucket { position, len: 0, slots: [0; MAX_SLOTS] });
+        at
+    }
+
+    /// The first position where more keys collided than a bucket can address, if any.
     pub(crate) fn overfull(&self) -> Option<usize> {
-        self.buckets.iter().position(|b| b.len() > MAX_SLOTS)
+        self.overfull
     }
 
     /// Encode as the trie field: `varint(length)`, then per bucket `varint(i) varint(mask)` and
-    /// the non-zero slots. Buckets must not be [`overfull`](Self::overfull).
+    /// the non-zero slots.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        let len = self.buckets.iter().rposition(|b| !b.is_empty()).map_or(0, |p| p + 1);
+        let len = self.buckets.last().map_or(0, |b| b.position + 1);
         varint::encode(len as u64, out);
-        for (i, bucket) in self.buckets[..len].iter().enumerate() {
-            if bucket.is_empty() {
-                continue;
-            }
-            varint::encode(i as u64, out);
-            let mask = bucket.iter().enumerate().fold(0u64, |m, (s, &seq)| m | (u64::from(seq != 0) << s));
+        for b in &self.buckets {
+            varint::encode(b.position as u64, out);
+            let slots = &b.slots[..b.len];
+            let mask = slots.iter().enumerate().fold(0u64, |m, (s, &seq)| m | (u64::from(seq != 0) << s));
             varint::encode(mask, out);
-            for &seq in bucket.iter().filter(|&&s| s != 0) {
+            for &seq in slots.iter().filter(|&&s| s != 0) {
                 varint::encode(seq, out);
             }
         }
+    }
+
+    /// The decoded form of what [`encode`](Self::encode) writes, without a round trip through
+    /// bytes.
+    pub(crate) fn to_buckets(&self) -> Buckets {
+        let count = self.buckets.len();
+        let mut data = Vec::with_capacity(count + self.buckets.iter().map(|b| b.len).sum::<usize>());
+        let mut next = count;
+        for b in &self.buckets {
+            // Positions come from a key path (a few hundred at most) and slots are < 32.
+            data.push((b.position as u64) << 32 | (next as u64) << 8 | b.len as u64);
+            next += b.len;
+        }
+        for b in &self.buckets {
+            data.extend_from_slice(&b.slots[..b.len]);
+        }
+        Buckets { data, count, declared_len: self.buckets.last().map_or(0, |b| b.position as u64 + 1) }
     }
 }
 
@@ -162,7 +245,18 @@ mod tests {
         b.push(32, 2, 7);
         b.push(32, 7, 9); // 7 mod 5 = 2, taken -> slot 7
         b.push(32, 2, 7); // already there
-        assert_eq!(b.buckets[32], vec![0, 0, 7, 0, 0, 0, 0, 9]);
+        b.push(3, 1, 4); // an earlier position, inserted in order
+        assert_eq!(b.to_buckets().bucket(32), &[0, 0, 7, 0, 0, 0, 0, 9]);
+        assert_eq!(b.to_buckets().bucket(3), &[0, 4]);
+        let mut field = Vec::new();
+        b.encode(&mut field);
+        assert_eq!(Buckets::decode(&field, 10).unwrap(), b.to_buckets());
+        for k in 0..7 {
+            b.push(40, 0, 100 + k);
+        }
+        assert_eq!(b.overfull(), None, "slots 0, 5, …, 30 used");
+        b.push(40, 0, 200);
+        assert_eq!(b.overfull(), Some(40), "the eighth colliding pointer has no slot");
         let mut empty = Vec::new();
         BucketsBuilder::default().encode(&mut empty);
         assert_eq!(empty, [0]);

@@ -42,7 +42,7 @@ fn check_blocks(name: &str, hasher: &KeyHash) -> usize {
             assert_eq!(h.encode(), block, "{name}: header re-encodes");
             continue;
         }
-        let node = Node::decode(&block, seq, hasher).unwrap_or_else(|e| panic!("{name} block {seq}: {e}"));
+        let node = Node::decode(block.clone(), seq, hasher).unwrap_or_else(|e| panic!("{name} block {seq}: {e}"));
         assert_eq!(node.key(), d["key"].as_str().unwrap(), "{name} {seq} key");
         assert_eq!(node.value().map(|v| v.to_vec()), d["value_hex"].as_str().map(|h| ::hex::decode(h).unwrap()));
         assert_eq!(node.hidden(), d["hidden"].as_bool().unwrap());
@@ -74,7 +74,9 @@ fn check_blocks(name: &str, hasher: &KeyHash) -> usize {
         assert_eq!(encoded, field, "{name} {seq} trie field");
         assert_eq!(Buckets::decode(&field, seq).unwrap(), node.trie);
         assert_eq!(d["seq_field"].as_u64().unwrap(), seq);
-        assert_eq!(node.encode(&field), block, "{name} {seq} node re-encodes");
+        let written = Node::written(node.path().clone(), node.value(), d["flags_field"].as_u64().unwrap(), seq, &builder);
+        assert_eq!(written.block(), block, "{name} {seq} node re-encodes");
+        assert_eq!(written, node);
     }
     blocks.len()
 }

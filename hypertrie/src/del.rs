@@ -47,11 +47,11 @@ pub(crate) async fn del(
         return Ok(None);
     }
     let closest = if closest != 0 { source.node(closest).await? } else { None };
-    let new = match closest {
+    let new = match &closest {
         // JS re-puts the closest node through `put`, which normalises its key once more.
         Some(c) => NewNode {
             path: KeyPath::new(c.key(), c.hidden(), &shared.hasher),
-            value: c.value().map(Box::from),
+            value: c.value(),
             flags: u64::from(c.flags()) << 8 | if c.hidden() { HIDDEN } else { 0 },
         },
         None => NewNode {

@@ -44,4 +44,4 @@ pub use history::{History, HistoryOptions};
 pub use iterator::{Iter, ListOptions};
 pub use node::Node;
 pub use path::{CustomHash, KeyHash, siphash24};
-pub use trie::{DEFAULT_CACHE_SIZE, GetOptions, Trie, TrieOptions};
+pub use trie::{DEFAULT_CACHE_BYTES, GetOptions, Trie, TrieOptions};

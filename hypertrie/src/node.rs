@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use crate::buckets::Buckets;
+use std::ops::Range;
+
+use crate::buckets::{Buckets, BucketsBuilder};
 use crate::error::DecodeError;
 use crate::path::{KeyHash, KeyPath};
 use crate::protobuf::{self, put_bytes, put_uint};
@@ -17,7 +19,9 @@ pub(crate) const HIDDEN: u64 = 1;
 pub struct Node {
     seq: u64,
     path: KeyPath,
-    value: Option<Box<[u8]>>,
+    /// The block as stored; the value is a range of it, not a copy.
+    block: Box<[u8]>,
+    value: Option<Range<usize>>,
     flags: u64,
     pub(crate) trie: Buckets,
 }
@@ -46,7 +50,18 @@ impl Node {
 
     /// The value; `None` when the node was written without one.
     pub fn value(&self) -> Option<&[u8]> {
-        self.value.as_deref()
+        self.value.clone().and_then(|r| self.block.get(r))
+    }
+
+    /// The block this node is stored as.
+    pub(crate) fn block(&self) -> &[u8] {
+        &self.block
+    }
+
+    /// Roughly how many bytes of memory the node holds (for the cache's budget).
+    pub(crate) fn weight(&self) -> usize {
+        // the block, key and hash copies, the bucket index, and the Arc, box and map entry
+        self.block.len() + self.path.key().len() + self.path.len() / 4 + self.trie.weight() + 120
     }
 
     /// The user flags given to `put` (the raw field shifted right by 8).
@@ -78,13 +93,18 @@ impl Node {
 
     /// Decode the node stored at block `seq`, hashing its key with `hasher`. The stored `seq`
     /// field is ignored (the block index is what counts); unknown fields are skipped.
-    pub(crate) fn decode(block: &[u8], seq: u64, hasher: &KeyHash) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(block: Vec<u8>, seq: u64, hasher: &KeyHash) -> Result<Self, DecodeError> {
         let (mut key, mut value, mut trie, mut flags) = (None, None, None, 0);
-        for field in protobuf::fields(block) {
+        let base = block.as_ptr() as usize;
+        for field in protobuf::fields(&block) {
             let (number, v) = field?;
             match number {
                 1 => key = Some(protobuf::bytes(1, v)?),
-                2 => value = Some(protobuf::bytes(2, v)?),
+                2 => {
+                    let bytes = protobuf::bytes(2, v)?;
+                    let start = bytes.as_ptr() as usize - base;
+                    value = Some(start..start + bytes.len());
+                }
                 3 => trie = Some(protobuf::bytes(3, v)?),
                 4 => {
                     protobuf::uint(4, v)?;
@@ -96,39 +116,32 @@ impl Node {
         let key = key.ok_or(DecodeError::MissingField("key"))?;
         let key = std::str::from_utf8(key).map_err(|_| DecodeError::Utf8("key"))?;
         let trie = trie.map(|t| Buckets::decode(t, seq)).transpose()?.unwrap_or_default();
-        Ok(Self {
-            seq,
-            path: KeyPath::new(key, flags & HIDDEN != 0, hasher),
-            value: value.map(Box::from),
-            flags,
-            trie,
-        })
+        let path = KeyPath::new(key, flags & HIDDEN != 0, hasher);
+        Ok(Self { seq, path, block: block.into_boxed_slice(), value, flags, trie })
     }
 
-    /// A node about to be appended at `seq`, from its encoded trie field.
+    /// The node a put writes at `seq`, encoded as JS does: key, value (if any), trie field, seq,
+    /// flags — in that order, `seq` and `flags` even when 0.
     pub(crate) fn written(
         path: KeyPath,
-        value: Option<Box<[u8]>>,
+        value: Option<&[u8]>,
         flags: u64,
         seq: u64,
-        trie_field: &[u8],
-    ) -> Result<Self, DecodeError> {
-        Ok(Self { seq, path, value, flags, trie: Buckets::decode(trie_field, seq)? })
-    }
-
-    /// The block JS writes for this node: key, value (if any), trie field, seq, flags — in that
-    /// order, `seq` and `flags` even when 0.
-    pub(crate) fn encode(&self, trie_field: &[u8]) -> Vec<u8> {
-        let value_len = self.value.as_ref().map_or(0, |v| v.len() + 10);
-        let mut out = Vec::with_capacity(self.key().len() + value_len + trie_field.len() + 32);
-        put_bytes(1, self.key().as_bytes(), &mut out);
-        if let Some(v) = &self.value {
+        trie: &BucketsBuilder,
+    ) -> Self {
+        let value_len = value.map_or(0, |v| v.len() + 10);
+        let mut out = Vec::with_capacity(path.key().len() + value_len + 16 * path.len() + 32);
+        put_bytes(1, path.key().as_bytes(), &mut out);
+        let value = value.map(|v| {
             put_bytes(2, v, &mut out);
-        }
-        put_bytes(3, trie_field, &mut out);
-        put_uint(4, self.seq, &mut out);
-        put_uint(5, self.flags, &mut out);
-        out
+            out.len() - v.len()..out.len()
+        });
+        let mut field = Vec::with_capacity(64);
+        trie.encode(&mut field);
+        put_bytes(3, &field, &mut out);
+        put_uint(4, seq, &mut out);
+        put_uint(5, flags, &mut out);
+        Self { seq, path, block: out.into_boxed_slice(), value, flags, trie: trie.to_buckets() }
     }
 }
 
@@ -140,23 +153,27 @@ mod tests {
     fn spec_example_round_trips() {
         // seq 2, put('a', 'A')
         let block = [0x0a, 0x01, 0x61, 0x12, 0x01, 0x41, 0x1a, 0x04, 0x04, 0x03, 0x08, 0x01, 0x20, 0x02, 0x28, 0x00];
-        let node = Node::decode(&block, 2, &KeyHash::SipHash).unwrap();
+        let node = Node::decode(block.to_vec(), 2, &KeyHash::SipHash).unwrap();
         assert_eq!((node.key(), node.value(), node.flags(), node.hidden()), ("a", Some(&b"A"[..]), 0, false));
         assert_eq!(node.trie.bucket(3), &[0, 0, 0, 1]);
-        assert_eq!(node.encode(&block[8..12]), block);
+        let mut trie = BucketsBuilder::default();
+        trie.push(3, 3, 1);
+        let written = Node::written(node.path().clone(), Some(b"A"), 0, 2, &trie);
+        assert_eq!(written.block(), block);
+        assert_eq!(written, node);
     }
 
     #[test]
     fn malformed_nodes_are_errors() {
         let h = KeyHash::SipHash;
-        assert_eq!(Node::decode(b"", 1, &h), Err(DecodeError::MissingField("key")));
-        assert_eq!(Node::decode(b"\x0a\x05ab", 1, &h), Err(DecodeError::Truncated));
-        assert_eq!(Node::decode(b"\x08\x01", 1, &h), Err(DecodeError::WireType { field: 1, wire_type: 0 }));
-        assert_eq!(Node::decode(b"\x0a\x01\xff", 1, &h), Err(DecodeError::Utf8("key")));
-        assert_eq!(Node::decode(b"\x0b", 1, &h), Err(DecodeError::WireType { field: 1, wire_type: 3 }));
+        assert_eq!(Node::decode(b"".to_vec(), 1, &h), Err(DecodeError::MissingField("key")));
+        assert_eq!(Node::decode(b"\x0a\x05ab".to_vec(), 1, &h), Err(DecodeError::Truncated));
+        assert_eq!(Node::decode(b"\x08\x01".to_vec(), 1, &h), Err(DecodeError::WireType { field: 1, wire_type: 0 }));
+        assert_eq!(Node::decode(b"\x0a\x01\xff".to_vec(), 1, &h), Err(DecodeError::Utf8("key")));
+        assert_eq!(Node::decode(b"\x0b".to_vec(), 1, &h), Err(DecodeError::WireType { field: 1, wire_type: 3 }));
         // a pointer to itself
         assert_eq!(
-            Node::decode(b"\x0a\x01a\x1a\x04\x04\x03\x08\x01", 1, &h),
+            Node::decode(b"\x0a\x01a\x1a\x04\x04\x03\x08\x01".to_vec(), 1, &h),
             Err(DecodeError::PointerNotBefore { pointer: 1 })
         );
     }

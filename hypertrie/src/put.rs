@@ -18,24 +18,23 @@ pub(crate) struct Pending {
     /// The seq the first pending node gets (the feed length when the write started).
     pub(crate) offset: u64,
     pub(crate) nodes: Vec<Arc<Node>>,
-    pub(crate) blocks: Vec<Vec<u8>>,
 }
 
 impl Pending {
     pub(crate) fn new(offset: u64) -> Self {
-        Self { offset, nodes: Vec::new(), blocks: Vec::new() }
+        Self { offset, nodes: Vec::new() }
     }
 }
 
 /// What to write: a key's path, its value and its raw flags (`user << 8 | hidden`).
 #[derive(Debug)]
-pub(crate) struct NewNode {
+pub(crate) struct NewNode<'a> {
     pub(crate) path: KeyPath,
-    pub(crate) value: Option<Box<[u8]>>,
+    pub(crate) value: Option<&'a [u8]>,
     pub(crate) flags: u64,
 }
 
-impl NewNode {
+impl NewNode<'_> {
     /// Raw flags for user flags and the hidden bit, checking the user flags fit.
     pub(crate) fn flags(key: &str, user: u32, hidden: bool) -> Result<u64, WriteError> {
         if user > MAX_USER_FLAGS {
@@ -51,7 +50,7 @@ pub(crate) async fn put(
     shared: &Shared,
     pending: &mut Pending,
     head: Option<Arc<Node>>,
-    new: NewNode,
+    new: NewNode<'_>,
     del: u64,
 ) -> Result<Arc<Node>, WriteError> {
     let trie = build(&mut Source::with_pending(shared, &pending.nodes, pending.offset), head, &new.path, del).await?;
@@ -59,12 +58,7 @@ pub(crate) async fn put(
         return Err(WriteError::TooManyCollisions { key: new.path.key().to_owned(), position });
     }
     let seq = pending.offset + pending.nodes.len() as u64;
-    let mut field = Vec::with_capacity(64);
-    trie.encode(&mut field);
-    let node = Node::written(new.path, new.value, new.flags, seq, &field)
-        .map_err(|source| ReadError::Decode { seq, source })?;
-    pending.blocks.push(node.encode(&field));
-    let node = Arc::new(node);
+    let node = Arc::new(Node::written(new.path, new.value, new.flags, seq, &trie));
     pending.nodes.push(node.clone());
     Ok(node)
 }

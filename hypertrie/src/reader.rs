@@ -22,11 +22,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(feed: Feed, hasher: KeyHash, cache_size: usize) -> Self {
+    pub(crate) fn new(feed: Feed, hasher: KeyHash, cache_bytes: usize) -> Self {
         Self {
             feed,
             hasher,
-            cache: Mutex::new(NodeCache::new(cache_size)),
+            cache: Mutex::new(NodeCache::new(cache_bytes)),
             write_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -37,7 +37,7 @@ impl Shared {
             return Ok(n);
         }
         let block = self.feed.get(seq).await.map_err(|source| ReadError::Block { seq, source })?;
-        let node = Node::decode(&block, seq, &self.hasher).map_err(|source| ReadError::Decode { seq, source })?;
+        let node = Node::decode(block, seq, &self.hasher).map_err(|source| ReadError::Decode { seq, source })?;
         let node = Arc::new(node);
         self.cache.lock().unwrap_or_else(PoisonError::into_inner).insert(seq, node.clone());
         Ok(node)

@@ -16,8 +16,10 @@ use crate::node::Node;
 use crate::path::{KeyHash, KeyPath};
 use crate::reader::{Shared, Source};
 
-/// How many decoded nodes a trie keeps in memory by default (JS keeps 32768 blocks).
-pub const DEFAULT_CACHE_SIZE: usize = 32_768;
+/// How many bytes of decoded nodes a trie keeps in memory by default: about 150 000 nodes with
+/// 300-byte values, so the upper levels of even a very large trie stay in memory. (JS keeps 32768
+/// raw blocks and decodes them again on every visit.)
+pub const DEFAULT_CACHE_BYTES: usize = 128 << 20;
 
 /// Options for [`Trie::open_with`].
 #[derive(Debug, Clone)]
@@ -28,13 +30,13 @@ pub struct TrieOptions {
     pub subtype: Option<String>,
     /// The key hash; anything but the default is for tests only.
     pub hash: KeyHash,
-    /// How many decoded nodes to keep in memory (0: none).
-    pub cache_size: usize,
+    /// How many bytes of decoded nodes to keep in memory (0: none).
+    pub cache_bytes: usize,
 }
 
 impl Default for TrieOptions {
     fn default() -> Self {
-        Self { metadata: None, subtype: None, hash: KeyHash::SipHash, cache_size: DEFAULT_CACHE_SIZE }
+        Self { metadata: None, subtype: None, hash: KeyHash::SipHash, cache_bytes: DEFAULT_CACHE_BYTES }
     }
 }
 
@@ -85,7 +87,7 @@ impl Trie {
             let header = Header::new(options.metadata, options.subtype);
             feed.append(&header.encode()).await.map_err(OpenError::WriteHeader)?;
         }
-        Ok(Self { shared: Arc::new(Shared::new(feed, options.hash, options.cache_size)), checkout: None })
+        Ok(Self { shared: Arc::new(Shared::new(feed, options.hash, options.cache_bytes)), checkout: None })
     }
 
     // --- reading
