@@ -19,16 +19,276 @@
 //! Tarball integrity and safe extraction live in [`indexer::tarballs`], shared with serve and
 //! seed.
 
+pub mod bins;
 pub mod error;
+pub mod fetch;
 pub mod hoist;
 pub mod link;
+pub mod lockfile;
+pub mod platform;
 pub mod project;
 pub mod request;
 pub mod resolve;
 pub mod semver;
 pub mod tree;
 
-pub use error::{ProjectError, RequestError, ResolveError};
+pub use error::{InstallError, ProjectError, RequestError, ResolveError};
+pub use fetch::RegistrySource;
+pub use lockfile::Lockfile;
+pub use platform::Platform;
 pub use project::{DepKind, Project};
 pub use request::{Request, VersionSpec};
 pub use resolve::{ManifestSource, PickOptions, Resolved, Resolver};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use futures_util::StreamExt as _;
+use indexer::tarballs::{Integrity, TarballStore};
+
+use link::{LayoutReport, Placement};
+use lockfile::LockedPackage;
+
+/// Where `ims install` saves what it was asked to install (npm's `--save-*` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Save {
+    /// `--no-save`: neither `package.json` nor `package-lock.json` is written.
+    No,
+    /// `dependencies` (the default).
+    Prod,
+    /// `-D` / `--save-dev`.
+    Dev,
+    /// `-O` / `--save-optional`.
+    Optional,
+}
+
+/// Settings of one install.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    /// The project folder (holds `package.json`).
+    pub project_dir: PathBuf,
+    /// The content-addressed tarball store.
+    pub store: TarballStore,
+    /// Where new specs are saved.
+    pub save: Save,
+    /// `-E`: save exact versions instead of `^x.y.z`.
+    pub save_exact: bool,
+    /// `--omit=dev` / `--production`: do not lay out dev-only packages.
+    pub omit_dev: bool,
+    /// Use `package-lock.json` when it matches `package.json` (the default).
+    pub use_lockfile: bool,
+    /// The platform optional packages are filtered for.
+    pub platform: Platform,
+    /// npm's pick preferences.
+    pub pick: PickOptions,
+    /// Parallel downloads.
+    pub concurrency: usize,
+}
+
+impl InstallOptions {
+    /// Defaults for `project_dir` with `store`.
+    pub fn new(project_dir: impl Into<PathBuf>, store: TarballStore) -> Self {
+        InstallOptions {
+            project_dir: project_dir.into(),
+            store,
+            save: Save::Prod,
+            save_exact: false,
+            omit_dev: false,
+            use_lockfile: true,
+            platform: Platform::current(),
+            pick: PickOptions::default(),
+            concurrency: 32,
+        }
+    }
+}
+
+/// What [`Installer::resolve`] decided: the project as it will be saved and the full
+/// lockfile to lay out.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `package.json`, with the new specs added.
+    pub project: Project,
+    /// The resolved tree as a lockfile.
+    pub lockfile: Lockfile,
+    /// Whether the plan came from an existing `package-lock.json` (no resolution).
+    pub from_lockfile: bool,
+}
+
+/// What [`Installer::fetch`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    /// Every laid-out package with its unpacked store folder.
+    pub placements: Vec<Placement>,
+    /// Optional packages left out (wrong platform or failed fetch), by location.
+    pub skipped_optional: Vec<String>,
+}
+
+/// What a whole install did.
+#[derive(Debug, Clone, Default)]
+pub struct InstallReport {
+    /// Packages in the tree.
+    pub packages: usize,
+    /// Whether the lockfile was used as is.
+    pub from_lockfile: bool,
+    /// The layout step's counts.
+    pub layout: LayoutReport,
+    /// Optional packages left out.
+    pub skipped_optional: Vec<String>,
+    /// Packages that have install scripts (not run: ims never runs them by default).
+    pub scripts: Vec<String>,
+}
+
+/// The install engine: resolve → fetch → link → save. Each phase is a method so the binary
+/// can time and report it.
+#[derive(Debug)]
+pub struct Installer<S> {
+    opts: InstallOptions,
+    resolver: Resolver<S>,
+    registry: RegistrySource,
+}
+
+impl<S: ManifestSource> Installer<S> {
+    /// An installer resolving through `source` and fetching tarballs from `registry`.
+    pub fn new(source: S, registry: RegistrySource, opts: InstallOptions) -> Self {
+        let resolver = Resolver::new(source, opts.pick.clone());
+        Installer { opts, resolver, registry }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &InstallOptions {
+        &self.opts
+    }
+
+    /// Decide the tree: from `package-lock.json` when it matches `package.json` and no SPEC
+    /// was given, else by resolving (adding each SPEC to the project as npm saves it).
+    pub async fn resolve(&self, specs: &[Request]) -> Result<Plan, InstallError> {
+        let mut project = Project::load(&self.opts.project_dir)?;
+        if specs.is_empty()
+            && self.opts.use_lockfile
+            && let Some(lock) = Lockfile::load(&self.opts.project_dir)?
+            && lock_matches(&lock, &project)
+        {
+            return Ok(Plan { project, lockfile: lock, from_lockfile: true });
+        }
+        let kind = match self.opts.save {
+            Save::Dev => DepKind::Dev,
+            Save::Optional => DepKind::Optional,
+            Save::No | Save::Prod => DepKind::Prod,
+        };
+        for spec in specs {
+            let picked = self.resolver.resolve(spec).await?;
+            project.add(kind, &spec.name, &spec.save_spec(&picked.semver, self.opts.save_exact));
+        }
+        let requests = project.requests(false)?;
+        let tree = tree::build(&self.resolver, tree::root_edges(&requests)).await?;
+        let lockfile = Lockfile::from_tree(&tree, &project);
+        Ok(Plan { project, lockfile, from_lockfile: false })
+    }
+
+    fn wanted(&self, e: &LockedPackage) -> bool {
+        !(e.in_bundle || (self.opts.omit_dev && e.dev))
+    }
+
+    /// Make every package of the plan available unpacked in the store: verified downloads,
+    /// many at once; optional packages that do not fit the platform or fail are left out.
+    pub async fn fetch(&self, plan: &Plan) -> Result<Fetched, InstallError> {
+        let mut fetched = Fetched::default();
+        let mut todo = Vec::new();
+        for e in plan.lockfile.entries().into_iter().filter(|e| self.wanted(e)) {
+            let optional = e.optional || e.dev_optional;
+            if !self.opts.platform.allows(&e.os, &e.cpu, &e.libc) {
+                if optional {
+                    fetched.skipped_optional.push(e.location.clone());
+                    continue;
+                }
+                tracing::warn!(package = %e.location, "installing a package built for another platform");
+            }
+            let integrity = e.integrity.as_deref().and_then(|i| i.parse::<Integrity>().ok());
+            let (Some(integrity), Some(resolved)) = (integrity, e.resolved.clone()) else {
+                return Err(InstallError::Unfetchable { location: e.location.clone() });
+            };
+            todo.push((e, integrity, resolved));
+        }
+        let registry = &self.registry;
+        let store = &self.opts.store;
+        let mut results = futures_util::stream::iter(todo)
+            .map(|(e, integrity, resolved)| async move {
+                let r = registry.fetch_tarball(store, &integrity, &resolved).await;
+                (e, r)
+            })
+            .buffer_unordered(self.opts.concurrency.max(1));
+        while let Some((e, r)) = results.next().await {
+            match r {
+                Ok(u) => fetched.placements.push(Placement { package: e, source: u.path }),
+                Err(err) if e.optional => {
+                    tracing::warn!(package = %e.location, error = %err, "optional package skipped");
+                    fetched.skipped_optional.push(e.location.clone());
+                }
+                Err(source) => {
+                    return Err(InstallError::Fetch {
+                        location: e.location.clone(),
+                        package: e.package.clone(),
+                        version: e.version.clone(),
+                        source: Box::new(source),
+                    });
+                }
+            }
+        }
+        fetched.skipped_optional.sort();
+        Ok(fetched)
+    }
+
+    /// Lay out `node_modules` from the store, touching only what changed.
+    pub fn link(&self, plan: &Plan, fetched: &Fetched) -> Result<LayoutReport, InstallError> {
+        let copy = |e: &LockedPackage| e.has_install_script;
+        Ok(link::layout(&self.opts.project_dir, &fetched.placements, &plan.lockfile, &copy)?)
+    }
+
+    /// Save `package.json` and `package-lock.json` (unless `--no-save`).
+    pub fn save(&self, plan: &Plan) -> Result<(), InstallError> {
+        if self.opts.save == Save::No {
+            return Ok(());
+        }
+        plan.project.save()?;
+        if !plan.from_lockfile {
+            plan.lockfile.save(&self.opts.project_dir)?;
+        }
+        Ok(())
+    }
+
+    /// All phases.
+    pub async fn install(&self, specs: &[Request]) -> Result<InstallReport, InstallError> {
+        let plan = self.resolve(specs).await?;
+        let fetched = self.fetch(&plan).await?;
+        let layout = self.link(&plan, &fetched)?;
+        self.save(&plan)?;
+        let entries = plan.lockfile.entries();
+        let scripts: BTreeSet<String> = entries
+            .iter()
+            .filter(|e| e.has_install_script && self.wanted(e) && !fetched.skipped_optional.contains(&e.location))
+            .map(|e| format!("{}@{}", e.package, e.version))
+            .collect();
+        Ok(InstallReport {
+            packages: entries.len(),
+            from_lockfile: plan.from_lockfile,
+            layout,
+            skipped_optional: fetched.skipped_optional,
+            scripts: scripts.into_iter().collect(),
+        })
+    }
+}
+
+/// Whether the lockfile's root entry asks for exactly what `package.json` asks for (npm's
+/// check before it trusts a lockfile).
+fn lock_matches(lock: &Lockfile, project: &Project) -> bool {
+    let Some(root) = lock.packages.get("") else { return false };
+    [DepKind::Prod, DepKind::Dev, DepKind::Optional, DepKind::Peer].into_iter().all(|kind| {
+        let want: BTreeMap<&str, &str> = project.dependencies(kind).collect();
+        let have: BTreeMap<&str, &str> = root
+            .get(kind.key())
+            .and_then(|v| v.as_object())
+            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v))).collect())
+            .unwrap_or_default();
+        want == have
+    })
+}

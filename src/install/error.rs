@@ -144,3 +144,98 @@ pub enum LinkError {
         source: io::Error,
     },
 }
+
+/// `package-lock.json` could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockfileError {
+    /// Reading or writing failed.
+    #[error("could not access {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Not a lockfile this version understands.
+    #[error("{path} is not a usable package-lock.json: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A download failed (network, HTTP status, or the store refused the bytes).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The request failed or the server answered with an error status.
+    #[error("GET {url} failed")]
+    Http {
+        /// The URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an unexpected status.
+    #[error("GET {url} answered {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// The registry document is not a packument.
+    #[error("{url} is not a valid packument")]
+    BadPackument {
+        /// The URL.
+        url: String,
+        /// The parser's complaint.
+        #[source]
+        source: indexer::model::ParseError,
+    },
+}
+
+/// Why `ims install` failed. Each variant names the package (location or spec) involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InstallError {
+    /// `package.json` could not be read or saved.
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    /// A SPEC on the command line is not installable.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// Resolution failed.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// `package-lock.json` could not be read or written.
+    #[error(transparent)]
+    Lockfile(#[from] LockfileError),
+    /// A package's tarball could not be fetched, verified or unpacked.
+    #[error("could not fetch {location} ({package}@{version})")]
+    Fetch {
+        /// Where it goes (`node_modules/a/node_modules/b`).
+        location: String,
+        /// The registry name.
+        package: String,
+        /// The version.
+        version: String,
+        /// The cause.
+        #[source]
+        source: Box<crate::install::fetch::FetchTarballError>,
+    },
+    /// A lockfile entry has no usable `integrity` or `resolved`.
+    #[error("{location} has no usable integrity or resolved URL in the lockfile")]
+    Unfetchable {
+        /// The lockfile location.
+        location: String,
+    },
+    /// Writing `node_modules` failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+}

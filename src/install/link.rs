@@ -5,11 +5,14 @@
 //! Packages that will run install scripts must be copied instead (`copy = true`): a script
 //! writing into a hardlinked file would change the shared store.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::bins::link_bins;
 use super::error::LinkError;
+use super::lockfile::{LockedPackage, Lockfile};
 
 /// What one link pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,6 +72,99 @@ pub fn link_package(src: &Path, dest: &Path, copy: bool) -> Result<LinkStats, Li
         }
     }
     Ok(stats)
+}
+
+/// One package to lay out: its lockfile entry and its unpacked folder in the store.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// The lockfile entry (location, bins, integrity, ...).
+    pub package: LockedPackage,
+    /// The unpacked package in the store.
+    pub source: PathBuf,
+}
+
+/// What a layout pass changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayoutReport {
+    /// Packages (re)linked.
+    pub linked: usize,
+    /// Packages left as they were (same location and integrity as last time).
+    pub unchanged: usize,
+    /// Locations removed (no longer wanted).
+    pub removed: usize,
+    /// File-level counts.
+    pub stats: LinkStats,
+}
+
+/// npm's "hidden lockfile": what is installed in `node_modules`, read on the next run to
+/// touch only what changed.
+const HIDDEN: &str = "node_modules/.package-lock.json";
+
+/// Make `project/node_modules` hold exactly `placements`, touching only what differs from the
+/// previous run (recorded in `node_modules/.package-lock.json`). Packages that will run
+/// install scripts are copied rather than hardlinked (`copy`).
+pub fn layout(
+    project: &Path,
+    placements: &[Placement],
+    wanted: &Lockfile,
+    copy: &dyn Fn(&LockedPackage) -> bool,
+) -> Result<LayoutReport, LinkError> {
+    let hidden_path = project.join(HIDDEN);
+    let before: BTreeMap<String, Option<String>> = fs::read_to_string(&hidden_path)
+        .ok()
+        .and_then(|t| Lockfile::parse(&hidden_path, &t).ok())
+        .map(|l| l.entries().into_iter().map(|e| (e.location, e.integrity)).collect())
+        .unwrap_or_default();
+    let mut report = LayoutReport::default();
+    let want: BTreeSet<&str> = placements.iter().map(|p| p.package.location.as_str()).collect();
+    for loc in before.keys().filter(|l| !want.contains(l.as_str())) {
+        match fs::remove_dir_all(project.join(loc)) {
+            Ok(()) => report.removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(LinkError::Io { from: PathBuf::new(), to: project.join(loc), source }),
+        }
+    }
+    let mut sorted: Vec<&Placement> = placements.iter().collect();
+    sorted.sort_by(|a, b| a.package.location.cmp(&b.package.location));
+    // Relinking a package replaces its folder, nested node_modules included: everything
+    // below it must be relinked too.
+    let mut relinked: Vec<String> = Vec::new();
+    for p in sorted.iter().copied() {
+        let loc = &p.package.location;
+        let dest = project.join(loc);
+        let under_relinked = relinked.iter().any(|r| loc.starts_with(&format!("{r}/node_modules/")));
+        let same = before.get(loc).is_some_and(|i| *i == p.package.integrity) && dest.is_dir();
+        if same && !under_relinked {
+            report.unchanged += 1;
+            continue;
+        }
+        let s = link_package(&p.source, &dest, copy(&p.package))?;
+        report.stats.linked += s.linked;
+        report.stats.copied += s.copied;
+        report.stats.dirs += s.dirs;
+        report.linked += 1;
+        relinked.push(loc.clone());
+    }
+    if report.linked == 0 && report.removed == 0 {
+        return Ok(report);
+    }
+    // Bins: rebuild every `.bin` (cheap symlinks), so removed packages leave no stale links.
+    for p in &sorted {
+        if let Some(i) = p.package.location.rfind("node_modules/") {
+            let bin_dir = project.join(&p.package.location[..i]).join("node_modules/.bin");
+            let _ = fs::remove_dir_all(&bin_dir);
+        }
+    }
+    for p in &sorted {
+        let bins: Vec<(String, String)> = p.package.bin.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        link_bins(project, &p.package.location, &bins)?;
+    }
+    let mut hidden = wanted.clone();
+    hidden.packages.retain(|loc, _| want.contains(loc.as_str()));
+    let io_err = |source| LinkError::Io { from: PathBuf::new(), to: hidden_path.clone(), source };
+    fs::create_dir_all(project.join("node_modules")).map_err(io_err)?;
+    fs::write(&hidden_path, hidden.render()).map_err(io_err)?;
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -106,6 +106,11 @@ impl Project {
         self.fields.get("name").and_then(|r| serde_json::from_str(r.get()).ok())
     }
 
+    /// A top-level field, parsed (`version`, `license`, ...).
+    pub fn field(&self, key: &str) -> Option<serde_json::Value> {
+        self.fields.get(key).and_then(|r| serde_json::from_str(r.get()).ok())
+    }
+
     /// One dependency section, in file order.
     pub fn dependencies(&self, kind: DepKind) -> impl Iterator<Item = (&str, &str)> {
         self.deps.get(&kind).into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str()))
@@ -265,7 +270,7 @@ fn detect_format(text: &str) -> (String, String) {
 
 /// An approximation of JavaScript's `localeCompare` (ICU root collation) for package names:
 /// case-insensitive first, `_` before `-` before `.`, then byte order as the tie-break.
-fn locale_compare(a: &str, b: &str) -> Ordering {
+pub(crate) fn locale_compare(a: &str, b: &str) -> Ordering {
     fn key(s: &str) -> Vec<u32> {
         s.chars()
             .map(|c| match c {

@@ -1,0 +1,295 @@
+//! `package-lock.json` version 3, read and written as npm 7+ does (arborist's
+//! `shrinkwrap.js`): one entry per location under `packages`, npm's per-package fields, the
+//! dev/optional/peer flags computed from the tree's edges, and npm's key order (DESIGN.md
+//! §Install). An install from a lockfile lays out exactly its `packages` without resolving.
+
+mod json;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use super::error::LockfileError;
+use super::project::{DepKind, Project};
+use super::tree::{EdgeKind, NodeId, Tree};
+
+/// A parsed or generated lockfile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lockfile {
+    /// Top-level `name`.
+    pub name: Option<String>,
+    /// Top-level `version`.
+    pub version: Option<String>,
+    /// `packages`: location (`""` for the root) → entry.
+    pub packages: BTreeMap<String, Map<String, Value>>,
+}
+
+/// One package of a lockfile: what the layout step needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedPackage {
+    /// `node_modules/a/node_modules/b`.
+    pub location: String,
+    /// The folder name (last path segment, scope included).
+    pub name: String,
+    /// The registry package (differs from `name` for aliases).
+    pub package: String,
+    /// The version.
+    pub version: String,
+    /// The tarball URL.
+    pub resolved: Option<String>,
+    /// The SRI integrity.
+    pub integrity: Option<String>,
+    /// Only needed for development.
+    pub dev: bool,
+    /// Only needed optionally (failures are not fatal).
+    pub optional: bool,
+    /// Needed only by dev or optional paths, but not by one kind alone.
+    pub dev_optional: bool,
+    /// Platform lists.
+    pub os: Vec<String>,
+    /// CPU list.
+    pub cpu: Vec<String>,
+    /// libc list.
+    pub libc: Vec<String>,
+    /// `bin` commands: name → path inside the package.
+    pub bin: BTreeMap<String, String>,
+    /// Whether it has install scripts.
+    pub has_install_script: bool,
+    /// Shipped inside a parent's tarball (not fetched separately).
+    pub in_bundle: bool,
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Which nodes carry npm's dev / optional / devOptional / peer flags: a node lacks a flag when
+/// some path from the root reaches it without an edge of that kind (arborist's
+/// `calc-dep-flags.js`).
+fn flags(tree: &Tree) -> BTreeMap<NodeId, (bool, bool, bool, bool)> {
+    let reach = |skip: &dyn Fn(EdgeKind) -> bool| {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![Tree::ROOT];
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            for e in &tree.node(n).edges {
+                if skip(e.kind) {
+                    continue;
+                }
+                if let Some(to) = tree.resolve(n, &e.request.name) {
+                    stack.push(to);
+                }
+            }
+        }
+        seen
+    };
+    let not_dev = reach(&|k| k == EdgeKind::Dev);
+    let not_optional = reach(&|k| matches!(k, EdgeKind::Optional | EdgeKind::PeerOptional));
+    let not_dev_optional =
+        reach(&|k| matches!(k, EdgeKind::Dev | EdgeKind::Optional | EdgeKind::PeerOptional));
+    let not_peer = reach(&|k| matches!(k, EdgeKind::Peer | EdgeKind::PeerOptional));
+    tree.packages()
+        .into_iter()
+        .map(|id| {
+            let dev = !not_dev.contains(&id);
+            let optional = !not_optional.contains(&id);
+            let dev_optional = !not_dev_optional.contains(&id) && !dev && !optional;
+            (id, (dev, optional, dev_optional, !not_peer.contains(&id)))
+        })
+        .collect()
+}
+
+fn put(meta: &mut Map<String, Value>, key: &str, value: Value) {
+    let empty = match &value {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::String(s) => s.is_empty(),
+        Value::Bool(b) => !b,
+        Value::Number(_) => false,
+    };
+    if !empty {
+        meta.insert(key.to_owned(), value);
+    }
+}
+
+fn to_value<T: serde::Serialize>(t: &T) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+impl Lockfile {
+    /// The lockfile npm would write for `tree`, rooted at `project`.
+    pub fn from_tree(tree: &Tree, project: &Project) -> Self {
+        let mut packages = BTreeMap::new();
+        let mut root = Map::new();
+        let name = project.name();
+        let version = project.field("version").and_then(|v| v.as_str().map(str::to_owned));
+        if let Some(n) = &name {
+            put(&mut root, "name", json!(n));
+        }
+        if let Some(v) = &version {
+            put(&mut root, "version", json!(v));
+        }
+        for kind in [DepKind::Prod, DepKind::Dev, DepKind::Optional, DepKind::Peer] {
+            let deps: Map<String, Value> =
+                project.dependencies(kind).map(|(k, v)| (k.to_owned(), json!(v))).collect();
+            put(&mut root, kind.key(), Value::Object(deps));
+        }
+        for key in ["license", "bin", "engines"] {
+            if let Some(v) = project.field(key) {
+                put(&mut root, key, v);
+            }
+        }
+        packages.insert(String::new(), root);
+
+        let flags = flags(tree);
+        for id in tree.packages() {
+            let node = tree.node(id);
+            let Some(r) = &node.resolved else { continue };
+            let m = r.manifest();
+            let mut meta = Map::new();
+            put(&mut meta, "version", json!(r.version));
+            if r.package() != node.name {
+                put(&mut meta, "name", json!(r.package()));
+            }
+            put(&mut meta, "resolved", json!(m.dist.tarball));
+            put(&mut meta, "integrity", json!(m.dist.best_integrity()));
+            let (dev, optional, dev_optional, peer) = flags.get(&id).copied().unwrap_or_default();
+            put(&mut meta, "dev", json!(dev));
+            put(&mut meta, "optional", json!(optional));
+            put(&mut meta, "devOptional", json!(dev_optional));
+            put(&mut meta, "peer", json!(peer));
+            put(&mut meta, "dependencies", to_value(&m.dependencies));
+            put(&mut meta, "optionalDependencies", to_value(&m.optional_dependencies));
+            put(&mut meta, "peerDependencies", to_value(&m.peer_dependencies));
+            put(&mut meta, "peerDependenciesMeta", to_value(&m.peer_dependencies_meta));
+            put(&mut meta, "bundleDependencies", to_value(&m.bundle_dependencies));
+            put(&mut meta, "funding", to_value(&m.funding));
+            put(&mut meta, "engines", to_value(&m.engines));
+            put(&mut meta, "os", to_value(&m.os));
+            put(&mut meta, "cpu", to_value(&m.cpu));
+            put(&mut meta, "libc", to_value(&m.libc));
+            // npm records a license object's `type` only.
+            let license = m.license.as_ref().map(|l| l.get("type").cloned().unwrap_or_else(|| l.clone()));
+            put(&mut meta, "license", license.unwrap_or(Value::Null));
+            put(&mut meta, "hasShrinkwrap", json!(m.has_shrinkwrap.unwrap_or(false)));
+            put(&mut meta, "hasInstallScript", json!(m.has_install_script()));
+            let bins: Map<String, Value> = m.bin_entries().into_iter().map(|(k, v)| (k, json!(v))).collect();
+            put(&mut meta, "bin", Value::Object(bins));
+            put(&mut meta, "deprecated", json!(m.deprecated));
+            packages.insert(tree.location(id), meta);
+        }
+        Lockfile { name, version, packages }
+    }
+
+    /// The file's text, as npm writes it.
+    pub fn render(&self) -> String {
+        let mut top = Map::new();
+        if let Some(n) = &self.name {
+            top.insert("name".into(), json!(n));
+        }
+        if let Some(v) = &self.version {
+            top.insert("version".into(), json!(v));
+        }
+        top.insert("lockfileVersion".into(), json!(3));
+        top.insert("requires".into(), json!(true));
+        let packages: Map<String, Value> =
+            self.packages.iter().map(|(k, v)| (k.clone(), Value::Object(v.clone()))).collect();
+        top.insert("packages".into(), Value::Object(packages));
+        json::stringify_nice(&Value::Object(top), &json::LOCK_KEY_ORDER)
+    }
+
+    /// Parse a lockfile's text (version 2 or 3: both have `packages`).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, LockfileError> {
+        let invalid = |reason: String| LockfileError::Invalid { path: path.to_path_buf(), reason };
+        let top: Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let version = top.get("lockfileVersion").and_then(Value::as_u64).unwrap_or(1);
+        if version < 2 {
+            return Err(invalid(format!("lockfileVersion {version} has no `packages` (npm 6); run `npm install` once with npm 7+")));
+        }
+        let Some(Value::Object(pkgs)) = top.get("packages") else {
+            return Err(invalid("no `packages` object".into()));
+        };
+        let mut packages = BTreeMap::new();
+        for (loc, entry) in pkgs {
+            let Value::Object(entry) = entry else { return Err(invalid(format!("entry {loc:?} is not an object"))) };
+            if loc.contains("..") || loc.starts_with('/') || loc.contains('\\') {
+                return Err(invalid(format!("location {loc:?} leaves the project")));
+            }
+            packages.insert(loc.clone(), entry.clone());
+        }
+        Ok(Lockfile {
+            name: top.get("name").and_then(Value::as_str).map(str::to_owned),
+            version: top.get("version").and_then(Value::as_str).map(str::to_owned),
+            packages,
+        })
+    }
+
+    /// Read `<dir>/package-lock.json` if there is one.
+    pub fn load(dir: &Path) -> Result<Option<Self>, LockfileError> {
+        let path = dir.join("package-lock.json");
+        match fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&path, &text).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(LockfileError::Io { path, source }),
+        }
+    }
+
+    /// Write `<dir>/package-lock.json` (temp file, then rename).
+    pub fn save(&self, dir: &Path) -> Result<PathBuf, LockfileError> {
+        let path = dir.join("package-lock.json");
+        let tmp = dir.join("package-lock.json.ims-tmp");
+        let io = |source| LockfileError::Io { path: path.clone(), source };
+        fs::write(&tmp, self.render()).map_err(io)?;
+        fs::rename(&tmp, &path).map_err(io)?;
+        Ok(path)
+    }
+
+    /// The packages to lay out (every entry under `node_modules/`; links and workspace
+    /// entries, which ims does not install, are skipped).
+    pub fn entries(&self) -> Vec<LockedPackage> {
+        let mut out = Vec::new();
+        for (loc, e) in &self.packages {
+            let Some(i) = loc.rfind("node_modules/") else { continue };
+            if e.get("link").and_then(Value::as_bool).unwrap_or(false) {
+                continue;
+            }
+            let name = loc[i + "node_modules/".len()..].to_owned();
+            let flag = |k: &str| e.get(k).and_then(Value::as_bool).unwrap_or(false);
+            let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned);
+            let bin = match e.get("bin") {
+                Some(Value::Object(m)) => {
+                    m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect()
+                }
+                _ => BTreeMap::new(),
+            };
+            out.push(LockedPackage {
+                location: loc.clone(),
+                package: text("name").unwrap_or_else(|| name.clone()),
+                name,
+                version: text("version").unwrap_or_default(),
+                resolved: text("resolved"),
+                integrity: text("integrity"),
+                dev: flag("dev"),
+                optional: flag("optional"),
+                dev_optional: flag("devOptional"),
+                os: strings(e.get("os")),
+                cpu: strings(e.get("cpu")),
+                libc: strings(e.get("libc")),
+                bin,
+                has_install_script: flag("hasInstallScript"),
+                in_bundle: flag("inBundle"),
+            });
+        }
+        out
+    }
+}
