@@ -48,8 +48,14 @@ pub struct GlobalArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Install into ./node_modules (from package.json when no SPEC)
+    Install(crate::commands::install::InstallArgs),
     /// Print the local index's public key (hex)
     Key,
     /// Inspect a hypertrie: info, get KEY..., list [PREFIX]
     Trie(crate::commands::trie::TrieArgs),
+    /// Ingest npm metadata into the local index
+    Index(crate::commands::index::IndexArgs),
+    /// What the index knows about a package: NAME[@RANGE]
+    View(crate::commands::view::ViewArgs),
 }
