@@ -54,8 +54,4 @@ pub enum Command {
     Key,
     /// Inspect a hypertrie: info, get KEY..., list [PREFIX]
     Trie(crate::commands::trie::TrieArgs),
-    /// Ingest npm metadata into the local index
-    Index(crate::commands::index::IndexArgs),
-    /// What the index knows about a package: NAME[@RANGE]
-    View(crate::commands::view::ViewArgs),
 }

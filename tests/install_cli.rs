@@ -1,0 +1,60 @@
+//! The `ims install` binary against a fixture registry on 127.0.0.1: SPEC install with
+//! `-E`, the summary on stderr, and a clear error for an unknown package.
+
+use std::fs;
+use std::process::Command;
+
+use fixtures::{Corpus, Registry};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ims_install_spec_from_registry() {
+    let corpus = Corpus::load().unwrap();
+    let registry = Registry::with_corpus(&corpus).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("app");
+    fs::create_dir_all(&project).unwrap();
+    fs::write(project.join("package.json"), "{\n  \"name\": \"app\"\n}\n").unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
+        cmd.arg("--home").arg(dir.path().join("home")).arg("--registry").arg(registry.url());
+        cmd.arg("install").arg("--prefix").arg(&project).args(args);
+        cmd.env_remove("NPM_CONFIG_REGISTRY");
+        // The registry serves from the runtime's other worker meanwhile.
+        tokio::task::block_in_place(|| cmd.output().unwrap())
+    };
+    let out = run(&["-E", "debug@2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pkg = fs::read_to_string(project.join("package.json")).unwrap();
+    let debug: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(project.join("node_modules/debug/package.json")).unwrap()).unwrap();
+    let version = debug["version"].as_str().unwrap();
+    assert!(version.starts_with("2."), "{version}");
+    assert_eq!(pkg, format!("{{\n  \"name\": \"app\",\n  \"dependencies\": {{\n    \"debug\": \"{version}\"\n  }}\n}}\n"));
+    assert!(project.join("node_modules/ms/package.json").is_file(), "debug's dependency");
+    assert!(project.join("package-lock.json").is_file());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("linked"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_package_is_a_clear_error() {
+    let registry = Registry::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = registry.url();
+    let home = dir.path().join("home");
+    let prefix = dir.path().to_path_buf();
+    let out = tokio::task::block_in_place(move || {
+        Command::new(env!("CARGO_BIN_EXE_ims"))
+            .arg("--home")
+            .arg(home)
+            .arg("--registry")
+            .arg(url)
+            .args(["install", "--prefix"])
+            .arg(prefix)
+            .arg("left-padz")
+            .output()
+            .unwrap()
+    });
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("left-padz") && err.contains("does not exist"), "{err}");
+}
