@@ -54,4 +54,8 @@ pub enum Command {
     Key,
     /// Inspect a hypertrie: info, get KEY..., list [PREFIX]
     Trie(crate::commands::trie::TrieArgs),
+    /// Ingest npm metadata into the local index
+    Index(crate::commands::index::IndexArgs),
+    /// What the index knows about a package: NAME[@RANGE]
+    View(crate::commands::view::ViewArgs),
 }

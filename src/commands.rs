@@ -3,16 +3,20 @@
 use crate::cli::{Cli, Command};
 use crate::context::Context;
 
+pub mod index;
 pub mod install;
 pub mod key;
 pub mod trie;
+pub mod view;
 
 /// Run the command the user asked for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Context::from_args(&cli.global)?;
     match cli.command {
         Command::Install(args) => install::run(args, &ctx).await,
-        Command::Key => key::run(&ctx),
+        Command::Key => key::run(&ctx).await,
+        Command::Index(args) => index::run(args, &ctx).await,
+        Command::View(args) => view::run(args, &ctx).await,
         Command::Trie(args) => trie::run(args, &ctx).await,
     }
 }
