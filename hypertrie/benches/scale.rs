@@ -92,6 +92,7 @@ async fn new_trie(cache_bytes: usize) -> Trie {
 #[derive(Debug, Default)]
 struct Figures {
     put_single: Option<f64>,
+    append_only: Option<f64>,
     put_batch: f64,
     get_warm: f64,
     get_cold: f64,
@@ -111,6 +112,18 @@ async fn rust_side(n: usize, gets: usize, single: bool) -> Figures {
             trie.put(&keys[k], &values[k]).await.expect("put");
         }
         f.put_single = Some(n as f64 / t.elapsed().as_secs_f64());
+
+        // The floor: appending the very same blocks to a fresh feed, one call (one signature) each.
+        let mut blocks = Vec::with_capacity(n);
+        for seq in 1..trie.version() {
+            blocks.push(trie.feed().get(seq).await.expect("block"));
+        }
+        let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::from_seed(&[2; 32])).open().await.expect("feed");
+        let t = Instant::now();
+        for b in &blocks {
+            feed.append(b).await.expect("append");
+        }
+        f.append_only = Some(n as f64 / t.elapsed().as_secs_f64());
     }
 
     let trie = new_trie(hypertrie::DEFAULT_CACHE_BYTES).await;
@@ -230,6 +243,9 @@ fn main() {
         println!("n = {n}");
         if let Some(single) = rust.put_single {
             row("puts, one append each", single, js(&js_single, "put_ops_s"), Some(10.0));
+        }
+        if let Some(append) = rust.append_only {
+            row("  (hypercore append alone)", append, js(&js_single, "put_ops_s"), None);
         }
         row("puts, batches of 1000", rust.put_batch, js(&js_batch, "put_ops_s"), Some(10.0));
         row("gets (warm caches)", rust.get_warm, js(&js_batch, "get_warm_ops_s"), Some(20.0));

@@ -7,39 +7,16 @@ use crate::varint;
 /// The most slots a bucket can have: JS builds the slot mask with 32-bit integer operations.
 pub(crate) const MAX_SLOTS: usize = 31;
 
-/// The most index entries and slots one trie field may decode to (they are addressed with 24
-/// bits). Real fields hold a few hundred; this only stops hostile ones.
-const MAX_FIELD_SLOTS: usize = 1 << 24;
-
 /// A decoded trie field: the buckets of a stored node, by ascending path position.
 ///
 /// One allocation per node, because a node is decoded for every block a lookup reads that is not
-/// cached: `data` holds one index entry per bucket (`position << 32 | start << 8 | slot count`,
-/// ascending by position), then the slots of every bucket (0 = empty).
+/// cached: `data` holds, for each bucket in order, a header `position << 32 | slot count` and
+/// then its slots (0 = empty). A node has a few dozen buckets at most, so a lookup scans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Buckets {
     data: Vec<u64>,
-    /// How many index entries `data` starts with.
-    count: usize,
     /// The array length the field declares (JS `trie.length`).
     declared_len: u64,
-}
-
-/// One bucket as read from the field: position, slot mask, and the bytes of its pointers.
-fn read_bucket<'a>(buf: &mut &'a [u8], last: Option<u64>) -> Result<(u32, u32, &'a [u8]), DecodeError> {
-    let position = varint::decode(buf)?;
-    if last.is_some_and(|l| position <= l) {
-        return Err(DecodeError::BucketOrder { position });
-    }
-    let mask = varint::decode(buf)?;
-    let (Ok(position), Ok(mask)) = (u32::try_from(position), u32::try_from(mask)) else {
-        return Err(DecodeError::BucketTooLarge { position });
-    };
-    let start = *buf;
-    for _ in 0..mask.count_ones() {
-        varint::decode(buf)?;
-    }
-    Ok((position, mask, &start[..start.len() - buf.len()]))
 }
 
 impl Buckets {
@@ -50,61 +27,61 @@ impl Buckets {
             return Ok(Self::default());
         }
         let declared_len = varint::decode(&mut buf)?;
-        // First pass: validate and size; second: fill one exactly sized vector.
-        let (mut count, mut slots, mut last) = (0usize, 0usize, None);
-        let mut rest = buf;
-        while !rest.is_empty() {
-            let (position, mask, _) = read_bucket(&mut rest, last)?;
-            last = Some(u64::from(position));
-            count += 1;
-            slots += (32 - mask.leading_zeros()) as usize;
-            if count + slots > MAX_FIELD_SLOTS {
-                return Err(DecodeError::BucketTooLarge { position: u64::from(position) });
+        // Each pointer takes at least one byte, so this is the right size for real fields; a
+        // hostile one with sparse masks grows it to at most 16 entries per byte.
+        let mut data = Vec::with_capacity(buf.len() + 8);
+        let mut last: Option<u64> = None;
+        while !buf.is_empty() {
+            let position = varint::decode(&mut buf)?;
+            if last.is_some_and(|l| position <= l) {
+                return Err(DecodeError::BucketOrder { position });
             }
-        }
-        let mut data = vec![0u64; count + slots];
-        let (mut next, mut last) = (count, None);
-        for entry in 0..count {
-            let (position, mask, mut pointers) = read_bucket(&mut buf, last)?;
-            last = Some(u64::from(position));
+            last = Some(position);
+            let mask = varint::decode(&mut buf)?;
+            let (Ok(pos32), Ok(mask)) = (u32::try_from(position), u32::try_from(mask)) else {
+                return Err(DecodeError::BucketTooLarge { position });
+            };
             let len = (32 - mask.leading_zeros()) as usize;
-            // At most 32 slots per bucket, and the block bounds their number, so `next` fits.
-            data[entry] = u64::from(position) << 32 | (next as u64) << 8 | len as u64;
+            data.push(u64::from(pos32) << 32 | len as u64);
             for bit in 0..len {
-                if mask & (1 << bit) != 0 {
-                    let pointer = varint::decode(&mut pointers)?;
-                    if pointer != 0 && pointer >= seq {
-                        return Err(DecodeError::PointerNotBefore { pointer });
-                    }
-                    data[next + bit] = pointer;
+                let pointer = if mask & (1 << bit) != 0 { varint::decode(&mut buf)? } else { 0 };
+                if pointer != 0 && pointer >= seq {
+                    return Err(DecodeError::PointerNotBefore { pointer });
                 }
+                data.push(pointer);
             }
-            next += len;
         }
-        Ok(Self { data, count, declared_len })
+        Ok(Self { data, declared_len })
     }
 
     /// The slots of the bucket at path position `i` (empty if there is none).
     #[inline]
     pub(crate) fn bucket(&self, i: usize) -> &[u64] {
-        let Ok(i) = u32::try_from(i) else { return &[] };
-        let index = &self.data[..self.count];
-        match index.binary_search_by_key(&i, |&e| (e >> 32) as u32) {
-            Ok(at) => {
-                let start = ((index[at] >> 8) & 0xff_ffff) as usize;
-                let len = (index[at] & 0xff) as usize;
-                &self.data[start..start + len]
+        let mut k = 0;
+        while let Some(&header) = self.data.get(k) {
+            let position = (header >> 32) as usize;
+            let len = (header & 0xff) as usize;
+            if position == i {
+                return self.data.get(k + 1..k + 1 + len).unwrap_or(&[]);
             }
-            Err(_) => &[],
+            if position > i {
+                break;
+            }
+            k += 1 + len;
         }
+        &[]
     }
 
     /// The buckets as `(position, slots)`, ascending.
     #[cfg(test)]
     fn iter(&self) -> impl Iterator<Item = (usize, &[u64])> {
-        self.data[..self.count].iter().map(|&e| {
-            let start = ((e >> 8) & 0xff_ffff) as usize;
-            ((e >> 32) as usize, &self.data[start..start + (e & 0xff) as usize])
+        let mut k = 0;
+        std::iter::from_fn(move || {
+            let header = *self.data.get(k)?;
+            let len = (header & 0xff) as usize;
+            let slots = &self.data[k + 1..k + 1 + len];
+            k += 1 + len;
+            Some(((header >> 32) as usize, slots))
         })
     }
 
@@ -204,18 +181,13 @@ impl BucketsBuilder {
     /// The decoded form of what [`encode`](Self::encode) writes, without a round trip through
     /// bytes.
     pub(crate) fn to_buckets(&self) -> Buckets {
-        let count = self.buckets.len();
-        let mut data = Vec::with_capacity(count + self.buckets.iter().map(|b| b.len).sum::<usize>());
-        let mut next = count;
+        let mut data = Vec::with_capacity(self.buckets.iter().map(|b| b.len + 1).sum());
         for b in &self.buckets {
             // Positions come from a key path (a few hundred at most) and slots are < 32.
-            data.push((b.position as u64) << 32 | (next as u64) << 8 | b.len as u64);
-            next += b.len;
-        }
-        for b in &self.buckets {
+            data.push((b.position as u64) << 32 | b.len as u64);
             data.extend_from_slice(&b.slots[..b.len]);
         }
-        Buckets { data, count, declared_len: self.buckets.last().map_or(0, |b| b.position as u64 + 1) }
+        Buckets { data, declared_len: self.buckets.last().map_or(0, |b| b.position as u64 + 1) }
     }
 }
 

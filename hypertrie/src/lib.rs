@@ -12,6 +12,30 @@
 //! crate writes is byte-identical to what JS hypertrie 5.1.3 writes for the same operations.
 //!
 //! The facade is [`Trie`]; see its example.
+//!
+//! # Sparse replicas
+//!
+//! Every read goes through [`hypercore::Feed::get`], which on a sparse replica asks the feed's
+//! block source for a missing block and waits for it. A lookup reads the head and one node per
+//! step along the key's path — about `log4(n)` blocks — and [`Trie::touched`] /
+//! [`Trie::touched_many`] name those blocks in advance, so a peer can send everything a set of
+//! lookups needs in one round trip.
+//!
+//! # Where this differs from JS hypertrie 5.1.3
+//!
+//! Only where JS fails; every block written and every result otherwise match (the vector and
+//! differential tests check both):
+//! * Decoding is strict: malformed protobuf, bucket positions out of order, or a pointer that is
+//!   not an earlier block (which rules out cycles) is a [`DecodeError`] naming the block, where
+//!   JS may loop or read garbage.
+//! * A list that reaches a pointer to a reset node skips it (JS throws; a batch can write such a
+//!   pointer because its running head may be a reset node).
+//! * A diff whose frames hold several fully colliding keys re-pairs them by key (JS can loop
+//!   forever there; it needs 64-bit hash collisions).
+//!
+//! And one place where the spec's wording differs from JS, and we follow JS: every stored node
+//! with key `""` reads as "no node", with or without a value (spec §6.1 names only the
+//! value-less reset node).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 

@@ -16,7 +16,15 @@ pub(crate) fn encode(mut n: u64, out: &mut Vec<u8>) {
 }
 
 /// Read one varint from the front of `buf`, advancing it.
+#[inline]
 pub(crate) fn decode(buf: &mut &[u8]) -> Result<u64, DecodeError> {
+    // Most varints in a trie field are one byte.
+    if let Some((&byte, rest)) = buf.split_first()
+        && byte < 0x80
+    {
+        *buf = rest;
+        return Ok(u64::from(byte));
+    }
     let mut n: u64 = 0;
     for (i, &byte) in buf.iter().enumerate() {
         if i == 10 || (i == 9 && byte > 1) {
