@@ -53,6 +53,7 @@ mod pages;
 pub mod flat_tree;
 mod proof;
 pub mod protocol;
+pub mod replicate;
 mod storage;
 mod tree;
 

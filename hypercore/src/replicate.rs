@@ -1,0 +1,211 @@
+//! Replication of feeds over one hypercore-protocol v8 connection, in both roles (wire spec
+//! §7–9; JS `hypercore/lib/replicate.js`).
+//!
+//! ```text
+//! replicate(io, keys, feeds, options)            one connection, several feeds
+//!   ├── upload:   Want → Have{len-1} + Have{bitfield}; Request → Data (minimal proof for
+//!   │             the requester's digest, + signature when it reaches the roots); appends
+//!   │             are announced with Have to peers that sent a Want (live)
+//!   ├── download: Want window 0; Request what the feeds' PeerRouter wants (sparse) or
+//!   │             everything (`download_all`); learn new lengths from Haves (live);
+//!   │             every Data is verified by Feed::put before anything is stored
+//!   └── prefetch: the `ims/prefetch` extension (see [`prefetch`])
+//! ```
+//!
+//! A peer is never trusted. A Data that fails verification, a Data for a block we did not
+//! request, a malformed or oversized message, a request not answered within
+//! [`ReplicateOptions::request_timeout`], or silence past the stream timeout ends the
+//! connection with a [`ReplicateError`] naming the feed and block; nothing unverified is
+//! stored, so the local feed is unchanged by the bad message.
+//!
+//! The connection is any `AsyncRead + AsyncWrite` that already ran the Noise handshake
+//! (normally a `swarm::SecureStream`); [`SessionKeys`] carries its split for capabilities:
+//! `SessionKeys::new(stream.split().tx, stream.split().rx)`.
+//!
+//! ```no_run
+//! # async fn demo(io: tokio::io::DuplexStream, keys: hypercore::protocol::SessionKeys) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use hypercore::replicate::{PeerRouter, ReplicateOptions, replicate};
+//! use hypercore::{FeedBuilder, PublicKey, Storage};
+//! # let key: PublicKey = todo!();
+//! let router = PeerRouter::new();
+//! let replica = FeedBuilder::new(Storage::memory()).public_key(key).block_source(Arc::new(router.clone())).open().await?;
+//! let conn = tokio::spawn(replicate(io, keys, vec![replica.clone()], ReplicateOptions::sparse(router)));
+//! let block = replica.get(0).await?; // requested from the peer, verified, stored
+//! conn.abort();
+//! # Ok(()) }
+//! ```
+
+mod conn;
+pub mod prefetch;
+mod router;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::crypto::DiscoveryKey;
+use crate::error::VerifyError;
+use crate::feed::Feed;
+use crate::protocol::{ChannelError, SessionKeys, StreamError, StreamOptions};
+
+pub use prefetch::{BlockPlanner, MAX_PREFETCH_BLOCKS, PREFETCH_EXTENSION, PlanFuture, PrefetchMessage};
+pub use router::{MAX_WANTED, PeerRouter};
+
+/// How one connection replicates.
+#[derive(Clone)]
+pub struct ReplicateOptions {
+    /// Keepalive and receive timeout (v8: 10 s and 20 s).
+    pub stream: StreamOptions,
+    /// Drop the peer if a request is not answered within this (v8: 20 s).
+    pub request_timeout: Duration,
+    /// Most requests in flight per feed.
+    pub max_inflight: usize,
+    /// Where sparse replicas' missing blocks are wanted (their [`crate::BlockSource`]).
+    pub router: Option<PeerRouter>,
+    /// Download every block the peer has, not only the wanted ones.
+    pub download_all: bool,
+    /// Serves the `ims/prefetch` extension (which blocks a list of lookups touches).
+    pub planner: Option<Arc<dyn BlockPlanner>>,
+}
+
+impl std::fmt::Debug for ReplicateOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicateOptions")
+            .field("stream", &self.stream)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_inflight", &self.max_inflight)
+            .field("router", &self.router.is_some())
+            .field("download_all", &self.download_all)
+            .field("planner", &self.planner.is_some())
+            .finish()
+    }
+}
+
+impl Default for ReplicateOptions {
+    fn default() -> Self {
+        Self {
+            stream: StreamOptions::default(),
+            request_timeout: Duration::from_secs(20),
+            max_inflight: 64,
+            router: None,
+            download_all: false,
+            planner: None,
+        }
+    }
+}
+
+impl ReplicateOptions {
+    /// Sparse download through `router` (and upload of whatever the feeds hold).
+    pub fn sparse(router: PeerRouter) -> Self {
+        Self { router: Some(router), ..Self::default() }
+    }
+
+    /// Upload only (a seeder): answer Wants and Requests, announce appends.
+    pub fn upload() -> Self {
+        Self::default()
+    }
+
+    /// Serve the prefetch extension with `planner`.
+    pub fn with_planner(mut self, planner: Arc<dyn BlockPlanner>) -> Self {
+        self.planner = Some(planner);
+        self
+    }
+}
+
+/// What one connection did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicateStats {
+    /// Blocks received, verified and stored.
+    pub downloaded: u64,
+    /// Data messages sent.
+    pub uploaded: u64,
+    /// Requests sent.
+    pub requests: u64,
+}
+
+/// Why a connection ended badly. The peer is to be dropped; the local feeds hold only what
+/// verified before.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplicateError {
+    /// The connection failed: I/O, silence past the timeout, a bad frame or message.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// A channel misuse, e.g. a wrong capability.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// A Data failed verification.
+    #[error("feed {feed}: peer sent a block that does not verify: {source}")]
+    Verify {
+        /// The feed.
+        feed: DiscoveryKey,
+        /// Why.
+        source: VerifyError,
+    },
+    /// A Data for a block we did not request.
+    #[error("feed {feed}: peer sent block {seq}, which was not requested")]
+    Unrequested {
+        /// The feed.
+        feed: DiscoveryKey,
+        /// The block.
+        seq: u64,
+    },
+    /// A Data whose fields are malformed.
+    #[error("feed {feed}: peer sent a malformed Data for block {seq}: {reason}")]
+    BadData {
+        /// The feed.
+        feed: DiscoveryKey,
+        /// The block.
+        seq: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A request was not answered in time.
+    #[error("feed {feed}: block {seq} was not delivered within {after:?}")]
+    RequestTimeout {
+        /// The feed.
+        feed: DiscoveryKey,
+        /// The block.
+        seq: u64,
+        /// The limit.
+        after: Duration,
+    },
+    /// A bad `ims/prefetch` message.
+    #[error("feed {feed}: bad prefetch message: {reason}")]
+    Prefetch {
+        /// The feed.
+        feed: DiscoveryKey,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No connection carries the feed (or it ended before answering).
+    #[error("no connected peer replicates feed {feed}")]
+    NoPeer {
+        /// The feed.
+        feed: DiscoveryKey,
+    },
+    /// A prefetch is already outstanding for the feed on that connection.
+    #[error("feed {feed}: a prefetch is already in progress")]
+    Busy {
+        /// The feed.
+        feed: DiscoveryKey,
+    },
+}
+
+/// Replicates `feeds` with the peer on `io` until the peer closes the connection (or every
+/// channel is closed), or it fails. Opens every feed; feeds the peer opens that are not in
+/// `feeds` are ignored. Must run inside a tokio runtime; dropping the future closes the
+/// connection.
+pub async fn replicate<S>(
+    io: S,
+    keys: SessionKeys,
+    feeds: Vec<Feed>,
+    options: ReplicateOptions,
+) -> Result<ReplicateStats, ReplicateError>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    conn::run(io, keys, feeds, options).await
+}

@@ -1,0 +1,548 @@
+//! One connection's replication state machine (wire spec §8–9; JS `lib/replicate.js`
+//! `Peer`): per feed channel what the remote has and wants, our requests in flight, and
+//! the prefetch in progress.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::prefetch::{MAX_HAVE_BYTES, MAX_PREFETCH_BLOCKS, PREFETCH_EXTENSION, PrefetchMessage};
+use super::router::Command;
+use super::{ReplicateError, ReplicateOptions, ReplicateStats};
+use crate::bitfield::Bitfield;
+use crate::crypto::{DiscoveryKey, Signature};
+use crate::feed::{Feed, FeedEvent};
+use crate::proof::{Proof, ProofOptions};
+use crate::protocol::{
+    ChannelMessage, Data, DataNode, Event, Have, Message, MessageSender, Request, Session, SessionKeys, Status,
+    StreamError, Want, message_stream, rle,
+};
+use crate::tree::Node;
+
+/// Want/Have window (wire spec §8.2).
+const WINDOW: u64 = 1 << 20;
+/// Largest range one Have may mark (longer is clipped): bounds the work per message.
+const MAX_HAVE_RANGE: u64 = 1 << 23;
+
+/// A prefetch we sent and wait to be answered.
+struct Pending {
+    done: oneshot::Sender<Result<u64, ReplicateError>>,
+    received: u64,
+    since: Instant,
+}
+
+/// One feed on this connection.
+struct Chan {
+    feed: Feed,
+    dk: DiscoveryKey,
+    joined: bool,
+    /// The peer sent a Want: it gets Have announcements.
+    remote_wants: bool,
+    /// Length already announced to the peer.
+    announced: u64,
+    remote: Bitfield,
+    remote_len: u64,
+    remote_uploading: bool,
+    remote_prefetch: bool,
+    inflight: HashMap<u64, Instant>,
+    windows: BTreeSet<u64>,
+    cursor: u64,
+    prefetch: Option<Pending>,
+}
+
+impl Chan {
+    fn new(feed: Feed) -> Self {
+        Self {
+            dk: feed.discovery_key(),
+            feed,
+            joined: false,
+            remote_wants: false,
+            announced: 0,
+            remote: Bitfield::new(),
+            remote_len: 0,
+            remote_uploading: true,
+            remote_prefetch: false,
+            inflight: HashMap::new(),
+            windows: BTreeSet::new(),
+            cursor: 0,
+            prefetch: None,
+        }
+    }
+}
+
+/// Aborts the helper tasks when the connection ends (or its future is dropped).
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+struct Conn {
+    session: Session,
+    out: MessageSender,
+    chans: HashMap<u64, Chan>,
+    opts: ReplicateOptions,
+    stats: ReplicateStats,
+}
+
+pub(super) async fn run<S>(
+    io: S,
+    keys: SessionKeys,
+    feeds: Vec<Feed>,
+    opts: ReplicateOptions,
+) -> Result<ReplicateStats, ReplicateError>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (out, mut receiver) = message_stream(io, opts.stream);
+    let (in_tx, mut in_rx) = mpsc::channel(64);
+    let mut tasks = Tasks(Vec::new());
+    tasks.0.push(tokio::spawn(async move {
+        loop {
+            let next = receiver.recv().await;
+            let end = !matches!(next, Ok(Some(_)));
+            if in_tx.send(next).await.is_err() || end {
+                return;
+            }
+        }
+    }));
+    let (ev_tx, mut ev_rx) = mpsc::channel(256);
+    for feed in &feeds {
+        let mut events = feed.subscribe();
+        let (dk, tx, f) = (feed.discovery_key(), ev_tx.clone(), feed.clone());
+        tasks.0.push(tokio::spawn(async move {
+            loop {
+                let ev = match events.recv().await {
+                    Ok(ev) => ev,
+                    Err(broadcast::error::RecvError::Lagged(_)) => FeedEvent::Append { len: f.len() },
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send((dk, ev)).await.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    drop(ev_tx);
+
+    let wake = Arc::new(Notify::new());
+    let (cmd_tx, mut cmd_rx) = mpsc::channel(16);
+    let conn_id = opts.router.as_ref().map(|r| r.connection_id());
+    let mut conn = Conn {
+        session: Session::new(keys, &[PREFETCH_EXTENSION], &[]),
+        out,
+        chans: HashMap::new(),
+        opts: opts.clone(),
+        stats: ReplicateStats::default(),
+    };
+    let result = async {
+        for feed in feeds {
+            let (local_id, msgs) = conn.session.open(&feed.public_key())?;
+            for m in &msgs {
+                conn.out.send(m).await?;
+            }
+            if feed.writable() {
+                conn.out.send(&ChannelMessage::new(local_id, Message::Status(Status::new(true, false)))).await?;
+            }
+            if let (Some(router), Some(id)) = (&opts.router, conn_id) {
+                router.attach(feed.discovery_key(), id, wake.clone(), cmd_tx.clone());
+            }
+            conn.chans.insert(local_id, Chan::new(feed));
+        }
+        let period = (opts.request_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                next = in_rx.recv() => match next {
+                    None | Some(Ok(None)) => return Ok(()),
+                    Some(Err(e)) => return Err(e.into()),
+                    Some(Ok(Some(msg))) => {
+                        if conn.on_message(msg).await? {
+                            return Ok(());
+                        }
+                    }
+                },
+                Some((dk, ev)) = ev_rx.recv() => conn.on_feed_event(dk, ev).await?,
+                () = wake.notified() => {
+                    let ids: Vec<u64> = conn.chans.keys().copied().collect();
+                    for id in ids {
+                        conn.request_more(id).await?;
+                    }
+                }
+                Some((dk, cmd)) = cmd_rx.recv() => conn.on_command(dk, cmd).await?,
+                _ = tick.tick() => conn.check_timeouts()?,
+            }
+        }
+    }
+    .await;
+    if let (Some(router), Some(id)) = (&opts.router, conn_id) {
+        router.detach(id);
+    }
+    drop(tasks);
+    match result {
+        Ok(()) => Ok(conn.stats),
+        Err(e) => {
+            tracing::debug!(error = %e, "replication connection dropped");
+            Err(e)
+        }
+    }
+}
+
+fn to_proof(dk: DiscoveryKey, data: &Data) -> Result<Proof, ReplicateError> {
+    let bad = |reason| ReplicateError::BadData { feed: dk, seq: data.index, reason };
+    let nodes = data
+        .nodes
+        .iter()
+        .map(|n| Ok(Node { index: n.index, hash: n.hash.as_slice().try_into().map_err(|_| bad("node hash is not 32 bytes"))?, size: n.size }))
+        .collect::<Result<Vec<_>, ReplicateError>>()?;
+    let signature = match &data.signature {
+        Some(s) => Some(Signature::from_bytes(s).map_err(|_| bad("signature is not 64 bytes"))?),
+        None => None,
+    };
+    Ok(Proof { index: data.index, nodes, signature })
+}
+
+impl Conn {
+    async fn send(&self, local_id: u64, message: Message) -> Result<(), StreamError> {
+        self.out.send(&ChannelMessage::new(local_id, message)).await
+    }
+
+    /// Handles one message; `Ok(true)` when the connection is done (every channel closed).
+    async fn on_message(&mut self, msg: ChannelMessage) -> Result<bool, ReplicateError> {
+        let Some(event) = self.session.on_message(msg)? else { return Ok(false) };
+        match event {
+            Event::DiscoveryKey(dk) => tracing::debug!(%dk, "peer opened a feed we do not replicate here"),
+            Event::Joined { local_id, .. } => {
+                let Some(chan) = self.chans.get_mut(&local_id) else { return Ok(false) };
+                chan.joined = true;
+                if !chan.feed.writable() {
+                    chan.windows.insert(0);
+                    self.send(local_id, Message::Want(Want { start: 0, length: Some(WINDOW) })).await?;
+                }
+            }
+            Event::Closed { reply, discovery_key } => {
+                if let Some(reply) = reply {
+                    self.out.send(&reply).await?;
+                }
+                self.chans.retain(|_, c| c.dk != discovery_key);
+                return Ok(self.chans.is_empty());
+            }
+            Event::Extension { local_id: Some(local_id), name, payload } if name == PREFETCH_EXTENSION => {
+                self.on_prefetch(local_id, &payload).await?;
+            }
+            Event::Extension { .. } => {}
+            Event::Message { local_id, message } => self.on_channel_message(local_id, message).await?,
+        }
+        Ok(false)
+    }
+
+    async fn on_channel_message(&mut self, local_id: u64, message: Message) -> Result<(), ReplicateError> {
+        let Some(chan) = self.chans.get_mut(&local_id) else { return Ok(()) };
+        match message {
+            Message::Options(options) => chan.remote_prefetch = options.extensions.iter().any(|e| e == PREFETCH_EXTENSION),
+            Message::Status(status) => {
+                chan.remote_uploading = status.uploading.unwrap_or(false);
+                if !chan.remote_uploading {
+                    chan.inflight.clear();
+                }
+            }
+            Message::Have(have) => {
+                on_have(chan, &have);
+                self.request_more(local_id).await?;
+            }
+            Message::Want(want) => self.on_want(local_id, want).await?,
+            Message::Request(request) => self.on_request(local_id, request).await?,
+            Message::Data(data) => self.on_data(local_id, data).await?,
+            // Unhave, Unwant, Cancel: JS does not act on them either.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn on_want(&mut self, local_id: u64, want: Want) -> Result<(), ReplicateError> {
+        let Some(chan) = self.chans.get_mut(&local_id) else { return Ok(()) };
+        let length = want.length.unwrap_or(0);
+        // JS ignores unaligned Wants (wire spec §8.2).
+        if want.start % 8192 != 0 || length % 8192 != 0 {
+            return Ok(());
+        }
+        chan.remote_wants = true;
+        let feed = chan.feed.clone();
+        let len = feed.len();
+        chan.announced = chan.announced.max(len);
+        if len > 0 && feed.has(len - 1) {
+            self.send(local_id, Message::Have(Have { start: len - 1, ..Default::default() })).await?;
+        }
+        let bits = feed.bitfield();
+        let end = want.start.saturating_add(length.min(MAX_HAVE_RANGE)).min(bits.bit_len().max(want.start));
+        let bytes = bits.bytes(want.start / 8, end.div_ceil(8));
+        let have = Have { start: want.start, length: Some(length), bitfield: Some(rle::encode(&bytes)), ack: None };
+        self.send(local_id, Message::Have(have)).await?;
+        Ok(())
+    }
+
+    async fn on_request(&mut self, local_id: u64, req: Request) -> Result<(), ReplicateError> {
+        let Some(chan) = self.chans.get(&local_id) else { return Ok(()) };
+        let feed = chan.feed.clone();
+        let seq = match req.bytes {
+            Some(bytes) if bytes > 0 => match feed.seek(bytes) {
+                Ok((seq, _)) => seq,
+                Err(_) => return Ok(()),
+            },
+            _ => req.index,
+        };
+        if !feed.has(seq) {
+            return Ok(());
+        }
+        let hash = req.hash.unwrap_or(false);
+        let opts = ProofOptions { digest: req.nodes.unwrap_or(0), hash };
+        let value = if hash { None } else { feed.get_local(seq).ok().flatten() };
+        let proof = match feed.proof_with(seq, opts) {
+            Ok((proof, _)) => proof,
+            Err(e) => {
+                tracing::debug!(feed = %chan.dk, seq, error = %e, "cannot prove a requested block");
+                return Ok(());
+            }
+        };
+        if !hash && value.is_none() {
+            return Ok(());
+        }
+        self.send(local_id, Message::Data(to_data(seq, value, &proof))).await?;
+        self.stats.uploaded += 1;
+        Ok(())
+    }
+
+    async fn on_data(&mut self, local_id: u64, data: Data) -> Result<(), ReplicateError> {
+        let Some(chan) = self.chans.get_mut(&local_id) else { return Ok(()) };
+        let (dk, seq) = (chan.dk, data.index);
+        let requested = chan.inflight.remove(&seq).is_some();
+        if !requested {
+            match &mut chan.prefetch {
+                Some(p) if p.received < MAX_PREFETCH_BLOCKS => p.received += 1,
+                _ => return Err(ReplicateError::Unrequested { feed: dk, seq }),
+            }
+        }
+        let proof = to_proof(dk, &data)?;
+        let value = data.value.as_deref().ok_or(ReplicateError::BadData { feed: dk, seq, reason: "no value" })?;
+        chan.feed.put(seq, value, &proof).await.map_err(|source| ReplicateError::Verify { feed: dk, source })?;
+        self.stats.downloaded += 1;
+        self.request_more(local_id).await?;
+        Ok(())
+    }
+
+    /// Requests the blocks this feed wants that the peer has, up to the in-flight limit.
+    async fn request_more(&mut self, local_id: u64) -> Result<(), ReplicateError> {
+        let max = self.opts.max_inflight.max(1);
+        let Some(chan) = self.chans.get_mut(&local_id) else { return Ok(()) };
+        if !chan.joined || !chan.remote_uploading || chan.feed.writable() || chan.inflight.len() >= max {
+            return Ok(());
+        }
+        let feed = chan.feed.clone();
+        let mut candidates = Vec::new();
+        // Live: learn a longer signed length by fetching the peer's last block.
+        if chan.remote_len > feed.len() {
+            candidates.push(chan.remote_len - 1);
+        }
+        if let Some(router) = &self.opts.router {
+            candidates.extend(router.wanted(&chan.dk, |s| !feed.has(s)));
+        }
+        let mut out = Vec::new();
+        let mut ask = |chan: &mut Chan, seq: u64| {
+            if chan.inflight.contains_key(&seq) || feed.has(seq) {
+                return;
+            }
+            let window = seq / WINDOW;
+            if chan.windows.insert(window) {
+                out.push(Message::Want(Want { start: window * WINDOW, length: Some(WINDOW) }));
+            }
+            if chan.remote.get(seq) {
+                chan.inflight.insert(seq, Instant::now());
+                out.push(Message::Request(Request::new(seq, false, feed.digest(seq))));
+            }
+        };
+        for seq in candidates {
+            if chan.inflight.len() >= max {
+                break;
+            }
+            ask(chan, seq);
+        }
+        if self.opts.download_all {
+            // In order; a block the peer has not announced yet stops the walk until it does.
+            while chan.cursor < chan.remote_len && chan.inflight.len() < max {
+                let seq = chan.cursor;
+                if !feed.has(seq) && !chan.inflight.contains_key(&seq) && !chan.remote.get(seq) {
+                    break;
+                }
+                chan.cursor += 1;
+                ask(chan, seq);
+            }
+        }
+        for m in out {
+            if matches!(m, Message::Request(_)) {
+                self.stats.requests += 1;
+            }
+            self.send(local_id, m).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_feed_event(&mut self, dk: DiscoveryKey, ev: FeedEvent) -> Result<(), ReplicateError> {
+        let ids: Vec<u64> = self.chans.iter().filter(|(_, c)| c.dk == dk && c.joined).map(|(id, _)| *id).collect();
+        for id in ids {
+            let Some(chan) = self.chans.get_mut(&id) else { continue };
+            if !chan.remote_wants {
+                continue;
+            }
+            let have = match ev {
+                FeedEvent::Append { len } if len > chan.announced => {
+                    let start = chan.announced;
+                    chan.announced = len;
+                    let length = (len - start > 1).then_some(len - start);
+                    Have { start, length, ..Default::default() }
+                }
+                FeedEvent::Download { seq } if chan.remote.get(seq) => continue,
+                FeedEvent::Download { seq } => Have { start: seq, ..Default::default() },
+                _ => continue,
+            };
+            self.send(id, Message::Have(have)).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_command(&mut self, dk: DiscoveryKey, cmd: Command) -> Result<(), ReplicateError> {
+        let Command::Prefetch { keys, done } = cmd;
+        let Some((&id, chan)) = self.chans.iter_mut().find(|(_, c)| c.dk == dk && c.joined) else {
+            let _ = done.send(Err(ReplicateError::NoPeer { feed: dk }));
+            return Ok(());
+        };
+        if !chan.remote_prefetch {
+            // The peer does not speak it (e.g. JS): the reader falls back to requests.
+            let _ = done.send(Ok(0));
+            return Ok(());
+        }
+        if chan.prefetch.is_some() {
+            let _ = done.send(Err(ReplicateError::Busy { feed: dk }));
+            return Ok(());
+        }
+        let bits = chan.feed.bitfield();
+        let have = rle::encode(&bits.bytes(0, chan.feed.len().div_ceil(8)));
+        let payload = PrefetchMessage { keys, have: Some(have), sent: None }.to_bytes();
+        chan.prefetch = Some(Pending { done, received: 0, since: Instant::now() });
+        if let Some(msg) = self.session.extension(Some(id), PREFETCH_EXTENSION, payload) {
+            self.out.send(&msg).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_prefetch(&mut self, local_id: u64, payload: &[u8]) -> Result<(), ReplicateError> {
+        let Some(chan) = self.chans.get_mut(&local_id) else { return Ok(()) };
+        let dk = chan.dk;
+        let msg = PrefetchMessage::from_bytes(payload).map_err(|reason| ReplicateError::Prefetch { feed: dk, reason })?;
+        if let Some(sent) = msg.sent {
+            // The end of our prefetch's answer.
+            if let Some(p) = chan.prefetch.take() {
+                tracing::debug!(feed = %dk, sent, received = p.received, "prefetch answered");
+                let _ = p.done.send(Ok(p.received));
+            }
+            self.request_more(local_id).await?;
+            return Ok(());
+        }
+        let have = match &msg.have {
+            Some(rle_bits) => rle::decode(rle_bits, MAX_HAVE_BYTES)
+                .map_err(|e| ReplicateError::Prefetch { feed: dk, reason: e.to_string() })?,
+            None => Vec::new(),
+        };
+        let feed = chan.feed.clone();
+        let blocks = match &self.opts.planner {
+            Some(planner) => planner.blocks(&feed, &msg.keys).await.unwrap_or_else(|e| {
+                tracing::debug!(feed = %dk, error = %e, "prefetch planning failed");
+                BTreeSet::new()
+            }),
+            None => BTreeSet::new(),
+        };
+        let has_bit = |seq: u64| usize::try_from(seq / 8).ok().and_then(|i| have.get(i)).is_some_and(|b| b & (0x80 >> (seq % 8)) != 0);
+        let mut sent = 0u64;
+        for seq in blocks {
+            if sent >= MAX_PREFETCH_BLOCKS {
+                break;
+            }
+            if has_bit(seq) || !feed.has(seq) {
+                continue;
+            }
+            let Some(value) = feed.get_local(seq).ok().flatten() else { continue };
+            let Ok((proof, _)) = feed.proof_with(seq, ProofOptions::default()) else { continue };
+            self.send(local_id, Message::Data(to_data(seq, Some(value), &proof))).await?;
+            sent += 1;
+        }
+        self.stats.uploaded += sent;
+        let reply = PrefetchMessage { keys: Vec::new(), have: None, sent: Some(sent) }.to_bytes();
+        if let Some(msg) = self.session.extension(Some(local_id), PREFETCH_EXTENSION, reply) {
+            self.out.send(&msg).await?;
+        }
+        Ok(())
+    }
+
+    fn check_timeouts(&mut self) -> Result<(), ReplicateError> {
+        let after = self.opts.request_timeout;
+        for chan in self.chans.values() {
+            if let Some((&seq, _)) = chan.inflight.iter().find(|(_, t)| t.elapsed() > after) {
+                return Err(ReplicateError::RequestTimeout { feed: chan.dk, seq, after });
+            }
+            if chan.prefetch.as_ref().is_some_and(|p| p.since.elapsed() > after) {
+                return Err(ReplicateError::Prefetch { feed: chan.dk, reason: format!("no answer within {after:?}") });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Records what a Have says the peer holds (bounded per message).
+fn on_have(chan: &mut Chan, have: &Have) {
+    let length = have.length.unwrap_or(1);
+    match &have.bitfield {
+        Some(bits) if have.start % 8 == 0 => {
+            // The decoder pads to a multiple of 4 bytes.
+            let max = usize::try_from(length.min(MAX_HAVE_RANGE).div_ceil(32) * 4).unwrap_or(0);
+            let Ok(bytes) = rle::decode(bits, max.max(4)) else { return };
+            let mut top = None;
+            for (i, b) in bytes.iter().enumerate().filter(|(_, b)| **b != 0) {
+                for k in 0..8u64 {
+                    if b & (0x80 >> k) != 0 {
+                        let seq = have.start + 8 * i as u64 + k;
+                        chan.remote.set(seq, true);
+                        top = Some(seq);
+                    }
+                }
+            }
+            if let Some(top) = top {
+                chan.remote_len = chan.remote_len.max(top + 1);
+            }
+        }
+        Some(_) => {}
+        None => {
+            let end = have.start.saturating_add(length.min(MAX_HAVE_RANGE));
+            for seq in have.start..end {
+                chan.remote.set(seq, true);
+            }
+            chan.remote_len = chan.remote_len.max(end);
+        }
+    }
+}
+
+fn to_data(seq: u64, value: Option<Vec<u8>>, proof: &Proof) -> Data {
+    Data {
+        index: seq,
+        value,
+        nodes: proof.nodes.iter().map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size }).collect(),
+        signature: proof.signature.map(|s| s.as_bytes().to_vec()),
+    }
+}
