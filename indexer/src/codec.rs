@@ -6,7 +6,8 @@
 //! URL is stored only when it is not the canonical `{upstream}{name}/-/{base}-{version}.tgz`,
 //! integrity and shasum are stored as raw digest bytes (64 + 20 bytes instead of 95 + 40
 //! characters), registry signatures as raw DER with their key id interned, timestamps in npm's
-//! canonical form as milliseconds, and dependency maps once per distinct map ([`crate::depmaps`]).
+//! canonical form as milliseconds, dependency maps once per page ([`crate::depmaps`]), and
+//! version pages deflate-compressed as a whole.
 //! Anything that does not fit the compact form is kept verbatim, so decoding always gives back
 //! exactly what was ingested.
 
@@ -17,12 +18,10 @@ use serde::{Deserialize, Serialize};
 /// Tags of the record kinds (first byte of every value). Bumping a tag is how a format change
 /// is made visible to old readers.
 pub(crate) mod tag {
-    /// [`super::PackageRecord`], format 1.
+    /// [`crate::records::PackageRecord`], format 1.
     pub(crate) const PACKAGE: u8 = 0x50;
-    /// [`super::VersionRecord`], format 1.
-    pub(crate) const VERSION: u8 = 0x56;
-    /// [`crate::depmaps::DepBundle`], format 1.
-    pub(crate) const DEPS: u8 = 0x44;
+    /// [`crate::records::VersionPage`], format 1, deflate-compressed.
+    pub(crate) const PAGE: u8 = 0x56;
     /// [`crate::schema::Checkpoint`], format 1.
     pub(crate) const CHECKPOINT: u8 = 0x43;
 }
@@ -42,6 +41,41 @@ pub enum CodecError {
     /// The body is not a valid record.
     #[error("malformed record: {0}")]
     Malformed(#[from] postcard::Error),
+    /// A compressed body does not inflate, or inflates past the cap.
+    #[error("the compressed record is corrupt or larger than {MAX_INFLATED} bytes")]
+    Inflate,
+}
+
+/// The most a compressed record may inflate to: bounds what a hostile peer's block can make
+/// us allocate (a page holds at most 64 versions; real ones inflate to a few tens of KB).
+pub(crate) const MAX_INFLATED: u64 = 16 << 20;
+
+/// Encode `record` behind its tag, deflate-compressed.
+pub(crate) fn encode_compressed<T: Serialize>(tag: u8, record: &T) -> Vec<u8> {
+    use std::io::Write as _;
+    let plain = postcard::to_allocvec(record).unwrap_or_default();
+    let mut z = flate2::write::DeflateEncoder::new(vec![tag], flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = z.write_all(&plain);
+    z.finish().unwrap_or_default()
+}
+
+/// Decode a value written by [`encode_compressed`] with the same tag.
+pub(crate) fn decode_compressed<T: serde::de::DeserializeOwned>(tag: u8, bytes: &[u8]) -> Result<T, CodecError> {
+    use std::io::Read as _;
+    let body = match bytes.split_first() {
+        Some((&t, body)) if t == tag => body,
+        other => return Err(CodecError::WrongTag { expected: tag, found: other.map(|(t, _)| *t) }),
+    };
+    let mut plain = Vec::new();
+    flate2::read::DeflateDecoder::new(body)
+        .take(MAX_INFLATED + 1)
+        .read_to_end(&mut plain)
+        .map_err(|_| CodecError::Inflate)?;
+    if plain.len() as u64 > MAX_INFLATED {
+        return Err(CodecError::Inflate);
+    }
+    Ok(postcard::from_bytes(&plain)?)
 }
 
 /// Encode `record` behind its tag.
@@ -250,9 +284,13 @@ mod tests {
 
     #[test]
     fn wrong_tags_and_garbage_are_errors() {
-        let bytes = encode(tag::DEPS, &(1u32, "x".to_owned()));
-        assert!(matches!(decode::<(u32, String)>(tag::VERSION, &bytes), Err(CodecError::WrongTag { .. })));
-        assert!(matches!(decode::<(u32, String)>(tag::DEPS, &[tag::DEPS, 1, 200]), Err(CodecError::Malformed(_))));
-        assert_eq!(decode::<(u32, String)>(tag::DEPS, &bytes).unwrap(), (1, "x".to_owned()));
+        let bytes = encode(tag::PACKAGE, &(1u32, "x".to_owned()));
+        assert!(matches!(decode::<(u32, String)>(tag::PAGE, &bytes), Err(CodecError::WrongTag { .. })));
+        assert!(matches!(decode::<(u32, String)>(tag::PACKAGE, &[tag::PACKAGE, 1, 200]), Err(CodecError::Malformed(_))));
+        assert_eq!(decode::<(u32, String)>(tag::PACKAGE, &bytes).unwrap(), (1, "x".to_owned()));
+        let z = encode_compressed(tag::PAGE, &vec!["same".to_owned(); 100]);
+        assert!(z.len() < 100);
+        assert_eq!(decode_compressed::<Vec<String>>(tag::PAGE, &z).unwrap().len(), 100);
+        assert!(matches!(decode_compressed::<Vec<String>>(tag::PAGE, &[tag::PAGE, 0xff, 0]), Err(CodecError::Inflate)));
     }
 }

@@ -1,22 +1,12 @@
 //! Dependency maps stored once: a version's runtime dependency maps travel together as one
-//! [`DepBundle`], and its `devDependencies` as another. A bundle whose encoding is small is
-//! kept inline in the version record; a larger one is stored under `d/<id>`, where the id is
-//! the first 16 bytes of the SHA-256 of its encoding, so every version (of any package) with
-//! the same maps points at one value. Consecutive versions of a package usually share their
-//! maps, which is where most of the index's saving over JSON comes from.
+//! [`DepBundle`], and its `devDependencies` as another. Version records live in pages
+//! (`crate::records::VersionPage`) of up to [`crate::records::PAGE_MAX`] versions, and each
+//! page keeps a table of the distinct bundles of its versions: consecutive versions of a package
+//! usually share their maps, so a map shared by a run of versions is stored once per page, and
+//! the page's compression removes most of what remains between pages.
 
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
-
-use crate::codec::{self, tag};
 use crate::model::{BundleDependencies, DepMap, Manifest};
-
-/// Bundles at most this many encoded bytes are stored inline: a reference costs 17 bytes in
-/// the record plus a whole trie node and a second lookup.
-pub(crate) const INLINE_MAX: usize = 48;
-
-/// The bytes of a bundle id.
-pub(crate) type DepsId = [u8; 16];
 
 /// The dependency maps of one version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,15 +29,42 @@ pub(crate) enum BundleRec {
     Names(Vec<String>),
 }
 
-/// How a version record refers to a bundle.
+/// How a version record refers to a bundle of its page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum DepsRef {
     /// No maps at all.
     None,
-    /// Small: stored in the version record.
-    Inline(DepBundle),
-    /// Stored once under [`key`]`(id)`.
-    Shared(DepsId),
+    /// An index into the page's bundle table.
+    Table(u32),
+}
+
+/// The distinct bundles of one page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BundleTable(pub(crate) Vec<DepBundle>);
+
+impl BundleTable {
+    /// Store `bundle` once and refer to it.
+    pub(crate) fn intern(&mut self, bundle: DepBundle) -> DepsRef {
+        if bundle.is_empty() {
+            return DepsRef::None;
+        }
+        let i = match self.0.iter().position(|b| *b == bundle) {
+            Some(i) => i,
+            None => {
+                self.0.push(bundle);
+                self.0.len() - 1
+            }
+        };
+        DepsRef::Table(i as u32)
+    }
+
+    /// The bundle a reference names (empty for `None` or a dangling index).
+    pub(crate) fn get(&self, r: &DepsRef) -> DepBundle {
+        match r {
+            DepsRef::None => DepBundle::default(),
+            DepsRef::Table(i) => self.0.get(*i as usize).cloned().unwrap_or_default(),
+        }
+    }
 }
 
 fn pairs(m: &DepMap) -> Vec<(String, String)> {
@@ -97,27 +114,6 @@ impl DepBundle {
         m.accept_dependencies = self.accept.into_iter().collect();
         m.dependencies_meta = self.meta.and_then(|s| serde_json::from_str(&s).ok());
     }
-
-    /// Place the bundle: `(reference, Some((id, encoded value)))` when it must be stored
-    /// under its own key.
-    pub(crate) fn place(self) -> (DepsRef, Option<(DepsId, Vec<u8>)>) {
-        if self.is_empty() {
-            return (DepsRef::None, None);
-        }
-        let bytes = codec::encode(tag::DEPS, &self);
-        if bytes.len() <= INLINE_MAX {
-            return (DepsRef::Inline(self), None);
-        }
-        let digest = sha2::Sha256::digest(&bytes);
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&digest[..16]);
-        (DepsRef::Shared(id), Some((id, bytes)))
-    }
-}
-
-/// The trie key of a shared bundle: `d/<32 hex digits>`.
-pub(crate) fn key(id: &DepsId) -> String {
-    format!("d/{}", hex::encode(id))
 }
 
 #[cfg(test)]
@@ -125,23 +121,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn small_bundles_inline_large_ones_shared_by_content() {
+    fn bundles_are_stored_once_per_table() {
         let mut m = Manifest::default();
-        assert_eq!(DepBundle::runtime(&m).place().0, DepsRef::None);
+        let mut table = BundleTable::default();
+        assert_eq!(table.intern(DepBundle::runtime(&m)), DepsRef::None);
         m.dependencies.insert("a".into(), "^1".into());
-        assert!(matches!(DepBundle::runtime(&m).place().0, DepsRef::Inline(_)));
-        for i in 0..10 {
-            m.dependencies.insert(format!("package-number-{i}"), "^1.2.3".into());
-        }
-        let (r1, blob1) = DepBundle::runtime(&m).place();
-        let (r2, blob2) = DepBundle::runtime(&m.clone()).place();
-        assert!(matches!(r1, DepsRef::Shared(_)));
+        let r1 = table.intern(DepBundle::runtime(&m));
+        let r2 = table.intern(DepBundle::runtime(&m.clone()));
         assert_eq!(r1, r2);
-        assert_eq!(blob1, blob2);
-        let (_, bytes) = blob1.unwrap();
-        let back: DepBundle = codec::decode(tag::DEPS, &bytes).unwrap();
-        let mut m2 = Manifest::default();
-        back.apply_runtime(&mut m2);
-        assert_eq!(m2.dependencies, m.dependencies);
+        assert_eq!(table.0.len(), 1);
+        let mut back = Manifest::default();
+        table.get(&r1).apply_runtime(&mut back);
+        assert_eq!(back.dependencies, m.dependencies);
+        assert_eq!(table.get(&DepsRef::Table(9)), DepBundle::default());
     }
 }

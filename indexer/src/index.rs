@@ -4,16 +4,14 @@
 
 mod write;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
 
 use hypertrie::Trie;
 
 use crate::IndexError;
 use crate::codec::{self, tag};
-use crate::depmaps::{self, DepBundle, DepsId, DepsRef};
 use crate::model::{AbbreviatedPackument, Manifest, Packument};
-use crate::records::{PackageRecord, VersionRecord};
+use crate::records::{PackageRecord, VersionPage};
 use crate::schema::{self, Checkpoint};
 
 pub use write::{Document, Skipped, Update, WriteReport};
@@ -23,8 +21,6 @@ pub use write::{Document, Skipped, Update, WriteReport};
 pub struct Index {
     trie: Trie,
     upstream: Option<String>,
-    /// Dependency bundles known to be stored, so a write checks the trie for each id once.
-    known_deps: Arc<Mutex<HashSet<DepsId>>>,
 }
 
 /// What resolution needs about a package, from its one package record.
@@ -58,7 +54,7 @@ pub struct VersionSummary {
 impl Index {
     /// Open the index stored in `trie` (an empty trie is an empty index).
     pub async fn open(trie: Trie) -> Result<Self, IndexError> {
-        let mut index = Self { trie, upstream: None, known_deps: Arc::default() };
+        let mut index = Self { trie, upstream: None };
         index.upstream = index
             .get_raw(schema::UPSTREAM_KEY)
             .await?
@@ -104,15 +100,10 @@ impl Index {
         self.get_record(tag::PACKAGE, &schema::package_key(name)).await
     }
 
-    async fn bundle(&self, r: DepsRef) -> Result<DepBundle, IndexError> {
-        match r {
-            DepsRef::None => Ok(DepBundle::default()),
-            DepsRef::Inline(b) => Ok(b),
-            DepsRef::Shared(id) => {
-                let key = depmaps::key(&id);
-                Ok(self.get_record(tag::DEPS, &key).await?.unwrap_or_default())
-            }
-        }
+    pub(crate) async fn page(&self, name: &str, page: u32) -> Result<Option<VersionPage>, IndexError> {
+        let key = schema::page_key(name, page);
+        let Some(bytes) = self.get_raw(&key).await? else { return Ok(None) };
+        codec::decode_compressed(tag::PAGE, &bytes).map(Some).map_err(|source| IndexError::Corrupt { key, source })
     }
 
     /// Versions and dist-tags of `name`, for resolution: one lookup.
@@ -136,20 +127,15 @@ impl Index {
         }))
     }
 
-    /// One version's manifest (the install superset): at most three lookups (package record,
-    /// version record, shared dependency bundles).
+    /// One version's manifest (the install superset): two lookups (the package record, then
+    /// the page holding the version).
     pub async fn version(&self, name: &str, version: &str) -> Result<Option<Manifest>, IndexError> {
         let Some(rec) = self.package_record(name).await? else { return Ok(None) };
         let Some(entry) = rec.versions.iter().find(|e| e.version == version) else { return Ok(None) };
-        self.manifest(name, version, rec.string(entry.deprecated)).await
-    }
-
-    async fn manifest(&self, name: &str, version: &str, deprecated: Option<String>) -> Result<Option<Manifest>, IndexError> {
-        let key = schema::version_key(name, version);
-        let Some(vr) = self.get_record::<VersionRecord>(tag::VERSION, &key).await? else { return Ok(None) };
-        let deps = self.bundle(vr.deps.clone()).await?;
-        let dev = self.bundle(vr.dev.clone()).await?;
-        Ok(Some(vr.into_manifest(name, version, deprecated, deps, dev, self.upstream.as_deref())))
+        let Some(page) = self.page(name, entry.page).await? else { return Ok(None) };
+        Ok(page.get(version).map(|vr| {
+            vr.to_manifest(name, version, rec.string(entry.deprecated), &page.bundles, self.upstream.as_deref())
+        }))
     }
 
     /// The full packument as the index has it: package fields plus every version's install
@@ -157,8 +143,15 @@ impl Index {
     pub async fn packument(&self, name: &str) -> Result<Option<Packument>, IndexError> {
         let Some(rec) = self.package_record(name).await? else { return Ok(None) };
         let mut p = rec.to_packument(name);
+        let mut pages: BTreeMap<u32, Option<VersionPage>> = BTreeMap::new();
         for e in &rec.versions {
-            if let Some(m) = self.manifest(name, &e.version, rec.string(e.deprecated)).await? {
+            if !pages.contains_key(&e.page) {
+                let page = self.page(name, e.page).await?;
+                pages.insert(e.page, page);
+            }
+            let Some(Some(page)) = pages.get(&e.page) else { continue };
+            if let Some(vr) = page.get(&e.version) {
+                let m = vr.to_manifest(name, &e.version, rec.string(e.deprecated), &page.bundles, self.upstream.as_deref());
                 p.versions.insert(e.version.clone(), m);
             }
         }
@@ -181,23 +174,18 @@ impl Index {
     }
 
     /// The feed blocks (seqs) that reading these packages and picked versions touches: the
-    /// package records, the version records and their shared dependency bundles, with every
-    /// trie node on the way. A peer that sends exactly these blocks lets a sparse replica
-    /// resolve locally (the one-round-trip `resolve` extension).
+    /// package records and the pages holding the picked versions, with every trie node on the
+    /// way. A peer that sends exactly these blocks lets a sparse replica resolve locally (the
+    /// one-round-trip `resolve` extension).
     pub async fn touched_blocks(&self, picks: &[(&str, Option<&str>)]) -> Result<BTreeSet<u64>, IndexError> {
         let mut keys = Vec::new();
         for (name, version) in picks {
             keys.push(schema::package_key(name));
             if let Some(v) = version {
-                let key = schema::version_key(name, v);
-                if let Some(vr) = self.get_record::<VersionRecord>(tag::VERSION, &key).await? {
-                    for r in [&vr.deps, &vr.dev] {
-                        if let DepsRef::Shared(id) = r {
-                            keys.push(depmaps::key(id));
-                        }
-                    }
+                let rec = self.package_record(name).await?;
+                if let Some(e) = rec.as_ref().and_then(|r| r.versions.iter().find(|e| e.version == *v)) {
+                    keys.push(schema::page_key(name, e.page));
                 }
-                keys.push(key);
             }
         }
         self.trie

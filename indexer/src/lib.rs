@@ -21,10 +21,14 @@
 //! | key | value | why |
 //! |---|---|---|
 //! | `p/<name>` | package record: dist-tags; per version its key, publish time, deprecation and `engines.node`; the other `time` entries; tombstone; upstream ETag | resolving a package is **one lookup**: npm's pick rules need exactly these fields, never a scan of version keys |
-//! | `v/<name>/<version>` | version record: the install superset of spec §1.3 | immutable once written; read only for the version picked |
-//! | `d/<32 hex>` | a dependency bundle (all runtime maps of a version, or its devDependencies) | identical maps across versions are stored once, content-addressed (SHA-256/128); bundles used by one version only are inlined |
+//! | `v/<name>/<page>` | a page of up to 32 version records (the install superset of spec §1.3) in ingest order, with a table of their distinct dependency bundles; deflate-compressed | reading a version is a **second lookup**; versions are immutable, so a page only ever grows until full; one trie node per page instead of per version cuts the trie's per-node cost (~100 B) 32-fold, and compressing a page removes what neighbouring versions repeat |
 //! | `meta/checkpoint` | the `_changes` follower's position | written in the same batch as the page it covers, so peers see how fresh the index is and a resume never skips or repeats |
 //! | `meta/upstream` | registry base URL | canonical tarball URLs are derived, not stored |
+//!
+//! Identical dependency maps are stored once per page (consecutive versions usually share
+//! them); a map that recurs in another page costs only its compressed back-reference there.
+//! On the corpus (216 packages, 22,411 versions) the whole feed is about 180 bytes per
+//! version, 33 % of the abbreviated JSON.
 //!
 //! Values are tagged `postcard` records (module `codec`): no field names, varints, digests
 //! as raw bytes, canonical timestamps as milliseconds, npm's signing key ids interned, and

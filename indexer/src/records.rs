@@ -1,12 +1,12 @@
-//! The two record kinds of the index and their conversion from and to the model: the
-//! per-name [`PackageRecord`] (what resolution reads first) and the per-version
-//! [`VersionRecord`] (the install superset, spec §1.3).
+//! The record kinds of the index and their conversion from and to the model: the per-name
+//! [`PackageRecord`] (what resolution reads first) and the [`VersionRecord`] of each version
+//! (the install superset, spec §1.3), kept in [`VersionPage`]s of up to [`PAGE_MAX`] versions.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::codec::{B64Bytes, Hex, KeyId, Sri, Time};
-use crate::depmaps::{DepBundle, DepsId, DepsRef};
+use crate::depmaps::{BundleTable, DepBundle, DepsRef};
 use crate::model::{Bin, Dist, Engines, Manifest, Packument, Signature, Unpublished};
 use crate::names;
 
@@ -33,6 +33,8 @@ pub(crate) struct PackageRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct VersionEntry {
     pub(crate) version: String,
+    /// The page holding its version record.
+    pub(crate) page: u32,
     pub(crate) time: Option<Time>,
     /// Index into `strings`.
     pub(crate) deprecated: Option<u32>,
@@ -47,7 +49,26 @@ pub(crate) struct UnpublishedRec {
     pub(crate) versions: Vec<String>,
 }
 
-/// `v/<name>/<version>`: the install superset minus what the key and the package record hold.
+/// Versions per page. A page is read whole to get one version, and compressed whole: 32
+/// versions keep a read at a few KB while letting compression find what versions share.
+pub(crate) const PAGE_MAX: usize = 32;
+
+/// `v/<name>/<page>`: version records of up to [`PAGE_MAX`] versions, in the order they were
+/// first ingested, with the distinct dependency bundles they use. Records in a page never
+/// change; a page only grows until it is full.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct VersionPage {
+    pub(crate) bundles: BundleTable,
+    pub(crate) versions: Vec<(String, VersionRecord)>,
+}
+
+impl VersionPage {
+    pub(crate) fn get(&self, version: &str) -> Option<&VersionRecord> {
+        self.versions.iter().find(|(v, _)| v == version).map(|(_, r)| r)
+    }
+}
+
+/// One version's record: the install superset minus what the key and the package record hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct VersionRecord {
     /// The manifest's `name` when it differs from the package name (it practically never does).
@@ -130,13 +151,19 @@ fn intern(strings: &mut Vec<String>, s: &str) -> u32 {
 
 impl PackageRecord {
     /// The package-level part of a packument, for the versions in `keep` (in that order).
-    pub(crate) fn from_packument(p: &Packument, keep: &[&str], etag: Option<String>) -> Self {
+    pub(crate) fn from_packument(
+        p: &Packument,
+        keep: &[&str],
+        pages: &std::collections::HashMap<&str, u32>,
+        etag: Option<String>,
+    ) -> Self {
         let mut strings = Vec::new();
         let versions = keep
             .iter()
             .filter_map(|v| p.versions.get(*v).map(|m| (*v, m)))
             .map(|(v, m)| VersionEntry {
                 version: v.to_owned(),
+                page: pages.get(v).copied().unwrap_or_default(),
                 time: p.time.get(v).map(|t| Time::pack(t)),
                 deprecated: m.deprecated.as_deref().map(|d| intern(&mut strings, d)),
                 engine_node: m.engine("node").map(|e| intern(&mut strings, e)),
@@ -193,25 +220,23 @@ fn compact(v: &Value) -> String {
 }
 
 impl VersionRecord {
-    /// Split a manifest into its record and the dependency bundles that need their own keys.
+    /// The record of a manifest; its dependency maps go into the page's `table`.
     pub(crate) fn from_manifest(
         m: &Manifest,
         name: &str,
         version: &str,
         upstream: Option<&str>,
-    ) -> (Self, Vec<(DepsId, Vec<u8>)>) {
-        let mut blobs = Vec::new();
-        let (deps, b) = DepBundle::runtime(m).place();
-        blobs.extend(b);
-        let (dev, b) = DepBundle::dev(m).place();
-        blobs.extend(b);
+        table: &mut BundleTable,
+    ) -> Self {
+        let deps = table.intern(DepBundle::runtime(m));
+        let dev = table.intern(DepBundle::dev(m));
         let tarball = match (&m.dist.tarball, upstream) {
             (None, _) => TarballRec::Absent,
             (Some(t), Some(up)) if *t == canonical_tarball(up, name, version) => TarballRec::Canonical,
             (Some(t), _) => TarballRec::Other(t.clone()),
         };
         let d = &m.dist;
-        let record = Self {
+        Self {
             name: (m.name != name).then(|| m.name.clone()),
             version: (m.version != version).then(|| m.version.clone()),
             deps,
@@ -247,51 +272,51 @@ impl VersionRecord {
                 signatures: d.signatures.iter().map(|s| (KeyId::pack(&s.keyid), B64Bytes::pack(&s.sig))).collect(),
                 attestations: d.attestations.as_ref().map(compact),
             },
-        };
-        (record, blobs)
+        }
     }
 
-    /// Rebuild the manifest, given the package-level deprecation and the resolved bundles.
-    pub(crate) fn into_manifest(
-        self,
+    /// Rebuild the manifest, given the package-level deprecation and the page's bundles.
+    pub(crate) fn to_manifest(
+        &self,
         name: &str,
         version: &str,
         deprecated: Option<String>,
-        deps: DepBundle,
-        dev: DepBundle,
+        table: &BundleTable,
         upstream: Option<&str>,
     ) -> Manifest {
+        let this = self.clone();
+        let (deps, dev) = (table.get(&self.deps), table.get(&self.dev));
         let parse = |s: String| serde_json::from_str::<Value>(&s).ok();
-        let d = self.dist;
+        let d = this.dist;
         let mut m = Manifest {
-            name: self.name.unwrap_or_else(|| name.to_owned()),
-            version: self.version.unwrap_or_else(|| version.to_owned()),
+            name: this.name.unwrap_or_else(|| name.to_owned()),
+            version: this.version.unwrap_or_else(|| version.to_owned()),
             deprecated,
-            bin: self.bin.map(|b| match b {
+            bin: this.bin.map(|b| match b {
                 BinRec::Path(p) => Bin::Path(p),
                 BinRec::Map(m) => Bin::Map(m.into_iter().collect()),
             }),
-            directories: self.directories.and_then(parse).and_then(|v| match v {
+            directories: this.directories.and_then(parse).and_then(|v| match v {
                 Value::Object(m) => Some(m),
                 _ => None,
             }),
-            engines: self.engines.map(|e| match e {
+            engines: this.engines.map(|e| match e {
                 EnginesRec::Map(m) => Engines::Map(m.into_iter().collect()),
                 EnginesRec::List(l) => Engines::List(l),
                 EnginesRec::Text(t) => Engines::Text(t),
             }),
-            os: self.os,
-            cpu: self.cpu,
-            libc: self.libc,
-            has_install_script: self.has_install_script,
-            has_shrinkwrap: self.has_shrinkwrap,
-            scripts: self.scripts.into_iter().collect(),
-            gypfile: self.gypfile,
-            license: self.license.and_then(|l| match l {
+            os: this.os,
+            cpu: this.cpu,
+            libc: this.libc,
+            has_install_script: this.has_install_script,
+            has_shrinkwrap: this.has_shrinkwrap,
+            scripts: this.scripts.into_iter().collect(),
+            gypfile: this.gypfile,
+            license: this.license.and_then(|l| match l {
                 Loose::Str(s) => Some(Value::String(s)),
                 Loose::Json(j) => parse(j),
             }),
-            funding: self.funding.and_then(parse),
+            funding: this.funding.and_then(parse),
             dist: Dist {
                 integrity: d.integrity.map(|s| s.unpack()),
                 shasum: d.shasum.map(|h| h.unpack()),

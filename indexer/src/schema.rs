@@ -4,8 +4,7 @@
 //! | key | value |
 //! |---|---|
 //! | `p/<name>` | [`PackageRecord`](crate::records): dist-tags, versions with time, deprecation and `engines.node`, package times, tombstone, upstream ETag |
-//! | `v/<name>/<version>` | version record: the install superset of spec §1.3 |
-//! | `d/<32 hex>` | a dependency bundle shared by every version that has it |
+//! | `v/<name>/<page>` | a page of up to 32 version records (the install superset of spec §1.3) with their distinct dependency bundles, deflate-compressed |
 //! | `meta/checkpoint` | [`Checkpoint`]: how far the `_changes` follower got |
 //! | `meta/upstream` | the registry base URL canonical tarball URLs are relative to |
 
@@ -16,9 +15,9 @@ pub(crate) fn package_key(name: &str) -> String {
     format!("p/{name}")
 }
 
-/// The key of a version record.
-pub(crate) fn version_key(name: &str, version: &str) -> String {
-    format!("v/{name}/{version}")
+/// The key of a version page.
+pub(crate) fn page_key(name: &str, page: u32) -> String {
+    format!("v/{name}/{page}")
 }
 
 /// The key of the follower checkpoint.

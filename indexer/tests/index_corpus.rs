@@ -74,3 +74,34 @@ async fn corpus_round_trips_through_the_index() {
     let report = index.write(Update { documents: vec![Document { packument: again, etag: Some("\"e\"".into()) }], ..Update::default() }).await.unwrap();
     assert_eq!((report.unchanged, report.ops), (1, 0));
 }
+
+#[tokio::test]
+async fn pages_grow_across_writes_and_touched_blocks_cover_a_read() {
+    let index = memory_index().await;
+    let mut doc = Packument { name: "grow".into(), ..Packument::default() };
+    for step in [10, 45, 70] {
+        for i in doc.versions.len()..step {
+            let v = format!("1.0.{i}");
+            let mut m = indexer::model::Manifest { name: "grow".into(), version: v.clone(), ..Default::default() };
+            m.dist.integrity = Some(format!("sha512-{i}"));
+            m.dependencies.insert("dep".into(), format!("^{}", i / 20));
+            doc.versions.insert(v.clone(), m);
+            doc.time.insert(v.clone(), format!("2020-01-01T00:00:{:02}.000Z", i % 60));
+            doc.dist_tags.insert("latest".into(), v);
+        }
+        let report =
+            index.write(Update { documents: vec![Document { packument: doc.clone(), etag: None }], ..Update::default() }).await.unwrap();
+        assert!(report.versions > 0);
+        assert_eq!(index.packument("grow").await.unwrap().unwrap(), doc);
+    }
+    // 70 versions: pages 0 and 1 full (32 each), page 2 holds 6.
+    assert!(index.trie().get("v/grow/2").await.unwrap().is_some());
+    assert!(index.trie().get("v/grow/3").await.unwrap().is_none());
+    let m = index.version("grow", "1.0.69").await.unwrap().unwrap();
+    assert_eq!(m.dependencies["dep"], "^3");
+    let touched = index.touched_blocks(&[("grow", Some("1.0.69"))]).await.unwrap();
+    assert!(touched.len() >= 2, "{touched:?}");
+    let p_node = index.trie().get("p/grow").await.unwrap().unwrap();
+    let v_node = index.trie().get("v/grow/2").await.unwrap().unwrap();
+    assert!(touched.contains(&p_node.seq()) && touched.contains(&v_node.seq()));
+}

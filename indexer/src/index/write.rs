@@ -4,15 +4,15 @@
 
 use std::collections::{HashMap, HashSet};
 
+
 use hypertrie::BatchOp;
 
 use super::Index;
 use crate::IndexError;
 use crate::codec::{self, tag};
-use crate::depmaps::{self, DepsId, DepsRef};
 use crate::model::Packument;
 use crate::names;
-use crate::records::{PackageRecord, UnpublishedRec, VersionRecord};
+use crate::records::{PAGE_MAX, PackageRecord, UnpublishedRec, VersionPage, VersionRecord};
 use crate::schema::{self, Checkpoint};
 
 /// One upstream document to ingest.
@@ -55,8 +55,8 @@ pub struct WriteReport {
     pub unchanged: usize,
     /// New version records.
     pub versions: usize,
-    /// Shared dependency bundles newly stored.
-    pub dep_bundles: usize,
+    /// Version pages written (new or grown).
+    pub pages: usize,
     /// Packages tombstoned.
     pub tombstoned: usize,
     /// What was skipped.
@@ -94,9 +94,12 @@ impl Index {
     pub async fn write(&self, update: Update) -> Result<WriteReport, IndexError> {
         let mut report = WriteReport::default();
         let mut ops = Vec::new();
-        let mut new_deps: HashSet<DepsId> = HashSet::new();
+        let mut seen = HashSet::new();
         for doc in update.documents {
-            self.plan_document(doc, &mut ops, &mut new_deps, &mut report).await?;
+            // A name twice in one batch would plan against the same old record twice.
+            if seen.insert(doc.packument.name.clone()) {
+                self.plan_document(doc, &mut ops, &mut report).await?;
+            }
         }
         for (name, time) in update.deletions {
             let Some(mut rec) = self.package_record(&name).await? else { continue };
@@ -123,27 +126,13 @@ impl Index {
         if !ops.is_empty() {
             self.trie.batch(&ops).await.map_err(|source| IndexError::Write { ops: ops.len(), source })?;
         }
-        self.known_deps.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(new_deps);
         Ok(report)
-    }
-
-    async fn dep_known(&self, id: &DepsId, pending: &HashSet<DepsId>) -> Result<bool, IndexError> {
-        if pending.contains(id) || self.known_deps.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(id) {
-            return Ok(true);
-        }
-        let key = depmaps::key(id);
-        let found = self.trie.get(&key).await.map_err(|source| IndexError::Read { key, source })?.is_some();
-        if found {
-            self.known_deps.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(*id);
-        }
-        Ok(found)
     }
 
     async fn plan_document(
         &self,
         doc: Document,
         ops: &mut Vec<BatchOp>,
-        new_deps: &mut HashSet<DepsId>,
         report: &mut WriteReport,
     ) -> Result<(), IndexError> {
         let p = &doc.packument;
@@ -168,8 +157,36 @@ impl Index {
                 keep.push(key.as_str());
             }
         }
+        // New versions go into pages, in publish order: the last page grows until it holds
+        // PAGE_MAX versions, then a new one starts. Records already in a page never change.
+        let mut new: Vec<&str> = keep.iter().copied().filter(|v| !old_versions.contains(v)).collect();
+        new.sort_by_key(|v| (p.time.get(*v), *v));
+        let mut pages: HashMap<&str, u32> =
+            old.iter().flat_map(|r| r.versions.iter().map(|e| (e.version.as_str(), e.page))).collect();
+        let mut written = Vec::new();
+        if !new.is_empty() {
+            let last = old.as_ref().and_then(|r| r.versions.iter().map(|e| e.page).max());
+            let (mut n, mut page) = match last {
+                Some(last) => match self.page(&p.name, last).await? {
+                    Some(page) if page.versions.len() < PAGE_MAX => (last, page),
+                    _ => (last + 1, VersionPage::default()),
+                },
+                None => (0, VersionPage::default()),
+            };
+            for v in new {
+                if page.versions.len() >= PAGE_MAX {
+                    written.push((n, std::mem::take(&mut page)));
+                    n += 1;
+                }
+                let vr = VersionRecord::from_manifest(&p.versions[v], &p.name, v, self.upstream.as_deref(), &mut page.bundles);
+                page.versions.push((v.to_owned(), vr));
+                pages.insert(v, n);
+                report.versions += 1;
+            }
+            written.push((n, page));
+        }
         // A tombstone stays a tombstone for the versions it buried; new versions may follow.
-        let mut rec = PackageRecord::from_packument(p, &keep, doc.etag.clone());
+        let mut rec = PackageRecord::from_packument(p, &keep, &pages, doc.etag.clone());
         if rec.unpublished.is_none() && !keep.is_empty() {
             if let Some(u) = old.as_ref().and_then(|o| o.unpublished.clone()) {
                 rec.unpublished = Some(u);
@@ -179,40 +196,9 @@ impl Index {
             report.unchanged += 1;
             return Ok(());
         }
-        // Records first, then decide where each dependency bundle goes: a bundle that only
-        // one version uses (and that the index does not hold yet) is inlined, since a shared
-        // bundle costs a trie node of its own.
-        let mut planned = Vec::new();
-        let mut uses: HashMap<DepsId, usize> = HashMap::new();
-        for v in keep.iter().filter(|v| !old_versions.contains(**v)) {
-            let (vr, blobs) = VersionRecord::from_manifest(&p.versions[*v], &p.name, v, self.upstream.as_deref());
-            for (id, _) in &blobs {
-                *uses.entry(*id).or_default() += 1;
-            }
-            planned.push((*v, vr, blobs));
-        }
-        for (v, mut vr, blobs) in planned {
-            for (id, bytes) in blobs {
-                if self.dep_known(&id, new_deps).await? {
-                    continue;
-                }
-                if uses.get(&id) == Some(&1) {
-                    if let Ok(bundle) = codec::decode(tag::DEPS, &bytes) {
-                        for r in [&mut vr.deps, &mut vr.dev] {
-                            if *r == DepsRef::Shared(id) {
-                                *r = DepsRef::Inline(bundle);
-                                break;
-                            }
-                        }
-                        continue;
-                    }
-                }
-                ops.push(BatchOp::put(depmaps::key(&id), bytes));
-                new_deps.insert(id);
-                report.dep_bundles += 1;
-            }
-            ops.push(BatchOp::put(schema::version_key(&p.name, v), codec::encode(tag::VERSION, &vr)));
-            report.versions += 1;
+        for (n, page) in written {
+            ops.push(BatchOp::put(schema::page_key(&p.name, n), codec::encode_compressed(tag::PAGE, &page)));
+            report.pages += 1;
         }
         ops.push(BatchOp::put(schema::package_key(&p.name), codec::encode(tag::PACKAGE, &rec)));
         report.packages += 1;
