@@ -203,10 +203,15 @@ impl<S: ManifestSource> Installer<S> {
                 }
                 tracing::warn!(package = %e.location, "installing a package built for another platform");
             }
-            let integrity = e.integrity.as_deref().and_then(|i| i.parse::<Integrity>().ok());
-            let (Some(integrity), Some(resolved)) = (integrity, e.resolved.clone()) else {
+            let Some(integrity) = e.integrity.as_deref().and_then(|i| i.parse::<Integrity>().ok()) else {
                 return Err(InstallError::Unfetchable { location: e.location.clone() });
             };
+            // npm leaves `resolved` out for some registries; the URL is then the registry's
+            // canonical one.
+            let resolved = e.resolved.clone().unwrap_or_else(|| {
+                let file = indexer::names::tarball_file_name(&e.package, &e.version);
+                format!("{}{}/-/{file}", self.registry.base(), e.package)
+            });
             todo.push((e, integrity, resolved));
         }
         let registry = &self.registry;

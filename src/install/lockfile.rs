@@ -108,6 +108,33 @@ fn flags(tree: &Tree) -> BTreeMap<NodeId, (bool, bool, bool, bool)> {
         .collect()
 }
 
+/// npm's `normalize-package-bin`: the command is a basename, the path is normalised inside
+/// the package (`./bin/x` → `bin/x`; `..` cannot climb out). `None` when nothing is left.
+fn normalize_bin(cmd: &str, path: &str) -> Option<(String, String)> {
+    let cmd = cmd.replace(['\\', ':'], "/");
+    let cmd = cmd.rsplit('/').find(|c| !c.is_empty() && *c != "." && *c != "..")?;
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split(['/', '\\']) {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    (!parts.is_empty()).then(|| (cmd.to_owned(), parts.join("/")))
+}
+
+/// npm records `funding` with strings turned into `{ "url": ... }` (normalize-package-data).
+fn normalize_funding(v: &Value) -> Value {
+    match v {
+        Value::String(url) => json!({ "url": url }),
+        Value::Array(items) => Value::Array(items.iter().map(normalize_funding).collect()),
+        other => other.clone(),
+    }
+}
+
 fn put(meta: &mut Map<String, Value>, key: &str, value: Value) {
     let empty = match &value {
         Value::Null => true,
@@ -173,7 +200,7 @@ impl Lockfile {
             put(&mut meta, "peerDependencies", to_value(&m.peer_dependencies));
             put(&mut meta, "peerDependenciesMeta", to_value(&m.peer_dependencies_meta));
             put(&mut meta, "bundleDependencies", to_value(&m.bundle_dependencies));
-            put(&mut meta, "funding", to_value(&m.funding));
+            put(&mut meta, "funding", m.funding.as_ref().map(normalize_funding).unwrap_or(Value::Null));
             put(&mut meta, "engines", to_value(&m.engines));
             put(&mut meta, "os", to_value(&m.os));
             put(&mut meta, "cpu", to_value(&m.cpu));
@@ -183,7 +210,12 @@ impl Lockfile {
             put(&mut meta, "license", license.unwrap_or(Value::Null));
             put(&mut meta, "hasShrinkwrap", json!(m.has_shrinkwrap.unwrap_or(false)));
             put(&mut meta, "hasInstallScript", json!(m.has_install_script()));
-            let bins: Map<String, Value> = m.bin_entries().into_iter().map(|(k, v)| (k, json!(v))).collect();
+            let bins: Map<String, Value> = m
+                .bin_entries()
+                .into_iter()
+                .filter_map(|(k, v)| normalize_bin(&k, &v))
+                .map(|(k, v)| (k, json!(v)))
+                .collect();
             put(&mut meta, "bin", Value::Object(bins));
             put(&mut meta, "deprecated", json!(m.deprecated));
             packages.insert(tree.location(id), meta);
@@ -268,7 +300,7 @@ impl Lockfile {
             let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned);
             let bin = match e.get("bin") {
                 Some(Value::Object(m)) => {
-                    m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect()
+                    m.iter().filter_map(|(k, v)| v.as_str().and_then(|v| normalize_bin(k, v))).collect()
                 }
                 _ => BTreeMap::new(),
             };
@@ -291,5 +323,18 @@ impl Lockfile {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins_and_funding_normalised_like_npm() {
+        assert_eq!(normalize_bin("semver", "./bin/semver.js"), Some(("semver".into(), "bin/semver.js".into())));
+        assert_eq!(normalize_bin("@s/x", "../../x.js"), Some(("x".into(), "x.js".into())));
+        assert_eq!(normalize_bin("..", "a.js"), None);
+        assert_eq!(normalize_funding(&json!("u")), json!({"url": "u"}));
     }
 }
