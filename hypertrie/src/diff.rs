@@ -42,6 +42,8 @@ pub struct Diff {
     shared: Arc<Shared>,
     stack: Vec<Frame>,
     budget: u64,
+    /// Each node of either version is on the stack at most once in well-formed tries.
+    max_stack: usize,
 }
 
 fn seq(n: &Option<Arc<Node>>) -> u64 {
@@ -84,7 +86,13 @@ impl Diff {
         let head = source.head(right_version).await?;
         let right = lookup(&mut source, &path, true, head).await?;
         let budget = left_version.max(right_version).saturating_add(1).saturating_mul(8192);
-        Ok(Self { stack: vec![Frame { i: path.len() - 1, left, right }], budget, shared })
+        let max_stack = usize::try_from(left_version.saturating_add(right_version)).unwrap_or(usize::MAX);
+        Ok(Self {
+            stack: vec![Frame { i: path.len() - 1, left, right }],
+            budget,
+            max_stack: max_stack.saturating_add(1024),
+            shared,
+        })
     }
 
     /// The next difference, or `None` when the versions have been compared.
@@ -156,6 +164,9 @@ impl Diff {
                         self.stack.extend(extra);
                     }
                 }
+            }
+            if self.stack.len() > self.max_stack {
+                return Err(ReadError::Runaway { seq: seq(&left).max(seq(&right)) });
             }
             for (from, to) in deferred.into_iter().rev() {
                 let extra = pair_collisions(&mut self.stack[..to], from);

@@ -47,6 +47,9 @@ pub struct Iter {
     /// Steps left before the walk is declared runaway (a malformed trie whose pointers are shared
     /// by many nodes could otherwise make it exponential).
     budget: u64,
+    /// The most entries the stack may hold: in a well-formed trie every node is on it at most
+    /// once, so more means a malformed one.
+    max_stack: usize,
 }
 
 impl Iter {
@@ -69,6 +72,7 @@ impl Iter {
             order: if options.reverse { REVERSE_ORDER } else { ORDER },
             gt: options.gt,
             budget: version.saturating_add(1).saturating_mul(4096),
+            max_stack: usize::try_from(version).unwrap_or(usize::MAX).saturating_add(1024),
             shared,
         })
     }
@@ -102,6 +106,9 @@ impl Iter {
                 if self.stack.len() - before > 1 {
                     sorts.push((before, self.stack.len()));
                 }
+            }
+            if self.stack.len() > self.max_stack {
+                return Err(ReadError::Runaway { seq: node.seq() });
             }
             // A collision group pops in ascending key order (JS compares UTF-16 code units).
             for (from, to) in sorts.drain(..).rev() {

@@ -173,7 +173,7 @@ impl Trie {
     /// Set `key` to `value`, hidden and/or with user flags.
     pub async fn put_with(&self, key: &str, value: &[u8], options: PutOptions) -> Result<Arc<Node>, WriteError> {
         let nodes = self.write([OpRef::Put { key, value, options }]).await?;
-        // A put always writes exactly one node.
+        // A put always writes exactly one node; an empty result would mean nothing was written.
         nodes.into_iter().next().ok_or(WriteError::ReadOnly)
     }
 
