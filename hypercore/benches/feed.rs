@@ -1,7 +1,9 @@
 //! Feed benchmark, side by side with JS hypercore@9 on the same workload
 //! (`tests/js/bench/bench-hypercore.js`): single appends, batches of 100, random gets
 //! (sequential and 16 in flight), proof generation, and proof + get + verified put into a
-//! sparse replica. Prints ops/s for Rust and JS and the ratio.
+//! sparse replica. Prints ops/s for Rust and JS and the ratio. Rust-only rows follow: the same
+//! puts and single appends with 16 in flight (group commit shares their syncs on disk), and
+//! `put_batch` of 100.
 //!
 //! `cargo bench -p hypercore --bench feed [-- disk] [-- quick]`: `disk` uses on-disk storage on
 //! both sides (Rust syncs every append, JS does not); `quick` runs a tenth of the work;
@@ -137,6 +139,49 @@ async fn rust_side(sizes: &Sizes, disk: bool, scratch: &mut Scratch) -> Vec<(&'s
         clone.put(i, &data, &proof).await.expect("verified put");
     }
     out.push(("proof_verify_put_ops_s", sizes.proof as f64 / t.elapsed().as_secs_f64()));
+
+    // Rust only from here (the JS bench has no counterpart): the same proof + get + put with
+    // 16 in flight (on disk they share syncs through group commit), and put_batch of 100.
+    let clone = FeedBuilder::new(scratch.storage(disk)).public_key(feed.public_key()).open().await.expect("clone");
+    let t = Instant::now();
+    let local = tokio::task::LocalSet::new();
+    for chunk in idxs.chunks(idxs.len().div_ceil(16)) {
+        let (feed, clone, chunk) = (feed.clone(), clone.clone(), chunk.to_vec());
+        local.spawn_local(async move {
+            for i in chunk {
+                let proof = feed.proof(i, clone.digest(i)).await.expect("proof");
+                let data = feed.get(i).await.expect("get");
+                clone.put(i, &data, &proof).await.expect("verified put");
+            }
+        });
+    }
+    local.await;
+    out.push(("proof_verify_put_par16_ops_s", sizes.proof as f64 / t.elapsed().as_secs_f64()));
+
+    let clone = FeedBuilder::new(scratch.storage(disk)).public_key(feed.public_key()).open().await.expect("clone");
+    let t = Instant::now();
+    for chunk in idxs.chunks(BATCH) {
+        let mut batch = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            batch.push((i, feed.get(i).await.expect("get"), feed.proof(i, clone.digest(i)).await.expect("proof")));
+        }
+        clone.put_batch(&batch).await.expect("verified put batch");
+    }
+    out.push(("proof_verify_put_batch100_ops_s", sizes.proof as f64 / t.elapsed().as_secs_f64()));
+
+    let writer = open_writer(scratch.storage(disk)).await;
+    let t = Instant::now();
+    let local = tokio::task::LocalSet::new();
+    for _ in 0..16 {
+        let (writer, block, n) = (writer.clone(), block.clone(), sizes.single / 16);
+        local.spawn_local(async move {
+            for _ in 0..n {
+                writer.append(&block).await.expect("append");
+            }
+        });
+    }
+    local.await;
+    out.push(("single_append_par16_ops_s", (sizes.single / 16 * 16) as f64 / t.elapsed().as_secs_f64()));
     out
 }
 

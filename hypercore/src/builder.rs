@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use crate::block_source::BlockSource;
+use crate::commit::Committer;
 use crate::crypto::{KeyPair, PublicKey, SecretKey};
 use crate::error::{OpenError, StorageError};
 use crate::feed::{Feed, Inner, State, Writer};
@@ -150,7 +151,8 @@ impl FeedBuilder {
                 signer: secret.map(|s| s.signer()),
                 store: Arc::new(store),
                 state: Mutex::new(state),
-                writer: Arc::new(tokio::sync::Mutex::new(Writer { end, builder: None, buf: Vec::new() })),
+                writer: tokio::sync::Mutex::new(Writer::default()),
+                committer: Committer::new(end),
                 events,
                 source: self.source,
                 get_timeout: self.get_timeout,

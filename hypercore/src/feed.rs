@@ -1,9 +1,12 @@
 //! The `Feed` facade: append, read, prove and verify blocks of one hypercore (spec §5).
 //!
 //! A `Feed` is a cheap `Clone` handle. In-memory state (tree, bitfield, signatures, block
-//! locations) sits behind a `std` mutex that is never held across an `.await`; writes to the
-//! log are serialised by an async mutex so appends and puts land as whole records in order.
+//! locations) sits behind a `std` mutex that is never held across an `.await`. Appends are
+//! prepared (hashed, signed) in order under an async mutex and handed to the group commit
+//! queue (`commit.rs`), which writes and syncs concurrent calls together; puts are verified
+//! without that mutex (the Ed25519 check outside every lock) and queued the same way.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -12,11 +15,12 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::bitfield::Bitfield;
 use crate::block_source::BlockSource;
+use crate::commit::{self, Committer, Kind};
 use crate::crypto::{DiscoveryKey, PublicKey, Signature, Signer, Verifier, leaf_hash, signable};
 use crate::pages::Pages;
 use crate::error::{AppendError, GetError, ProofError, StorageError, VerifyError};
 use crate::proof::{self, MAX_BLOCK_SIZE, Proof, ProofOptions};
-use crate::storage::{Meta, Store, encode_record};
+use crate::storage::{Meta, Store};
 use crate::tree::{Builder, Node, Tree};
 
 /// Most blocks one `append_batch` call may add (keeps one log record's metadata bounded).
@@ -105,6 +109,14 @@ impl State {
         Ok(())
     }
 
+    /// The readers waiting for block `seq`.
+    pub(crate) fn take_waiters(&mut self, seq: u64) -> Vec<oneshot::Sender<()>> {
+        if self.waiters.is_empty() {
+            return Vec::new();
+        }
+        self.waiters.remove(&seq).unwrap_or_default()
+    }
+
     /// Log offset and leaf of block `seq`, if stored.
     fn location(&self, seq: u64) -> Option<(u64, Node)> {
         let pos = self.block_pos.get(seq / POS_PAGE as u64)?[(seq % POS_PAGE as u64) as usize];
@@ -133,14 +145,16 @@ impl State {
     }
 }
 
-/// Log writer state, behind the async mutex.
-#[derive(Debug)]
+/// Append state, behind the async mutex: appends are hashed and signed in order.
+#[derive(Debug, Default)]
 pub(crate) struct Writer {
-    /// Log offset where the next record goes.
-    pub(crate) end: u64,
-    /// Merkle roots for appending; `None` until needed (or if not a complete writer feed).
+    /// Merkle roots after every append prepared so far (committed or queued); `None` until
+    /// needed, or after something other than an append changed the length.
     pub(crate) builder: Option<Builder>,
-    pub(crate) buf: Vec<u8>,
+    /// The length after every append prepared so far.
+    pub(crate) next_len: u64,
+    /// The commit epoch `builder` was built in (a failed write voids it).
+    pub(crate) epoch: u64,
 }
 
 pub(crate) struct Inner {
@@ -150,41 +164,18 @@ pub(crate) struct Inner {
     pub(crate) signer: Option<Signer>,
     pub(crate) store: Arc<Store>,
     pub(crate) state: Mutex<State>,
-    pub(crate) writer: Arc<tokio::sync::Mutex<Writer>>,
+    pub(crate) writer: tokio::sync::Mutex<Writer>,
+    pub(crate) committer: Committer,
     pub(crate) events: broadcast::Sender<FeedEvent>,
     pub(crate) source: Option<Arc<dyn BlockSource>>,
     pub(crate) get_timeout: Duration,
 }
 
 impl Inner {
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-updated in a way that
         // matters more than losing the feed, so recover the guard instead of propagating.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Write and sync the record encoded in `w.buf` at `w.end`, then apply it to the state.
-    /// Returns the new length and the readers waiting for the record's first block.
-    fn commit_record(
-        &self,
-        w: &mut Writer,
-        meta: &Meta,
-        data_len: u64,
-    ) -> Result<(u64, Vec<oneshot::Sender<()>>), StorageError> {
-        let at = w.end;
-        let record_len = w.buf.len() as u64;
-        if let Err(e) = self.store.write_at(at, &w.buf).and_then(|()| self.store.sync()) {
-            // Drop the partial record so the next one starts on a clean tail; if even that
-            // fails, replay on open cuts the torn tail.
-            let _ = self.store.truncate(at);
-            return Err(e);
-        }
-        w.end = at + record_len;
-        let mut st = self.state();
-        st.apply(meta, at + record_len - data_len)
-            .map_err(|reason| StorageError::Corrupt { path: self.store.path().into(), offset: at, reason })?;
-        let waiters = st.waiters.remove(&meta.first_seq).unwrap_or_default();
-        Ok((st.length, waiters))
     }
 }
 
@@ -270,8 +261,21 @@ impl Feed {
         if blocks.len() > MAX_BATCH {
             return Err(AppendError::BatchTooLarge { count: blocks.len(), max: MAX_BATCH });
         }
-        let mut w = self.inner.writer.clone().lock_owned().await;
-        let first = self.state().length;
+        let mut w = self.inner.writer.lock().await;
+        let epoch = self.inner.committer.epoch();
+        if w.builder.is_none() || w.epoch != epoch {
+            // Start from the committed roots once everything queued before is applied.
+            commit::barrier(&self.inner).await?;
+            let st = self.state();
+            if blocks.is_empty() {
+                return Ok(st.length);
+            }
+            let roots = st.tree.roots(st.length).filter(|_| st.is_contiguous());
+            w.builder = Some(Builder::from_roots(roots.ok_or_else(|| AppendError::NotContiguous { key: key() })?));
+            w.next_len = st.length;
+            w.epoch = epoch;
+        }
+        let first = w.next_len;
         if blocks.is_empty() {
             return Ok(first);
         }
@@ -281,12 +285,7 @@ impl Feed {
                 return Err(AppendError::BlockTooLarge { seq: first + k as u64, size });
             }
         }
-        if w.builder.is_none() {
-            let st = self.state();
-            let roots = st.tree.roots(st.length).filter(|_| st.is_contiguous());
-            w.builder = Some(Builder::from_roots(roots.ok_or_else(|| AppendError::NotContiguous { key: key() })?));
-        }
-        let Some(mut builder) = w.builder.clone() else {
+        let Some(builder) = w.builder.as_mut() else {
             return Err(AppendError::NotContiguous { key: key() });
         };
         let mut nodes = Vec::with_capacity(2 * blocks.len() + 1);
@@ -301,41 +300,21 @@ impl Feed {
             signature: Some((length - 1, sig)),
             nodes,
         };
-        let mut buf = std::mem::take(&mut w.buf);
-        encode_record(&meta, blocks, &mut buf);
-        w.buf = buf;
-        let data_len: u64 = blocks.iter().map(|b| b.as_ref().len() as u64).sum();
-        self.commit(w, move |inner, w| {
-            inner.commit_record(w, &meta, data_len)?;
-            w.builder = Some(builder);
-            let _ = inner.events.send(FeedEvent::Append { len: length });
-            Ok(first)
-        })
-        .await
-    }
-
-    /// Run the write-and-apply step `f` with the writer lock. On disk it runs on the blocking
-    /// pool and completes even if the caller's future is dropped, so the log and the in-memory
-    /// state never disagree about where the next record goes.
-    async fn commit<T, E>(
-        &self,
-        mut w: tokio::sync::OwnedMutexGuard<Writer>,
-        f: impl FnOnce(&Inner, &mut Writer) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StorageError> + Send + 'static,
-    {
-        if !self.inner.store.checks_reads() {
-            // Memory: no await between writing and applying, nothing to cancel.
-            return f(&self.inner, &mut w);
+        // The builder already holds this append: if it cannot be queued, forget the builder.
+        let submitted = commit::submit(&self.inner, w.epoch, [(Kind::Append { len: length }, meta, blocks)]);
+        let done = match submitted {
+            Ok(mut done) => done.pop(),
+            Err(e) => {
+                w.builder = None;
+                return Err(e.into());
+            }
+        };
+        w.next_len = length;
+        drop(w);
+        if let Some(done) = done {
+            commit::wait(&self.inner, done).await?;
         }
-        let inner = self.inner.clone();
-        let path = inner.store.path().to_path_buf();
-        match tokio::task::spawn_blocking(move || f(&inner, &mut w)).await {
-            Ok(res) => res,
-            Err(e) => Err(StorageError::Io { op: "write", path, source: std::io::Error::other(e.to_string()) }.into()),
-        }
+        Ok(first)
     }
 
     fn read_block(&self, seq: u64, pos: u64, leaf: &Node) -> Result<Vec<u8>, GetError> {
@@ -443,40 +422,67 @@ impl Feed {
     }
 
     /// Verify block `seq` with `proof` against the public key, then store it durably and wake
-    /// readers waiting for it. Nothing is stored if verification fails.
+    /// readers waiting for it. Nothing is stored if verification fails. Concurrent puts (and
+    /// appends) share one write and one sync; each returns once its own block is durable.
     pub async fn put(&self, seq: u64, data: &[u8], proof: &Proof) -> Result<(), VerifyError> {
-        let mut w = self.inner.writer.clone().lock_owned().await;
-        let (verified, old_len) = {
-            let st = self.state();
-            if st.data_bits.get(seq) && st.tree.get(2 * seq).is_some_and(|l| l.hash == leaf_hash(data)) {
-                return Ok(());
+        self.put_batch(&[(seq, data, proof)]).await
+    }
+
+    /// Verify every `(seq, data, proof)` against the public key (each on its own, against what
+    /// the feed held when the call started, as concurrent [`Feed::put`]s are), then store them
+    /// all with one write and one sync. If any fails verification, the first failure is
+    /// returned and none is stored. Blocks already held are skipped.
+    pub async fn put_batch<B, P>(&self, blocks: &[(u64, B, P)]) -> Result<(), VerifyError>
+    where
+        B: AsRef<[u8]>,
+        P: Borrow<Proof>,
+    {
+        let mut records = Vec::with_capacity(blocks.len());
+        let mut grows_to = 0;
+        for (seq, block, proof) in blocks {
+            let (seq, data) = (*seq, block.as_ref());
+            if data.len() as u64 > MAX_BLOCK_SIZE {
+                return Err(VerifyError::BlockTooLarge { seq, size: data.len() as u64 });
             }
-            (proof::verify(&st.tree, &self.inner.verifier, seq, data, proof)?, st.length)
-        };
-        let mut nodes = verified.nodes;
-        if !nodes.iter().any(|n| n.index == 2 * seq) {
-            nodes.push(Node::leaf(seq, data));
+            // Hash outside the lock: blocks may be large.
+            let leaf = Node::leaf(seq, data);
+            let unsigned = {
+                let st = self.state();
+                if st.data_bits.get(seq) && st.tree.get(2 * seq).is_some_and(|l| l.hash == leaf.hash) {
+                    continue;
+                }
+                proof::verify_nodes(&st.tree, seq, leaf, proof.borrow())?
+            };
+            // The Ed25519 check runs outside the state lock, so readers are not held up.
+            let verified = unsigned.check(&self.inner.verifier)?;
+            let mut nodes = verified.nodes;
+            if !nodes.iter().any(|n| n.index == 2 * seq) {
+                nodes.push(leaf);
+            }
+            if let Some((slot, _)) = verified.signature {
+                grows_to = grows_to.max(slot + 1);
+            }
+            let meta = Meta { first_seq: seq, block_count: 1, signature: verified.signature, nodes };
+            records.push((Kind::Put { seq }, meta, std::slice::from_ref(block)));
         }
-        let meta = Meta { first_seq: seq, block_count: 1, signature: verified.signature, nodes };
-        let mut buf = std::mem::take(&mut w.buf);
-        encode_record(&meta, &[data], &mut buf);
-        w.buf = buf;
-        let data_len = data.len() as u64;
-        self.commit(w, move |inner, w| {
-            let (new_len, waiters) = inner.commit_record(w, &meta, data_len)?;
-            if new_len != old_len {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let dones = if self.writable() {
+            // A writer's appends are signed on top of the ones before: a put that changes the
+            // length (another writer with this key) voids the append roots.
+            let mut w = self.inner.writer.lock().await;
+            if grows_to > w.next_len {
                 w.builder = None;
             }
-            for tx in waiters {
-                let _ = tx.send(());
-            }
-            if new_len > old_len {
-                let _ = inner.events.send(FeedEvent::Append { len: new_len });
-            }
-            let _ = inner.events.send(FeedEvent::Download { seq });
-            Ok(())
-        })
-        .await
+            commit::submit(&self.inner, self.inner.committer.epoch(), records)?
+        } else {
+            commit::submit(&self.inner, self.inner.committer.epoch(), records)?
+        };
+        for done in dones {
+            commit::wait(&self.inner, done).await?;
+        }
+        Ok(())
     }
 
     /// The first signature at a slot `>= seq` (batch appends leave slots in between blank).

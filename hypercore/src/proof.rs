@@ -2,7 +2,7 @@
 //! verifies them against the feed's public key (spec §5.4, §5.5; JS `TreeIndex.proof`,
 //! `Feed._putBuffer`, `_verifyAndWrite`, `_verifyRootsAndWrite`).
 
-use crate::crypto::{Signature, Verifier, signable};
+use crate::crypto::{Signable, Signature, Verifier, signable};
 use crate::error::{ProofError, VerifyError};
 use crate::flat_tree;
 use crate::tree::{Node, Tree};
@@ -113,19 +113,36 @@ pub(crate) struct Verified {
     pub(crate) signature: Option<(u64, Signature)>,
 }
 
-/// Verify block `seq` with `data` against `proof`, the locally held `tree`, and the feed key.
-/// Proofs that reach the roots must carry a signature: hypercore 9 feeds are live, and the
-/// legacy unsigned form (feed key = roots hash) is not supported.
-pub(crate) fn verify(
-    tree: &Tree,
-    verifier: &Verifier,
+/// A proof whose nodes check out against the tree, with the signature still to check.
+#[derive(Debug)]
+pub(crate) struct Unsigned {
+    verified: Verified,
     seq: u64,
-    data: &[u8],
-    proof: &Proof,
-) -> Result<Verified, VerifyError> {
+    /// What must verify under the feed key, when the proof reached the roots.
+    signed: Option<(Signable, Signature)>,
+}
+
+impl Unsigned {
+    /// Check the signature (if one is needed) against the feed key. Done apart from
+    /// [`verify_nodes`] so the Ed25519 work runs without holding the tree.
+    pub(crate) fn check(self, verifier: &Verifier) -> Result<Verified, VerifyError> {
+        match self.signed {
+            Some((signable, sig)) if !verifier.verify(&signable, &sig) => {
+                Err(VerifyError::BadSignature { seq: self.seq })
+            }
+            _ => Ok(self.verified),
+        }
+    }
+}
+
+/// Verify block `seq`, whose leaf node is `leaf` (hashed by the caller from the data),
+/// against `proof` and the locally held `tree`; the signature is checked by
+/// [`Unsigned::check`]. Proofs that reach the roots must carry a signature: hypercore 9 feeds
+/// are live, and the legacy unsigned form (feed key = roots hash) is not supported.
+pub(crate) fn verify_nodes(tree: &Tree, seq: u64, leaf: Node, proof: &Proof) -> Result<Unsigned, VerifyError> {
     let bad = |reason| VerifyError::BadProof { seq, reason };
-    if data.len() as u64 > MAX_BLOCK_SIZE {
-        return Err(VerifyError::BlockTooLarge { seq, size: data.len() as u64 });
+    if leaf.size > MAX_BLOCK_SIZE {
+        return Err(VerifyError::BlockTooLarge { seq, size: leaf.size });
     }
     if seq >= MAX_INDEX / 2 || proof.index != seq {
         return Err(bad("proof is for another block"));
@@ -171,11 +188,12 @@ pub(crate) fn verify(
 
     // Hash upwards (JS `_verifyAndWrite`).
     let mut visited = Vec::new();
-    let mut top = Node::leaf(seq, data);
+    let mut top = leaf;
     let mut r = 0;
     let mut l = 0;
+    let trusted_here = |visited| Ok(Unsigned { verified: Verified { nodes: visited, signature: None }, seq, signed: None });
     if is_trusted(&top) {
-        return Ok(Verified { nodes: visited, signature: None });
+        return trusted_here(visited);
     }
     loop {
         let sib = flat_tree::sibling(top.index);
@@ -195,7 +213,7 @@ pub(crate) fn verify(
             return Err(bad("node index out of range"));
         }
         if is_trusted(&top) {
-            return Ok(Verified { nodes: visited, signature: None });
+            return trusted_here(visited);
         }
     }
 
@@ -225,12 +243,10 @@ pub(crate) fn verify(
     let Some(signature) = proof.signature else {
         return Err(VerifyError::MissingSignature { seq });
     };
-    if !verifier.verify(&signable(&roots, length), &signature) {
-        return Err(VerifyError::BadSignature { seq });
-    }
     visited.extend(extra);
-    Ok(Verified {
-        nodes: visited,
-        signature: Some((length - 1, signature)),
+    Ok(Unsigned {
+        verified: Verified { nodes: visited, signature: Some((length - 1, signature)) },
+        seq,
+        signed: Some((signable(&roots, length), signature)),
     })
 }

@@ -13,23 +13,27 @@
 //! so a `log` file always has a whole header.
 //!
 //! Each record is one `append`/`append_batch` call of a writer or one verified `put` of a
-//! replica:
+//! replica ("HCR1"), or a group of such calls committed together ("HCR2"):
 //!
 //! ```text
-//! "HCR1" · u32be meta_len · u64be data_len · checksum (32) · meta · data
-//! meta = u64be first_seq · u32be block_count · u32be node_count
+//! "HCR1" · u32be meta_len · u64be data_len · checksum (32) · call · data
+//! "HCR2" · u32be meta_len · u64be data_len · checksum (32) · u32be count · count × call · data
+//! call = u64be first_seq · u32be block_count · u32be node_count
 //!        · u8 has_sig [· u64be slot · signature (64)] · node_count × (u64be index · hash · u64be size)
-//! data = block_count blocks end to end; their sizes are the sizes of their leaf nodes in meta
+//! data = each call's block_count blocks end to end, calls in order; their sizes are the sizes
+//!        of their leaf nodes in the call's meta
 //! ```
 //!
-//! The checksum is BLAKE2b-256 over the first 16 bytes and the meta; the data is covered by the
-//! leaf hashes in the meta, checked when a block is read.
+//! The checksum is BLAKE2b-256 over the first 16 bytes and the meta (everything before the
+//! data); the data is covered by the leaf hashes in the meta, checked when a block is read.
 //!
 //! # Crash safety
 //!
-//! A record is written at the end of the log in one write and synced (`fdatasync`) before the
-//! call returns, so an append that returned is durable. Calls are serialised, so only the last
-//! record can be incomplete after a crash. Opening scans the record headers (skipping data):
+//! A record is written at the end of the log and synced (`fdatasync`) before any call in it
+//! returns, so an append that returned is durable. Concurrent calls share one record, one write
+//! and one sync (group commit, `commit.rs`): a group is one record, not several, because the
+//! pages of one write may reach the disk in any order, and only the last record may be torn.
+//! Records are written one after another, so only the last one can be incomplete after a crash. Opening scans the record headers (skipping data):
 //! a tail record that is short, zero-filled, fails its checksum, or whose data does not match
 //! its leaf hashes is cut off (it was never acknowledged). Anything wrong *before* the last
 //! record is corruption and is reported as [`StorageError::Corrupt`] naming the file. The
@@ -49,7 +53,7 @@ use blake2::digest::consts::U32;
 
 use crate::crypto::{PublicKey, SecretKey, leaf_hash};
 use crate::error::StorageError;
-pub(crate) use record::{Meta, encode as encode_record};
+pub(crate) use record::{Meta, encode_header};
 
 /// Where a feed lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +62,8 @@ pub enum Storage {
     /// In memory; gone when the last handle drops. For tests and short-lived replicas.
     Memory,
     /// A directory on disk (created if missing): `secret_key` (writers only) and `log`, an
-    /// append-only file of checksummed records, one per append call or verified put, synced
-    /// before the call returns. The full layout and crash rules are in `src/storage.rs`.
+    /// append-only file of checksummed records, one per append call or verified put (or per
+    /// group of concurrent ones), synced before the calls return. The full layout and crash rules are in `src/storage.rs`.
     Disk(PathBuf),
 }
 
@@ -184,6 +188,11 @@ impl Store {
                 f.sync_all().map_err(io("sync", &self.path))
             }
         }
+    }
+
+    /// Whether this is in-memory storage (no I/O to wait for).
+    pub(crate) fn is_memory(&self) -> bool {
+        matches!(self.backend, Backend::Memory(_))
     }
 
     /// Whether block reads should be re-hashed (disk can rot; memory cannot).
@@ -327,8 +336,8 @@ pub(crate) fn replay(
         let is_last = end == file_len;
         meta_buf.resize(prefix.meta_len as usize, 0);
         reader.read(meta_start, &mut meta_buf)?;
-        let meta = match record::decode_meta(&prefix_bytes, &prefix, &meta_buf) {
-            Ok(meta) => meta,
+        let metas = match record::decode_meta(&prefix_bytes, &prefix, &meta_buf) {
+            Ok(metas) => metas,
             Err(reason) if is_last => {
                 torn(reason);
                 store.truncate(pos)?;
@@ -336,10 +345,10 @@ pub(crate) fn replay(
             }
             Err(reason) => return Err(corrupt(&path, pos, reason)),
         };
-        // The leaf nodes of the record's blocks must account for exactly its data.
-        let leaves = leaf_sizes(&meta);
-        let total = leaves.iter().try_fold(0u64, |acc, s| acc.checked_add(*s));
-        if total != Some(prefix.data_len) || leaves.len() != meta.block_count as usize {
+        // The leaf nodes of each call's blocks must account for exactly the record's data.
+        let sizes: Vec<Vec<u64>> = metas.iter().map(leaf_sizes).collect();
+        let total = sizes.iter().flatten().try_fold(0u64, |acc, s| acc.checked_add(*s));
+        if total != Some(prefix.data_len) || metas.iter().zip(&sizes).any(|(m, s)| s.len() != m.block_count as usize) {
             if is_last {
                 torn("leaf sizes do not match data length");
                 store.truncate(pos)?;
@@ -347,12 +356,16 @@ pub(crate) fn replay(
             }
             return Err(corrupt(&path, pos, "leaf sizes do not match data length"));
         }
-        if is_last && !tail_data_ok(store, &meta, data_start)? {
+        if is_last && !tail_data_ok(store, &metas, data_start)? {
             torn("data does not match leaf hashes");
             store.truncate(pos)?;
             return Ok(pos);
         }
-        apply(meta, data_start).map_err(|reason| corrupt(&path, pos, reason))?;
+        let mut data_offset = data_start;
+        for (meta, sizes) in metas.into_iter().zip(&sizes) {
+            apply(meta, data_offset).map_err(|reason| corrupt(&path, pos, reason))?;
+            data_offset += sizes.iter().sum::<u64>();
+        }
         pos = end;
     }
     Ok(pos)
@@ -389,27 +402,45 @@ impl ReadAhead<'_> {
     }
 }
 
-/// The sizes of the leaf nodes of the record's blocks, in block order.
+/// The sizes of the leaf nodes of a call's blocks, in block order (shorter if some are
+/// missing). Linear in the nodes: a batch may hold a million blocks.
 fn leaf_sizes(meta: &Meta) -> Vec<u64> {
-    (0..u64::from(meta.block_count))
-        .filter_map(|k| {
-            let index = meta.first_seq.checked_add(k)?.checked_mul(2)?;
-            meta.nodes.iter().find(|n| n.index == index).map(|n| n.size)
-        })
-        .collect()
+    leaves(meta).into_iter().map_while(|l| l.map(|n| n.size)).collect()
 }
 
-fn tail_data_ok(store: &Store, meta: &Meta, data_start: u64) -> Result<bool, StorageError> {
+/// The leaf node of each of a call's blocks, in block order, `None` where it is missing.
+fn leaves(meta: &Meta) -> Vec<Option<&crate::tree::Node>> {
+    let count = meta.block_count as usize;
+    let mut out = vec![None; count.min(meta.nodes.len())];
+    for n in &meta.nodes {
+        if n.index % 2 == 0
+            && let Some(k) = (n.index / 2).checked_sub(meta.first_seq)
+            && let Some(slot) = out.get_mut(k as usize)
+            && slot.is_none()
+        {
+            *slot = Some(n);
+        }
+    }
+    out
+}
+
+fn tail_data_ok(store: &Store, metas: &[Meta], data_start: u64) -> Result<bool, StorageError> {
     let mut off = data_start;
-    for k in 0..u64::from(meta.block_count) {
-        let Some(index) = meta.first_seq.checked_add(k).and_then(|s| s.checked_mul(2)) else { return Ok(false) };
-        let Some(leaf) = meta.nodes.iter().find(|n| n.index == index) else { return Ok(false) };
-        let mut buf = vec![0u8; leaf.size as usize];
-        store.read_at(off, &mut buf)?;
-        if leaf_hash(&buf) != leaf.hash {
+    let mut buf = Vec::new();
+    for meta in metas {
+        let leaves = leaves(meta);
+        if leaves.len() != meta.block_count as usize {
             return Ok(false);
         }
-        off += leaf.size;
+        for leaf in leaves {
+            let Some(leaf) = leaf else { return Ok(false) };
+            buf.resize(leaf.size as usize, 0);
+            store.read_at(off, &mut buf)?;
+            if leaf_hash(&buf) != leaf.hash {
+                return Ok(false);
+            }
+            off += leaf.size;
+        }
     }
     Ok(true)
 }

@@ -1,0 +1,328 @@
+//! Group commit of log records (the durability rule of the `storage` module docs): concurrent
+//! appends and puts queue their calls here, and one leader writes everything queued as one
+//! record (a group record for several calls) with one write and one `fdatasync`, applies the
+//! calls to the in-memory state in log order, and only then answers each caller. So a call
+//! still returns only after its own data is durable, but N concurrent calls cost one sync
+//! instead of N.
+//!
+//! The leader is whichever caller found the queue idle; it runs on tokio's blocking pool for
+//! disk storage (inline for memory) and drains the queue until it is empty, so it completes
+//! even if every caller's future was dropped: the log and the in-memory state never disagree
+//! about where the next record goes.
+//!
+//! A failed write cuts the log back to where the group started and fails the group and every
+//! record queued behind it, and bumps the *epoch*: a writer's appends are signed on top of the
+//! ones before them, so anything prepared against the old epoch is refused at submit.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::error::StorageError;
+use crate::feed::{FeedEvent, Inner};
+use crate::storage::{Meta, encode_header};
+
+/// A group buffer larger than this is freed after its write instead of being reused.
+const KEEP_BUFFER: usize = 4 << 20;
+/// Longest a disk leader waits for the callers of its last group to come back.
+const MAX_LINGER: Duration = Duration::from_millis(2);
+
+/// What a queued record is, for the events and answers once it is applied.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
+    /// A writer's append call; the feed length after it.
+    Append {
+        /// The length after the append.
+        len: u64,
+    },
+    /// A verified put of block `seq`.
+    Put {
+        /// The block.
+        seq: u64,
+    },
+}
+
+/// The answer a submitter awaits.
+pub(crate) type Done = oneshot::Receiver<Result<(), StorageError>>;
+
+struct Entry {
+    /// `None` for a barrier (no bytes; answered when everything before it is applied).
+    record: Option<(Kind, Meta)>,
+    /// Bytes of block data the call put in the queue's data buffer.
+    data_len: u64,
+    done: oneshot::Sender<Result<(), StorageError>>,
+}
+
+struct Queue {
+    /// The block data of the queued calls, end to end.
+    buf: Vec<u8>,
+    entries: Vec<Entry>,
+    /// A leader is running (or about to): new entries will be picked up by it.
+    committing: bool,
+    /// Log offset where the next group goes.
+    end: u64,
+    epoch: u64,
+    spare: Vec<u8>,
+    /// Calls in the last group written, and how long its sync took (see [`linger`]).
+    last_group: usize,
+    last_sync: Duration,
+}
+
+/// The commit queue of one feed.
+pub(crate) struct Committer {
+    queue: Mutex<Queue>,
+    /// Signalled when calls are queued while a leader runs.
+    arrived: Condvar,
+}
+
+impl std::fmt::Debug for Committer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let q = self.lock();
+        f.debug_struct("Committer").field("end", &q.end).field("epoch", &q.epoch).finish_non_exhaustive()
+    }
+}
+
+/// A copy of `e` for each caller of a failed group (`io::Error` is not `Clone`).
+fn share(e: &StorageError) -> StorageError {
+    match e {
+        StorageError::Io { op, path, source } => StorageError::Io {
+            op,
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        StorageError::Corrupt { path, offset, reason } => {
+            StorageError::Corrupt { path: path.clone(), offset: *offset, reason: reason.clone() }
+        }
+    }
+}
+
+impl Committer {
+    /// A queue whose first record goes at log offset `end`.
+    pub(crate) fn new(end: u64) -> Self {
+        Self {
+            queue: Mutex::new(Queue {
+                buf: Vec::new(),
+                entries: Vec::new(),
+                committing: false,
+                end,
+                epoch: 0,
+                spare: Vec::new(),
+                last_group: 0,
+                last_sync: Duration::ZERO,
+            }),
+            arrived: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // The queue is only mutated in short sections that cannot panic half-way.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current epoch (bumped by every failed write).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.lock().epoch
+    }
+}
+
+/// Queue records prepared in `epoch` (each: what it is, its meta, its blocks' data) and make
+/// sure a leader will write them. Refused if a write failed since `epoch` was read.
+pub(crate) fn submit<'a, B: AsRef<[u8]> + 'a>(
+    inner: &Arc<Inner>,
+    epoch: u64,
+    records: impl IntoIterator<Item = (Kind, Meta, &'a [B])>,
+) -> Result<Vec<Done>, StorageError> {
+    let mut dones = Vec::new();
+    let lead = {
+        let mut q = inner.committer.lock();
+        if q.epoch != epoch {
+            return Err(StorageError::Io {
+                op: "write",
+                path: inner.store.path().to_path_buf(),
+                source: std::io::Error::other("an earlier write of this feed failed; retry"),
+            });
+        }
+        for (kind, meta, blocks) in records {
+            let start = q.buf.len();
+            for b in blocks {
+                q.buf.extend_from_slice(b.as_ref());
+            }
+            let data_len = (q.buf.len() - start) as u64;
+            let (done, rx) = oneshot::channel();
+            q.entries.push(Entry { record: Some((kind, meta)), data_len, done });
+            dones.push(rx);
+        }
+        !std::mem::replace(&mut q.committing, true)
+    };
+    if lead {
+        start_leader(inner);
+    } else {
+        inner.committer.arrived.notify_one();
+    }
+    Ok(dones)
+}
+
+/// Wait until every record queued so far is applied (or failed).
+pub(crate) async fn barrier(inner: &Inner) -> Result<(), StorageError> {
+    let rx = {
+        let mut q = inner.committer.lock();
+        if !q.committing {
+            return Ok(());
+        }
+        let (done, rx) = oneshot::channel();
+        q.entries.push(Entry { record: None, data_len: 0, done });
+        rx
+    };
+    wait(inner, rx).await
+}
+
+/// Await one answer; a leader that vanished (it panicked) is reported as a write error.
+pub(crate) async fn wait(inner: &Inner, rx: Done) -> Result<(), StorageError> {
+    rx.await.unwrap_or_else(|_| {
+        Err(StorageError::Io {
+            op: "write",
+            path: inner.store.path().to_path_buf(),
+            source: std::io::Error::other("commit task ended without answering"),
+        })
+    })
+}
+
+fn start_leader(inner: &Arc<Inner>) {
+    if inner.store.is_memory() {
+        // No I/O to wait for and no await inside: run it here.
+        run(inner);
+    } else {
+        let inner = inner.clone();
+        // Detached: it finishes the queue even if every submitter is dropped.
+        drop(tokio::task::spawn_blocking(move || run(&inner)));
+    }
+}
+
+/// The leader: write, sync and apply groups until the queue is empty.
+fn run(inner: &Inner) {
+    let c = &inner.committer;
+    let mut header = Vec::new();
+    loop {
+        let (data, entries, at) = {
+            let mut q = linger(c, c.lock(), inner.store.is_memory());
+            if q.entries.is_empty() {
+                q.committing = false;
+                return;
+            }
+            let spare = std::mem::take(&mut q.spare);
+            let data = std::mem::replace(&mut q.buf, spare);
+            (data, std::mem::take(&mut q.entries), q.end)
+        };
+        let metas: Vec<&Meta> = entries.iter().filter_map(|e| e.record.as_ref().map(|(_, m)| m)).collect();
+        header.clear();
+        let written = if metas.is_empty() {
+            Ok(()) // barriers only
+        } else {
+            encode_header(&metas, data.len() as u64, &mut header);
+            let store = &inner.store;
+            let started = Instant::now();
+            let res = store
+                .write_at(at, &header)
+                .and_then(|()| store.write_at(at + header.len() as u64, &data))
+                .and_then(|()| store.sync());
+            let mut q = c.lock();
+            q.last_group = metas.len();
+            q.last_sync = started.elapsed();
+            res
+        };
+        drop(metas);
+        if let Err(e) = written {
+            tracing::warn!(file = %inner.store.path().display(), offset = at, error = %e, "log write failed");
+            // Cut the partial record so the next one starts on a clean tail; if even that
+            // fails, replay on open cuts the torn tail.
+            let _ = inner.store.truncate(at);
+            let later = {
+                let mut q = c.lock();
+                q.epoch += 1;
+                q.buf.clear();
+                std::mem::take(&mut q.entries)
+            };
+            for entry in entries.into_iter().chain(later) {
+                let _ = entry.done.send(Err(share(&e)));
+            }
+            continue;
+        }
+        let data_at = at + header.len() as u64;
+        {
+            let mut q = c.lock();
+            q.end = data_at + data.len() as u64;
+            if data.capacity() <= KEEP_BUFFER {
+                let mut data = data;
+                data.clear();
+                q.spare = data;
+            }
+        }
+        apply_group(inner, at, data_at, entries);
+    }
+}
+
+/// On disk, after a group of several calls, wait a little (a quarter of the last sync, at
+/// most [`MAX_LINGER`]) for as many calls to queue up again before writing: the callers just
+/// answered are usually about to submit their next call, and without the wait the next group
+/// would hold only the first of them (groups would alternate between 1 and N-1 calls).
+/// Sequential callers (groups of one) never wait. Memory storage never waits: its leader runs
+/// on the caller's task.
+fn linger<'a>(c: &'a Committer, q: MutexGuard<'a, Queue>, memory: bool) -> MutexGuard<'a, Queue> {
+    if memory || q.last_group <= 1 || q.entries.len() >= q.last_group {
+        return q;
+    }
+    let wait = (q.last_sync / 4).min(MAX_LINGER);
+    let target = q.last_group;
+    match c.arrived.wait_timeout_while(q, wait, |q| q.entries.len() < target) {
+        Ok((q, _)) => q,
+        Err(e) => e.into_inner().0,
+    }
+}
+
+/// Apply a written group to the state in log order, then wake readers, send events and
+/// answer the submitters.
+fn apply_group(inner: &Inner, at: u64, data_at: u64, entries: Vec<Entry>) {
+    let mut answers = Vec::with_capacity(entries.len());
+    let mut events = Vec::new();
+    let mut woken = Vec::new();
+    {
+        let mut st = inner.state();
+        let mut data_offset = data_at;
+        for entry in entries {
+            let Some((kind, meta)) = &entry.record else {
+                answers.push((entry.done, Ok(())));
+                continue;
+            };
+            let old_len = st.length;
+            let res = st.apply(meta, data_offset).map_err(|reason| StorageError::Corrupt {
+                path: inner.store.path().to_path_buf(),
+                offset: at,
+                reason,
+            });
+            data_offset += entry.data_len;
+            if res.is_ok() {
+                match *kind {
+                    Kind::Append { len } => events.push(FeedEvent::Append { len }),
+                    Kind::Put { seq } => {
+                        woken.extend(st.take_waiters(seq));
+                        if st.length > old_len {
+                            events.push(FeedEvent::Append { len: st.length });
+                        }
+                        events.push(FeedEvent::Download { seq });
+                    }
+                }
+            }
+            answers.push((entry.done, res));
+        }
+    }
+    for tx in woken {
+        let _ = tx.send(());
+    }
+    for event in events {
+        let _ = inner.events.send(event);
+    }
+    for (done, res) in answers {
+        let _ = done.send(res);
+    }
+}
