@@ -107,36 +107,39 @@ impl Buckets {
 /// The trie of a node being written: buckets are filled by [`BucketsBuilder::push`], exactly as
 /// JS `put.js` fills them, then encoded.
 ///
-/// Flat and allocation-light: one vector of fixed-size buckets sorted by position (a put pushes
-/// in ascending position order, so the bucket wanted is almost always the last one).
+/// Built directly in the decoded form of [`Buckets`] (one vector of headers and slots): a put
+/// pushes in ascending position order, so only the last bucket ever grows, at the end of the
+/// vector. A push to an earlier position (never made by `put`) takes a slower path.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct BucketsBuilder {
-    buckets: Vec<BuiltBucket>,
+    data: Vec<u64>,
+    /// Where the last bucket's header is in `data`.
+    last: Option<usize>,
     /// The first position where a push found no free slot below [`MAX_SLOTS`].
     overfull: Option<usize>,
 }
 
-#[derive(Debug, Clone)]
-struct BuiltBucket {
-    position: usize,
-    len: usize,
-    slots: [u64; MAX_SLOTS],
+fn header(position: usize, len: usize) -> u64 {
+    (position as u64) << 32 | len as u64
 }
 
 impl BucketsBuilder {
+    /// An empty builder with room for a typical node's buckets.
+    pub(crate) fn new() -> Self {
+        Self { data: Vec::with_capacity(96), last: None, overfull: None }
+    }
+
     /// Place pointer `seq` for digit `v` at position `i`: the first free slot among `v`, `v+5`, …,
     /// unless `seq` is already somewhere in that bucket.
     pub(crate) fn push(&mut self, i: usize, v: usize, seq: u64) {
-        let at = match self.buckets.last() {
-            Some(b) if b.position == i => self.buckets.len() - 1,
-            Some(b) if b.position < i => self.insert(self.buckets.len(), i),
-            _ => match self.buckets.binary_search_by_key(&i, |b| b.position) {
-                Ok(at) => at,
-                Err(at) => self.insert(at, i),
-            },
+        let at = match self.last {
+            Some(at) if (self.data[at] >> 32) as usize == i => at,
+            Some(at) if ((self.data[at] >> 32) as usize) < i => self.open_last(i),
+            None => self.open_last(i),
+            Some(_) => return self.push_earlier(i, v, seq),
         };
-        let bucket = &mut self.buckets[at];
-        let used = &bucket.slots[..bucket.len];
+        let len = (self.data[at] & 0xff) as usize;
+        let used = &self.data[at + 1..at + 1 + len];
         let mut v = v % 5;
         while v < used.len() && used[v] != 0 {
             v += 5;
@@ -148,13 +151,58 @@ impl BucketsBuilder {
             self.overfull.get_or_insert(i);
             return;
         }
-        bucket.slots[v] = seq;
-        bucket.len = bucket.len.max(v + 1);
+        if v >= len {
+            self.data.resize(at + 1 + v + 1, 0);
+            self.data[at] = header(i, v + 1);
+        }
+        self.data[at + 1 + v] = seq;
     }
 
-    fn insert(&mut self, at: usize, position: usize) -> usize {
-        self.buckets.insert(at, BuiltBucket { position, len: 0, slots: [0; MAX_SLOTS] });
+    /// Start a new last bucket at position `i`.
+    fn open_last(&mut self, i: usize) -> usize {
+        let at = self.data.len();
+        self.data.push(header(i, 0));
+        self.last = Some(at);
         at
+    }
+
+    /// A push before the last bucket: rebuild through a per-bucket form.
+    fn push_earlier(&mut self, i: usize, v: usize, seq: u64) {
+        let mut buckets: Vec<(usize, Vec<u64>)> = Vec::new();
+        let mut k = 0;
+        while let Some(&h) = self.data.get(k) {
+            let len = (h & 0xff) as usize;
+            buckets.push(((h >> 32) as usize, self.data[k + 1..k + 1 + len].to_vec()));
+            k += 1 + len;
+        }
+        let at = match buckets.binary_search_by_key(&i, |b| b.0) {
+            Ok(at) => at,
+            Err(at) => {
+                buckets.insert(at, (i, Vec::new()));
+                at
+            }
+        };
+        let bucket = &mut buckets[at].1;
+        let mut v = v % 5;
+        while v < bucket.len() && bucket[v] != 0 {
+            v += 5;
+        }
+        if !bucket.contains(&seq) {
+            if v >= MAX_SLOTS {
+                self.overfull.get_or_insert(i);
+            } else {
+                if bucket.len() <= v {
+                    bucket.resize(v + 1, 0);
+                }
+                bucket[v] = seq;
+            }
+        }
+        self.data.clear();
+        for (position, slots) in buckets {
+            self.last = Some(self.data.len());
+            self.data.push(header(position, slots.len()));
+            self.data.extend_from_slice(&slots);
+        }
     }
 
     /// The first position where more keys collided than a bucket can address, if any.
@@ -165,29 +213,26 @@ impl BucketsBuilder {
     /// Encode as the trie field: `varint(length)`, then per bucket `varint(i) varint(mask)` and
     /// the non-zero slots.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        let len = self.buckets.last().map_or(0, |b| b.position + 1);
-        varint::encode(len as u64, out);
-        for b in &self.buckets {
-            varint::encode(b.position as u64, out);
-            let slots = &b.slots[..b.len];
+        let len = self.last.map_or(0, |at| (self.data[at] >> 32) + 1);
+        varint::encode(len, out);
+        let mut k = 0;
+        while let Some(&h) = self.data.get(k) {
+            let slots = &self.data[k + 1..k + 1 + (h & 0xff) as usize];
+            varint::encode(h >> 32, out);
             let mask = slots.iter().enumerate().fold(0u64, |m, (s, &seq)| m | (u64::from(seq != 0) << s));
             varint::encode(mask, out);
             for &seq in slots.iter().filter(|&&s| s != 0) {
                 varint::encode(seq, out);
             }
+            k += 1 + slots.len();
         }
     }
 
     /// The decoded form of what [`encode`](Self::encode) writes, without a round trip through
     /// bytes.
-    pub(crate) fn to_buckets(&self) -> Buckets {
-        let mut data = Vec::with_capacity(self.buckets.iter().map(|b| b.len + 1).sum());
-        for b in &self.buckets {
-            // Positions come from a key path (a few hundred at most) and slots are < 32.
-            data.push((b.position as u64) << 32 | b.len as u64);
-            data.extend_from_slice(&b.slots[..b.len]);
-        }
-        Buckets { data, declared_len: self.buckets.last().map_or(0, |b| b.position as u64 + 1) }
+    pub(crate) fn into_buckets(self) -> Buckets {
+        let declared_len = self.last.map_or(0, |at| (self.data[at] >> 32) + 1);
+        Buckets { data: self.data, declared_len }
     }
 }
 
@@ -203,7 +248,7 @@ mod tests {
         assert_eq!(b.bucket(3), &[0, 0, 0, 1]);
         assert_eq!(b.bucket(33), &[0, 0, 0, 0, 2]);
         assert_eq!(b.bucket(4), &[] as &[u64]);
-        let mut builder = BucketsBuilder::default();
+        let mut builder = BucketsBuilder::new();
         builder.push(3, 3, 1);
         builder.push(33, 4, 2);
         let mut out = Vec::new();
@@ -213,16 +258,16 @@ mod tests {
 
     #[test]
     fn push_uses_collision_slots_and_dedupes() {
-        let mut b = BucketsBuilder::default();
+        let mut b = BucketsBuilder::new();
         b.push(32, 2, 7);
         b.push(32, 7, 9); // 7 mod 5 = 2, taken -> slot 7
         b.push(32, 2, 7); // already there
         b.push(3, 1, 4); // an earlier position, inserted in order
-        assert_eq!(b.to_buckets().bucket(32), &[0, 0, 7, 0, 0, 0, 0, 9]);
-        assert_eq!(b.to_buckets().bucket(3), &[0, 4]);
+        assert_eq!(b.clone().into_buckets().bucket(32), &[0, 0, 7, 0, 0, 0, 0, 9]);
+        assert_eq!(b.clone().into_buckets().bucket(3), &[0, 4]);
         let mut field = Vec::new();
         b.encode(&mut field);
-        assert_eq!(Buckets::decode(&field, 10).unwrap(), b.to_buckets());
+        assert_eq!(Buckets::decode(&field, 10).unwrap(), b.clone().into_buckets());
         for k in 0..7 {
             b.push(40, 0, 100 + k);
         }
@@ -230,7 +275,7 @@ mod tests {
         b.push(40, 0, 200);
         assert_eq!(b.overfull(), Some(40), "the eighth colliding pointer has no slot");
         let mut empty = Vec::new();
-        BucketsBuilder::default().encode(&mut empty);
+        BucketsBuilder::new().encode(&mut empty);
         assert_eq!(empty, [0]);
     }
 

@@ -61,7 +61,7 @@ fn check_blocks(name: &str, hasher: &KeyHash) -> usize {
         assert_eq!(node.trie.to_dense(), dense, "{name} {seq} trie");
         // re-encode the trie field from the buckets, then the whole node
         let field = hex(&d["trie_buffer"]);
-        let mut builder = BucketsBuilder::default();
+        let mut builder = BucketsBuilder::new();
         for (i, bucket) in dense.iter().enumerate() {
             for (slot, &s) in bucket.iter().flatten().enumerate() {
                 if s != 0 {
@@ -74,7 +74,7 @@ fn check_blocks(name: &str, hasher: &KeyHash) -> usize {
         assert_eq!(encoded, field, "{name} {seq} trie field");
         assert_eq!(Buckets::decode(&field, seq).unwrap(), node.trie);
         assert_eq!(d["seq_field"].as_u64().unwrap(), seq);
-        let written = Node::written(node.path().clone(), node.value(), d["flags_field"].as_u64().unwrap(), seq, &builder);
+        let written = Node::written(node.path().clone(), node.value(), d["flags_field"].as_u64().unwrap(), seq, builder);
         assert_eq!(written.block(), block, "{name} {seq} node re-encodes");
         assert_eq!(written, node);
     }

@@ -127,7 +127,7 @@ impl Node {
         value: Option<&[u8]>,
         flags: u64,
         seq: u64,
-        trie: &BucketsBuilder,
+        trie: BucketsBuilder,
     ) -> Self {
         let value_len = value.map_or(0, |v| v.len() + 10);
         let mut out = Vec::with_capacity(path.key().len() + value_len + 16 * path.len() + 32);
@@ -141,7 +141,7 @@ impl Node {
         put_bytes(3, &field, &mut out);
         put_uint(4, seq, &mut out);
         put_uint(5, flags, &mut out);
-        Self { seq, path, block: out.into_boxed_slice(), value, flags, trie: trie.to_buckets() }
+        Self { seq, path, block: out.into_boxed_slice(), value, flags, trie: trie.into_buckets() }
     }
 }
 
@@ -156,9 +156,9 @@ mod tests {
         let node = Node::decode(block.to_vec(), 2, &KeyHash::SipHash).unwrap();
         assert_eq!((node.key(), node.value(), node.flags(), node.hidden()), ("a", Some(&b"A"[..]), 0, false));
         assert_eq!(node.trie.bucket(3), &[0, 0, 0, 1]);
-        let mut trie = BucketsBuilder::default();
+        let mut trie = BucketsBuilder::new();
         trie.push(3, 3, 1);
-        let written = Node::written(node.path().clone(), Some(b"A"), 0, 2, &trie);
+        let written = Node::written(node.path().clone(), Some(b"A"), 0, 2, trie);
         assert_eq!(written.block(), block);
         assert_eq!(written, node);
     }

@@ -58,7 +58,7 @@ pub(crate) async fn put(
         return Err(WriteError::TooManyCollisions { key: new.path.key().to_owned(), position });
     }
     let seq = pending.offset + pending.nodes.len() as u64;
-    let node = Arc::new(Node::written(new.path, new.value, new.flags, seq, &trie));
+    let node = Arc::new(Node::written(new.path, new.value, new.flags, seq, trie));
     pending.nodes.push(node.clone());
     Ok(node)
 }
@@ -72,7 +72,7 @@ async fn build(
     path: &KeyPath,
     del: u64,
 ) -> Result<BucketsBuilder, ReadError> {
-    let mut trie = BucketsBuilder::default();
+    let mut trie = BucketsBuilder::new();
     let len = path.len();
     let mut colliding: Vec<(usize, u64)> = Vec::new();
     let mut head = head;
