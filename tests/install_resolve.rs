@@ -223,3 +223,50 @@ async fn corpus_tree_matches_npm() {
     assert_eq!((only_ours, only_npm), (vec![], vec![]));
     assert_eq!(ours.len(), 229);
 }
+
+/// The same tree resolved from the local index (the corpus ingested into an in-memory
+/// hypertrie) instead of raw packuments: resolution through the index loses nothing npm needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_tree_from_the_index_matches_npm() {
+    use hypercore::{FeedBuilder, KeyPair, Storage};
+    use hypertrie::Trie;
+    use ims::install::DepKind;
+    use ims::install::tree::{build, root_edges};
+    use indexer::{Document, Index, Update};
+
+    let corpus = Corpus::load().unwrap();
+    let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.unwrap();
+    let mut index = Index::open(Trie::open(feed).await.unwrap()).await.unwrap();
+    index.set_upstream("https://registry.npmjs.org/").await.unwrap();
+    let docs: Vec<Packument> = corpus.packuments().map(|(_, j)| Packument::from_slice(j).unwrap()).collect();
+    for chunk in docs.chunks(32) {
+        let documents = chunk.iter().map(|p| Document { packument: p.clone(), etag: None }).collect();
+        index.write(Update { documents, ..Update::default() }).await.unwrap();
+    }
+    let opts = PickOptions {
+        node_version: parse_version("20.20.2"),
+        npm_version: parse_version("11.19.1"),
+        ..PickOptions::default()
+    };
+    let r = Resolver::new(index, opts);
+    let requests: Vec<(DepKind, Request)> = corpus
+        .roots()
+        .iter()
+        .map(|(n, s)| (DepKind::Prod, Request::from_dependency(n, s).unwrap()))
+        .collect();
+    let tree = build(&r, root_edges(&requests)).await.unwrap();
+    let ours: BTreeMap<String, (String, String)> = tree
+        .packages()
+        .into_iter()
+        .map(|id| {
+            let res = tree.node(id).resolved.as_ref().unwrap();
+            (tree.location(id), (res.version.clone(), res.integrity.to_string()))
+        })
+        .collect();
+    let npm: BTreeMap<String, (String, String)> = corpus
+        .resolved()
+        .iter()
+        .map(|n| (n.path.clone(), (n.version.clone(), n.integrity.clone())))
+        .collect();
+    assert_eq!(ours, npm);
+}

@@ -65,6 +65,14 @@ impl ManifestSource for MemorySource {
     }
 }
 
+/// The local index (or a sparse replica of a peer's) as a source: resolution costs trie
+/// lookups, no round trip per package.
+impl ManifestSource for indexer::Index {
+    async fn packument(&self, name: &str) -> Result<Option<Arc<Packument>>, SourceError> {
+        Ok(indexer::Index::packument(self, name).await?.map(Arc::new))
+    }
+}
+
 /// Preferences of the pick (npm-pick-manifest's options that matter here).
 #[derive(Debug, Clone)]
 pub struct PickOptions {
