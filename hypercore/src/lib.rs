@@ -37,8 +37,8 @@
 //! * Disk: an append or put that returned is synced; a crash at any point leaves a log that
 //!   opens and verifies (the torn tail record is cut). Concurrent appends and puts (and
 //!   [`Feed::put_batch`]) share one write and one sync (group commit), so replication should
-//!   keep several puts in flight or batch them: one sync costs milliseconds on real disks. Damage elsewhere is an error naming the
-//!   file; blocks are re-hashed on read.
+//!   keep several puts in flight or batch them: one sync costs milliseconds on real disks.
+//!   Damage elsewhere is an error naming the file; blocks are re-hashed on read.
 //! * Opening replays the log headers, so it costs O(records); the tree is held in memory
 //!   (about 80 bytes per block), in pages, so sparse replicas pay only for what they hold.
 //! * Proof building needs the signature of the prover's `verified_by` length; a replica holds

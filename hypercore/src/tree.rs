@@ -116,15 +116,14 @@ impl Tree {
         while self.bits.get(flat_tree::sibling(index)) {
             let sibling = flat_tree::sibling(index);
             let parent = flat_tree::parent(index);
-            if !self.bits.get(parent)
+            // Keep a stored parent (it was verified, or just built by an append); hash the
+            // children only to fill a missing slot.
+            let stored = self.raw(parent).is_some_and(|p| p.hash != [0u8; 32]);
+            if !stored
+                && !self.bits.get(parent)
                 && let (Some(a), Some(b)) = (self.raw(index), self.raw(sibling))
             {
-                let p = Node::parent_of(&a, &b);
-                // Keep a stored parent (it was verified); fill only a missing slot.
-                match self.raw(parent) {
-                    Some(existing) if existing.hash != [0u8; 32] => {}
-                    _ => self.store(&p),
-                }
+                self.store(&Node::parent_of(&a, &b));
             }
             index = parent;
             if !self.bits.set(index, true) {
