@@ -84,7 +84,7 @@ const WORDS: [&str; 24] = [
 fn name_of(i: u64) -> String {
     let a = WORDS[(i % 24) as usize];
     let b = WORDS[((i / 24) % 24) as usize];
-    if i % 4 == 0 { format!("@{a}/{b}-{i}") } else { format!("{a}-{b}-{i}") }
+    if i.is_multiple_of(4) { format!("@{a}/{b}-{i}") } else { format!("{a}-{b}-{i}") }
 }
 
 fn synthetic(rng: &mut Rng, i: u64, packages: u64, per: u64) -> Packument {

@@ -104,12 +104,12 @@ pub(crate) enum Sri {
 
 impl Sri {
     pub(crate) fn pack(s: &str) -> Self {
-        if let Some(b64) = s.strip_prefix("sha512-") {
-            if let Ok(raw) = B64.decode(b64) {
-                if raw.len() == 64 && B64.encode(&raw) == b64 {
-                    return Self::Sha512(raw);
-                }
-            }
+        if let Some(b64) = s.strip_prefix("sha512-")
+            && let Ok(raw) = B64.decode(b64)
+            && raw.len() == 64
+            && B64.encode(&raw) == b64
+        {
+            return Self::Sha512(raw);
         }
         Self::Text(s.to_owned())
     }

@@ -145,9 +145,8 @@ impl Index {
         let mut p = rec.to_packument(name);
         let mut pages: BTreeMap<u32, Option<VersionPage>> = BTreeMap::new();
         for e in &rec.versions {
-            if !pages.contains_key(&e.page) {
-                let page = self.page(name, e.page).await?;
-                pages.insert(e.page, page);
+            if let std::collections::btree_map::Entry::Vacant(slot) = pages.entry(e.page) {
+                slot.insert(self.page(name, e.page).await?);
             }
             let Some(Some(page)) = pages.get(&e.page) else { continue };
             if let Some(vr) = page.get(&e.version) {

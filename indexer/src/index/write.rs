@@ -187,10 +187,11 @@ impl Index {
         }
         // A tombstone stays a tombstone for the versions it buried; new versions may follow.
         let mut rec = PackageRecord::from_packument(p, &keep, &pages, doc.etag.clone());
-        if rec.unpublished.is_none() && !keep.is_empty() {
-            if let Some(u) = old.as_ref().and_then(|o| o.unpublished.clone()) {
-                rec.unpublished = Some(u);
-            }
+        if rec.unpublished.is_none()
+            && !keep.is_empty()
+            && let Some(u) = old.as_ref().and_then(|o| o.unpublished.clone())
+        {
+            rec.unpublished = Some(u);
         }
         if old.as_ref() == Some(&rec) {
             report.unchanged += 1;

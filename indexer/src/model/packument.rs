@@ -147,7 +147,7 @@ struct RawPackument {
     #[serde(default)]
     versions: Versions,
     #[serde(default, deserialize_with = "time")]
-    time: (BTreeMap<String, String>, Option<Unpublished>),
+    time: TimeParts,
     #[serde(default, deserialize_with = "lenient::string")]
     modified: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
@@ -174,7 +174,10 @@ impl RawPackument {
     }
 }
 
-fn time<'de, D: Deserializer<'de>>(d: D) -> Result<(BTreeMap<String, String>, Option<Unpublished>), D::Error> {
+/// `time` split into its string entries and `time.unpublished`.
+type TimeParts = (BTreeMap<String, String>, Option<Unpublished>);
+
+fn time<'de, D: Deserializer<'de>>(d: D) -> Result<TimeParts, D::Error> {
     let Value::Object(map) = Value::deserialize(d)? else {
         return Ok(Default::default());
     };
