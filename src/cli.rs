@@ -52,6 +52,8 @@ pub enum Command {
     Install(crate::commands::install::InstallArgs),
     /// Print the local index's public key (hex)
     Key,
+    /// Serve the local index to peers (--listen HOST:PORT; --no-dht for now)
+    Seed(crate::commands::seed::SeedArgs),
     /// Inspect a hypertrie: info, get KEY..., list [PREFIX]
     Trie(crate::commands::trie::TrieArgs),
     /// Ingest npm metadata into the local index

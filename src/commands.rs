@@ -6,6 +6,7 @@ use crate::context::Context;
 pub mod index;
 pub mod install;
 pub mod key;
+pub mod seed;
 pub mod trie;
 pub mod view;
 
@@ -18,5 +19,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Index(args) => index::run(args, &ctx).await,
         Command::View(args) => view::run(args, &ctx).await,
         Command::Trie(args) => trie::run(args, &ctx).await,
+        Command::Seed(args) => seed::run(args, &ctx).await,
     }
 }

@@ -9,4 +9,5 @@ pub mod commands;
 pub mod context;
 pub mod home;
 pub mod install;
+pub mod remote;
 pub mod report;

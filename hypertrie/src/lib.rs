@@ -47,6 +47,7 @@ mod codec_vectors;
 mod del;
 mod diff;
 mod error;
+pub mod extension;
 mod get;
 mod header;
 mod history;

@@ -53,7 +53,18 @@ pub enum TrieCommand {
 
 /// Run `ims trie`.
 pub async fn run(args: TrieArgs, ctx: &Context) -> anyhow::Result<()> {
-    let trie = open_local(ctx).await?;
+    // `--key` with `--peer`: a sparse replica read from the peer (crate::remote).
+    let remote = match (&ctx.args.key, ctx.args.peers.is_empty()) {
+        (Some(key), false) => Some(crate::remote::open(ctx, key).await?),
+        _ => None,
+    };
+    let trie = match &remote {
+        Some(r) => Trie::open(r.feed.clone()).await.context("opening the remote trie")?,
+        None => open_local(ctx).await?,
+    };
+    if let (Some(r), TrieCommand::Get { keys }) = (&remote, &args.command) {
+        r.prefetch(keys).await;
+    }
     let mut out = std::io::stdout().lock();
     match &args.command {
         TrieCommand::Info => info(&trie, &args, &mut out).await?,

@@ -1,0 +1,89 @@
+//! `ims seed --listen HOST:PORT --no-dht`: serve the local index to whoever connects, over
+//! TCP with the v8 Noise handshake and hypercore replication (issue 6; wire spec §7–9),
+//! including the `ims/prefetch` extension. DHT announcing and upstream following come with
+//! the full seeding node.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use hypercore::protocol::SessionKeys;
+use hypercore::replicate::{ReplicateOptions, replicate};
+use hypercore::{FeedBuilder, Storage};
+use hypertrie::Trie;
+use hypertrie::extension::TriePlanner;
+use swarm::{HandshakeConfig, Identity};
+use tokio::net::TcpListener;
+
+use crate::context::Context;
+
+/// `ims seed`: serve the local index to peers.
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed)
+    #[arg(long, default_value = "0.0.0.0:0")]
+    pub listen: String,
+}
+
+/// Run `ims seed` until interrupted. Prints `listening on ADDR` and `key HEX` on stdout.
+pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
+    if !ctx.args.no_dht {
+        bail!("announcing on the DHT is not available yet\nhint: pass --no-dht and give readers --peer HOST:PORT");
+    }
+    let dir = ctx.home.index_dir();
+    if !dir.join("log").exists() {
+        bail!(
+            "there is no local index under {}\nhint: build one with `ims index --from-registry URL NAME...`",
+            ctx.home.root().display()
+        );
+    }
+    let feed = FeedBuilder::new(Storage::disk(&dir))
+        .open()
+        .await
+        .with_context(|| format!("opening the index feed in {}", dir.display()))?;
+    if feed.is_empty() {
+        bail!("the local index in {} is empty", dir.display());
+    }
+    let trie = Trie::open(feed.clone()).await.context("opening the index trie")?;
+    let planner = Arc::new(TriePlanner::new(trie));
+    let identity = Identity::load_or_create(&ctx.home.identity_file())
+        .await
+        .with_context(|| format!("loading the node identity {}", ctx.home.identity_file().display()))?;
+    let listener = TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {addr}")?;
+        writeln!(out, "key {}", feed.public_key().to_hex())?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, key = %feed.public_key(), len = feed.len(), "seeding the index");
+
+    let config = HandshakeConfig::default();
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let (feed, planner, identity, config) = (feed.clone(), planner.clone(), identity.clone(), config.clone());
+        tokio::spawn(async move {
+            let stream = match swarm::handshake(socket, swarm::Role::Responder, &identity, &config).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "handshake failed");
+                    return;
+                }
+            };
+            let keys = SessionKeys::new(stream.split().tx, stream.split().rx);
+            match replicate(stream, keys, vec![feed], ReplicateOptions::upload().with_planner(planner)).await {
+                Ok(stats) => tracing::info!(%peer, ?stats, "peer done"),
+                Err(e) => tracing::info!(%peer, error = %e, "peer dropped"),
+            }
+        });
+    }
+}

@@ -1,0 +1,109 @@
+//! Remote tries over `--peer HOST:PORT`: a sparse replica under `IMS_HOME/replicas/<KEY>`,
+//! filled block by block from a peer over the v8 protocol (issue 6; wire spec §7–9).
+//!
+//! Every block is verified against the trie's public key before it is stored, so the peer is
+//! not trusted; the replica keeps what was read for the next run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use hypercore::protocol::SessionKeys;
+use hypercore::replicate::{PeerRouter, ReplicateOptions, replicate};
+use hypercore::{Feed, FeedBuilder, PublicKey, Storage};
+use swarm::{HandshakeConfig, Identity};
+use tokio::task::JoinHandle;
+
+use crate::context::Context;
+
+/// How long to wait for the peer to tell us the trie's length.
+const LENGTH_WAIT: Duration = Duration::from_secs(20);
+
+/// A sparse replica connected to one peer; the connection ends when this is dropped.
+#[derive(Debug)]
+pub struct RemoteFeed {
+    /// The replica (reads of missing blocks go to the peer).
+    pub feed: Feed,
+    /// Its block router (for prefetches).
+    pub router: PeerRouter,
+    conn: JoinHandle<()>,
+}
+
+impl Drop for RemoteFeed {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+impl RemoteFeed {
+    /// Asks the peer for every block the lookups of `keys` read, in one round trip (the
+    /// `ims/prefetch` extension). Peers without the extension make this a no-op.
+    pub async fn prefetch(&self, keys: &[String]) {
+        match self.router.prefetch(&self.feed.discovery_key(), keys.to_vec()).await {
+            Ok(n) => tracing::debug!(blocks = n, "prefetched"),
+            Err(e) => tracing::debug!(error = %e, "prefetch failed; reading block by block"),
+        }
+    }
+}
+
+/// Opens the sparse replica of the feed `key_hex` and connects it to the first reachable
+/// `--peer`; returns once the peer has told us the signed length.
+pub async fn open(ctx: &Context, key_hex: &str) -> anyhow::Result<RemoteFeed> {
+    let key_hex = key_hex.to_ascii_lowercase();
+    let bytes = hex::decode(&key_hex).with_context(|| format!("--key {key_hex} is not hex"))?;
+    let key = PublicKey::from_bytes(&bytes).with_context(|| format!("--key {key_hex} is not a public key"))?;
+    let dir = ctx.home.replica_dir(&key_hex);
+    let router = PeerRouter::new();
+    let feed = FeedBuilder::new(Storage::disk(&dir))
+        .public_key(key)
+        .block_source(Arc::new(router.clone()))
+        .open()
+        .await
+        .with_context(|| format!("opening the replica in {}", dir.display()))?;
+    let identity = Identity::load_or_create(&ctx.home.identity_file())
+        .await
+        .with_context(|| format!("loading the node identity {}", ctx.home.identity_file().display()))?;
+
+    let mut errors = Vec::new();
+    let mut stream = None;
+    for peer in &ctx.args.peers {
+        match swarm::dial(peer.as_str(), &identity, None, &HandshakeConfig::default()).await {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => errors.push(format!("{peer}: {e}")),
+        }
+    }
+    let Some(stream) = stream else {
+        bail!("could not reach any peer ({})\nhint: check --peer HOST:PORT", errors.join("; "));
+    };
+    let keys = SessionKeys::new(stream.split().tx, stream.split().rx);
+    let mut events = feed.subscribe();
+    let known = feed.len();
+    let conn = tokio::spawn({
+        let (feed, router) = (feed.clone(), router.clone());
+        async move {
+            match replicate(stream, keys, vec![feed], ReplicateOptions::sparse(router)).await {
+                Ok(stats) => tracing::debug!(?stats, "peer connection closed"),
+                Err(e) => tracing::warn!(error = %e, "peer connection dropped"),
+            }
+        }
+    });
+    let remote = RemoteFeed { feed: feed.clone(), router, conn };
+    // The peer's length arrives with its last block (wire spec §8.2). A replica that already
+    // has a length waits briefly for a newer one.
+    let wait = if known > 0 { Duration::from_secs(1) } else { LENGTH_WAIT };
+    let _ = tokio::time::timeout(wait, async {
+        while feed.len() <= known && !remote.conn.is_finished() {
+            if events.recv().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    if feed.is_empty() {
+        bail!("the peer did not send the trie {key_hex} (it may not have it)\nhint: check --key and --peer");
+    }
+    Ok(remote)
+}
