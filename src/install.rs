@@ -29,6 +29,7 @@ pub mod platform;
 pub mod project;
 pub mod request;
 pub mod resolve;
+pub mod scripts;
 pub mod semver;
 pub mod tree;
 
@@ -39,8 +40,10 @@ pub use platform::Platform;
 pub use project::{DepKind, Project};
 pub use request::{Request, VersionSpec};
 pub use resolve::{ManifestSource, PickOptions, Resolved, Resolver};
+pub use scripts::ScriptPolicy;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use futures_util::StreamExt as _;
@@ -83,6 +86,11 @@ pub struct InstallOptions {
     pub pick: PickOptions,
     /// Parallel downloads.
     pub concurrency: usize,
+    /// Which packages may run install scripts (merged with `package.json`'s `allowScripts`).
+    pub scripts: ScriptPolicy,
+    /// The `PATH` scripts run with (after the `node_modules/.bin` folders); the binary passes
+    /// its own, since libraries do not read the environment.
+    pub path_env: Option<OsString>,
 }
 
 impl InstallOptions {
@@ -98,6 +106,8 @@ impl InstallOptions {
             platform: Platform::current(),
             pick: PickOptions::default(),
             concurrency: 32,
+            scripts: ScriptPolicy::Deny,
+            path_env: None,
         }
     }
 }
@@ -134,8 +144,10 @@ pub struct InstallReport {
     pub layout: LayoutReport,
     /// Optional packages left out.
     pub skipped_optional: Vec<String>,
-    /// Packages that have install scripts (not run: ims never runs them by default).
+    /// Packages whose install scripts were not run (not allowed).
     pub scripts: Vec<String>,
+    /// Packages whose install scripts ran (allowed).
+    pub scripts_run: Vec<String>,
 }
 
 /// The install engine: resolve → fetch → link → save. Each phase is a method so the binary
@@ -261,17 +273,45 @@ impl<S: ManifestSource> Installer<S> {
         Ok(())
     }
 
+    /// Run the install scripts of the packages just (re)linked that the policy allows;
+    /// returns `name@version` of those that ran. A failing optional package is only logged.
+    pub fn run_scripts(&self, plan: &Plan, fetched: &Fetched, layout: &LayoutReport) -> Result<Vec<String>, InstallError> {
+        let policy = match &self.opts.scripts {
+            ScriptPolicy::All => ScriptPolicy::All,
+            ScriptPolicy::Names(n) => ScriptPolicy::from_project(&plan.project, &n.iter().cloned().collect::<Vec<_>>()),
+            ScriptPolicy::Deny => ScriptPolicy::from_project(&plan.project, &[]),
+        };
+        let relinked: BTreeSet<&str> = layout.relinked.iter().map(String::as_str).collect();
+        let mut ran = Vec::new();
+        for p in &fetched.placements {
+            let e = &p.package;
+            if !e.has_install_script || !relinked.contains(e.location.as_str()) || !policy.allows(&e.package) {
+                continue;
+            }
+            let id = format!("{}@{}", e.package, e.version);
+            let dir = self.opts.project_dir.join(&e.location);
+            match scripts::run_install_scripts(&self.opts.project_dir, &dir, &id, self.opts.path_env.as_ref()) {
+                Ok(_) => ran.push(id),
+                Err(err) if e.optional => tracing::warn!(error = %err, "optional package's script failed"),
+                Err(err) => return Err(InstallError::Script(err)),
+            }
+        }
+        Ok(ran)
+    }
+
     /// All phases.
     pub async fn install(&self, specs: &[Request]) -> Result<InstallReport, InstallError> {
         let plan = self.resolve(specs).await?;
         let fetched = self.fetch(&plan).await?;
         let layout = self.link(&plan, &fetched)?;
+        let scripts_run = self.run_scripts(&plan, &fetched, &layout)?;
         self.save(&plan)?;
         let entries = plan.lockfile.entries();
         let scripts: BTreeSet<String> = entries
             .iter()
             .filter(|e| e.has_install_script && self.wanted(e) && !fetched.skipped_optional.contains(&e.location))
             .map(|e| format!("{}@{}", e.package, e.version))
+            .filter(|id| !scripts_run.contains(id))
             .collect();
         Ok(InstallReport {
             packages: entries.len(),
@@ -279,6 +319,7 @@ impl<S: ManifestSource> Installer<S> {
             layout,
             skipped_optional: fetched.skipped_optional,
             scripts: scripts.into_iter().collect(),
+            scripts_run,
         })
     }
 }

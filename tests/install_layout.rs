@@ -143,3 +143,36 @@ async fn install_spec_saves_like_npm_and_no_save_does_not() {
     let err = i.install(&[Request::parse("no-such-package-xyz").unwrap()]).await.unwrap_err();
     assert!(err.to_string().contains("no-such-package-xyz"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_scripts_run_only_when_allowed() {
+    let registry = Registry::start().await.unwrap();
+    registry
+        .publish(fixtures::Package::new("scripted", "1.0.0").script("postinstall", "echo ran > ran.txt"))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("app");
+    fs::create_dir_all(&project).unwrap();
+    fs::write(project.join("package.json"), r#"{"name":"app","dependencies":{"scripted":"1"}}"#).unwrap();
+    let store = TarballStore::open(dir.path().join("store")).unwrap();
+
+    let report = installer(&registry, &project, &store).install(&[]).await.unwrap();
+    assert_eq!(report.scripts, vec!["scripted@1.0.0".to_owned()], "listed, not run");
+    assert!(report.scripts_run.is_empty());
+    assert!(!project.join("node_modules/scripted/ran.txt").exists());
+
+    // Allowed by package.json: it runs (in a copy, so the store stays pristine).
+    fs::write(
+        project.join("package.json"),
+        r#"{"name":"app","dependencies":{"scripted":"1"},"allowScripts":["scripted"]}"#,
+    )
+    .unwrap();
+    fs::remove_dir_all(project.join("node_modules")).unwrap();
+    let report = installer(&registry, &project, &store).install(&[]).await.unwrap();
+    assert_eq!(report.scripts_run, vec!["scripted@1.0.0".to_owned()]);
+    assert!(report.scripts.is_empty());
+    assert_eq!(fs::read_to_string(project.join("node_modules/scripted/ran.txt")).unwrap().trim(), "ran");
+    let lock = Lockfile::load(&project).unwrap().unwrap();
+    let integrity = lock.entries()[0].integrity.clone().unwrap().parse().unwrap();
+    assert!(!store.unpacked(&integrity).unwrap().join("ran.txt").exists(), "store untouched");
+}

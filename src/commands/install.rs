@@ -11,7 +11,7 @@ use clap::Args;
 use indexer::tarballs::TarballStore;
 
 use crate::context::Context;
-use crate::install::{InstallOptions, Installer, RegistrySource, Request, Save};
+use crate::install::{InstallOptions, Installer, RegistrySource, Request, Save, ScriptPolicy};
 
 /// npm's default registry, used when neither `--registry` nor npm's configuration names one.
 const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org/";
@@ -45,6 +45,10 @@ pub struct InstallArgs {
     /// Parallel downloads
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Run install scripts: of these packages, or of all when no name is given (they never
+    /// run by default; `allowScripts` in package.json lists packages too)
+    #[arg(long, value_name = "NAME", num_args = 0.., value_delimiter = ',')]
+    pub allow_scripts: Option<Vec<String>>,
 }
 
 /// The registry from `--registry`, else npm's configuration (`NPM_CONFIG_REGISTRY`, then
@@ -70,6 +74,11 @@ fn registry(ctx: &Context, project: &Path) -> String {
         }
     }
     DEFAULT_REGISTRY.to_owned()
+}
+
+#[allow(clippy::disallowed_methods)] // the binary is where the environment is read
+fn path_env() -> Option<std::ffi::OsString> {
+    std::env::var_os("PATH")
 }
 
 /// Run `ims install`.
@@ -99,6 +108,12 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     opts.save_exact = args.save_exact;
     opts.omit_dev = args.production || args.omit.iter().any(|o| o == "dev");
     opts.concurrency = args.concurrency;
+    opts.scripts = match &args.allow_scripts {
+        None => ScriptPolicy::Deny,
+        Some(names) if names.is_empty() => ScriptPolicy::All,
+        Some(names) => ScriptPolicy::Names(names.iter().cloned().collect()),
+    };
+    opts.path_env = path_env();
     let registry_url = registry(ctx, &project);
     if ctx.args.offline {
         anyhow::bail!("--offline installs need a local index, which `ims install` does not read yet; run without --offline");
@@ -117,6 +132,7 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     let resolved_at = started.elapsed();
     let fetched = installer.fetch(&plan).await.context("fetching tarballs")?;
     let layout = installer.link(&plan, &fetched).context("writing node_modules")?;
+    let ran = installer.run_scripts(&plan, &fetched, &layout).context("running allowed install scripts")?;
     installer.save(&plan).context("saving package.json / package-lock.json")?;
 
     let quiet = !std::io::stderr().is_terminal();
@@ -125,6 +141,7 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         .iter()
         .filter(|e| e.has_install_script && !fetched.skipped_optional.contains(&e.location))
         .map(|e| format!("{}@{}", e.package, e.version))
+        .filter(|id| !ran.contains(id))
         .collect();
     if !quiet || layout.linked > 0 {
         eprintln!(
@@ -140,7 +157,7 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     }
     if !scripts.is_empty() {
         eprintln!(
-            "{} packages have install scripts that were not run: {}",
+            "{} packages have install scripts that were not run (allow with --allow-scripts NAME or \"allowScripts\" in package.json): {}",
             scripts.len(),
             scripts.join(", ")
         );

@@ -238,4 +238,7 @@ pub enum InstallError {
     /// Writing `node_modules` failed.
     #[error(transparent)]
     Link(#[from] LinkError),
+    /// An allowed install script failed.
+    #[error(transparent)]
+    Script(#[from] crate::install::scripts::ScriptError),
 }

@@ -94,6 +94,8 @@ pub struct LayoutReport {
     pub removed: usize,
     /// File-level counts.
     pub stats: LinkStats,
+    /// The locations (re)linked, in order.
+    pub relinked: Vec<String>,
 }
 
 /// npm's "hidden lockfile": what is installed in `node_modules`, read on the next run to
@@ -145,6 +147,7 @@ pub fn layout(
         report.linked += 1;
         relinked.push(loc.clone());
     }
+    report.relinked = relinked;
     if report.linked == 0 && report.removed == 0 {
         return Ok(report);
     }
