@@ -2,8 +2,8 @@
 //! (`tests/js/bench/bench-hypercore.js`): single appends, batches of 100, random gets
 //! (sequential and 16 in flight), proof generation, and proof + get + verified put into a
 //! sparse replica. Prints ops/s for Rust and JS and the ratio. Rust-only rows follow: the same
-//! puts and single appends with 16 in flight (group commit shares their syncs on disk), and
-//! `put_batch` of 100.
+//! puts and single appends with 16 in flight (group commit shares their syncs on disk),
+//! `put_batch` of 100, and a serial loop of `start_put` (verify, queue, wait at the end).
 //!
 //! `cargo bench -p hypercore --bench feed [-- disk] [-- quick]`: `disk` uses on-disk storage on
 //! both sides (Rust syncs every append, JS does not); `quick` runs a tenth of the work;
@@ -168,6 +168,21 @@ async fn rust_side(sizes: &Sizes, disk: bool, scratch: &mut Scratch) -> Vec<(&'s
         clone.put_batch(&batch).await.expect("verified put batch");
     }
     out.push(("proof_verify_put_batch100_ops_s", sizes.proof as f64 / t.elapsed().as_secs_f64()));
+
+    // A serial replication loop that queues each verified block (start_put) and waits for
+    // durability only at the end.
+    let clone = FeedBuilder::new(scratch.storage(disk)).public_key(feed.public_key()).open().await.expect("clone");
+    let t = Instant::now();
+    let mut pending = Vec::with_capacity(idxs.len());
+    for &i in &idxs {
+        let proof = feed.proof(i, clone.digest(i)).await.expect("proof");
+        let data = feed.get(i).await.expect("get");
+        pending.push(clone.start_put(i, &data, &proof).await.expect("verified put"));
+    }
+    for p in pending {
+        p.durable().await.expect("durable");
+    }
+    out.push(("proof_verify_start_put_ops_s", sizes.proof as f64 / t.elapsed().as_secs_f64()));
 
     let writer = open_writer(scratch.storage(disk)).await;
     let t = Instant::now();

@@ -179,6 +179,24 @@ impl Inner {
     }
 }
 
+/// Verified blocks queued for storage by [`Feed::start_put`] or [`Feed::start_put_batch`].
+#[derive(Debug)]
+#[must_use = "the blocks are stored anyway; await `durable()` to know when"]
+pub struct PendingPut {
+    feed: Feed,
+    done: Vec<commit::Done>,
+}
+
+impl PendingPut {
+    /// Wait until the blocks are durable and readable; an error if storing them failed.
+    pub async fn durable(self) -> Result<(), StorageError> {
+        for done in self.done {
+            commit::wait(&self.feed.inner, done).await?;
+        }
+        Ok(())
+    }
+}
+
 /// A handle to one hypercore: a signed append-only log of blocks. Clone it freely.
 #[derive(Clone)]
 pub struct Feed {
@@ -428,11 +446,29 @@ impl Feed {
         self.put_batch(&[(seq, data, proof)]).await
     }
 
+    /// Verify block `seq` and queue it for storage without waiting for the sync: a caller that
+    /// handles blocks one after another (a replication loop) can verify the next block while
+    /// earlier ones are written, and their syncs are shared. The block becomes readable (and
+    /// [`FeedEvent::Download`] is sent) once it is durable; await [`PendingPut::durable`] to
+    /// know when. Dropping the handle does not cancel the write.
+    pub async fn start_put(&self, seq: u64, data: &[u8], proof: &Proof) -> Result<PendingPut, VerifyError> {
+        self.start_put_batch(&[(seq, data, proof)]).await
+    }
+
     /// Verify every `(seq, data, proof)` against the public key (each on its own, against what
     /// the feed held when the call started, as concurrent [`Feed::put`]s are), then store them
     /// all with one write and one sync. If any fails verification, the first failure is
     /// returned and none is stored. Blocks already held are skipped.
     pub async fn put_batch<B, P>(&self, blocks: &[(u64, B, P)]) -> Result<(), VerifyError>
+    where
+        B: AsRef<[u8]>,
+        P: Borrow<Proof>,
+    {
+        Ok(self.start_put_batch(blocks).await?.durable().await?)
+    }
+
+    /// [`Feed::put_batch`] without waiting for the sync (see [`Feed::start_put`]).
+    pub async fn start_put_batch<B, P>(&self, blocks: &[(u64, B, P)]) -> Result<PendingPut, VerifyError>
     where
         B: AsRef<[u8]>,
         P: Borrow<Proof>,
@@ -466,9 +502,9 @@ impl Feed {
             records.push((Kind::Put { seq }, meta, std::slice::from_ref(block)));
         }
         if records.is_empty() {
-            return Ok(());
+            return Ok(PendingPut { feed: self.clone(), done: Vec::new() });
         }
-        let dones = if self.writable() {
+        let done = if self.writable() {
             // A writer's appends are signed on top of the ones before: a put that changes the
             // length (another writer with this key) voids the append roots.
             let mut w = self.inner.writer.lock().await;
@@ -479,10 +515,7 @@ impl Feed {
         } else {
             commit::submit(&self.inner, self.inner.committer.epoch(), records)?
         };
-        for done in dones {
-            commit::wait(&self.inner, done).await?;
-        }
-        Ok(())
+        Ok(PendingPut { feed: self.clone(), done })
     }
 
     /// The first signature at a slot `>= seq` (batch appends leave slots in between blank).

@@ -71,7 +71,7 @@ pub use crypto::{
     leaf_hash, parent_hash, roots_hash, signable,
 };
 pub use error::{AppendError, GetError, OpenError, ProofError, StorageError, VerifyError};
-pub use feed::{Feed, FeedEvent, MAX_BATCH};
+pub use feed::{Feed, FeedEvent, MAX_BATCH, PendingPut};
 pub use proof::{Proof, ProofOptions};
 pub use storage::Storage;
 pub use tree::Node;

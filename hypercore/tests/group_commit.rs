@@ -152,3 +152,37 @@ async fn put_batch_commits_one_record_and_a_torn_one_is_cut_whole() {
     assert_eq!(r.len(), N);
     assert_all_verify(&r, N).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_put_in_a_serial_loop_shares_syncs_and_survives_reopen() {
+    const N: u64 = 200;
+    let w = writer_with(N, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica");
+    let r = FeedBuilder::new(Storage::disk(&path)).public_key(w.public_key()).open().await.unwrap();
+    let mut events = r.subscribe();
+    // A replication loop: verify and queue each block, never waiting for its sync.
+    let mut pending = Vec::new();
+    for seq in (0..N).rev() {
+        let proof = w.proof(seq, r.digest(seq)).await.unwrap();
+        pending.push(r.start_put(seq, &w.get(seq).await.unwrap(), &proof).await.unwrap());
+    }
+    // A bad block is refused at once, before anything is queued for it.
+    let proof = w.proof(0, 0).await.unwrap();
+    assert!(r.start_put(0, b"forged", &proof).await.is_err());
+    for p in pending {
+        p.durable().await.unwrap();
+    }
+    assert_eq!(r.len(), N);
+    let mut downloads = 0;
+    while let Ok(event) = events.try_recv() {
+        downloads += u64::from(matches!(event, hypercore::FeedEvent::Download { .. }));
+    }
+    assert_eq!(downloads, N);
+    drop(r);
+    let r = FeedBuilder::new(Storage::disk(&path)).public_key(w.public_key()).open().await.unwrap();
+    for seq in 0..N {
+        assert_eq!(r.get_local(seq).unwrap().as_deref(), Some(block(seq).as_slice()), "block {seq}");
+    }
+    assert_all_verify(&r, N).await;
+}
