@@ -74,6 +74,15 @@ async fn index_view_and_key() {
     assert!(m["dist"]["tarball"].as_str().unwrap().starts_with(&url));
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not in the index"));
+
+    // --names FILE: one name a line, comments and blanks ignored; known ones revalidate (304).
+    let list = h.join("names.txt");
+    std::fs::write(&list, "# roots\nms\n\nlodash\n").unwrap();
+    let out = tokio::task::spawn_blocking(move || ims(&h, &["index", "--from-registry", &url, "--names", list.to_str().unwrap()]))
+        .await
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("indexed 1 packages") && text.contains("1 not modified"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,3 +105,29 @@ async fn pages_grow_across_writes_and_touched_blocks_cover_a_read() {
     let v_node = index.trie().get("v/grow/2").await.unwrap().unwrap();
     assert!(touched.contains(&p_node.seq()) && touched.contains(&v_node.seq()));
 }
+
+#[tokio::test]
+async fn corrupt_or_hostile_values_are_errors_not_panics() {
+    let index = memory_index().await;
+    let trie = index.trie();
+    trie.put("p/garbage", b"\x50\xff\xff\xff\xff\xff").await.unwrap();
+    trie.put("p/wrongtag", b"hello").await.unwrap();
+    for name in ["garbage", "wrongtag"] {
+        assert!(matches!(index.versions(name).await, Err(indexer::IndexError::Corrupt { .. })), "{name}");
+    }
+    // A page that inflates to far more than any real page (a deflate bomb from a peer).
+    let mut doc = Packument { name: "bomb".into(), ..Packument::default() };
+    let mut m = indexer::model::Manifest { name: "bomb".into(), version: "1.0.0".into(), ..Default::default() };
+    m.dist.integrity = Some("sha512-x".into());
+    doc.versions.insert("1.0.0".into(), m);
+    index.write(Update { documents: vec![Document { packument: doc, etag: None }], ..Update::default() }).await.unwrap();
+    let bomb = {
+        use std::io::Write as _;
+        let mut z = flate2::write::DeflateEncoder::new(vec![0x56], flate2::Compression::best());
+        z.write_all(&vec![0u8; 64 << 20]).unwrap();
+        z.finish().unwrap()
+    };
+    assert!(bomb.len() < 1 << 20);
+    trie.put("v/bomb/0", &bomb).await.unwrap();
+    assert!(matches!(index.version("bomb", "1.0.0").await, Err(indexer::IndexError::Corrupt { .. })));
+}
