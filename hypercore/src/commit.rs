@@ -193,9 +193,46 @@ fn start_leader(inner: &Arc<Inner>) {
         // No I/O to wait for and no await inside: run it here.
         run(inner);
     } else {
-        let inner = inner.clone();
+        let leader = Leader { inner: inner.clone(), finished: false };
         // Detached: it finishes the queue even if every submitter is dropped.
-        drop(tokio::task::spawn_blocking(move || run(&inner)));
+        drop(tokio::task::spawn_blocking(move || leader.lead()));
+    }
+}
+
+/// Owns a disk leader's task: if the task is dropped without running (the runtime shut down)
+/// or `run` panicked, fail what is queued and let the next submitter lead, instead of leaving
+/// callers waiting on a leader that will never come.
+struct Leader {
+    inner: Arc<Inner>,
+    finished: bool,
+}
+
+impl Leader {
+    fn lead(mut self) {
+        run(&self.inner);
+        self.finished = true;
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let entries = {
+            let mut q = self.inner.committer.lock();
+            q.committing = false;
+            q.epoch += 1;
+            q.buf.clear();
+            std::mem::take(&mut q.entries)
+        };
+        for entry in entries {
+            let _ = entry.done.send(Err(StorageError::Io {
+                op: "write",
+                path: self.inner.store.path().to_path_buf(),
+                source: std::io::Error::other("commit task did not run (runtime shutting down?)"),
+            }));
+        }
     }
 }
 
