@@ -293,4 +293,22 @@ mod tests {
         assert_eq!(decode_compressed::<Vec<String>>(tag::PAGE, &z).unwrap().len(), 100);
         assert!(matches!(decode_compressed::<Vec<String>>(tag::PAGE, &[tag::PAGE, 0xff, 0]), Err(CodecError::Inflate)));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_times_pack_to_millis_and_back(ms in -62_135_596_800_000i64..253_402_300_799_999i64) {
+            let text = format_iso(ms);
+            proptest::prop_assert_eq!(parse_iso(&text), Some(ms));
+            proptest::prop_assert_eq!(Time::pack(&text), Time::Millis(ms));
+        }
+
+        #[test]
+        fn any_text_round_trips_verbatim(s in ".{0,40}") {
+            proptest::prop_assert_eq!(Time::pack(&s).unpack(), s.clone());
+            proptest::prop_assert_eq!(Sri::pack(&s).unpack(), s.clone());
+            proptest::prop_assert_eq!(Hex::pack(&s).unpack(), s.clone());
+            proptest::prop_assert_eq!(B64Bytes::pack(&s).unpack(), s.clone());
+            proptest::prop_assert_eq!(KeyId::pack(&s).unpack(), s);
+        }
+    }
 }
