@@ -31,16 +31,18 @@ fn manifest() -> impl Strategy<Value = Manifest> {
     )
         .prop_map(|((deps, opt, peer, dev), (deprecated, bin), engines, (os, flags), bundle, (digest, shasum, size), (sigs, odd))| {
             use base64::Engine as _;
-            let mut m = Manifest::default();
-            m.dependencies = deps;
-            m.optional_dependencies = opt;
-            m.peer_dependencies = peer;
-            m.dev_dependencies = dev;
-            m.deprecated = deprecated;
-            m.bin = bin;
-            m.engines = engines;
-            m.os = os.clone();
-            m.cpu = os;
+            let mut m = Manifest {
+                dependencies: deps,
+                optional_dependencies: opt,
+                peer_dependencies: peer,
+                dev_dependencies: dev,
+                deprecated,
+                bin,
+                engines,
+                os: os.clone(),
+                cpu: os,
+                ..Manifest::default()
+            };
             (m.has_install_script, m.has_shrinkwrap, m.gypfile) = flags;
             m.bundle_dependencies = bundle;
             m.dist.integrity = Some(format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(&digest)));
