@@ -13,6 +13,20 @@
 //! * [`Index`] is the facade over the trie: reads for the proxy and the installer, and one
 //!   atomic write path ([`Index::write`]) that validates, keeps versions immutable and
 //!   tombstones final.
+//! * [`ingest::Ingest`] fills it from any npm registry: a list of names, or npm's `_changes`
+//!   feed followed from the checkpoint stored in the trie.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use hypercore::{FeedBuilder, Storage};
+//! let feed = FeedBuilder::new(Storage::disk("/tmp/index")).open().await?;
+//! let index = indexer::Index::open(hypertrie::Trie::open(feed).await?).await?;
+//! let ingest = indexer::ingest::Ingest::new(index, "https://registry.npmjs.org/", Default::default()).await?;
+//! ingest.names(&["express".to_owned()]).await?;
+//! let express = ingest.index().versions("express").await?.expect("just indexed");
+//! let latest = ingest.index().version("express", &express.dist_tags["latest"]).await?;
+//! # let _ = latest; Ok(()) }
+//! ```
 //!
 //! # The schema (keys, values, and why)
 //!
