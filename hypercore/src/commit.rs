@@ -25,6 +25,10 @@ use crate::storage::{Meta, encode_header};
 
 /// A group buffer larger than this is freed after its write instead of being reused.
 const KEEP_BUFFER: usize = 4 << 20;
+/// Most meta bytes one group record takes (calls beyond wait for the next group): keeps a
+/// record far below the meta size replay accepts (`record::MAX_META_LEN`, 1 GiB). One call
+/// alone always fits (a maximal append batch has about 100 MiB of meta).
+const GROUP_META_LIMIT: usize = 256 << 20;
 /// Longest a disk leader waits for the callers of its last group to come back.
 const MAX_LINGER: Duration = Duration::from_millis(2);
 
@@ -247,9 +251,17 @@ fn run(inner: &Inner) {
                 q.committing = false;
                 return;
             }
-            let spare = std::mem::take(&mut q.spare);
-            let data = std::mem::replace(&mut q.buf, spare);
-            (data, std::mem::take(&mut q.entries), q.end)
+            let (count, data_len) = group_size(&q.entries, GROUP_META_LIMIT);
+            if count == q.entries.len() {
+                let spare = std::mem::take(&mut q.spare);
+                let data = std::mem::replace(&mut q.buf, spare);
+                (data, std::mem::take(&mut q.entries), q.end)
+            } else {
+                let rest = q.entries.split_off(count);
+                let entries = std::mem::replace(&mut q.entries, rest);
+                let rest = q.buf.split_off(data_len);
+                (std::mem::replace(&mut q.buf, rest), entries, q.end)
+            }
         };
         let metas: Vec<&Meta> = entries.iter().filter_map(|e| e.record.as_ref().map(|(_, m)| m)).collect();
         header.clear();
@@ -297,6 +309,22 @@ fn run(inner: &Inner) {
         }
         apply_group(inner, at, data_at, entries);
     }
+}
+
+/// How many queued calls the next group takes (at least one; at most `limit` meta bytes
+/// unless the first alone is larger), and their data bytes.
+fn group_size(entries: &[Entry], limit: usize) -> (usize, usize) {
+    let (mut meta, mut data, mut count) = (0usize, 0usize, 0usize);
+    for e in entries {
+        let m = e.record.as_ref().map_or(0, |(_, m)| m.encoded_len());
+        if count > 0 && meta + m > limit {
+            break;
+        }
+        meta += m;
+        data += e.data_len as usize;
+        count += 1;
+    }
+    (count, data)
 }
 
 /// On disk, after a group of several calls, wait a little (a quarter of the last sync, at
@@ -361,5 +389,29 @@ fn apply_group(inner: &Inner, at: u64, data_at: u64, entries: Vec<Entry>) {
     }
     for (done, res) in answers {
         let _ = done.send(res);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::Node;
+
+    fn entry(nodes: usize, data_len: u64) -> Entry {
+        let node = Node { index: 0, hash: [0; 32], size: 0 };
+        let meta = Meta { first_seq: 0, block_count: 1, signature: None, nodes: vec![node; nodes] };
+        let (done, _) = oneshot::channel();
+        Entry { record: Some((Kind::Put { seq: 0 }, meta)), data_len, done }
+    }
+
+    #[test]
+    fn groups_are_cut_at_the_meta_limit_but_take_at_least_one_call() {
+        // Each meta: 17 bytes + 48 per node.
+        let entries = vec![entry(1, 10), entry(1, 20), entry(1, 30)];
+        assert_eq!(group_size(&entries, 1 << 20), (3, 60));
+        assert_eq!(group_size(&entries, 2 * 65), (2, 30));
+        assert_eq!(group_size(&entries, 1), (1, 10));
+        let barrier = Entry { record: None, data_len: 0, done: oneshot::channel().0 };
+        assert_eq!(group_size(&[barrier], 1), (1, 0));
     }
 }

@@ -33,7 +33,8 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
-    fn encoded_len(&self) -> usize {
+    /// Bytes this meta takes in a record.
+    pub(crate) fn encoded_len(&self) -> usize {
         8 + 4 + 4 + 1 + if self.signature.is_some() { 8 + 64 } else { 0 } + NODE_LEN * self.nodes.len()
     }
 
