@@ -130,17 +130,18 @@ impl Committer {
     }
 }
 
-/// Queue records prepared in `epoch` (each: what it is, its meta, its blocks' data) and make
-/// sure a leader will write them. Refused if a write failed since `epoch` was read.
+/// Queue records (each: what it is, its meta, its blocks' data) and make sure a leader will
+/// write them. Appends pass the `epoch` they were prepared in and are refused if a write
+/// failed since; puts (verified against the applied state only) pass `None`.
 pub(crate) fn submit<'a, B: AsRef<[u8]> + 'a>(
     inner: &Arc<Inner>,
-    epoch: u64,
+    epoch: Option<u64>,
     records: impl IntoIterator<Item = (Kind, Meta, &'a [B])>,
 ) -> Result<Vec<Done>, StorageError> {
     let mut dones = Vec::new();
     let lead = {
         let mut q = inner.committer.lock();
-        if q.epoch != epoch {
+        if epoch.is_some_and(|e| e != q.epoch) {
             return Err(StorageError::Io {
                 op: "write",
                 path: inner.store.path().to_path_buf(),

@@ -319,7 +319,7 @@ impl Feed {
             nodes,
         };
         // The builder already holds this append: if it cannot be queued, forget the builder.
-        let submitted = commit::submit(&self.inner, w.epoch, [(Kind::Append { len: length }, meta, blocks)]);
+        let submitted = commit::submit(&self.inner, Some(w.epoch), [(Kind::Append { len: length }, meta, blocks)]);
         let done = match submitted {
             Ok(mut done) => done.pop(),
             Err(e) => {
@@ -504,17 +504,18 @@ impl Feed {
         if records.is_empty() {
             return Ok(PendingPut { feed: self.clone(), done: Vec::new() });
         }
-        let done = if self.writable() {
-            // A writer's appends are signed on top of the ones before: a put that changes the
-            // length (another writer with this key) voids the append roots.
+        // A writer's appends are signed on top of the ones before: a put that changes the
+        // length (another writer with this key) voids the append roots, in append order.
+        let _writer = if self.writable() {
             let mut w = self.inner.writer.lock().await;
             if grows_to > w.next_len {
                 w.builder = None;
             }
-            commit::submit(&self.inner, self.inner.committer.epoch(), records)?
+            Some(w)
         } else {
-            commit::submit(&self.inner, self.inner.committer.epoch(), records)?
+            None
         };
+        let done = commit::submit(&self.inner, None, records)?;
         Ok(PendingPut { feed: self.clone(), done })
     }
 
