@@ -51,7 +51,8 @@ impl RemoteFeed {
 pub async fn open(ctx: &Context, key_hex: &str) -> anyhow::Result<RemoteFeed> {
     let key_hex = key_hex.to_ascii_lowercase();
     let bytes = hex::decode(&key_hex).with_context(|| format!("--key {key_hex} is not hex"))?;
-    let key = PublicKey::from_bytes(&bytes).with_context(|| format!("--key {key_hex} is not a public key"))?;
+    let key =
+        PublicKey::from_bytes(&bytes).with_context(|| format!("--key {key_hex} is not a public key"))?;
     let dir = ctx.home.replica_dir(&key_hex);
     let router = PeerRouter::new();
     let feed = FeedBuilder::new(Storage::disk(&dir))

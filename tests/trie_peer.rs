@@ -137,7 +137,10 @@ fn ims_reads_a_js_hypertrie_writer_over_tcp() {
     let peer = format!("127.0.0.1:{port}");
     let home = tempfile::tempdir().expect("tempdir");
 
-    let text = stdout(&ims(home.path(), &["trie", "get", "--key", &key, "--peer", &peer, "pkg/3", "pkg/42", "nope"]));
+    let text = stdout(&ims(
+        home.path(),
+        &["trie", "get", "--key", &key, "--peer", &peer, "pkg/3", "pkg/42", "nope"],
+    ));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[0].starts_with("pkg/3\t") && lines[0].ends_with("\tvalue 3"), "{text}");
@@ -185,7 +188,10 @@ fn ims_reads_an_ims_seed_with_prefetch() {
     make_index(home.path(), 200);
     let (_seed, addr, key) = seed(home.path());
     let reader = tempfile::tempdir().expect("tempdir");
-    let text = stdout(&ims(reader.path(), &["trie", "get", "--key", &key, "--peer", &addr, "pkg-7/1.0.7", "pkg-150/1.0.150"]));
+    let text = stdout(&ims(
+        reader.path(),
+        &["trie", "get", "--key", &key, "--peer", &addr, "pkg-7/1.0.7", "pkg-150/1.0.150"],
+    ));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].starts_with("pkg-7/1.0.7\t") && lines[0].ends_with("\t{\"v\":7}"), "{text}");

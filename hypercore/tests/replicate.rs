@@ -16,7 +16,8 @@ fn keys() -> (SessionKeys, SessionKeys) {
 }
 
 async fn writer(n: usize) -> Feed {
-    let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.expect("writer");
+    let feed =
+        FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.expect("writer");
     let blocks: Vec<Vec<u8>> = (0..n).map(|i| format!("block {i}").into_bytes()).collect();
     feed.append_batch(&blocks).await.expect("append");
     feed
@@ -140,12 +141,20 @@ async fn prefetch_delivers_every_touched_block_in_one_round_trip() {
         let r = replica(w.public_key(), &router).await;
         let (a, b) = tokio::io::duplex(64 * 1024);
         let (ka, kb) = keys();
-        let _up = tokio::spawn(replicate(a, ka, vec![w.clone()], ReplicateOptions::upload().with_planner(Arc::new(Numbers))));
+        let _up = tokio::spawn(replicate(
+            a,
+            ka,
+            vec![w.clone()],
+            ReplicateOptions::upload().with_planner(Arc::new(Numbers)),
+        ));
         let down = tokio::spawn(replicate(b, kb, vec![r.clone()], ReplicateOptions::sparse(router.clone())));
         wait_len(&r, 100).await;
         r.get(11).await.expect("get");
         // 10,11 / 20,21 / 98,99: 11 and 99 are held already, so 4 blocks come.
-        let got = router.prefetch(&r.discovery_key(), vec!["10".into(), "20".into(), "98".into()]).await.expect("prefetch");
+        let got = router
+            .prefetch(&r.discovery_key(), vec!["10".into(), "20".into(), "98".into()])
+            .await
+            .expect("prefetch");
         assert_eq!(got, 4);
         for s in [10, 11, 20, 21, 98, 99] {
             assert!(r.has(s), "block {s} prefetched");

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hypercore::protocol::{
-    ChannelMessage, Data, DataNode, Event, Have, Message, Session, SessionKeys, Status, StreamOptions, message_stream, rle,
+    ChannelMessage, Data, DataNode, Event, Have, Message, Session, SessionKeys, Status, StreamOptions,
+    message_stream, rle,
 };
 use hypercore::replicate::{PeerRouter, ReplicateError, ReplicateOptions, replicate};
 use hypercore::{Feed, FeedBuilder, KeyPair, Storage};
@@ -17,7 +18,11 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 fn options(router: PeerRouter) -> ReplicateOptions {
     ReplicateOptions {
-        stream: StreamOptions { timeout: Duration::from_millis(500), keepalive: Duration::from_millis(200), queue: 64 },
+        stream: StreamOptions {
+            timeout: Duration::from_millis(500),
+            keepalive: Duration::from_millis(200),
+            queue: 64,
+        },
         request_timeout: Duration::from_millis(500),
         ..ReplicateOptions::sparse(router)
     }
@@ -35,7 +40,8 @@ enum Bad {
 }
 
 async fn setup() -> (Feed, Feed, PeerRouter) {
-    let writer = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.expect("writer");
+    let writer =
+        FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.expect("writer");
     writer.append_batch(&[b"a".as_slice(), b"b", b"c", b"d"]).await.expect("append");
     let router = PeerRouter::new();
     let replica = FeedBuilder::new(Storage::memory())
@@ -52,7 +58,11 @@ fn data(writer: &Feed, seq: u64, digest: u64) -> Data {
     Data {
         index: seq,
         value: writer.get_local(seq).expect("read"),
-        nodes: proof.nodes.iter().map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size }).collect(),
+        nodes: proof
+            .nodes
+            .iter()
+            .map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size })
+            .collect(),
         signature: proof.signature.map(|s| s.as_bytes().to_vec()),
     }
 }
@@ -71,8 +81,11 @@ async fn bad_peer(io: DuplexStream, writer: Feed, bad: Bad) {
         let Event::Message { message, .. } = event else { continue };
         match message {
             Message::Want(_) => {
-                let have = Have { start: 0, length: Some(1 << 20), bitfield: Some(rle::encode(&[0xf0])), ack: None };
-                out.send(&ChannelMessage::new(id, Message::Have(Have { start: 3, ..Default::default() }))).await.expect("send");
+                let have =
+                    Have { start: 0, length: Some(1 << 20), bitfield: Some(rle::encode(&[0xf0])), ack: None };
+                out.send(&ChannelMessage::new(id, Message::Have(Have { start: 3, ..Default::default() })))
+                    .await
+                    .expect("send");
                 out.send(&ChannelMessage::new(id, Message::Have(have))).await.expect("send");
             }
             Message::Request(req) => {
@@ -121,7 +134,10 @@ fn assert_unchanged(replica: &Feed) {
 #[tokio::test]
 async fn forged_signature_disconnects() {
     let err = tokio::time::timeout(LIMIT, run_bad(Bad::ForgedSignature)).await.expect("hung");
-    assert!(matches!(err, ReplicateError::Verify { source: hypercore::VerifyError::BadSignature { seq: 3 }, .. }), "{err}");
+    assert!(
+        matches!(err, ReplicateError::Verify { source: hypercore::VerifyError::BadSignature { seq: 3 }, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -173,14 +189,18 @@ async fn run_raw(bytes: &'static [u8], close: bool) -> ReplicateError {
 #[tokio::test]
 async fn one_gigabyte_frame_is_refused_before_allocating() {
     // varint(1 << 30): a frame length far over the 8 MiB cap.
-    let err = tokio::time::timeout(LIMIT, run_raw(&[0x80, 0x80, 0x80, 0x80, 0x04, 0x11], false)).await.expect("hung");
+    let err = tokio::time::timeout(LIMIT, run_raw(&[0x80, 0x80, 0x80, 0x80, 0x04, 0x11], false))
+        .await
+        .expect("hung");
     assert!(matches!(err, ReplicateError::Stream(hypercore::protocol::StreamError::Frame(_))), "{err}");
 }
 
 #[tokio::test]
 async fn garbage_disconnects() {
     // A frame on channel 1 of type Data whose body is not protobuf.
-    let err = tokio::time::timeout(LIMIT, run_raw(&[0x05, 0x19, 0xff, 0xff, 0xff, 0xff], false)).await.expect("hung");
+    let err = tokio::time::timeout(LIMIT, run_raw(&[0x05, 0x19, 0xff, 0xff, 0xff, 0xff], false))
+        .await
+        .expect("hung");
     assert!(matches!(err, ReplicateError::Stream(hypercore::protocol::StreamError::Message(_))), "{err}");
 }
 

@@ -32,7 +32,11 @@ impl BlockPlanner for TriePlanner {
                 return Ok(BTreeSet::new());
             }
             // The seeder's own copy is complete, so these lookups never wait on the network.
-            self.trie.snapshot().touched_many(keys.iter().map(String::as_str)).await.map_err(|e| e.to_string())
+            self.trie
+                .snapshot()
+                .touched_many(keys.iter().map(String::as_str))
+                .await
+                .map_err(|e| e.to_string())
         })
     }
 }

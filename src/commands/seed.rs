@@ -29,7 +29,9 @@ pub struct SeedArgs {
 /// Run `ims seed` until interrupted. Prints `listening on ADDR` and `key HEX` on stdout.
 pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
     if !ctx.args.no_dht {
-        bail!("announcing on the DHT is not available yet\nhint: pass --no-dht and give readers --peer HOST:PORT");
+        bail!(
+            "announcing on the DHT is not available yet\nhint: pass --no-dht and give readers --peer HOST:PORT"
+        );
     }
     let dir = ctx.home.index_dir();
     if !dir.join("log").exists() {
@@ -50,7 +52,8 @@ pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
     let identity = Identity::load_or_create(&ctx.home.identity_file())
         .await
         .with_context(|| format!("loading the node identity {}", ctx.home.identity_file().display()))?;
-    let listener = TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    let listener =
+        TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     {
         let mut out = std::io::stdout().lock();
@@ -70,7 +73,8 @@ pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
             }
         };
         let _ = socket.set_nodelay(true);
-        let (feed, planner, identity, config) = (feed.clone(), planner.clone(), identity.clone(), config.clone());
+        let (feed, planner, identity, config) =
+            (feed.clone(), planner.clone(), identity.clone(), config.clone());
         tokio::spawn(async move {
             let stream = match swarm::handshake(socket, swarm::Role::Responder, &identity, &config).await {
                 Ok(s) => s,
@@ -80,7 +84,8 @@ pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
                 }
             };
             let keys = SessionKeys::new(stream.split().tx, stream.split().rx);
-            match replicate(stream, keys, vec![feed], ReplicateOptions::upload().with_planner(planner)).await {
+            match replicate(stream, keys, vec![feed], ReplicateOptions::upload().with_planner(planner)).await
+            {
                 Ok(stats) => tracing::info!(%peer, ?stats, "peer done"),
                 Err(e) => tracing::info!(%peer, error = %e, "peer dropped"),
             }

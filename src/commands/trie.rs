@@ -1,5 +1,5 @@
-//! `ims trie info|get|list`: inspect a hypertrie — today the local index; remote tries (`--key`
-//! with `--peer`) come with replication.
+//! `ims trie info|get|list`: inspect a hypertrie: the local index, or a remote trie (`--key`
+//! with `--peer HOST:PORT`) read through a sparse replica kept under `--home` (crate::remote).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -100,7 +100,7 @@ async fn open_local(ctx: &Context) -> anyhow::Result<Trie> {
     if !dir.join("log").exists() {
         if let Some(key) = wanted {
             bail!(
-                "there is no local copy of the trie {key} under {}\nhint: reading a remote trie (--key with --peer) comes with replication; for now run this where that index is kept",
+                "there is no local copy of the trie {key} under {}\nhint: add --peer HOST:PORT to read it from a peer",
                 ctx.home.root().display()
             );
         }
@@ -118,7 +118,7 @@ async fn open_local(ctx: &Context) -> anyhow::Result<Trie> {
         && key != local
     {
         bail!(
-            "--key {key} is not the local index ({local})\nhint: reading a remote trie (--key with --peer) comes with replication; omit --key to inspect the local index"
+            "--key {key} is not the local index ({local})\nhint: add --peer HOST:PORT to read that trie from a peer by replication, or omit --key to inspect the local index"
         );
     }
     if feed.is_empty() {

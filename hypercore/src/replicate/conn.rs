@@ -19,8 +19,8 @@ use crate::crypto::{DiscoveryKey, Signature};
 use crate::feed::{Feed, FeedEvent};
 use crate::proof::{Proof, ProofOptions};
 use crate::protocol::{
-    ChannelMessage, Data, DataNode, Event, Have, Message, MessageSender, Request, Session, SessionKeys, Status,
-    StreamError, Want, message_stream, rle,
+    ChannelMessage, Data, DataNode, Event, Have, Message, MessageSender, Request, Session, SessionKeys,
+    Status, StreamError, Want, message_stream, rle,
 };
 use crate::tree::Node;
 
@@ -28,6 +28,8 @@ use crate::tree::Node;
 const WINDOW: u64 = 1 << 20;
 /// Largest range one Have may mark (longer is clipped): bounds the work per message.
 const MAX_HAVE_RANGE: u64 = 1 << 23;
+/// How far past our own length the peer's announced blocks are remembered (2 MiB of bits).
+const MAX_REMOTE_AHEAD: u64 = 1 << 24;
 
 /// A prefetch we sent and wait to be answered.
 struct Pending {
@@ -151,7 +153,9 @@ where
                 conn.out.send(m).await?;
             }
             if feed.writable() {
-                conn.out.send(&ChannelMessage::new(local_id, Message::Status(Status::new(true, false)))).await?;
+                conn.out
+                    .send(&ChannelMessage::new(local_id, Message::Status(Status::new(true, false))))
+                    .await?;
             }
             if let (Some(router), Some(id)) = (&opts.router, conn_id) {
                 router.attach(feed.discovery_key(), id, wake.clone(), cmd_tx.clone());
@@ -202,7 +206,13 @@ fn to_proof(dk: DiscoveryKey, data: &Data) -> Result<Proof, ReplicateError> {
     let nodes = data
         .nodes
         .iter()
-        .map(|n| Ok(Node { index: n.index, hash: n.hash.as_slice().try_into().map_err(|_| bad("node hash is not 32 bytes"))?, size: n.size }))
+        .map(|n| {
+            Ok(Node {
+                index: n.index,
+                hash: n.hash.as_slice().try_into().map_err(|_| bad("node hash is not 32 bytes"))?,
+                size: n.size,
+            })
+        })
         .collect::<Result<Vec<_>, ReplicateError>>()?;
     let signature = match &data.signature {
         Some(s) => Some(Signature::from_bytes(s).map_err(|_| bad("signature is not 64 bytes"))?),
@@ -248,7 +258,9 @@ impl Conn {
     async fn on_channel_message(&mut self, local_id: u64, message: Message) -> Result<(), ReplicateError> {
         let Some(chan) = self.chans.get_mut(&local_id) else { return Ok(()) };
         match message {
-            Message::Options(options) => chan.remote_prefetch = options.extensions.iter().any(|e| e == PREFETCH_EXTENSION),
+            Message::Options(options) => {
+                chan.remote_prefetch = options.extensions.iter().any(|e| e == PREFETCH_EXTENSION)
+            }
             Message::Status(status) => {
                 chan.remote_uploading = status.uploading.unwrap_or(false);
                 if !chan.remote_uploading {
@@ -285,7 +297,8 @@ impl Conn {
         let bits = feed.bitfield();
         let end = want.start.saturating_add(length.min(MAX_HAVE_RANGE)).min(bits.bit_len().max(want.start));
         let bytes = bits.bytes(want.start / 8, end.div_ceil(8));
-        let have = Have { start: want.start, length: Some(length), bitfield: Some(rle::encode(&bytes)), ack: None };
+        let have =
+            Have { start: want.start, length: Some(length), bitfield: Some(rle::encode(&bytes)), ack: None };
         self.send(local_id, Message::Have(have)).await?;
         Ok(())
     }
@@ -332,8 +345,12 @@ impl Conn {
             }
         }
         let proof = to_proof(dk, &data)?;
-        let value = data.value.as_deref().ok_or(ReplicateError::BadData { feed: dk, seq, reason: "no value" })?;
-        chan.feed.put(seq, value, &proof).await.map_err(|source| ReplicateError::Verify { feed: dk, source })?;
+        let value =
+            data.value.as_deref().ok_or(ReplicateError::BadData { feed: dk, seq, reason: "no value" })?;
+        chan.feed
+            .put(seq, value, &proof)
+            .await
+            .map_err(|source| ReplicateError::Verify { feed: dk, source })?;
         self.stats.downloaded += 1;
         self.request_more(local_id).await?;
         Ok(())
@@ -396,7 +413,8 @@ impl Conn {
     }
 
     async fn on_feed_event(&mut self, dk: DiscoveryKey, ev: FeedEvent) -> Result<(), ReplicateError> {
-        let ids: Vec<u64> = self.chans.iter().filter(|(_, c)| c.dk == dk && c.joined).map(|(id, _)| *id).collect();
+        let ids: Vec<u64> =
+            self.chans.iter().filter(|(_, c)| c.dk == dk && c.joined).map(|(id, _)| *id).collect();
         for id in ids {
             let Some(chan) = self.chans.get_mut(&id) else { continue };
             if !chan.remote_wants {
@@ -446,7 +464,8 @@ impl Conn {
     async fn on_prefetch(&mut self, local_id: u64, payload: &[u8]) -> Result<(), ReplicateError> {
         let Some(chan) = self.chans.get_mut(&local_id) else { return Ok(()) };
         let dk = chan.dk;
-        let msg = PrefetchMessage::from_bytes(payload).map_err(|reason| ReplicateError::Prefetch { feed: dk, reason })?;
+        let msg = PrefetchMessage::from_bytes(payload)
+            .map_err(|reason| ReplicateError::Prefetch { feed: dk, reason })?;
         if let Some(sent) = msg.sent {
             // The end of our prefetch's answer.
             if let Some(p) = chan.prefetch.take() {
@@ -469,7 +488,12 @@ impl Conn {
             }),
             None => BTreeSet::new(),
         };
-        let has_bit = |seq: u64| usize::try_from(seq / 8).ok().and_then(|i| have.get(i)).is_some_and(|b| b & (0x80 >> (seq % 8)) != 0);
+        let has_bit = |seq: u64| {
+            usize::try_from(seq / 8)
+                .ok()
+                .and_then(|i| have.get(i))
+                .is_some_and(|b| b & (0x80 >> (seq % 8)) != 0)
+        };
         let mut sent = 0u64;
         for seq in blocks {
             if sent >= MAX_PREFETCH_BLOCKS {
@@ -498,16 +522,22 @@ impl Conn {
                 return Err(ReplicateError::RequestTimeout { feed: chan.dk, seq, after });
             }
             if chan.prefetch.as_ref().is_some_and(|p| p.since.elapsed() > after) {
-                return Err(ReplicateError::Prefetch { feed: chan.dk, reason: format!("no answer within {after:?}") });
+                return Err(ReplicateError::Prefetch {
+                    feed: chan.dk,
+                    reason: format!("no answer within {after:?}"),
+                });
             }
         }
         Ok(())
     }
 }
 
-/// Records what a Have says the peer holds (bounded per message).
+/// Records what a Have says the peer holds. Bits are kept only below our length plus
+/// [`MAX_REMOTE_AHEAD`], so Haves at scattered far offsets cannot grow memory without bound;
+/// a claimed length beyond that is still learned (and must then be proven by a signature).
 fn on_have(chan: &mut Chan, have: &Have) {
     let length = have.length.unwrap_or(1);
+    let limit = chan.feed.len().saturating_add(MAX_REMOTE_AHEAD);
     match &have.bitfield {
         Some(bits) if have.start % 8 == 0 => {
             // The decoder pads to a multiple of 4 bytes.
@@ -518,7 +548,9 @@ fn on_have(chan: &mut Chan, have: &Have) {
                 for k in 0..8u64 {
                     if b & (0x80 >> k) != 0 {
                         let seq = have.start + 8 * i as u64 + k;
-                        chan.remote.set(seq, true);
+                        if seq < limit {
+                            chan.remote.set(seq, true);
+                        }
                         top = Some(seq);
                     }
                 }
@@ -530,7 +562,7 @@ fn on_have(chan: &mut Chan, have: &Have) {
         Some(_) => {}
         None => {
             let end = have.start.saturating_add(length.min(MAX_HAVE_RANGE));
-            for seq in have.start..end {
+            for seq in have.start..end.min(limit) {
                 chan.remote.set(seq, true);
             }
             chan.remote_len = chan.remote_len.max(end);
@@ -542,7 +574,11 @@ fn to_data(seq: u64, value: Option<Vec<u8>>, proof: &Proof) -> Data {
     Data {
         index: seq,
         value,
-        nodes: proof.nodes.iter().map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size }).collect(),
+        nodes: proof
+            .nodes
+            .iter()
+            .map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size })
+            .collect(),
         signature: proof.signature.map(|s| s.as_bytes().to_vec()),
     }
 }

@@ -120,7 +120,10 @@ impl PeerRouter {
             link.map(|l| l.commands.clone()).ok_or(ReplicateError::NoPeer { feed: *feed })?
         };
         let (done, rx) = oneshot::channel();
-        commands.send((*feed, Command::Prefetch { keys, done })).await.map_err(|_| ReplicateError::NoPeer { feed: *feed })?;
+        commands
+            .send((*feed, Command::Prefetch { keys, done }))
+            .await
+            .map_err(|_| ReplicateError::NoPeer { feed: *feed })?;
         rx.await.map_err(|_| ReplicateError::NoPeer { feed: *feed })?
     }
 }
