@@ -1,0 +1,212 @@
+//! Replication benchmark (issue 6), in one run:
+//!
+//! 1. A 100 MiB feed (64 KiB blocks) replicated over loopback TCP, ims → ims (Noise handshake,
+//!    authenticated transport, in-memory feeds) and JS → JS (hypercore@9 with
+//!    `tests/js/bench/bench-replicate.js`, the same workload): MB/s for both and the ratio.
+//! 2. 300 package lookups on a cold sparse replica of a 20 000-key trie, with and without the
+//!    `ims/prefetch` extension: blocks fetched, round trips, wall time.
+//!
+//! `cargo bench --bench replicate [-- MIB]`; JS numbers need node and `tests/js/node_modules`
+//! (installed with `npm ci --prefix tests/js` if missing).
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hypercore::protocol::SessionKeys;
+use hypercore::replicate::{PeerRouter, ReplicateOptions, ReplicateStats, replicate};
+use hypercore::{Feed, FeedBuilder, KeyPair, Storage};
+use hypertrie::Trie;
+use hypertrie::extension::TriePlanner;
+use swarm::{HandshakeConfig, Identity, Role};
+use tokio::net::TcpListener;
+
+const BLOCK: usize = 64 * 1024;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Serves `feed` to one connection on a fresh loopback port; returns the port.
+async fn serve(feed: Feed, planner: Option<Arc<TriePlanner>>) -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let task = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.expect("accept");
+        let _ = socket.set_nodelay(true);
+        let stream =
+            swarm::handshake(socket, Role::Responder, &Identity::generate(), &HandshakeConfig::default())
+                .await
+                .expect("handshake");
+        let keys = SessionKeys::new(stream.split().tx, stream.split().rx);
+        let mut opts = ReplicateOptions::upload();
+        opts.planner = planner.map(|p| p as _);
+        let _ = replicate(stream, keys, vec![feed], opts).await;
+    });
+    (port, task)
+}
+
+/// Dials `port` and replicates `replica` with `opts`; the task ends when the peer hangs up.
+async fn connect(
+    port: u16,
+    replica: Feed,
+    opts: ReplicateOptions,
+) -> tokio::task::JoinHandle<Option<ReplicateStats>> {
+    let stream =
+        swarm::dial(format!("127.0.0.1:{port}"), &Identity::generate(), None, &HandshakeConfig::default())
+            .await
+            .expect("dial");
+    let keys = SessionKeys::new(stream.split().tx, stream.split().rx);
+    tokio::spawn(async move { replicate(stream, keys, vec![replica], opts).await.ok() })
+}
+
+async fn ims_throughput(total: usize) -> f64 {
+    let writer =
+        FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.expect("writer");
+    let pool: Vec<Vec<u8>> =
+        (0..16u8).map(|k| (0..BLOCK).map(|j| (j as u8).wrapping_mul(31).wrapping_add(k)).collect()).collect();
+    let n = total.div_ceil(BLOCK);
+    for start in (0..n).step_by(16) {
+        let batch: Vec<&[u8]> = (start..n.min(start + 16)).map(|i| pool[i & 15].as_slice()).collect();
+        writer.append_batch(&batch).await.expect("append");
+    }
+    let bytes = writer.byte_len();
+    let (port, server) = serve(writer.clone(), None).await;
+    let replica =
+        FeedBuilder::new(Storage::memory()).public_key(writer.public_key()).open().await.expect("replica");
+    let mut events = replica.subscribe();
+    let t0 = Instant::now();
+    let opts = ReplicateOptions { download_all: true, max_inflight: 128, ..ReplicateOptions::default() };
+    let conn = connect(port, replica.clone(), opts).await;
+    while (replica.len() as usize) < n || !(0..n as u64).all(|s| replica.has(s)) {
+        let _ = events.recv().await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    conn.abort();
+    server.abort();
+    let mb_s = bytes as f64 / 1e6 / secs;
+    println!("ims -> ims   {n} blocks, {:.1} MB in {:.3} s: {mb_s:.1} MB/s", bytes as f64 / 1e6, secs);
+    mb_s
+}
+
+fn js_throughput(total: usize) -> Option<f64> {
+    let js = repo().join("tests/js");
+    if !js.join("node_modules/hypercore").is_dir() {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&js)
+            .status()
+            .ok()?
+            .success();
+        if !ok {
+            return None;
+        }
+    }
+    let out = Command::new("node")
+        .arg(js.join("bench/bench-replicate.js"))
+        .args(["mem", &BLOCK.to_string(), &total.to_string()])
+        .env("NODE_PATH", js.join("node_modules"))
+        .current_dir(&js)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.starts_with('{'))?;
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let mb_s = v["MB_s"].as_f64()?;
+    println!(
+        "JS  -> JS    {} blocks, {:.1} MB in {:.3} s: {mb_s:.1} MB/s",
+        v["blocks"],
+        v["bytes"].as_f64()? / 1e6,
+        v["ms"].as_f64()? / 1e3
+    );
+    Some(mb_s)
+}
+
+/// The npm-like key `i` of `tests/js/bench/lib.js` (`npmKey`).
+fn npm_key(i: u64) -> String {
+    let (pkg, v) = (i / 8, i % 8);
+    let mut b36 = String::new();
+    let mut x = pkg;
+    loop {
+        b36.insert(0, char::from_digit((x % 36) as u32, 36).unwrap_or('0'));
+        x /= 36;
+        if x == 0 {
+            break;
+        }
+    }
+    let name =
+        if pkg % 3 == 0 { format!("@scope{}/pkg-{b36}-lib", pkg % 997) } else { format!("pkg-{b36}-util") };
+    format!("{name}/{}.{}.{}", 1 + (v >> 2), v & 3, (pkg * 7 + v) % 13)
+}
+
+async fn lookups(writer: &Feed, trie: &Trie, keys: &[String], prefetch: bool) {
+    let router = PeerRouter::new();
+    let replica = FeedBuilder::new(Storage::memory())
+        .public_key(writer.public_key())
+        .block_source(Arc::new(router.clone()))
+        .open()
+        .await
+        .expect("replica");
+    let planner = Arc::new(TriePlanner::new(trie.clone()));
+    let (port, server) = serve(writer.clone(), Some(planner)).await;
+    let mut events = replica.subscribe();
+    let conn = connect(port, replica.clone(), ReplicateOptions::sparse(router.clone())).await;
+    while replica.len() < writer.len() {
+        let _ = events.recv().await;
+    }
+    let t0 = Instant::now();
+    let mut prefetched = 0;
+    if prefetch {
+        prefetched = router.prefetch(&replica.discovery_key(), keys.to_vec()).await.expect("prefetch");
+    }
+    let reader = Trie::open(replica.clone()).await.expect("trie");
+    for k in keys {
+        reader.get(k).await.expect("get").expect("found");
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    server.abort();
+    let stats = tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .ok()
+        .and_then(|r| r.ok().flatten())
+        .unwrap_or_default();
+    let held = (0..replica.len()).filter(|&s| replica.has(s)).count();
+    // Requests are sequential (each trie hop waits for its block): one round trip each; the
+    // first is the head fetch that tells the replica the length, before the timer starts.
+    let trips = stats.requests.saturating_sub(1) + u64::from(prefetch);
+    println!(
+        "{:<17} {} lookups: {held} blocks held ({prefetched} prefetched), {} requests, {trips} round trips, {:.1} ms",
+        if prefetch { "with prefetch" } else { "without prefetch" },
+        keys.len(),
+        stats.requests.saturating_sub(1),
+        secs * 1e3
+    );
+}
+
+fn main() {
+    let mib: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    println!("== replicate a {mib} MiB feed ({} KiB blocks) over loopback TCP", BLOCK / 1024);
+    let ims = rt.block_on(ims_throughput(mib << 20));
+    match js_throughput(mib << 20) {
+        Some(js) => println!("ratio ims/JS: {:.2}x", ims / js),
+        None => println!("JS -> JS: skipped (node or tests/js/node_modules unavailable)"),
+    }
+
+    println!("== 300 package lookups on a cold replica of a 20 000-key trie");
+    rt.block_on(async {
+        let writer =
+            FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.expect("writer");
+        let trie = Trie::open(writer.clone()).await.expect("trie");
+        for i in 0..20_000u64 {
+            let key = npm_key(i);
+            let value = format!("{{\"name\":\"{key}\",\"x\":\"{}\"}}", "z".repeat(260));
+            trie.put(&key, value.as_bytes()).await.expect("put");
+        }
+        let keys: Vec<String> = (0..300u64).map(|k| npm_key(k * 66 + 5)).collect();
+        lookups(&writer, &trie, &keys, false).await;
+        lookups(&writer, &trie, &keys, true).await;
+    });
+}
