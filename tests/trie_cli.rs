@@ -53,12 +53,18 @@ fn get_prints_values_as_text_hex_and_json() {
 
     let text = stdout(&ims(home.path(), &["trie", "get", "express/4.18.2", "/@types/node/20.1.0", "nope"]));
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines, [r#"express/4.18.2	1	{"name":"express"}"#, "@types/node/20.1.0\t3\tff007f", "nope\t-\t(not found)"]);
+    assert_eq!(
+        lines,
+        [r#"express/4.18.2	1	{"name":"express"}"#, "@types/node/20.1.0\t3\tff007f", "nope\t-\t(not found)"]
+    );
 
     let hex = stdout(&ims(home.path(), &["trie", "get", "--hex", "express/4.17.1"]));
     assert_eq!(hex.trim_end(), "express/4.17.1\t2\t6f6c646572");
 
-    let got = json_lines(&ims(home.path(), &["trie", "get", "--json", "express/4.17.1", "@types/node/20.1.0", "nope"]));
+    let got = json_lines(&ims(
+        home.path(),
+        &["trie", "get", "--json", "express/4.17.1", "@types/node/20.1.0", "nope"],
+    ));
     assert_eq!(
         got,
         [
@@ -80,7 +86,11 @@ fn list_and_info() {
     let all = json_lines(&ims(home.path(), &["trie", "list", "--json"]));
     let mut keys: Vec<&str> = all.iter().map(|v| v["key"].as_str().unwrap()).collect();
     keys.sort();
-    assert_eq!(keys, ["@types/node/20.1.0", "express/4.17.1", "express/4.18.2"], "hidden keys are not listed");
+    assert_eq!(
+        keys,
+        ["@types/node/20.1.0", "express/4.17.1", "express/4.18.2"],
+        "hidden keys are not listed"
+    );
 
     let express = json_lines(&ims(home.path(), &["trie", "list", "--json", "express"]));
     assert_eq!(express.len(), 2);
@@ -112,5 +122,8 @@ fn other_key_or_no_index_is_an_error_with_a_hint() {
     let out = ims(home.path(), &["--key", &other, "trie", "get", "x"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is not the local index") && err.contains("hint:") && err.contains("replication"), "{err}");
+    assert!(
+        err.contains("is not the local index") && err.contains("hint:") && err.contains("replication"),
+        "{err}"
+    );
 }

@@ -85,7 +85,11 @@ fn order(n: usize) -> Vec<usize> {
 }
 
 async fn new_trie(cache_bytes: usize) -> Trie {
-    let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::from_seed(&[1; 32])).open().await.expect("feed");
+    let feed = FeedBuilder::new(Storage::memory())
+        .key_pair(KeyPair::from_seed(&[1; 32]))
+        .open()
+        .await
+        .expect("feed");
     Trie::open_with(feed, TrieOptions { cache_bytes, ..Default::default() }).await.expect("trie")
 }
 
@@ -118,7 +122,11 @@ async fn rust_side(n: usize, gets: usize, single: bool) -> Figures {
         for seq in 1..trie.version() {
             blocks.push(trie.feed().get(seq).await.expect("block"));
         }
-        let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::from_seed(&[2; 32])).open().await.expect("feed");
+        let feed = FeedBuilder::new(Storage::memory())
+            .key_pair(KeyPair::from_seed(&[2; 32]))
+            .open()
+            .await
+            .expect("feed");
         let t = Instant::now();
         for b in &blocks {
             feed.append(b).await.expect("append");
@@ -129,7 +137,8 @@ async fn rust_side(n: usize, gets: usize, single: bool) -> Figures {
     let trie = new_trie(hypertrie::DEFAULT_CACHE_BYTES).await;
     let t = Instant::now();
     for chunk in order.chunks(BATCH) {
-        let ops: Vec<BatchOp> = chunk.iter().map(|&k| BatchOp::put(keys[k].clone(), values[k].clone())).collect();
+        let ops: Vec<BatchOp> =
+            chunk.iter().map(|&k| BatchOp::put(keys[k].clone(), values[k].clone())).collect();
         trie.batch(&ops).await.expect("batch");
     }
     f.put_batch = n as f64 / t.elapsed().as_secs_f64();
@@ -200,7 +209,8 @@ fn row(what: &str, rust: f64, js: Option<f64>, target: Option<f64>) {
     match js {
         Some(js) => {
             let ratio = rust / js;
-            let verdict = target.map(|t| if ratio >= t { " (target met)" } else { " (below target)" }).unwrap_or("");
+            let verdict =
+                target.map(|t| if ratio >= t { " (target met)" } else { " (below target)" }).unwrap_or("");
             println!("  {what:<26} rust {rust:>11.0}/s   js {js:>9.0}/s   {ratio:>6.1}x{verdict}");
         }
         None => println!("  {what:<26} rust {rust:>11.0}/s   js         -"),

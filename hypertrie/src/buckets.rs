@@ -282,7 +282,10 @@ mod tests {
     #[test]
     fn rejects_bad_fields() {
         // pointer 5 in the node at seq 5
-        assert_eq!(Buckets::decode(&[0x02, 0x01, 0x01, 0x05], 5), Err(DecodeError::PointerNotBefore { pointer: 5 }));
+        assert_eq!(
+            Buckets::decode(&[0x02, 0x01, 0x01, 0x05], 5),
+            Err(DecodeError::PointerNotBefore { pointer: 5 })
+        );
         // positions out of order
         assert_eq!(
             Buckets::decode(&[0x05, 0x03, 0x01, 0x01, 0x02, 0x01, 0x01], 9),

@@ -42,14 +42,19 @@ fn check_blocks(name: &str, hasher: &KeyHash) -> usize {
             assert_eq!(h.encode(), block, "{name}: header re-encodes");
             continue;
         }
-        let node = Node::decode(block.clone(), seq, hasher).unwrap_or_else(|e| panic!("{name} block {seq}: {e}"));
+        let node =
+            Node::decode(block.clone(), seq, hasher).unwrap_or_else(|e| panic!("{name} block {seq}: {e}"));
         assert_eq!(node.key(), d["key"].as_str().unwrap(), "{name} {seq} key");
-        assert_eq!(node.value().map(|v| v.to_vec()), d["value_hex"].as_str().map(|h| ::hex::decode(h).unwrap()));
+        assert_eq!(
+            node.value().map(|v| v.to_vec()),
+            d["value_hex"].as_str().map(|h| ::hex::decode(h).unwrap())
+        );
         assert_eq!(node.hidden(), d["hidden"].as_bool().unwrap());
         assert_eq!(u64::from(node.flags()), d["user_flags"].as_u64().unwrap());
         assert_eq!(::hex::encode(node.path().hash()), d["path_hash"].as_str().unwrap(), "{name} {seq} hash");
         let split: Vec<&str> = key::split(node.key()).collect();
-        let want: Vec<&str> = d["key_split"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+        let want: Vec<&str> =
+            d["key_split"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
         assert_eq!(split, want);
         // the trie, as JS's array of buckets
         let dense: Vec<Option<Vec<u64>>> = d["trie"]
@@ -74,7 +79,13 @@ fn check_blocks(name: &str, hasher: &KeyHash) -> usize {
         assert_eq!(encoded, field, "{name} {seq} trie field");
         assert_eq!(Buckets::decode(&field, seq).unwrap(), node.trie);
         assert_eq!(d["seq_field"].as_u64().unwrap(), seq);
-        let written = Node::written(node.path().clone(), node.value(), d["flags_field"].as_u64().unwrap(), seq, builder);
+        let written = Node::written(
+            node.path().clone(),
+            node.value(),
+            d["flags_field"].as_u64().unwrap(),
+            seq,
+            builder,
+        );
         assert_eq!(written.block(), block, "{name} {seq} node re-encodes");
         assert_eq!(written, node);
     }
@@ -95,7 +106,10 @@ fn reset_vector_blocks() {
 fn collision_vector_blocks() {
     let v = vector("hypertrie-collisions.json");
     for h in v["hashes"].as_array().unwrap() {
-        assert_eq!(::hex::encode(collision_hash().hash(h["key"].as_str().unwrap())), h["hash"].as_str().unwrap());
+        assert_eq!(
+            ::hex::encode(collision_hash().hash(h["key"].as_str().unwrap())),
+            h["hash"].as_str().unwrap()
+        );
     }
     assert_eq!(check_blocks("hypertrie-collisions.json", &collision_hash()), 36);
 }
@@ -108,7 +122,8 @@ fn siphash_and_paths() {
         assert_eq!(::hex::encode(siphash24(&bytes)), s["siphash24_zero_key"].as_str().unwrap());
     }
     for p in v["paths"].as_array().unwrap() {
-        let path = KeyPath::new(p["key"].as_str().unwrap(), p["hidden"].as_bool().unwrap(), &KeyHash::SipHash);
+        let path =
+            KeyPath::new(p["key"].as_str().unwrap(), p["hidden"].as_bool().unwrap(), &KeyHash::SipHash);
         assert_eq!(path.key(), p["normalized_key"].as_str().unwrap());
         assert_eq!(::hex::encode(path.hash()), p["hash"].as_str().unwrap());
         assert_eq!(path.len() as u64, p["length"].as_u64().unwrap());

@@ -107,7 +107,8 @@ impl Diff {
             if done_left && done_right {
                 return Ok(Some(entry(left, right)));
             }
-            self.budget = self.budget.checked_sub(1).ok_or(ReadError::Runaway { seq: seq(&left).max(seq(&right)) })?;
+            self.budget =
+                self.budget.checked_sub(1).ok_or(ReadError::Runaway { seq: seq(&left).max(seq(&right)) })?;
             let left_val = left.as_ref().map_or(5, |n| n.path().digit(i));
             let right_val = right.as_ref().map_or(6, |n| n.path().digit(i));
             let (lb, rb) = (bucket(&left, i), bucket(&right, i));

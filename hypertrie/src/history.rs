@@ -35,7 +35,11 @@ pub struct History {
 }
 
 impl History {
-    pub(crate) async fn open(shared: Arc<Shared>, version: u64, options: HistoryOptions) -> Result<Self, ReadError> {
+    pub(crate) async fn open(
+        shared: Arc<Shared>,
+        version: u64,
+        options: HistoryOptions,
+    ) -> Result<Self, ReadError> {
         let head = shared.head(version).await?;
         // No head (empty, or emptied by a reset node): nothing to walk.
         let (lo, hi) = match head {

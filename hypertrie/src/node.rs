@@ -152,7 +152,8 @@ mod tests {
     #[test]
     fn spec_example_round_trips() {
         // seq 2, put('a', 'A')
-        let block = [0x0a, 0x01, 0x61, 0x12, 0x01, 0x41, 0x1a, 0x04, 0x04, 0x03, 0x08, 0x01, 0x20, 0x02, 0x28, 0x00];
+        let block =
+            [0x0a, 0x01, 0x61, 0x12, 0x01, 0x41, 0x1a, 0x04, 0x04, 0x03, 0x08, 0x01, 0x20, 0x02, 0x28, 0x00];
         let node = Node::decode(block.to_vec(), 2, &KeyHash::SipHash).unwrap();
         assert_eq!((node.key(), node.value(), node.flags(), node.hidden()), ("a", Some(&b"A"[..]), 0, false));
         assert_eq!(node.trie.bucket(3), &[0, 0, 0, 1]);
@@ -168,9 +169,15 @@ mod tests {
         let h = KeyHash::SipHash;
         assert_eq!(Node::decode(b"".to_vec(), 1, &h), Err(DecodeError::MissingField("key")));
         assert_eq!(Node::decode(b"\x0a\x05ab".to_vec(), 1, &h), Err(DecodeError::Truncated));
-        assert_eq!(Node::decode(b"\x08\x01".to_vec(), 1, &h), Err(DecodeError::WireType { field: 1, wire_type: 0 }));
+        assert_eq!(
+            Node::decode(b"\x08\x01".to_vec(), 1, &h),
+            Err(DecodeError::WireType { field: 1, wire_type: 0 })
+        );
         assert_eq!(Node::decode(b"\x0a\x01\xff".to_vec(), 1, &h), Err(DecodeError::Utf8("key")));
-        assert_eq!(Node::decode(b"\x0b".to_vec(), 1, &h), Err(DecodeError::WireType { field: 1, wire_type: 3 }));
+        assert_eq!(
+            Node::decode(b"\x0b".to_vec(), 1, &h),
+            Err(DecodeError::WireType { field: 1, wire_type: 3 })
+        );
         // a pointer to itself
         assert_eq!(
             Node::decode(b"\x0a\x01a\x1a\x04\x04\x03\x08\x01".to_vec(), 1, &h),

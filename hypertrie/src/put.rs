@@ -53,7 +53,8 @@ pub(crate) async fn put(
     new: NewNode<'_>,
     del: u64,
 ) -> Result<Arc<Node>, WriteError> {
-    let trie = build(&mut Source::with_pending(shared, &pending.nodes, pending.offset), head, &new.path, del).await?;
+    let trie = build(&mut Source::with_pending(shared, &pending.nodes, pending.offset), head, &new.path, del)
+        .await?;
     if let Some(position) = trie.overfull() {
         return Err(WriteError::TooManyCollisions { key: new.path.key().to_owned(), position });
     }

@@ -37,7 +37,8 @@ impl Shared {
             return Ok(n);
         }
         let block = self.feed.get(seq).await.map_err(|source| ReadError::Block { seq, source })?;
-        let node = Node::decode(block, seq, &self.hasher).map_err(|source| ReadError::Decode { seq, source })?;
+        let node =
+            Node::decode(block, seq, &self.hasher).map_err(|source| ReadError::Decode { seq, source })?;
         let node = Arc::new(node);
         self.cache.lock().unwrap_or_else(PoisonError::into_inner).insert(seq, node.clone());
         Ok(node)

@@ -149,7 +149,10 @@ impl Trie {
     }
 
     /// The union of [`touched`](Self::touched) over many keys.
-    pub async fn touched_many<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Result<BTreeSet<u64>, ReadError> {
+    pub async fn touched_many<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Result<BTreeSet<u64>, ReadError> {
         let mut touched = BTreeSet::new();
         for key in keys {
             let path = KeyPath::new(key, false, &self.shared.hasher);
@@ -171,7 +174,12 @@ impl Trie {
     }
 
     /// Set `key` to `value`, hidden and/or with user flags.
-    pub async fn put_with(&self, key: &str, value: &[u8], options: PutOptions) -> Result<Arc<Node>, WriteError> {
+    pub async fn put_with(
+        &self,
+        key: &str,
+        value: &[u8],
+        options: PutOptions,
+    ) -> Result<Arc<Node>, WriteError> {
         let nodes = self.write([OpRef::Put { key, value, options }]).await?;
         // A put always writes exactly one node; an empty result would mean nothing was written.
         nodes.into_iter().next().ok_or(WriteError::ReadOnly)
@@ -194,7 +202,10 @@ impl Trie {
         self.write(ops.iter().map(OpRef::from)).await
     }
 
-    async fn write<'a>(&self, ops: impl IntoIterator<Item = OpRef<'a>>) -> Result<Vec<Arc<Node>>, WriteError> {
+    async fn write<'a>(
+        &self,
+        ops: impl IntoIterator<Item = OpRef<'a>>,
+    ) -> Result<Vec<Arc<Node>>, WriteError> {
         if self.checkout.is_some() {
             return Err(WriteError::ReadOnly);
         }

@@ -11,8 +11,22 @@ use hypertrie::{BatchOp, GetOptions, ListOptions, PutOptions, Trie};
 use serde_json::{Value, json};
 
 const KEYS: &[&str] = &[
-    "a", "a/", "/a/b", "a/b/c", "a//b", "ab", "", "b", "@s/x/1.0.0", "@s/x/2.0.0", "@s/y/1.0.0", "x/y",
-    "ünï/🎉", "k1", "k2", "k3",
+    "a",
+    "a/",
+    "/a/b",
+    "a/b/c",
+    "a//b",
+    "ab",
+    "",
+    "b",
+    "@s/x/1.0.0",
+    "@s/x/2.0.0",
+    "@s/y/1.0.0",
+    "x/y",
+    "ünï/🎉",
+    "k1",
+    "k2",
+    "k3",
 ];
 
 fn repo() -> PathBuf {
@@ -88,7 +102,9 @@ async fn apply(trie: &Trie, op: &Value) {
     let key = op["key"].as_str().unwrap_or_default();
     match op["op"].as_str().unwrap() {
         "put" => {
-            trie.put_with(key, &hex::decode(op["value"].as_str().unwrap()).unwrap(), put_options(op)).await.unwrap();
+            trie.put_with(key, &hex::decode(op["value"].as_str().unwrap()).unwrap(), put_options(op))
+                .await
+                .unwrap();
         }
         "del" => {
             trie.del_with(key, op["hidden"].as_bool().unwrap()).await.unwrap();
@@ -104,7 +120,10 @@ async fn apply(trie: &Trie, op: &Value) {
                         value: hex::decode(o["value"].as_str().unwrap()).unwrap(),
                         options: put_options(o),
                     },
-                    _ => BatchOp::Del { key: o["key"].as_str().unwrap().into(), hidden: o["hidden"].as_bool().unwrap() },
+                    _ => BatchOp::Del {
+                        key: o["key"].as_str().unwrap().into(),
+                        hidden: o["hidden"].as_bool().unwrap(),
+                    },
                 })
                 .collect();
             trie.batch(&ops).await.unwrap();
@@ -136,7 +155,8 @@ async fn random_runs_match_js_byte_for_byte() {
         .output()
         .expect("node must be installed to run the JS interop tests");
     assert!(out.status.success(), "node failed: {}", String::from_utf8_lossy(&out.stderr));
-    let js: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let js: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(js.len(), runs.len());
 
     let mut lists_compared = 0;
@@ -164,9 +184,11 @@ async fn random_runs_match_js_byte_for_byte() {
         }
         assert_eq!(json!(gets), js["gets"], "run {n}: gets");
         let d = ListOptions::default();
-        for (name, options) in
-            [("list", d), ("hidden", ListOptions { hidden: true, ..d }), ("shallow", ListOptions { recursive: false, ..d })]
-        {
+        for (name, options) in [
+            ("list", d),
+            ("hidden", ListOptions { hidden: true, ..d }),
+            ("shallow", ListOptions { recursive: false, ..d }),
+        ] {
             let ours = pairs(&trie.list("", options).await.unwrap());
             // JS fails to list a trie where a batch pointed a node at a reset node; we skip
             // such pointers instead (spec §6.11), so there is nothing to compare there.

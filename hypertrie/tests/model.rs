@@ -8,7 +8,8 @@ use hypertrie::{BatchOp, DiffOptions, GetOptions, ListOptions, PutOptions, Trie}
 use proptest::prelude::*;
 
 /// Keys sharing components, so that paths overlap and prefixes nest.
-const KEYS: &[&str] = &["a", "a/b", "a/b/c", "a/c", "b", "ab", "@s/x/1.0.0", "@s/x/2.0.0", "@s/y/1.0.0", "k/1", "k/2"];
+const KEYS: &[&str] =
+    &["a", "a/b", "a/b/c", "a/c", "b", "ab", "@s/x/1.0.0", "@s/x/2.0.0", "@s/y/1.0.0", "k/1", "k/2"];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -42,13 +43,19 @@ async fn check(trie: &Trie, model: &Model) {
         for hidden in [false, true] {
             let got = trie.get_with(key, GetOptions { hidden, prefix: false }).await.unwrap();
             let want = model.get(&(hidden, key.to_string()));
-            assert_eq!(got.as_ref().and_then(|n| n.value()), want.map(Vec::as_slice), "get {key:?} hidden={hidden} at {}", trie.version());
+            assert_eq!(
+                got.as_ref().and_then(|n| n.value()),
+                want.map(Vec::as_slice),
+                "get {key:?} hidden={hidden} at {}",
+                trie.version()
+            );
         }
     }
     for prefix in ["", "a", "a/b", "@s", "@s/x", "k"] {
         for hidden in [false, true] {
             let list = trie.list(prefix, ListOptions { hidden, ..Default::default() }).await.unwrap();
-            let got: Vec<(String, Vec<u8>)> = list.iter().map(|n| (n.key().to_string(), n.value().unwrap().to_vec())).collect();
+            let got: Vec<(String, Vec<u8>)> =
+                list.iter().map(|n| (n.key().to_string(), n.value().unwrap().to_vec())).collect();
             let got_set: BTreeMap<_, _> = got.iter().cloned().collect();
             assert_eq!(got_set.len(), got.len(), "no key listed twice");
             let want: BTreeMap<String, Vec<u8>> = model
@@ -112,7 +119,11 @@ async fn run(ops: Vec<Op>) {
             }
         }
         for d in &diff {
-            assert_ne!(d.left.as_ref().map(|n| n.seq()), d.right.as_ref().map(|n| n.seq()), "a change changes something");
+            assert_ne!(
+                d.left.as_ref().map(|n| n.seq()),
+                d.right.as_ref().map(|n| n.seq()),
+                "a change changes something"
+            );
         }
     }
 }

@@ -67,7 +67,8 @@ async fn prefetching_touched_blocks_answers_a_get_locally() {
     assert!(touched.len() >= 2 && touched.len() < 20, "a few blocks on the path: {touched:?}");
 
     // A replica without any block source: only what we copy is there.
-    let feed = FeedBuilder::new(Storage::memory()).public_key(writer.feed().public_key()).open().await.unwrap();
+    let feed =
+        FeedBuilder::new(Storage::memory()).public_key(writer.feed().public_key()).open().await.unwrap();
     for &seq in &touched {
         copy(writer.feed(), &feed, seq).await;
     }
@@ -97,7 +98,11 @@ async fn prefetching_touched_blocks_answers_a_get_locally() {
 #[tokio::test]
 async fn lookups_on_a_sparse_replica_fetch_exactly_their_path() {
     let writer = writer().await;
-    let serve = Arc::new(Serve { writer: writer.feed().clone(), replica: OnceLock::new(), requested: Mutex::default() });
+    let serve = Arc::new(Serve {
+        writer: writer.feed().clone(),
+        replica: OnceLock::new(),
+        requested: Mutex::default(),
+    });
     let feed = FeedBuilder::new(Storage::memory())
         .public_key(writer.feed().public_key())
         .block_source(serve.clone())

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use hypercore::{FeedBuilder, KeyPair, Storage};
 use hypertrie::{
-    BatchOp, DiffOptions, GetOptions, HistoryOptions, KeyHash, ListOptions, Node, PutOptions, Trie, TrieOptions,
-    siphash24,
+    BatchOp, DiffOptions, GetOptions, HistoryOptions, KeyHash, ListOptions, Node, PutOptions, Trie,
+    TrieOptions, siphash24,
 };
 use serde_json::Value;
 
@@ -37,7 +37,10 @@ async fn replay(trie: &Trie, v: &Value) {
         let returned: Value = match s(&op["op"]) {
             "put" => {
                 let flags = op["flags"].as_u64().unwrap_or(0) as u32;
-                let node = trie.put_with(key, s(&op["value"]).as_bytes(), PutOptions { hidden, flags }).await.unwrap();
+                let node = trie
+                    .put_with(key, s(&op["value"]).as_bytes(), PutOptions { hidden, flags })
+                    .await
+                    .unwrap();
                 node.seq().into()
             }
             "del" => trie.del_with(key, hidden).await.unwrap().map(|n| n.seq()).into(),
@@ -57,7 +60,8 @@ async fn replay(trie: &Trie, v: &Value) {
         };
         assert_eq!(returned, op["returned"], "op {n} {op}: returned");
         let written: Vec<u64> = (before..trie.version()).collect();
-        let want: Vec<u64> = op["seqs_written"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+        let want: Vec<u64> =
+            op["seqs_written"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
         assert_eq!(written, want, "op {n} {op}: seqs written");
         assert_eq!(trie.version(), op["version_after"].as_u64().unwrap(), "op {n}: version");
     }
@@ -146,7 +150,13 @@ async fn main_vector() {
     for dv in v["diffs"].as_array().unwrap() {
         let head = trie.checkout(dv["head_version"].as_u64().unwrap());
         let other = dv["other_version"].as_u64().unwrap();
-        let changes = head.diff(other, s(&dv["prefix"]), DiffOptions::default()).await.unwrap().collect().await.unwrap();
+        let changes = head
+            .diff(other, s(&dv["prefix"]), DiffOptions::default())
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         assert_eq!(changes.len() as u64, dv["total"].as_u64().unwrap(), "diff against {other}: total");
         let got: Value = changes
             .iter()
@@ -163,8 +173,11 @@ async fn main_vector() {
 #[tokio::test]
 async fn reset_vector() {
     let v = vector("hypertrie-reset.json");
-    let options =
-        TrieOptions { metadata: Some(b"meta!".to_vec()), subtype: Some("test-subtype".into()), ..Default::default() };
+    let options = TrieOptions {
+        metadata: Some(b"meta!".to_vec()),
+        subtype: Some("test-subtype".into()),
+        ..Default::default()
+    };
     let trie = open(&v, options).await;
     replay(&trie, &v).await;
     let header = trie.header().await.unwrap();
@@ -185,7 +198,9 @@ async fn reset_vector() {
 async fn collisions_vector() {
     let v = vector("hypertrie-collisions.json");
     let hash = KeyHash::Custom(Arc::new(|k: &str| {
-        hypertrie::key::split(k).flat_map(|c| [siphash24(c.as_bytes())[0] & 0x0f, 0, 0, 0, 0, 0, 0, 0]).collect()
+        hypertrie::key::split(k)
+            .flat_map(|c| [siphash24(c.as_bytes())[0] & 0x0f, 0, 0, 0, 0, 0, 0, 0])
+            .collect()
     }));
     let trie = open(&v, TrieOptions { hash, ..Default::default() }).await;
     replay(&trie, &v).await;

@@ -150,7 +150,11 @@ async fn info(trie: &Trie, args: &TrieArgs, out: &mut impl Write) -> anyhow::Res
     writeln!(out, "key            {}", feed.public_key().to_hex())?;
     writeln!(out, "discovery key  {}", hex::encode(feed.discovery_key().as_bytes()))?;
     writeln!(out, "version        {} blocks, {} bytes", trie.version(), feed.byte_len())?;
-    writeln!(out, "writable       {}", if feed.writable() { "yes (this node holds the secret key)" } else { "no" })?;
+    writeln!(
+        out,
+        "writable       {}",
+        if feed.writable() { "yes (this node holds the secret key)" } else { "no" }
+    )?;
     writeln!(out, "type           {}", header.kind)?;
     if let Some(subtype) = &header.subtype {
         writeln!(out, "subtype        {subtype}")?;
