@@ -284,7 +284,7 @@ impl Conn {
         let Some(chan) = self.chans.get_mut(&local_id) else { return Ok(()) };
         let length = want.length.unwrap_or(0);
         // JS ignores unaligned Wants (wire spec §8.2).
-        if want.start % 8192 != 0 || length % 8192 != 0 {
+        if !want.start.is_multiple_of(8192) || !length.is_multiple_of(8192) {
             return Ok(());
         }
         chan.remote_wants = true;
@@ -539,7 +539,7 @@ fn on_have(chan: &mut Chan, have: &Have) {
     let length = have.length.unwrap_or(1);
     let limit = chan.feed.len().saturating_add(MAX_REMOTE_AHEAD);
     match &have.bitfield {
-        Some(bits) if have.start % 8 == 0 => {
+        Some(bits) if have.start.is_multiple_of(8) => {
             // The decoder pads to a multiple of 4 bytes.
             let max = usize::try_from(length.min(MAX_HAVE_RANGE).div_ceil(32) * 4).unwrap_or(0);
             let Ok(bytes) = rle::decode(bits, max.max(4)) else { return };
