@@ -2,7 +2,7 @@
 //! `Peer`): per feed channel what the remote has and wants, our requests in flight, and
 //! the prefetch in progress.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,8 @@ use super::router::Command;
 use super::{ReplicateError, ReplicateOptions, ReplicateStats};
 use crate::bitfield::Bitfield;
 use crate::crypto::{DiscoveryKey, Signature};
-use crate::feed::{Feed, FeedEvent};
+use crate::error::VerifyError;
+use crate::feed::{Feed, FeedEvent, PendingPut};
 use crate::proof::{Proof, ProofOptions};
 use crate::protocol::{
     ChannelMessage, Data, DataNode, Event, Have, Message, MessageSender, Request, Session, SessionKeys,
@@ -30,6 +31,8 @@ const WINDOW: u64 = 1 << 20;
 const MAX_HAVE_RANGE: u64 = 1 << 23;
 /// How far past our own length the peer's announced blocks are remembered (2 MiB of bits).
 const MAX_REMOTE_AHEAD: u64 = 1 << 24;
+/// Verified blocks whose write may still be in progress before we wait for the oldest.
+const MAX_STORING: usize = 32;
 
 /// A prefetch we sent and wait to be answered.
 struct Pending {
@@ -55,6 +58,8 @@ struct Chan {
     windows: BTreeSet<u64>,
     cursor: u64,
     prefetch: Option<Pending>,
+    /// Verified blocks being written (shared syncs); not yet readable, so not re-requested.
+    storing: VecDeque<(u64, PendingPut)>,
 }
 
 impl Chan {
@@ -73,7 +78,15 @@ impl Chan {
             windows: BTreeSet::new(),
             cursor: 0,
             prefetch: None,
+            storing: VecDeque::new(),
         }
+    }
+}
+
+impl Chan {
+    /// Whether block `seq` was verified here and is still being written.
+    fn is_storing(&self, seq: u64) -> bool {
+        self.storing.iter().any(|(s, _)| *s == seq)
     }
 }
 
@@ -347,10 +360,15 @@ impl Conn {
         let proof = to_proof(dk, &data)?;
         let value =
             data.value.as_deref().ok_or(ReplicateError::BadData { feed: dk, seq, reason: "no value" })?;
-        chan.feed
-            .put(seq, value, &proof)
-            .await
-            .map_err(|source| ReplicateError::Verify { feed: dk, source })?;
+        let verify = |source| ReplicateError::Verify { feed: dk, source };
+        // Verify now; the write and its sync overlap with the next blocks (shared syncs).
+        let pending = chan.feed.start_put(seq, value, &proof).await.map_err(verify)?;
+        chan.storing.push_back((seq, pending));
+        while chan.storing.len() > MAX_STORING {
+            if let Some((_, oldest)) = chan.storing.pop_front() {
+                oldest.durable().await.map_err(|e| verify(VerifyError::Storage(e)))?;
+            }
+        }
         self.stats.downloaded += 1;
         self.request_more(local_id).await?;
         Ok(())
@@ -374,7 +392,7 @@ impl Conn {
         }
         let mut out = Vec::new();
         let mut ask = |chan: &mut Chan, seq: u64| {
-            if chan.inflight.contains_key(&seq) || feed.has(seq) {
+            if chan.inflight.contains_key(&seq) || feed.has(seq) || chan.is_storing(seq) {
                 return;
             }
             let window = seq / WINDOW;
@@ -396,7 +414,11 @@ impl Conn {
             // In order; a block the peer has not announced yet stops the walk until it does.
             while chan.cursor < chan.remote_len && chan.inflight.len() < max {
                 let seq = chan.cursor;
-                if !feed.has(seq) && !chan.inflight.contains_key(&seq) && !chan.remote.get(seq) {
+                if !feed.has(seq)
+                    && !chan.inflight.contains_key(&seq)
+                    && !chan.is_storing(seq)
+                    && !chan.remote.get(seq)
+                {
                     break;
                 }
                 chan.cursor += 1;
