@@ -6,6 +6,7 @@
 //!   index/              the local index feed (hypercore storage), written by `ims index`
 //!   replicas/<KEYHEX>/  sparse replicas of remote tries (`--key`)
 //!   store/              content-addressed tarball store, keyed by integrity
+//!   packuments/         packuments `ims install` fetched upstream, by name (for --offline)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -40,5 +41,9 @@ impl Home {
     /// The content-addressed tarball store.
     pub fn store_dir(&self) -> PathBuf {
         self.root.join("store")
+    }
+    /// Packuments fetched upstream by `ims install`, one file per name, read by `--offline`.
+    pub fn packument_cache_dir(&self) -> PathBuf {
+        self.root.join("packuments")
     }
 }

@@ -9,5 +9,6 @@ pub mod commands;
 pub mod context;
 pub mod home;
 pub mod install;
+pub mod npmrc;
 pub mod remote;
 pub mod report;

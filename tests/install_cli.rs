@@ -58,3 +58,51 @@ async fn unknown_package_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("left-padz") && err.contains("does not exist"), "{err}");
 }
+
+/// `--offline` after an online install: a fresh project installs from the packument cache and
+/// the store with the registry shut down; a package never fetched is named as unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_install_uses_only_what_is_local() {
+    let corpus = Corpus::load().unwrap();
+    let registry = Registry::with_corpus(&corpus).await.unwrap();
+    let url = registry.url();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let project = |name: &str| {
+        let p = dir.path().join(name);
+        fs::create_dir_all(&p).unwrap();
+        fs::write(p.join("package.json"), "{\n  \"name\": \"app\"\n}\n").unwrap();
+        p
+    };
+    let install = |prefix: &std::path::Path, registry: &str, offline: bool, spec: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
+        cmd.arg("--home").arg(&home).arg("--registry").arg(registry);
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.arg("install").arg("--prefix").arg(prefix).arg(spec);
+        tokio::task::block_in_place(|| cmd.output().unwrap())
+    };
+    let online = project("online");
+    let out = install(&online, &url, false, "debug@2");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(home.join("packuments/debug.json").is_file());
+    drop(registry);
+
+    let fresh = project("fresh");
+    let out = install(&fresh, &url, true, "debug@2");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(fresh.join("node_modules/debug/package.json").is_file());
+    assert!(fresh.join("node_modules/ms/package.json").is_file());
+    assert_eq!(
+        fs::read_to_string(fresh.join("package-lock.json")).unwrap(),
+        fs::read_to_string(online.join("package-lock.json")).unwrap()
+    );
+
+    let missing = project("missing");
+    let out = install(&missing, &url, true, "semver@7");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("semver") && err.contains("not available offline"), "{err}");
+    assert!(!missing.join("node_modules/semver").exists());
+}

@@ -3,7 +3,7 @@
 //! line).
 
 use std::io::IsTerminal as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -11,10 +11,8 @@ use clap::Args;
 use indexer::tarballs::TarballStore;
 
 use crate::context::Context;
+use crate::npmrc::NpmConfig;
 use crate::install::{InstallOptions, Installer, RegistrySource, Request, Save, ScriptPolicy};
-
-/// npm's default registry, used when neither `--registry` nor npm's configuration names one.
-const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org/";
 
 /// `ims install` options (npm's spellings).
 #[derive(Debug, Clone, Args)]
@@ -49,31 +47,6 @@ pub struct InstallArgs {
     /// run by default; `allowScripts` in package.json lists packages too)
     #[arg(long, value_name = "NAME", num_args = 0.., value_delimiter = ',')]
     pub allow_scripts: Option<Vec<String>>,
-}
-
-/// The registry from `--registry`, else npm's configuration (`NPM_CONFIG_REGISTRY`, then
-/// `registry=` in the project's and the user's `.npmrc`), else npm's default.
-#[allow(clippy::disallowed_methods)] // the binary is where the environment is read
-fn registry(ctx: &Context, project: &Path) -> String {
-    if let Some(r) = &ctx.args.registry {
-        return r.clone();
-    }
-    if let Ok(r) = std::env::var("NPM_CONFIG_REGISTRY").or_else(|_| std::env::var("npm_config_registry")) {
-        return r;
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let rcs = [Some(project.join(".npmrc")), home.map(|h| h.join(".npmrc"))];
-    for rc in rcs.into_iter().flatten() {
-        let Ok(text) = std::fs::read_to_string(&rc) else { continue };
-        for line in text.lines() {
-            if let Some((k, v)) = line.split_once('=')
-                && k.trim() == "registry"
-            {
-                return v.trim().to_owned();
-            }
-        }
-    }
-    DEFAULT_REGISTRY.to_owned()
 }
 
 #[allow(clippy::disallowed_methods)] // the binary is where the environment is read
@@ -114,15 +87,21 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         Some(names) => ScriptPolicy::Names(names.iter().cloned().collect()),
     };
     opts.path_env = path_env();
-    let registry_url = registry(ctx, &project);
-    if ctx.args.offline {
-        anyhow::bail!("--offline installs need a local index, which `ims install` does not read yet; run without --offline");
-    }
+    let npm_config = NpmConfig::from_env(ctx.args.registry.clone());
+    let registry_url = match npm_config.registry(&project) {
+        Ok(url) => url,
+        // Offline, the registry only names tarballs a lockfile leaves `resolved` out of; the
+        // store is keyed by integrity, so any base does.
+        Err(_) if ctx.args.offline => "http://offline.invalid/".to_owned(),
+        Err(e) => return Err(e.into()),
+    };
     let client = reqwest::Client::builder()
         .user_agent(concat!("ims/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("cannot create the HTTP client")?;
-    let source = RegistrySource::new(client, &registry_url);
+    let source = RegistrySource::new(client, &registry_url)
+        .with_cache(ctx.home.packument_cache_dir())
+        .offline(ctx.args.offline);
     let installer = Installer::new(source.clone(), source, opts);
 
     let plan = installer

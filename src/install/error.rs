@@ -198,6 +198,12 @@ pub enum FetchError {
         #[source]
         source: indexer::model::ParseError,
     },
+    /// `--offline` and this was never fetched into the local packument cache or store.
+    #[error("{what} is not available offline (never fetched into this --home)\nhint: run the install once without --offline")]
+    Offline {
+        /// The package (packument name, or `name@version` for a tarball).
+        what: String,
+    },
 }
 
 /// Why `ims install` failed. Each variant names the package (location or spec) involved.

@@ -2,6 +2,7 @@
 //! has the index) and tarballs, streamed into the store and verified on the way in, many at
 //! once (DESIGN.md §Install; spec §1.1, §5.1 rule 7).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_util::StreamExt as _;
@@ -12,15 +13,21 @@ use indexer::tarballs::{Integrity, TarballStore, Unpacked};
 use super::error::FetchError;
 use super::resolve::{ManifestSource, SourceError};
 
-/// The public registry's tarball prefix, rewritten to the configured registry (npm's
-/// `replace-registry-host` default) so lockfiles made against it install from a mirror.
-const NPMJS: &str = "https://registry.npmjs.org/";
+/// A well-known lockfile prefix, not a default: npm writes the public registry's tarball URLs
+/// into `resolved` of the lockfiles it makes, and (npm's `replace-registry-host=npmjs`
+/// default) fetches them from the configured registry instead. We do the same, so an
+/// npm-written lockfile installs from the registry npm's configuration names (see
+/// [`crate::npmrc`]); this host is never contacted unless it is the configured registry.
+const NPM_LOCKFILE_PREFIX: &str = "https://registry.npmjs.org/";
 
 /// An npm-compatible registry reached over HTTP.
 #[derive(Debug, Clone)]
 pub struct RegistrySource {
     client: reqwest::Client,
     base: String,
+    /// Where packuments are kept by name for `--offline` (see [`RegistrySource::with_cache`]).
+    cache: Option<PathBuf>,
+    offline: bool,
 }
 
 impl RegistrySource {
@@ -28,7 +35,49 @@ impl RegistrySource {
     /// when missing).
     pub fn new(client: reqwest::Client, base: &str) -> Self {
         let base = if base.ends_with('/') { base.to_owned() } else { format!("{base}/") };
-        RegistrySource { client, base }
+        RegistrySource { client, base, cache: None, offline: false }
+    }
+
+    /// Keep every packument fetched as `DIR/<url-encoded name>.json`, and read them back from
+    /// there when offline.
+    pub fn with_cache(mut self, dir: PathBuf) -> Self {
+        self.cache = Some(dir);
+        self
+    }
+
+    /// `--offline`: never touch the network; packuments come from the cache only and tarballs
+    /// from the store only, anything else is a [`FetchError::Offline`] naming the package.
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = offline;
+        self
+    }
+
+    fn cache_file(&self, name: &str) -> Option<PathBuf> {
+        // url_segment encodes a scoped name's `/`, so every name is one file name.
+        self.cache.as_ref().map(|d| d.join(format!("{}.json", names::url_segment(name))))
+    }
+
+    /// Save a fetched packument's bytes; a failure only costs offline use, so it is logged.
+    fn save_cached(&self, name: &str, body: &[u8]) {
+        let Some(file) = self.cache_file(name) else { return };
+        let tmp = file.with_extension(format!("json.{}.tmp", std::process::id()));
+        let saved = file
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&tmp, body))
+            .and_then(|()| std::fs::rename(&tmp, &file));
+        if let Err(error) = saved {
+            tracing::warn!(package = name, %error, "cannot cache the packument for offline use");
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+
+    fn cached_packument(&self, name: &str) -> Result<Option<Packument>, FetchError> {
+        let offline = || FetchError::Offline { what: name.to_owned() };
+        let file = self.cache_file(name).ok_or_else(offline)?;
+        let body = std::fs::read(&file).map_err(|_| offline())?;
+        let url = file.display().to_string();
+        Packument::from_slice(&body).map(Some).map_err(|source| FetchError::BadPackument { url, source })
     }
 
     /// The registry URL (with its trailing `/`).
@@ -37,15 +86,18 @@ impl RegistrySource {
     }
 
     /// The URL a tarball is fetched from: the lockfile's or packument's URL, with the public
-    /// registry's host replaced by ours.
+    /// registry's prefix in npm-written lockfiles replaced by ours.
     pub fn tarball_url(&self, resolved: &str) -> String {
-        match resolved.strip_prefix(NPMJS) {
-            Some(rest) if self.base != NPMJS => format!("{}{rest}", self.base),
+        match resolved.strip_prefix(NPM_LOCKFILE_PREFIX) {
+            Some(rest) if self.base != NPM_LOCKFILE_PREFIX => format!("{}{rest}", self.base),
             _ => resolved.to_owned(),
         }
     }
 
     async fn fetch_packument(&self, name: &str) -> Result<Option<Packument>, FetchError> {
+        if self.offline {
+            return self.cached_packument(name);
+        }
         let url = format!("{}{}", self.base, names::url_segment(name));
         let http = |source| FetchError::Http { url: url.clone(), source };
         let resp = self
@@ -62,7 +114,9 @@ impl RegistrySource {
             status => return Err(FetchError::Status { url, status }),
         }
         let body = resp.bytes().await.map_err(http)?;
-        Packument::from_slice(&body).map(Some).map_err(|source| FetchError::BadPackument { url, source })
+        let packument = Packument::from_slice(&body).map_err(|source| FetchError::BadPackument { url, source })?;
+        self.save_cached(name, &body);
+        Ok(Some(packument))
     }
 
     /// Download a tarball into `store`, verifying `integrity` while it streams, and unpack it.
@@ -77,6 +131,9 @@ impl RegistrySource {
             return Ok(Unpacked { path, report: None });
         }
         if !store.has_tarball(integrity) {
+            if self.offline {
+                return Err(FetchError::Offline { what: resolved.to_owned() }.into());
+            }
             let url = self.tarball_url(resolved);
             let http = |source| FetchError::Http { url: url.clone(), source };
             let resp = self.client.get(&url).send().await.map_err(http)?;

@@ -1,0 +1,244 @@
+//! The default upstream registry, taken from npm's own configuration in npm's order (spec
+//! `npm-registry-and-installers.md` §1.1; DESIGN.md §The command line): `--registry`, then
+//! `NPM_CONFIG_REGISTRY` / `npm_config_registry`, then `registry=` in the project's `.npmrc`,
+//! the user's (`$NPM_CONFIG_USERCONFIG` or `~/.npmrc`) and the global one
+//! (`$NPM_CONFIG_GLOBALCONFIG` or `$PREFIX/etc/npmrc`), and last `npm config get registry`
+//! run with a short timeout. ims never names a public registry itself: when none of these
+//! answers, [`NpmrcError::NoRegistry`] tells the user to pass `--registry`.
+//!
+//! The `.npmrc` reading is hand-written: only the `registry` key is needed, and npm's format
+//! for it is one `key = value` line (`;`/`#` comments, optional quotes, `${VAR}` expansion).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long `npm config get registry` may take before it is given up on.
+pub const NPM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why no registry could be chosen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NpmrcError {
+    /// Nothing configured one and npm did not answer.
+    #[error(
+        "no upstream registry is configured (no --registry, NPM_CONFIG_REGISTRY, `registry=` in an .npmrc, and `npm config get registry` gave no answer)\nhint: pass --registry URL, e.g. --registry http://127.0.0.1:4873/"
+    )]
+    NoRegistry,
+    /// A configured value is not an http(s) URL.
+    #[error("the registry {value:?} from {origin} is not an http:// or https:// URL\nhint: fix it there or pass --registry URL")]
+    NotUrl {
+        /// The value found.
+        value: String,
+        /// Where it came from (`--registry`, a variable name or a file path).
+        origin: String,
+    },
+}
+
+/// The inputs npm's configuration is read from; [`NpmConfig::from_env`] fills it from the
+/// process, tests fill it by hand.
+#[derive(Debug, Clone, Default)]
+pub struct NpmConfig {
+    /// `--registry`.
+    pub flag: Option<String>,
+    /// The environment: `NPM_CONFIG_*` / `npm_config_*`, `HOME`, `PREFIX`, and what
+    /// `${VAR}` in an `.npmrc` expands to.
+    pub env: BTreeMap<String, String>,
+    /// The `npm` program asked last (`None`: do not ask).
+    pub npm: Option<PathBuf>,
+    /// How long npm may take.
+    pub npm_timeout: Duration,
+}
+
+impl NpmConfig {
+    /// From the process environment, asking the `npm` on `PATH` last.
+    #[allow(clippy::disallowed_methods)] // the binary is where the environment is read
+    pub fn from_env(flag: Option<String>) -> Self {
+        NpmConfig { flag, env: std::env::vars().collect(), npm: Some(PathBuf::from("npm")), npm_timeout: NPM_TIMEOUT }
+    }
+
+    fn var(&self, name: &str) -> Option<&str> {
+        // npm reads its variables case-insensitively; both spellings are common.
+        let lower = name.to_ascii_lowercase();
+        self.env.get(name).or_else(|| self.env.get(&lower)).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// The `.npmrc` files in npm's order of precedence for `project`.
+    pub fn rc_files(&self, project: &Path) -> Vec<PathBuf> {
+        let mut files = vec![project.join(".npmrc")];
+        match self.var("NPM_CONFIG_USERCONFIG") {
+            Some(u) => files.push(PathBuf::from(u)),
+            None => files.extend(self.var("HOME").map(|h| Path::new(h).join(".npmrc"))),
+        }
+        match self.var("NPM_CONFIG_GLOBALCONFIG") {
+            Some(g) => files.push(PathBuf::from(g)),
+            None => {
+                let prefix = self.var("NPM_CONFIG_PREFIX").or_else(|| self.var("PREFIX"));
+                files.extend(prefix.map(|p| Path::new(p).join("etc").join("npmrc")));
+            }
+        }
+        files
+    }
+
+    /// The registry URL (with a trailing `/`) for an install in `project`.
+    pub fn registry(&self, project: &Path) -> Result<String, NpmrcError> {
+        if let Some(r) = &self.flag {
+            return checked(r, "--registry");
+        }
+        if let Some(r) = self.var("NPM_CONFIG_REGISTRY") {
+            return checked(r, "NPM_CONFIG_REGISTRY");
+        }
+        for rc in self.rc_files(project) {
+            let Ok(text) = std::fs::read_to_string(&rc) else { continue };
+            if let Some(r) = registry_in_rc(&text, &self.env) {
+                return checked(&r, &rc.display().to_string());
+            }
+        }
+        if let Some(npm) = &self.npm
+            && let Some(r) = ask_npm(npm, project, self.npm_timeout)
+        {
+            return checked(&r, "`npm config get registry`");
+        }
+        Err(NpmrcError::NoRegistry)
+    }
+}
+
+fn checked(value: &str, origin: &str) -> Result<String, NpmrcError> {
+    let v = value.trim();
+    if !(v.starts_with("http://") || v.starts_with("https://")) {
+        return Err(NpmrcError::NotUrl { value: v.to_owned(), origin: origin.to_owned() });
+    }
+    Ok(if v.ends_with('/') { v.to_owned() } else { format!("{v}/") })
+}
+
+/// The `registry` value of an `.npmrc` text (the last one wins, as in npm's ini reader).
+pub fn registry_in_rc(text: &str, env: &BTreeMap<String, String>) -> Option<String> {
+    let mut found = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with(';') || line.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else { continue };
+        if k.trim() != "registry" {
+            continue;
+        }
+        let v = v.trim();
+        let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+        found = Some(expand(v, env));
+    }
+    found.filter(|v| !v.is_empty())
+}
+
+/// npm's `${VAR}` expansion in `.npmrc` values (unknown variables stay as written).
+fn expand(v: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(start) = rest.find("${") {
+        let Some(len) = rest[start + 2..].find('}') else { break };
+        let name = &rest[start + 2..start + 2 + len];
+        out.push_str(&rest[..start]);
+        match env.get(name) {
+            Some(val) => out.push_str(val),
+            None => out.push_str(&rest[start..start + 3 + len]),
+        }
+        rest = &rest[start + 3 + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `npm config get registry` in `project`, or `None` when npm is missing, fails, prints
+/// nothing useful or takes longer than `timeout` (then it is killed).
+pub fn ask_npm(npm: &Path, project: &Path, timeout: Duration) -> Option<String> {
+    let dir = if project.is_dir() { project } else { Path::new(".") };
+    let mut child = Command::new(npm)
+        .args(["config", "get", "registry"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break,
+            Ok(Some(_)) | Err(_) => return None,
+            Ok(None) if started.elapsed() >= timeout => {
+                tracing::warn!(npm = %npm.display(), "`npm config get registry` timed out");
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    let out = child.wait_with_output().ok()?;
+    // One short line; anything longer is not a URL npm printed.
+    let text = String::from_utf8(out.stdout).ok()?;
+    let line = text.lines().next()?.trim();
+    (!line.is_empty() && line.len() < 2048 && line != "undefined").then(|| line.to_owned())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn cfg(env: &[(&str, &str)]) -> NpmConfig {
+        NpmConfig {
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            npm_timeout: Duration::from_millis(300),
+            ..NpmConfig::default()
+        }
+    }
+
+    #[test]
+    fn precedence_flag_env_project_user_global() {
+        let dir = tempfile::tempdir().unwrap();
+        let (project, home, prefix) = (dir.path().join("p"), dir.path().join("h"), dir.path().join("g"));
+        std::fs::create_dir_all(prefix.join("etc")).unwrap();
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        let env = [("HOME", home.to_str().unwrap()), ("PREFIX", prefix.to_str().unwrap()), ("PORT", "9")];
+        let mut c = cfg(&env);
+        assert!(matches!(c.registry(&project), Err(NpmrcError::NoRegistry)));
+        std::fs::write(prefix.join("etc/npmrc"), "registry=http://global.test\n").unwrap();
+        assert_eq!(c.registry(&project).unwrap(), "http://global.test/");
+        std::fs::write(home.join(".npmrc"), "; comment\nregistry = \"http://127.0.0.1:${PORT}/user/\"\n").unwrap();
+        assert_eq!(c.registry(&project).unwrap(), "http://127.0.0.1:9/user/");
+        std::fs::write(project.join(".npmrc"), "@s:registry=http://scoped\nregistry=http://project\n").unwrap();
+        assert_eq!(c.registry(&project).unwrap(), "http://project/");
+        c.env.insert("npm_config_registry".into(), "http://env".into());
+        assert_eq!(c.registry(&project).unwrap(), "http://env/");
+        c.flag = Some("http://flag/".into());
+        assert_eq!(c.registry(&project).unwrap(), "http://flag/");
+        c.flag = Some("ftp://nope".into());
+        assert!(matches!(c.registry(&project), Err(NpmrcError::NotUrl { .. })));
+    }
+
+    #[cfg(unix)]
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn npm_is_asked_last_and_a_hung_npm_is_given_up_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(&[]);
+        c.npm = Some(script(dir.path(), "npm-ok", "echo http://from-npm.test/"));
+        assert_eq!(c.registry(dir.path()).unwrap(), "http://from-npm.test/");
+        c.npm = Some(script(dir.path(), "npm-hang", "exec sleep 30"));
+        assert!(matches!(c.registry(dir.path()), Err(NpmrcError::NoRegistry)));
+        c.npm = Some(dir.path().join("missing-npm"));
+        let err = c.registry(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("--registry"), "{err}");
+    }
+}
