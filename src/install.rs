@@ -45,6 +45,8 @@ pub use scripts::ScriptPolicy;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::StreamExt as _;
 use indexer::tarballs::{Integrity, TarballStore};
@@ -91,6 +93,8 @@ pub struct InstallOptions {
     /// The `PATH` scripts run with (after the `node_modules/.bin` folders); the binary passes
     /// its own, since libraries do not read the environment.
     pub path_env: Option<OsString>,
+    /// Counts a progress display reads while the install runs.
+    pub progress: Arc<Progress>,
 }
 
 impl InstallOptions {
@@ -108,8 +112,23 @@ impl InstallOptions {
             concurrency: 32,
             scripts: ScriptPolicy::Deny,
             path_env: None,
+            progress: Arc::default(),
         }
     }
+}
+
+/// Live counts of an install in progress, for a progress display polling them (the engine
+/// never prints).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Packages in the decided tree (set once resolution ends).
+    pub resolved: AtomicUsize,
+    /// Packages to make available in the store (set when fetching starts).
+    pub to_fetch: AtomicUsize,
+    /// Packages available in the store so far (downloaded or already there).
+    pub fetched: AtomicUsize,
+    /// Packages (re)linked into `node_modules` (set once linking ends).
+    pub linked: AtomicUsize,
 }
 
 /// What [`Installer::resolve`] decided: the project as it will be saved and the full
@@ -174,6 +193,12 @@ impl<S: ManifestSource> Installer<S> {
     /// Decide the tree: from `package-lock.json` when it matches `package.json` and no SPEC
     /// was given, else by resolving (adding each SPEC to the project as npm saves it).
     pub async fn resolve(&self, specs: &[Request]) -> Result<Plan, InstallError> {
+        let plan = self.resolve_plan(specs).await?;
+        self.opts.progress.resolved.store(plan.lockfile.packages.len().saturating_sub(1), Ordering::Relaxed);
+        Ok(plan)
+    }
+
+    async fn resolve_plan(&self, specs: &[Request]) -> Result<Plan, InstallError> {
         let mut project = Project::load(&self.opts.project_dir)?;
         if specs.is_empty()
             && self.opts.use_lockfile
@@ -228,9 +253,12 @@ impl<S: ManifestSource> Installer<S> {
         }
         let registry = &self.registry;
         let store = &self.opts.store;
+        let progress = &self.opts.progress;
+        progress.to_fetch.store(todo.len(), Ordering::Relaxed);
         let mut results = futures_util::stream::iter(todo)
             .map(|(e, integrity, resolved)| async move {
                 let r = registry.fetch_tarball(store, &integrity, &resolved).await;
+                progress.fetched.fetch_add(1, Ordering::Relaxed);
                 (e, r)
             })
             .buffer_unordered(self.opts.concurrency.max(1));
@@ -258,7 +286,9 @@ impl<S: ManifestSource> Installer<S> {
     /// Lay out `node_modules` from the store, touching only what changed.
     pub fn link(&self, plan: &Plan, fetched: &Fetched) -> Result<LayoutReport, InstallError> {
         let copy = |e: &LockedPackage| e.has_install_script;
-        Ok(link::layout(&self.opts.project_dir, &fetched.placements, &plan.lockfile, &copy)?)
+        let report = link::layout(&self.opts.project_dir, &fetched.placements, &plan.lockfile, &copy)?;
+        self.opts.progress.linked.store(report.linked, Ordering::Relaxed);
+        Ok(report)
     }
 
     /// Save `package.json` and `package-lock.json` (unless `--no-save`).

@@ -44,9 +44,16 @@ async fn corpus_install_matches_npm_and_reruns_as_noop() {
     fs::write(project.join("package.json"), serde_json::to_string_pretty(&pkg).unwrap()).unwrap();
     let store = TarballStore::open(dir.path().join("store")).unwrap();
 
-    let report = installer(&registry, &project, &store).install(&[]).await.unwrap();
+    let first = installer(&registry, &project, &store);
+    let report = first.install(&[]).await.unwrap();
     assert!(!report.from_lockfile);
     assert_eq!(report.packages, 229);
+    // The progress counts a display polls agree with the report.
+    let progress = &first.options().progress;
+    let n = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(n(&progress.resolved), 229);
+    assert_eq!(n(&progress.fetched), n(&progress.to_fetch));
+    assert_eq!(n(&progress.linked), report.layout.linked);
     // fsevents is darwin-only and optional: left out on this platform, as npm does.
     if cfg!(target_os = "linux") {
         assert_eq!(report.skipped_optional, vec!["node_modules/fsevents".to_owned()]);

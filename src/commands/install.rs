@@ -12,7 +12,7 @@ use indexer::tarballs::TarballStore;
 
 use crate::context::Context;
 use crate::npmrc::NpmConfig;
-use crate::install::{InstallOptions, Installer, RegistrySource, Request, Save, ScriptPolicy};
+use crate::install::{InstallOptions, Installer, Progress, RegistrySource, Request, Save, ScriptPolicy};
 
 /// `ims install` options (npm's spellings).
 #[derive(Debug, Clone, Args)]
@@ -102,6 +102,8 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     let source = RegistrySource::new(client, &registry_url)
         .with_cache(ctx.home.packument_cache_dir())
         .offline(ctx.args.offline);
+    let quiet = !std::io::stderr().is_terminal();
+    let bar = (!quiet).then(|| spinner(opts.progress.clone()));
     let installer = Installer::new(source.clone(), source, opts);
 
     let plan = installer
@@ -113,8 +115,11 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     let layout = installer.link(&plan, &fetched).context("writing node_modules")?;
     let ran = installer.run_scripts(&plan, &fetched, &layout).context("running allowed install scripts")?;
     installer.save(&plan).context("saving package.json / package-lock.json")?;
+    if let Some((bar, ticker)) = bar {
+        ticker.abort();
+        bar.finish_and_clear();
+    }
 
-    let quiet = !std::io::stderr().is_terminal();
     let entries = plan.lockfile.entries();
     let scripts: Vec<String> = entries
         .iter()
@@ -142,4 +147,26 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A spinner on stderr (terminals only) showing the resolved / fetched / linked counts,
+/// refreshed by a task polling [`Progress`]; abort the task and clear the bar when done.
+fn spinner(progress: std::sync::Arc<Progress>) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    let shown = bar.clone();
+    let ticker = tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(50));
+        loop {
+            every.tick().await;
+            let n = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::Relaxed);
+            let (resolved, fetched, to_fetch) = (n(&progress.resolved), n(&progress.fetched), n(&progress.to_fetch));
+            shown.set_message(if resolved == 0 {
+                "resolving…".to_owned()
+            } else {
+                format!("{resolved} resolved, {fetched}/{to_fetch} fetched, {} linked", n(&progress.linked))
+            });
+        }
+    });
+    (bar, ticker)
 }
