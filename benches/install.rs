@@ -76,7 +76,11 @@ fn isolated(program: &Path, env: &Env) -> Command {
         .env_remove("IMS_HOME")
         .env_remove("IMS_REGISTRY");
     // Anything not on loopback goes to a dead proxy and fails at once.
-    for (k, v) in [("HTTP_PROXY", "http://127.0.0.1:9"), ("HTTPS_PROXY", "http://127.0.0.1:9"), ("NO_PROXY", "127.0.0.1,localhost")] {
+    for (k, v) in [
+        ("HTTP_PROXY", "http://127.0.0.1:9"),
+        ("HTTPS_PROXY", "http://127.0.0.1:9"),
+        ("NO_PROXY", "127.0.0.1,localhost"),
+    ] {
         c.env(k, v).env(k.to_ascii_lowercase(), v);
     }
     c
@@ -101,10 +105,16 @@ fn clients() -> PathBuf {
 }
 
 fn bun_binary(modules: &Path) -> Option<PathBuf> {
-    ["bun-linux-x64", "bun-linux-x64-baseline", "bun-linux-aarch64", "bun-linux-x64-musl", "bun-linux-aarch64-musl"]
-        .iter()
-        .map(|p| modules.join("@oven").join(p).join("bin/bun"))
-        .find(|b| works(b))
+    [
+        "bun-linux-x64",
+        "bun-linux-x64-baseline",
+        "bun-linux-aarch64",
+        "bun-linux-x64-musl",
+        "bun-linux-aarch64-musl",
+    ]
+    .iter()
+    .map(|p| modules.join("@oven").join(p).join("bin/bun"))
+    .find(|b| works(b))
 }
 
 fn tools() -> Vec<Tool> {
@@ -148,7 +158,14 @@ fn tools() -> Vec<Tool> {
         install: Box::new(move |e| {
             let mut c = isolated(&yarn, e);
             c.args(["install", "--registry", e.registry, "--cache-folder"]).arg(e.state.join("yarn-cache"));
-            c.args(["--ignore-scripts", "--non-interactive", "--no-progress", "--silent", "--network-concurrency", "32"]);
+            c.args([
+                "--ignore-scripts",
+                "--non-interactive",
+                "--no-progress",
+                "--silent",
+                "--network-concurrency",
+                "32",
+            ]);
             if e.locked {
                 c.arg("--frozen-lockfile");
             }
@@ -163,7 +180,15 @@ fn tools() -> Vec<Tool> {
                 let mut c = isolated(&bun, e);
                 let cache = e.state.join("bun-cache");
                 c.env("BUN_INSTALL_CACHE_DIR", &cache).env("BUN_INSTALL", e.state.join("bun-home"));
-                c.args(["install", "--ignore-scripts", "--no-progress", "--registry", e.registry, "--cache-dir"]).arg(&cache);
+                c.args([
+                    "install",
+                    "--ignore-scripts",
+                    "--no-progress",
+                    "--registry",
+                    e.registry,
+                    "--cache-dir",
+                ])
+                .arg(&cache);
                 if e.locked {
                     c.arg("--frozen-lockfile");
                 }
@@ -193,7 +218,13 @@ fn fresh_project(dir: &Path, corpus: &Corpus, registry: &str) -> PathBuf {
 fn run(cmd: &mut Command) -> Duration {
     let start = Instant::now();
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{:?}: {}{}", cmd, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?}: {}{}",
+        cmd,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     start.elapsed()
 }
 
@@ -233,7 +264,8 @@ fn main() {
         let mut medians = Vec::new();
         for tool in &tools {
             let before = registry.total_hits();
-            let mut times: Vec<Duration> = (0..runs).map(|_| measure(tool, scenario, dir.path(), &corpus, &url)).collect();
+            let mut times: Vec<Duration> =
+                (0..runs).map(|_| measure(tool, scenario, dir.path(), &corpus, &url)).collect();
             let hits = (registry.total_hits() - before) / runs;
             times.sort();
             medians.push((tool.name, times[runs / 2], hits));

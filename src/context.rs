@@ -19,7 +19,9 @@ impl Context {
     pub fn from_args(args: &GlobalArgs) -> anyhow::Result<Self> {
         let root = match &args.home {
             Some(dir) => dir.clone(),
-            None => default_home().context("cannot find a home directory; pass --home DIR or set IMS_HOME")?,
+            None => {
+                default_home().context("cannot find a home directory; pass --home DIR or set IMS_HOME")?
+            }
         };
         Ok(Self { home: Home::new(root), args: args.clone() })
     }

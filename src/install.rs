@@ -305,22 +305,31 @@ impl<S: ManifestSource> Installer<S> {
 
     /// Run the install scripts of the packages just (re)linked that the policy allows;
     /// returns `name@version` of those that ran. A failing optional package is only logged.
-    pub fn run_scripts(&self, plan: &Plan, fetched: &Fetched, layout: &LayoutReport) -> Result<Vec<String>, InstallError> {
+    pub fn run_scripts(
+        &self,
+        plan: &Plan,
+        fetched: &Fetched,
+        layout: &LayoutReport,
+    ) -> Result<Vec<String>, InstallError> {
         let policy = match &self.opts.scripts {
             ScriptPolicy::All => ScriptPolicy::All,
-            ScriptPolicy::Names(n) => ScriptPolicy::from_project(&plan.project, &n.iter().cloned().collect::<Vec<_>>()),
+            ScriptPolicy::Names(n) => {
+                ScriptPolicy::from_project(&plan.project, &n.iter().cloned().collect::<Vec<_>>())
+            }
             ScriptPolicy::Deny => ScriptPolicy::from_project(&plan.project, &[]),
         };
         let relinked: BTreeSet<&str> = layout.relinked.iter().map(String::as_str).collect();
         let mut ran = Vec::new();
         for p in &fetched.placements {
             let e = &p.package;
-            if !e.has_install_script || !relinked.contains(e.location.as_str()) || !policy.allows(&e.package) {
+            if !e.has_install_script || !relinked.contains(e.location.as_str()) || !policy.allows(&e.package)
+            {
                 continue;
             }
             let id = format!("{}@{}", e.package, e.version);
             let dir = self.opts.project_dir.join(&e.location);
-            match scripts::run_install_scripts(&self.opts.project_dir, &dir, &id, self.opts.path_env.as_ref()) {
+            match scripts::run_install_scripts(&self.opts.project_dir, &dir, &id, self.opts.path_env.as_ref())
+            {
                 Ok(_) => ran.push(id),
                 Err(err) if e.optional => tracing::warn!(error = %err, "optional package's script failed"),
                 Err(err) => return Err(InstallError::Script(err)),
@@ -339,7 +348,9 @@ impl<S: ManifestSource> Installer<S> {
         let entries = plan.lockfile.entries();
         let scripts: BTreeSet<String> = entries
             .iter()
-            .filter(|e| e.has_install_script && self.wanted(e) && !fetched.skipped_optional.contains(&e.location))
+            .filter(|e| {
+                e.has_install_script && self.wanted(e) && !fetched.skipped_optional.contains(&e.location)
+            })
             .map(|e| format!("{}@{}", e.package, e.version))
             .filter(|id| !scripts_run.contains(id))
             .collect();

@@ -9,7 +9,9 @@ fn main() -> ExitCode {
     ims::report::init_logging(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(err) => return ims::report::report(&anyhow::Error::new(err).context("starting the async runtime")),
+        Err(err) => {
+            return ims::report::report(&anyhow::Error::new(err).context("starting the async runtime"));
+        }
     };
     match runtime.block_on(ims::commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,

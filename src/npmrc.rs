@@ -27,7 +27,9 @@ pub enum NpmrcError {
     )]
     NoRegistry,
     /// A configured value is not an http(s) URL.
-    #[error("the registry {value:?} from {origin} is not an http:// or https:// URL\nhint: fix it there or pass --registry URL")]
+    #[error(
+        "the registry {value:?} from {origin} is not an http:// or https:// URL\nhint: fix it there or pass --registry URL"
+    )]
     NotUrl {
         /// The value found.
         value: String,
@@ -55,7 +57,12 @@ impl NpmConfig {
     /// From the process environment, asking the `npm` on `PATH` last.
     #[allow(clippy::disallowed_methods)] // the binary is where the environment is read
     pub fn from_env(flag: Option<String>) -> Self {
-        NpmConfig { flag, env: std::env::vars().collect(), npm: Some(PathBuf::from("npm")), npm_timeout: NPM_TIMEOUT }
+        NpmConfig {
+            flag,
+            env: std::env::vars().collect(),
+            npm: Some(PathBuf::from("npm")),
+            npm_timeout: NPM_TIMEOUT,
+        }
     }
 
     fn var(&self, name: &str) -> Option<&str> {
@@ -207,9 +214,11 @@ mod tests {
         assert!(matches!(c.registry(&project), Err(NpmrcError::NoRegistry)));
         std::fs::write(prefix.join("etc/npmrc"), "registry=http://global.test\n").unwrap();
         assert_eq!(c.registry(&project).unwrap(), "http://global.test/");
-        std::fs::write(home.join(".npmrc"), "; comment\nregistry = \"http://127.0.0.1:${PORT}/user/\"\n").unwrap();
+        std::fs::write(home.join(".npmrc"), "; comment\nregistry = \"http://127.0.0.1:${PORT}/user/\"\n")
+            .unwrap();
         assert_eq!(c.registry(&project).unwrap(), "http://127.0.0.1:9/user/");
-        std::fs::write(project.join(".npmrc"), "@s:registry=http://scoped\nregistry=http://project\n").unwrap();
+        std::fs::write(project.join(".npmrc"), "@s:registry=http://scoped\nregistry=http://project\n")
+            .unwrap();
         assert_eq!(c.registry(&project).unwrap(), "http://project/");
         c.env.insert("npm_config_registry".into(), "http://env".into());
         assert_eq!(c.registry(&project).unwrap(), "http://env/");

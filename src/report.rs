@@ -18,7 +18,9 @@ pub fn init_logging(verbose: u8) {
 /// Print an error with its causes and return the exit code. A closed pipe is not an error.
 #[allow(clippy::print_stderr)]
 pub fn report(err: &anyhow::Error) -> ExitCode {
-    if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
+    if err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    }) {
         return ExitCode::SUCCESS;
     }
     let mut lines = err.to_string();

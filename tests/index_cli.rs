@@ -21,7 +21,12 @@ fn ims(home: &std::path::Path, args: &[&str]) -> Output {
 }
 
 fn stdout(o: &Output) -> String {
-    assert!(o.status.success(), "ims failed: {}\n{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
+    assert!(
+        o.status.success(),
+        "ims failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -40,7 +45,12 @@ async fn index_view_and_key() {
 
     let out = tokio::task::spawn_blocking({
         let (h, url) = (h.clone(), url.clone());
-        move || ims(&h, &["index", "--from-registry", &url, "ms", "@babel/core", "no-such-package", "bad..name/x"])
+        move || {
+            ims(
+                &h,
+                &["index", "--from-registry", &url, "ms", "@babel/core", "no-such-package", "bad..name/x"],
+            )
+        }
     })
     .await
     .unwrap();
@@ -78,9 +88,11 @@ async fn index_view_and_key() {
     // --names FILE: one name a line, comments and blanks ignored; known ones revalidate (304).
     let list = h.join("names.txt");
     std::fs::write(&list, "# roots\nms\n\nlodash\n").unwrap();
-    let out = tokio::task::spawn_blocking(move || ims(&h, &["index", "--from-registry", &url, "--names", list.to_str().unwrap()]))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        ims(&h, &["index", "--from-registry", &url, "--names", list.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
     let text = stdout(&out);
     assert!(text.contains("indexed 1 packages") && text.contains("1 not modified"), "{text}");
 }
@@ -96,7 +108,19 @@ async fn changes_follow_survives_sigkill() {
     let url = reg.url();
     let args = |h: &std::path::Path| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ims"));
-        c.arg("--home").arg(h).args(["index", "--from-registry", &url, "--changes", &url, "--page-size", "10", "--batch", "3", "--concurrency", "2"]);
+        c.arg("--home").arg(h).args([
+            "index",
+            "--from-registry",
+            &url,
+            "--changes",
+            &url,
+            "--page-size",
+            "10",
+            "--batch",
+            "3",
+            "--concurrency",
+            "2",
+        ]);
         c
     };
     // Start a follow and SIGKILL it once it is well under way.

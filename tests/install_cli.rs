@@ -26,10 +26,14 @@ async fn ims_install_spec_from_registry() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let pkg = fs::read_to_string(project.join("package.json")).unwrap();
     let debug: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(project.join("node_modules/debug/package.json")).unwrap()).unwrap();
+        serde_json::from_str(&fs::read_to_string(project.join("node_modules/debug/package.json")).unwrap())
+            .unwrap();
     let version = debug["version"].as_str().unwrap();
     assert!(version.starts_with("2."), "{version}");
-    assert_eq!(pkg, format!("{{\n  \"name\": \"app\",\n  \"dependencies\": {{\n    \"debug\": \"{version}\"\n  }}\n}}\n"));
+    assert_eq!(
+        pkg,
+        format!("{{\n  \"name\": \"app\",\n  \"dependencies\": {{\n    \"debug\": \"{version}\"\n  }}\n}}\n")
+    );
     assert!(project.join("node_modules/ms/package.json").is_file(), "debug's dependency");
     assert!(project.join("package-lock.json").is_file());
     assert!(String::from_utf8_lossy(&out.stderr).contains("linked"));

@@ -107,10 +107,8 @@ async fn corpus_install_matches_npm_and_reruns_as_noop() {
     // Node loads every root (skipped when Node is not installed).
     if Command::new("node").arg("--version").output().is_ok() {
         let roots: Vec<&String> = corpus.roots().keys().collect();
-        let script = format!(
-            "for (const r of {}) {{ await import(r) }}",
-            serde_json::to_string(&roots).unwrap()
-        );
+        let script =
+            format!("for (const r of {}) {{ await import(r) }}", serde_json::to_string(&roots).unwrap());
         let out = Command::new("node")
             .args(["--input-type=module", "-e", &script])
             .current_dir(&project)
@@ -136,7 +134,12 @@ async fn install_spec_saves_like_npm_and_no_save_does_not() {
     i.install(&[Request::parse("ms").unwrap()]).await.unwrap();
     let text = fs::read_to_string(project.join("package.json")).unwrap();
     let ms = version_at(&project, "node_modules/ms").unwrap();
-    assert_eq!(text, format!("{{\n    \"name\": \"app\",\n    \"dependencies\": {{\n        \"ms\": \"^{ms}\"\n    }}\n}}\n"));
+    assert_eq!(
+        text,
+        format!(
+            "{{\n    \"name\": \"app\",\n    \"dependencies\": {{\n        \"ms\": \"^{ms}\"\n    }}\n}}\n"
+        )
+    );
 
     let mut opts = i.options().clone();
     opts.save = Save::No;

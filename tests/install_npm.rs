@@ -107,7 +107,11 @@ async fn npm_ci_accepts_ims_lockfile_and_ims_installs_npm_lockfile() {
     // out for this registry; ims records it, which `npm ci` accepted above).
     let text = |p: &Path| {
         let t = fs::read_to_string(p.join("package-lock.json")).unwrap();
-        t.lines().filter(|l| !l.trim_start().starts_with("\"resolved\":")).map(str::to_owned).collect::<Vec<_>>().join("\n")
+        t.lines()
+            .filter(|l| !l.trim_start().starts_with("\"resolved\":"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     let (ims_text, npm_text) = (text(&a), text(&c));
     let differing: Vec<(&str, &str)> =

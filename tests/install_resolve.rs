@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use fixtures::Corpus;
-use indexer::model::Packument;
 use ims::install::resolve::{MemorySource, pick};
 use ims::install::semver::parse_version;
 use ims::install::{PickOptions, Request, ResolveError, Resolver, VersionSpec};
+use indexer::model::Packument;
 use serde_json::{Value, json};
 
 fn packument(name: &str, latest: &str, versions: &[(&str, Value)]) -> Packument {
@@ -27,7 +27,8 @@ fn packument(name: &str, latest: &str, versions: &[(&str, Value)]) -> Packument 
         }
         vs.insert((*v).to_owned(), m);
     }
-    let doc = json!({ "name": name, "dist-tags": { "latest": latest, "next": "3.0.0-rc.1" }, "versions": vs });
+    let doc =
+        json!({ "name": name, "dist-tags": { "latest": latest, "next": "3.0.0-rc.1" }, "versions": vs });
     Packument::from_slice(doc.to_string().as_bytes()).unwrap()
 }
 
@@ -172,7 +173,10 @@ async fn corpus_edges_match_npm() {
             edges += 1;
             let got = r.resolve(&Request::from_dependency(dep, range).unwrap()).await.unwrap();
             if got.version != found {
-                mismatches.push(format!("{}@{} -> {dep}@{range}: npm {found}, ims {}", node.name, node.version, got.version));
+                mismatches.push(format!(
+                    "{}@{} -> {dep}@{range}: npm {found}, ims {}",
+                    node.name, node.version, got.version
+                ));
             }
         }
     }
@@ -198,8 +202,8 @@ fn lookup<'a>(at: &BTreeMap<&str, &'a str>, from: &str, dep: &str) -> Option<&'a
 /// The whole ideal tree: every (location, name, version) equals npm's.
 #[tokio::test]
 async fn corpus_tree_matches_npm() {
-    use ims::install::tree::{build, root_edges};
     use ims::install::DepKind;
+    use ims::install::tree::{build, root_edges};
     let corpus = Corpus::load().unwrap();
     let r = corpus_resolver(&corpus);
     let requests: Vec<(DepKind, Request)> = corpus
@@ -213,7 +217,14 @@ async fn corpus_tree_matches_npm() {
         .into_iter()
         .map(|id| {
             let n = tree.node(id);
-            (tree.location(id), format!("{}@{}", n.resolved.as_ref().unwrap().package(), n.resolved.as_ref().unwrap().version))
+            (
+                tree.location(id),
+                format!(
+                    "{}@{}",
+                    n.resolved.as_ref().unwrap().package(),
+                    n.resolved.as_ref().unwrap().version
+                ),
+            )
         })
         .collect();
     let npm: BTreeMap<String, String> =

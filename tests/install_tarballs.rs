@@ -7,9 +7,7 @@ use std::fs;
 use std::io::Write as _;
 use std::path::Path;
 
-use indexer::tarballs::{
-    Algorithm, ExtractError, Integrity, Limits, TarballError, TarballStore,
-};
+use indexer::tarballs::{Algorithm, ExtractError, Integrity, Limits, TarballError, TarballStore};
 use tar::{EntryType, Header};
 
 /// One entry of a hand-built archive. Paths and link targets are written raw into the header,
@@ -237,11 +235,9 @@ fn links_inside_the_package_are_skipped_not_created() {
 #[test]
 fn device_and_fifo_entries_refused() {
     let s = setup();
-    for (kind, name) in [
-        (EntryType::Char, "character device"),
-        (EntryType::Block, "block device"),
-        (EntryType::Fifo, "fifo"),
-    ] {
+    for (kind, name) in
+        [(EntryType::Char, "character device"), (EntryType::Block, "block device"), (EntryType::Fifo, "fifo")]
+    {
         let e = s.refused(&tgz(&[E::Special("package/dev", kind)]));
         match e {
             ExtractError::UnsupportedEntry { kind, .. } => assert_eq!(kind, name),
@@ -259,10 +255,8 @@ fn case_and_unicode_collisions_refused() {
     ]));
     assert!(matches!(e, ExtractError::CaseCollision { .. }), "{e}");
     // A directory and a file under differently-cased parents collide too.
-    let e = s.refused(&tgz(&[
-        E::File("package/Lib/a.js", b"1", 0o644),
-        E::File("package/lib/b.js", b"2", 0o644),
-    ]));
+    let e = s
+        .refused(&tgz(&[E::File("package/Lib/a.js", b"1", 0o644), E::File("package/lib/b.js", b"2", 0o644)]));
     assert!(matches!(e, ExtractError::CaseCollision { .. }), "{e}");
     // NFC vs NFD spellings of é.
     let e = s.refused(&tgz(&[

@@ -131,7 +131,8 @@ async fn rust_side(sizes: &Sizes, disk: bool, scratch: &mut Scratch) -> Vec<(&'s
     out.push(("proof_gen_ops_s", sizes.proof as f64 / t.elapsed().as_secs_f64()));
     out.push(("proof_avg_nodes", nodes as f64 / sizes.proof as f64));
 
-    let clone = FeedBuilder::new(scratch.storage(disk)).public_key(feed.public_key()).open().await.expect("clone");
+    let clone =
+        FeedBuilder::new(scratch.storage(disk)).public_key(feed.public_key()).open().await.expect("clone");
     let t = Instant::now();
     for &i in &idxs {
         let proof = feed.proof(i, clone.digest(i)).await.expect("proof");
@@ -142,7 +143,8 @@ async fn rust_side(sizes: &Sizes, disk: bool, scratch: &mut Scratch) -> Vec<(&'s
 
     // Rust only from here (the JS bench has no counterpart): the same proof + get + put with
     // 16 in flight (on disk they share syncs through group commit), and put_batch of 100.
-    let clone = FeedBuilder::new(scratch.storage(disk)).public_key(feed.public_key()).open().await.expect("clone");
+    let clone =
+        FeedBuilder::new(scratch.storage(disk)).public_key(feed.public_key()).open().await.expect("clone");
     let t = Instant::now();
     let local = tokio::task::LocalSet::new();
     for chunk in idxs.chunks(idxs.len().div_ceil(16)) {
@@ -158,12 +160,17 @@ async fn rust_side(sizes: &Sizes, disk: bool, scratch: &mut Scratch) -> Vec<(&'s
     local.await;
     out.push(("proof_verify_put_par16_ops_s", sizes.proof as f64 / t.elapsed().as_secs_f64()));
 
-    let clone = FeedBuilder::new(scratch.storage(disk)).public_key(feed.public_key()).open().await.expect("clone");
+    let clone =
+        FeedBuilder::new(scratch.storage(disk)).public_key(feed.public_key()).open().await.expect("clone");
     let t = Instant::now();
     for chunk in idxs.chunks(BATCH) {
         let mut batch = Vec::with_capacity(chunk.len());
         for &i in chunk {
-            batch.push((i, feed.get(i).await.expect("get"), feed.proof(i, clone.digest(i)).await.expect("proof")));
+            batch.push((
+                i,
+                feed.get(i).await.expect("get"),
+                feed.proof(i, clone.digest(i)).await.expect("proof"),
+            ));
         }
         clone.put_batch(&batch).await.expect("verified put batch");
     }
@@ -171,7 +178,8 @@ async fn rust_side(sizes: &Sizes, disk: bool, scratch: &mut Scratch) -> Vec<(&'s
 
     // A serial replication loop that queues each verified block (start_put) and waits for
     // durability only at the end.
-    let clone = FeedBuilder::new(scratch.storage(disk)).public_key(feed.public_key()).open().await.expect("clone");
+    let clone =
+        FeedBuilder::new(scratch.storage(disk)).public_key(feed.public_key()).open().await.expect("clone");
     let t = Instant::now();
     let mut pending = Vec::with_capacity(idxs.len());
     for &i in &idxs {
@@ -272,7 +280,8 @@ fn main() {
     let disk = args.iter().any(|a| a == "disk");
     let quick = args.iter().any(|a| a == "quick");
     let div = if quick { 10 } else { 1 };
-    let sizes = Sizes { single: 20_000 / div, batch_total: 200_000 / div, read: 50_000 / div, proof: 5_000 / div };
+    let sizes =
+        Sizes { single: 20_000 / div, batch_total: 200_000 / div, read: 50_000 / div, proof: 5_000 / div };
     let tmp = tempfile::tempdir().expect("temp dir");
     let mut scratch = Scratch { root: tmp.path().to_path_buf(), n: 0 };
 
@@ -284,7 +293,10 @@ fn main() {
     });
     let js = if args.iter().any(|a| a == "rust-only") { None } else { js_side(&sizes, disk, tmp.path()) };
 
-    println!("hypercore feed benchmark ({} storage), same workload as bench-hypercore.js", if disk { "disk" } else { "memory" });
+    println!(
+        "hypercore feed benchmark ({} storage), same workload as bench-hypercore.js",
+        if disk { "disk" } else { "memory" }
+    );
     println!("{:<26} {:>14} {:>14} {:>9}", "metric", "rust", "js", "ratio");
     for (name, value) in rust {
         let js_value = js.as_ref().and_then(|j| j[name].as_f64());

@@ -46,7 +46,11 @@ impl Bitfield {
         let page = self.pages.get_or_insert_with(i / PAGE_BYTES as u64, || Box::new([0u8; PAGE_BYTES]));
         let b = &mut page[(i % PAGE_BYTES as u64) as usize];
         let old = *b;
-        if value { *b |= mask } else { *b &= !mask }
+        if value {
+            *b |= mask
+        } else {
+            *b &= !mask
+        }
         if *b == old {
             return false;
         }

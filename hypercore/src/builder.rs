@@ -81,15 +81,15 @@ impl FeedBuilder {
     pub async fn open(self) -> Result<Feed, OpenError> {
         match self.storage {
             Storage::Memory => self.open_blocking(),
-            Storage::Disk(_) => tokio::task::spawn_blocking(move || self.open_blocking())
-                .await
-                .map_err(|e| {
+            Storage::Disk(_) => {
+                tokio::task::spawn_blocking(move || self.open_blocking()).await.map_err(|e| {
                     OpenError::Storage(StorageError::Io {
                         op: "open",
                         path: "<open task>".into(),
                         source: std::io::Error::other(e.to_string()),
                     })
-                })?,
+                })?
+            }
         }
     }
 
@@ -101,37 +101,46 @@ impl FeedBuilder {
         {
             return Err(OpenError::KeyMismatch { path, stored: pk.to_hex(), given: kp.public.to_hex() });
         }
-        let (store, public, secret): (_, PublicKey, Option<SecretKey>) = match storage::open_existing(&self.storage)? {
-            Some(found) => {
-                if let Some(given) = given
-                    && given != found.public
-                {
-                    return Err(OpenError::KeyMismatch { path, stored: found.public.to_hex(), given: given.to_hex() });
-                }
-                let secret = match (&self.key_pair, found.secret) {
-                    (Some(kp), None) => {
-                        storage::save_secret_key(&self.storage, &kp.secret)?;
-                        Some(kp.secret.clone())
+        let (store, public, secret): (_, PublicKey, Option<SecretKey>) =
+            match storage::open_existing(&self.storage)? {
+                Some(found) => {
+                    if let Some(given) = given
+                        && given != found.public
+                    {
+                        return Err(OpenError::KeyMismatch {
+                            path,
+                            stored: found.public.to_hex(),
+                            given: given.to_hex(),
+                        });
                     }
-                    (_, stored) => stored,
-                };
-                // A replica handle is read-only even if a secret key is stored.
-                let secret = if self.public.is_some() && self.key_pair.is_none() { None } else { secret };
-                (found.store, found.public, secret)
-            }
-            None => {
-                let key_pair = match (&self.key_pair, self.public) {
-                    (Some(kp), _) => Some(kp.clone()),
-                    (None, Some(_)) => None,
-                    (None, None) => Some(KeyPair::try_generate()?),
-                };
-                let public = key_pair.as_ref().map(|k| k.public).or(self.public).ok_or(OpenError::NoKey { path })?;
-                if let Some(kp) = &key_pair {
-                    storage::save_secret_key(&self.storage, &kp.secret)?;
+                    let secret = match (&self.key_pair, found.secret) {
+                        (Some(kp), None) => {
+                            storage::save_secret_key(&self.storage, &kp.secret)?;
+                            Some(kp.secret.clone())
+                        }
+                        (_, stored) => stored,
+                    };
+                    // A replica handle is read-only even if a secret key is stored.
+                    let secret = if self.public.is_some() && self.key_pair.is_none() { None } else { secret };
+                    (found.store, found.public, secret)
                 }
-                (storage::create(&self.storage, &public)?, public, key_pair.map(|k| k.secret))
-            }
-        };
+                None => {
+                    let key_pair = match (&self.key_pair, self.public) {
+                        (Some(kp), _) => Some(kp.clone()),
+                        (None, Some(_)) => None,
+                        (None, None) => Some(KeyPair::try_generate()?),
+                    };
+                    let public = key_pair
+                        .as_ref()
+                        .map(|k| k.public)
+                        .or(self.public)
+                        .ok_or(OpenError::NoKey { path })?;
+                    if let Some(kp) = &key_pair {
+                        storage::save_secret_key(&self.storage, &kp.secret)?;
+                    }
+                    (storage::create(&self.storage, &public)?, public, key_pair.map(|k| k.secret))
+                }
+            };
 
         let mut state = State::new();
         let end = storage::replay(&store, |meta, data_offset| state.apply(&meta, data_offset))?;

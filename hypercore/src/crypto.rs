@@ -6,5 +6,5 @@ mod hash;
 mod keys;
 
 pub use discovery::{DiscoveryKey, capability};
-pub use hash::{leaf_hash, parent_hash, roots_hash, signable, Signable};
+pub use hash::{Signable, leaf_hash, parent_hash, roots_hash, signable};
 pub use keys::{KeyError, KeyPair, PublicKey, SecretKey, Signature, Signer, Verifier};

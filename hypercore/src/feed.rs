@@ -17,8 +17,8 @@ use crate::bitfield::Bitfield;
 use crate::block_source::BlockSource;
 use crate::commit::{self, Committer, Kind};
 use crate::crypto::{DiscoveryKey, PublicKey, Signature, Signer, Verifier, leaf_hash, signable};
-use crate::pages::Pages;
 use crate::error::{AppendError, GetError, ProofError, StorageError, VerifyError};
+use crate::pages::Pages;
 use crate::proof::{self, MAX_BLOCK_SIZE, Proof, ProofOptions};
 use crate::storage::{Meta, Store};
 use crate::tree::{Builder, Node, Tree};
@@ -89,7 +89,8 @@ impl State {
             let seq = meta.first_seq.checked_add(k).filter(|s| *s < proof::MAX_INDEX / 2);
             let seq = seq.ok_or_else(|| format!("block {} + {k} out of range", meta.first_seq))?;
             let leaf = self.tree.get(2 * seq).ok_or_else(|| format!("block {seq} has no leaf node"))?;
-            let page = self.block_pos.get_or_insert_with(seq / POS_PAGE as u64, || Box::new([ABSENT; POS_PAGE]));
+            let page =
+                self.block_pos.get_or_insert_with(seq / POS_PAGE as u64, || Box::new([ABSENT; POS_PAGE]));
             page[(seq % POS_PAGE as u64) as usize] = off;
             off += leaf.size;
             self.data_bits.set(seq, true);
@@ -289,7 +290,8 @@ impl Feed {
                 return Ok(st.length);
             }
             let roots = st.tree.roots(st.length).filter(|_| st.is_contiguous());
-            w.builder = Some(Builder::from_roots(roots.ok_or_else(|| AppendError::NotContiguous { key: key() })?));
+            w.builder =
+                Some(Builder::from_roots(roots.ok_or_else(|| AppendError::NotContiguous { key: key() })?));
             w.next_len = st.length;
             w.epoch = epoch;
         }
@@ -319,7 +321,8 @@ impl Feed {
             nodes,
         };
         // The builder already holds this append: if it cannot be queued, forget the builder.
-        let submitted = commit::submit(&self.inner, Some(w.epoch), [(Kind::Append { len: length }, meta, blocks)]);
+        let submitted =
+            commit::submit(&self.inner, Some(w.epoch), [(Kind::Append { len: length }, meta, blocks)]);
         let done = match submitted {
             Ok(mut done) => done.pop(),
             Err(e) => {
@@ -371,7 +374,11 @@ impl Feed {
                 }
                 let len = st.length;
                 let Some(source) = self.inner.source.clone().filter(|_| !self.writable()) else {
-                    return Err(if seq >= len { GetError::OutOfBounds { seq, len } } else { GetError::Missing { seq } });
+                    return Err(if seq >= len {
+                        GetError::OutOfBounds { seq, len }
+                    } else {
+                        GetError::Missing { seq }
+                    });
                 };
                 let (tx, rx) = oneshot::channel();
                 st.waiters.entry(seq).or_default().push(tx);

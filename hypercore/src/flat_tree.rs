@@ -84,11 +84,7 @@ pub fn left_span(index: u64) -> u64 {
 #[inline]
 pub fn right_span(index: u64) -> u64 {
     let d = depth(index);
-    if d == 0 {
-        index
-    } else {
-        (offset(index) + 1) * (2u64 << d) - 2
-    }
+    if d == 0 { index } else { (offset(index) + 1) * (2u64 << d) - 2 }
 }
 
 /// `[left_span, right_span]` of `index`.

@@ -26,11 +26,7 @@ impl<P> Pages<P> {
     /// Page `p`, if allocated.
     #[inline]
     pub(crate) fn get(&self, p: u64) -> Option<&P> {
-        if p < DENSE_PAGES {
-            self.dense.get(p as usize)?.as_deref()
-        } else {
-            self.far.get(&p).map(|b| &**b)
-        }
+        if p < DENSE_PAGES { self.dense.get(p as usize)?.as_deref() } else { self.far.get(&p).map(|b| &**b) }
     }
 
     /// Page `p`, allocated with `make` if missing.

@@ -139,7 +139,12 @@ impl Unsigned {
 /// against `proof` and the locally held `tree`; the signature is checked by
 /// [`Unsigned::check`]. Proofs that reach the roots must carry a signature: hypercore 9 feeds
 /// are live, and the legacy unsigned form (feed key = roots hash) is not supported.
-pub(crate) fn verify_nodes(tree: &Tree, seq: u64, leaf: Node, proof: &Proof) -> Result<Unsigned, VerifyError> {
+pub(crate) fn verify_nodes(
+    tree: &Tree,
+    seq: u64,
+    leaf: Node,
+    proof: &Proof,
+) -> Result<Unsigned, VerifyError> {
     let bad = |reason| VerifyError::BadProof { seq, reason };
     if leaf.size > MAX_BLOCK_SIZE {
         return Err(VerifyError::BlockTooLarge { seq, size: leaf.size });
@@ -191,7 +196,8 @@ pub(crate) fn verify_nodes(tree: &Tree, seq: u64, leaf: Node, proof: &Proof) -> 
     let mut top = leaf;
     let mut r = 0;
     let mut l = 0;
-    let trusted_here = |visited| Ok(Unsigned { verified: Verified { nodes: visited, signature: None }, seq, signed: None });
+    let trusted_here =
+        |visited| Ok(Unsigned { verified: Verified { nodes: visited, signature: None }, seq, signed: None });
     if is_trusted(&top) {
         return trusted_here(visited);
     }

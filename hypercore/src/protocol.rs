@@ -46,9 +46,9 @@ mod varint;
 pub use channel::{ChannelError, Channels, RemoteClose, RemoteOpen, SessionKeys};
 pub use extension::Extensions;
 pub use frame::{Frame, FrameDecoder, FrameError, MAX_FRAME_LEN};
+pub use message::{
+    Cancel, ChannelMessage, Close, Data, DataNode, Have, Message, MessageError, MessageType, Open, Options,
+    Request, Status, Unhave, Unwant, Want,
+};
 pub use session::{Event, Session};
 pub use stream::{MessageReceiver, MessageSender, StreamError, StreamOptions, message_stream};
-pub use message::{
-    Cancel, ChannelMessage, Close, Data, DataNode, Have, Message, MessageError, MessageType, Open, Options, Request,
-    Status, Unhave, Unwant, Want,
-};

@@ -348,7 +348,9 @@ pub(crate) fn replay(
         // The leaf nodes of each call's blocks must account for exactly the record's data.
         let sizes: Vec<Vec<u64>> = metas.iter().map(leaf_sizes).collect();
         let total = sizes.iter().flatten().try_fold(0u64, |acc, s| acc.checked_add(*s));
-        if total != Some(prefix.data_len) || metas.iter().zip(&sizes).any(|(m, s)| s.len() != m.block_count as usize) {
+        if total != Some(prefix.data_len)
+            || metas.iter().zip(&sizes).any(|(m, s)| s.len() != m.block_count as usize)
+        {
             if is_last {
                 torn("leaf sizes do not match data length");
                 store.truncate(pos)?;

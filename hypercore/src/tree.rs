@@ -175,9 +175,7 @@ impl Tree {
         let mut bit: u64 = 2;
         let mut parent = flat_tree::parent(next);
         // Stop before the digest would overflow 64 bits; a JS digest is a double anyway.
-        while bit < (1u64 << 61)
-            && (flat_tree::right_span(next) < max || flat_tree::left_span(parent) > 0)
-        {
+        while bit < (1u64 << 61) && (flat_tree::right_span(next) < max || flat_tree::left_span(parent) > 0) {
             if self.has(next) {
                 digest += bit;
             }

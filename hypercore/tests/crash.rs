@@ -114,7 +114,8 @@ async fn kill_writer_at_random_points() {
         }
         // Every block also verifies against the public key through a proof (sampled rounds).
         if round % 10 == 9 || round == KILLS - 1 {
-            let replica = FeedBuilder::new(Storage::memory()).public_key(feed.public_key()).open().await.unwrap();
+            let replica =
+                FeedBuilder::new(Storage::memory()).public_key(feed.public_key()).open().await.unwrap();
             for seq in (0..len).rev() {
                 let proof = feed.proof(seq, replica.digest(seq)).await.unwrap();
                 replica.put(seq, &feed.get(seq).await.unwrap(), &proof).await.unwrap();
@@ -125,5 +126,8 @@ async fn kill_writer_at_random_points() {
     }
     assert!(acked > KILLS, "the writer made progress");
     // Informational (kill timing is up to the OS): how often a kill landed mid-append.
-    let _ = writeln!(std::io::stderr(), "{KILLS} kills: {torn} torn tails cut, {unacked_kept} unacknowledged appends kept");
+    let _ = writeln!(
+        std::io::stderr(),
+        "{KILLS} kills: {torn} torn tails cut, {unacked_kept} unacknowledged appends kept"
+    );
 }

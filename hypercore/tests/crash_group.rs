@@ -127,7 +127,10 @@ async fn kill_concurrent_writers_at_random_points() {
         if std::fs::metadata(dir.join("log")).unwrap().len() < size_before {
             torn += 1;
         }
-        assert!(len >= acked_len, "round {round}: reopened length {len} lost acknowledged length {acked_len}");
+        assert!(
+            len >= acked_len,
+            "round {round}: reopened length {len} lost acknowledged length {acked_len}"
+        );
         for seq in 0..len {
             let got = feed.get(seq).await.unwrap();
             if let Some(want) = acked.get(&seq) {
@@ -137,7 +140,8 @@ async fn kill_concurrent_writers_at_random_points() {
         // Unacknowledged blocks that survived are now part of the feed: later rounds append
         // after them. Every block also verifies through a proof (sampled rounds).
         if round % 8 == 7 || round == KILLS - 1 {
-            let replica = FeedBuilder::new(Storage::memory()).public_key(feed.public_key()).open().await.unwrap();
+            let replica =
+                FeedBuilder::new(Storage::memory()).public_key(feed.public_key()).open().await.unwrap();
             for seq in (0..len).rev() {
                 let proof = feed.proof(seq, replica.digest(seq)).await.unwrap();
                 replica.put(seq, &feed.get(seq).await.unwrap(), &proof).await.unwrap();
@@ -147,5 +151,9 @@ async fn kill_concurrent_writers_at_random_points() {
         acked_len = len;
     }
     assert!(acked.len() as u64 > KILLS, "the writers made progress");
-    let _ = writeln!(std::io::stderr(), "{KILLS} kills: {torn} torn tails cut, {} acknowledged blocks", acked.len());
+    let _ = writeln!(
+        std::io::stderr(),
+        "{KILLS} kills: {torn} torn tails cut, {} acknowledged blocks",
+        acked.len()
+    );
 }

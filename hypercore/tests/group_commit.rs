@@ -72,7 +72,8 @@ async fn concurrent_appends_on_disk_get_distinct_seqs_and_survive_reopen() {
     for i in 0..64u64 {
         let w = w.clone();
         tasks.push(tokio::spawn(async move {
-            let blocks: Vec<Vec<u8>> = (0..1 + i % 3).map(|k| format!("task {i} part {k}").into_bytes()).collect();
+            let blocks: Vec<Vec<u8>> =
+                (0..1 + i % 3).map(|k| format!("task {i} part {k}").into_bytes()).collect();
             let first = w.append_batch(&blocks).await.unwrap();
             (first, blocks)
         }));
@@ -123,7 +124,9 @@ async fn put_batch_commits_one_record_and_a_torn_one_is_cut_whole() {
     assert!(
         matches!(
             err,
-            VerifyError::BadSignature { seq: 8 } | VerifyError::BadProof { seq: 8, .. } | VerifyError::MissingSignature { seq: 8 }
+            VerifyError::BadSignature { seq: 8 }
+                | VerifyError::BadProof { seq: 8, .. }
+                | VerifyError::MissingSignature { seq: 8 }
         ),
         "{err}"
     );

@@ -44,7 +44,8 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// A writer feed of `blocks`, appended in batches of the given sizes.
 async fn writer(blocks: &[Vec<u8>], batches: &[usize]) -> Feed {
-    let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::from_seed(&[9; 32])).open().await.unwrap();
+    let feed =
+        FeedBuilder::new(Storage::memory()).key_pair(KeyPair::from_seed(&[9; 32])).open().await.unwrap();
     let mut at = 0;
     let mut sizes = batches.iter().cycle();
     while at < blocks.len() {

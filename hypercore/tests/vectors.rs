@@ -3,8 +3,8 @@
 //! offset, seek, proof, digest and sparse-replay step.
 
 use hypercore::{
-    Feed, FeedBuilder, KeyPair, Node, Proof, ProofOptions, PublicKey, Signature, Storage, VerifyError, flat_tree,
-    roots_hash, signable,
+    Feed, FeedBuilder, KeyPair, Node, Proof, ProofOptions, PublicKey, Signature, Storage, VerifyError,
+    flat_tree, roots_hash, signable,
 };
 use serde_json::Value;
 
@@ -144,7 +144,8 @@ async fn small_feed_proofs() {
     let feed = small_writer(&v).await;
     for p in v["proofs_fresh_remote"].as_array().unwrap() {
         let i = u(&p["index"]);
-        let (proof, verified_by) = feed.proof_with(i, ProofOptions { digest: u(&p["digest"]), hash: false }).unwrap();
+        let (proof, verified_by) =
+            feed.proof_with(i, ProofOptions { digest: u(&p["digest"]), hash: false }).unwrap();
         assert_eq!(proof.nodes, nodes(&p["nodes"]), "proof of block {i}");
         assert_eq!(verified_by, u(&p["verified_by"]));
         assert_eq!(proof.signature, sig(&p["signature"]));
@@ -224,7 +225,10 @@ fn flat_tree_table_and_full_roots() {
         assert_eq!(opt(flat_tree::left_child(i)), row["left_child"].as_i64().unwrap());
         assert_eq!(opt(flat_tree::right_child(i)), row["right_child"].as_i64().unwrap());
         let spans = flat_tree::spans(i);
-        assert_eq!(vec![spans.0, spans.1], row["spans"].as_array().unwrap().iter().map(u).collect::<Vec<_>>());
+        assert_eq!(
+            vec![spans.0, spans.1],
+            row["spans"].as_array().unwrap().iter().map(u).collect::<Vec<_>>()
+        );
         assert_eq!(flat_tree::count(i), u(&row["count"]));
     }
     for row in v["full_roots"].as_array().unwrap() {
@@ -239,7 +243,8 @@ async fn large_feed_batches() {
     let feed = FeedBuilder::new(Storage::memory()).key_pair(key_pair(&v)).open().await.unwrap();
     let mut next = 0u64;
     for snap in v["snapshots"].as_array().unwrap() {
-        let batch: Vec<Vec<u8>> = (next..next + u(&snap["batch_size"])).map(|i| i.to_string().into_bytes()).collect();
+        let batch: Vec<Vec<u8>> =
+            (next..next + u(&snap["batch_size"])).map(|i| i.to_string().into_bytes()).collect();
         feed.append_batch(&batch).await.unwrap();
         next += batch.len() as u64;
         assert_eq!(feed.len(), u(&snap["length_after"]));
@@ -264,7 +269,8 @@ async fn large_feed_batches() {
         assert_eq!(feed.byte_offset(i).await.unwrap(), u(&d["byte_offset"]));
         assert_eq!(feed.get(i).await.unwrap().len() as u64, u(&d["size"]));
     }
-    let slots: Vec<u64> = v["files"]["signatures_nonblank_indexes"].as_array().unwrap().iter().map(u).collect();
+    let slots: Vec<u64> =
+        v["files"]["signatures_nonblank_indexes"].as_array().unwrap().iter().map(u).collect();
     let mut found = Vec::new();
     let mut at = 0;
     while let Some((slot, _)) = feed.signature_at(at) {

@@ -2,8 +2,8 @@
 
 use hypercore::protocol::channel::MAX_CHANNELS;
 use hypercore::protocol::{
-    ChannelError, ChannelMessage, Channels, Close, Frame, FrameDecoder, FrameError, MAX_FRAME_LEN, Message, Open,
-    RemoteOpen, SessionKeys, Status, Want, frame,
+    ChannelError, ChannelMessage, Channels, Close, Frame, FrameDecoder, FrameError, MAX_FRAME_LEN, Message,
+    Open, RemoteOpen, SessionKeys, Status, Want, frame,
 };
 use hypercore::{KeyPair, PublicKey};
 
@@ -19,7 +19,10 @@ fn one_gigabyte_declared_length_is_rejected_without_allocating() {
     assert!(matches!(frame::decode(&[0xff, 0xff, 0xff, 0xff]), Err(FrameError::TooLarge { .. })));
     // We never write what a peer would reject: header + 8 MiB body is over the cap.
     let mut out = Vec::new();
-    assert!(matches!(frame::encode(0, 0, &vec![0; MAX_FRAME_LEN as usize], &mut out), Err(FrameError::TooLarge { .. })));
+    assert!(matches!(
+        frame::encode(0, 0, &vec![0; MAX_FRAME_LEN as usize], &mut out),
+        Err(FrameError::TooLarge { .. })
+    ));
     assert!(out.is_empty());
 }
 
@@ -74,7 +77,8 @@ fn frames_split_or_merged_arbitrarily_decode_the_same() {
 
 #[test]
 fn channel_300_uses_a_multi_byte_header() {
-    let frame = ChannelMessage::new(300, Message::Extension { id: 0, payload: vec![] }).to_frame().expect("encode");
+    let frame =
+        ChannelMessage::new(300, Message::Extension { id: 0, payload: vec![] }).to_frame().expect("encode");
     // header = 300 << 4 | 15 = 4815 = varint cf 25
     assert_eq!(frame, [0x03, 0xcf, 0x25, 0x00]);
 }
@@ -126,18 +130,24 @@ fn opens_meet_in_either_order_and_capabilities_are_checked() {
 fn a_wrong_capability_is_rejected_in_both_orders() {
     let (ka, kb) = keys_pair();
     let key = feed(1);
-    let forged = Open { discovery_key: key.discovery_key().as_bytes().to_vec(), capability: Some(vec![0xaa; 32]) };
+    let forged =
+        Open { discovery_key: key.discovery_key().as_bytes().to_vec(), capability: Some(vec![0xaa; 32]) };
     // We opened first: the forged Open destroys the stream.
     let mut b = Channels::new(kb.clone());
     b.open(&key).expect("open");
-    assert_eq!(b.on_open(1, &forged), Err(ChannelError::BadCapability { discovery_key: key.discovery_key() }));
+    assert_eq!(
+        b.on_open(1, &forged),
+        Err(ChannelError::BadCapability { discovery_key: key.discovery_key() })
+    );
     // The peer opened first: our later open fails, and we refuse with Close{discoveryKey}.
     let mut b = Channels::new(kb);
     b.on_open(1, &forged).expect("stored");
     assert!(matches!(b.open(&key), Err(ChannelError::BadCapability { .. })));
     let refusal = b.close_unopened(&key.discovery_key()).expect("refusal");
     assert_eq!(refusal.channel, 1);
-    assert!(matches!(&refusal.message, Message::Close(Close { discovery_key: Some(dk) }) if dk == key.discovery_key().as_bytes()));
+    assert!(
+        matches!(&refusal.message, Message::Close(Close { discovery_key: Some(dk) }) if dk == key.discovery_key().as_bytes())
+    );
     // The side that opened sees the refusal on an unknown channel, naming its feed.
     let mut a = Channels::new(ka);
     let (a_id, _) = a.open(&key).expect("open");
@@ -149,7 +159,14 @@ fn a_wrong_capability_is_rejected_in_both_orders() {
 fn peer_channel_abuse_is_bounded() {
     let (_, kb) = keys_pair();
     let mut b = Channels::new(kb);
-    let open = |n: u64| Open { discovery_key: { let mut k = [0u8; 32]; k[..8].copy_from_slice(&n.to_le_bytes()); k.to_vec() }, capability: None };
+    let open = |n: u64| Open {
+        discovery_key: {
+            let mut k = [0u8; 32];
+            k[..8].copy_from_slice(&n.to_le_bytes());
+            k.to_vec()
+        },
+        capability: None,
+    };
     assert!(b.on_open(7, &open(1)).is_ok());
     assert_eq!(b.on_open(7, &open(2)), Err(ChannelError::DuplicateRemoteChannel { remote_id: 7 }));
     assert!(matches!(b.on_open(8, &open(1)), Err(ChannelError::DuplicateRemoteFeed { .. })));
@@ -157,5 +174,8 @@ fn peer_channel_abuse_is_bounded() {
         b.on_open(1000 + n, &open(n)).expect("within the cap");
     }
     assert_eq!(b.on_open(u64::MAX, &open(u64::MAX)), Err(ChannelError::TooManyChannels));
-    assert_eq!(b.on_open(5, &Open { discovery_key: vec![1; 5], capability: None }), Err(ChannelError::BadOpen));
+    assert_eq!(
+        b.on_open(5, &Open { discovery_key: vec![1; 5], capability: None }),
+        Err(ChannelError::BadOpen)
+    );
 }

@@ -3,8 +3,8 @@
 //! cases each) is part of the normal suite.
 
 use hypercore::protocol::{
-    Cancel, ChannelMessage, Close, Data, DataNode, FrameDecoder, Have, Message, Open, Options, Request, Status,
-    Unhave, Unwant, Want, frame,
+    Cancel, ChannelMessage, Close, Data, DataNode, FrameDecoder, Have, Message, Open, Options, Request,
+    Status, Unhave, Unwant, Want, frame,
 };
 use hypercore::protocol::{Session, SessionKeys};
 use proptest::prelude::*;
@@ -23,27 +23,59 @@ fn varint() -> impl Strategy<Value = u64> {
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (key(), proptest::option::of(key())).prop_map(|(discovery_key, capability)| Message::Open(Open { discovery_key, capability })),
+        (key(), proptest::option::of(key()))
+            .prop_map(|(discovery_key, capability)| Message::Open(Open { discovery_key, capability })),
         (proptest::collection::vec("[a-z]{0,12}", 0..4), proptest::option::of(any::<bool>()))
             .prop_map(|(extensions, ack)| Message::Options(Options { extensions, ack })),
         (proptest::option::of(any::<bool>()), proptest::option::of(any::<bool>()))
             .prop_map(|(uploading, downloading)| Message::Status(Status { uploading, downloading })),
-        (varint(), proptest::option::of(varint()), proptest::option::of(bytes(16)), proptest::option::of(any::<bool>()))
-            .prop_map(|(start, length, bitfield, ack)| Message::Have(Have { start, length, bitfield, ack })),
-        (varint(), proptest::option::of(varint())).prop_map(|(start, length)| Message::Unhave(Unhave { start, length })),
-        (varint(), proptest::option::of(varint())).prop_map(|(start, length)| Message::Want(Want { start, length })),
-        (varint(), proptest::option::of(varint())).prop_map(|(start, length)| Message::Unwant(Unwant { start, length })),
-        (varint(), proptest::option::of(varint()), proptest::option::of(any::<bool>()), proptest::option::of(varint()))
-            .prop_map(|(index, bytes, hash, nodes)| Message::Request(Request { index, bytes, hash, nodes })),
+        (
+            varint(),
+            proptest::option::of(varint()),
+            proptest::option::of(bytes(16)),
+            proptest::option::of(any::<bool>())
+        )
+            .prop_map(|(start, length, bitfield, ack)| Message::Have(Have {
+                start,
+                length,
+                bitfield,
+                ack
+            })),
+        (varint(), proptest::option::of(varint()))
+            .prop_map(|(start, length)| Message::Unhave(Unhave { start, length })),
+        (varint(), proptest::option::of(varint()))
+            .prop_map(|(start, length)| Message::Want(Want { start, length })),
+        (varint(), proptest::option::of(varint()))
+            .prop_map(|(start, length)| Message::Unwant(Unwant { start, length })),
+        (
+            varint(),
+            proptest::option::of(varint()),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(varint())
+        )
+            .prop_map(|(index, bytes, hash, nodes)| Message::Request(Request {
+                index,
+                bytes,
+                hash,
+                nodes
+            })),
         (varint(), proptest::option::of(varint()), proptest::option::of(any::<bool>()))
             .prop_map(|(index, bytes, hash)| Message::Cancel(Cancel { index, bytes, hash })),
         (
             varint(),
             proptest::option::of(bytes(64)),
-            proptest::collection::vec((varint(), key(), varint()).prop_map(|(index, hash, size)| DataNode { index, hash, size }), 0..4),
+            proptest::collection::vec(
+                (varint(), key(), varint()).prop_map(|(index, hash, size)| DataNode { index, hash, size }),
+                0..4
+            ),
             proptest::option::of(proptest::collection::vec(any::<u8>(), 64)),
         )
-            .prop_map(|(index, value, nodes, signature)| Message::Data(Data { index, value, nodes, signature })),
+            .prop_map(|(index, value, nodes, signature)| Message::Data(Data {
+                index,
+                value,
+                nodes,
+                signature
+            })),
         proptest::option::of(key()).prop_map(|discovery_key| Message::Close(Close { discovery_key })),
         (varint(), bytes(32)).prop_map(|(id, payload)| Message::Extension { id, payload }),
         (11u8..=14, bytes(16)).prop_map(|(kind, body)| Message::Unknown { kind, body }),

@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hypercore::protocol::{
-    ChannelMessage, Channels, Close, Data, DataNode, FrameDecoder, Have, Message, RemoteOpen, Request, SessionKeys,
-    Status, Want,
+    ChannelMessage, Channels, Close, Data, DataNode, FrameDecoder, Have, Message, RemoteOpen, Request,
+    SessionKeys, Status, Want,
 };
 use hypercore::{FeedBuilder, KeyPair, Node, Proof, PublicKey, Signature, Storage};
 use swarm::{HandshakeConfig, Identity, NodeId, Role, SecureStream};
@@ -116,7 +116,11 @@ fn proof_of(data: &Data) -> Proof {
         nodes: data
             .nodes
             .iter()
-            .map(|n| Node { index: n.index, hash: n.hash.as_slice().try_into().expect("32-byte hash"), size: n.size })
+            .map(|n| Node {
+                index: n.index,
+                hash: n.hash.as_slice().try_into().expect("32-byte hash"),
+                size: n.size,
+            })
             .collect(),
         signature: data.signature.as_deref().map(|s| Signature::from_bytes(s).expect("64-byte signature")),
     }
@@ -132,15 +136,23 @@ async fn ims_initiator_downloads_and_verifies_blocks_from_a_js_writer() {
     tokio::time::timeout(LIMIT, async {
         let (_js, out) = spawn_js(&["serve"]);
         let info = read_json_line(out).await;
-        let feed_key = PublicKey::from_bytes(&hex::decode(info["key"].as_str().expect("key")).expect("hex")).expect("key");
+        let feed_key = PublicKey::from_bytes(&hex::decode(info["key"].as_str().expect("key")).expect("hex"))
+            .expect("key");
         let js_node: NodeId = info["noiseKey"].as_str().expect("noiseKey").parse().expect("node id");
-        let socket = TcpStream::connect(("127.0.0.1", info["port"].as_u64().expect("port") as u16)).await.expect("connect");
+        let socket = TcpStream::connect(("127.0.0.1", info["port"].as_u64().expect("port") as u16))
+            .await
+            .expect("connect");
 
         // Our offer of authenticated records is ignored by JS: v8 XSalsa20, and the pinned key holds.
         let me = Identity::generate();
-        let stream = swarm::handshake(socket, Role::Initiator, &me, &HandshakeConfig::default().expected_remote(js_node))
-            .await
-            .expect("handshake with JS");
+        let stream = swarm::handshake(
+            socket,
+            Role::Initiator,
+            &me,
+            &HandshakeConfig::default().expected_remote(js_node),
+        )
+        .await
+        .expect("handshake with JS");
         assert!(!stream.is_authenticated());
         assert_eq!(stream.remote_static_key(), js_node);
         let mut conn = Conn { stream, decoder: FrameDecoder::new() };
@@ -151,7 +163,10 @@ async fn ims_initiator_downloads_and_verifies_blocks_from_a_js_writer() {
         // JS answers with its Open (its capability must verify) and the writer's Status.
         let msg = conn.recv_some().await;
         let Message::Open(open) = &msg.message else { panic!("expected Open, got {msg:?}") };
-        assert_eq!(channels.on_open(msg.channel, open), Ok(RemoteOpen::Joined { local_id: ours, remote_id: msg.channel }));
+        assert_eq!(
+            channels.on_open(msg.channel, open),
+            Ok(RemoteOpen::Joined { local_id: ours, remote_id: msg.channel })
+        );
         let msg = conn.recv_some().await;
         assert_eq!(msg.message, Message::Status(Status::new(true, false)));
 
@@ -170,7 +185,11 @@ async fn ims_initiator_downloads_and_verifies_blocks_from_a_js_writer() {
         // Download blocks 1 then 0 into a Rust replica, which verifies every proof.
         let replica = FeedBuilder::new(Storage::memory()).public_key(feed_key).open().await.expect("replica");
         for seq in [1u64, 0] {
-            conn.send(ChannelMessage::new(ours, Message::Request(Request::new(seq, false, replica.digest(seq))))).await;
+            conn.send(ChannelMessage::new(
+                ours,
+                Message::Request(Request::new(seq, false, replica.digest(seq))),
+            ))
+            .await;
             let msg = conn.recv_some().await;
             let Message::Data(data) = &msg.message else { panic!("expected Data, got {msg:?}") };
             assert_eq!(data.index, seq);
@@ -192,7 +211,8 @@ async fn ims_initiator_downloads_and_verifies_blocks_from_a_js_writer() {
 #[tokio::test]
 async fn js_initiator_downloads_and_verifies_blocks_from_an_ims_writer() {
     tokio::time::timeout(LIMIT, async {
-        let writer = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.expect("writer");
+        let writer =
+            FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.expect("writer");
         writer.append_batch(&[b"ims 0".as_slice(), b"ims 1", b"ims 2"]).await.expect("append");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port().to_string();
@@ -201,7 +221,9 @@ async fn js_initiator_downloads_and_verifies_blocks_from_an_ims_writer() {
 
         let (socket, _) = listener.accept().await.expect("accept");
         let me = Identity::generate();
-        let stream = swarm::handshake(socket, Role::Responder, &me, &HandshakeConfig::default()).await.expect("handshake");
+        let stream = swarm::handshake(socket, Role::Responder, &me, &HandshakeConfig::default())
+            .await
+            .expect("handshake");
         assert!(!stream.is_authenticated());
         let js_node = stream.remote_static_key();
         let mut conn = Conn { stream, decoder: FrameDecoder::new() };
@@ -212,7 +234,9 @@ async fn js_initiator_downloads_and_verifies_blocks_from_an_ims_writer() {
         while let Some(msg) = conn.recv().await {
             match &msg.message {
                 Message::Open(open) => {
-                    let RemoteOpen::Unknown { discovery_key } = channels.on_open(msg.channel, open).expect("open") else {
+                    let RemoteOpen::Unknown { discovery_key } =
+                        channels.on_open(msg.channel, open).expect("open")
+                    else {
                         panic!("we had not opened the feed")
                     };
                     assert_eq!(discovery_key, writer.discovery_key());
@@ -225,8 +249,13 @@ async fn js_initiator_downloads_and_verifies_blocks_from_an_ims_writer() {
                 Message::Want(want) => {
                     assert_eq!((want.start, want.length()), (0, 1 << 20));
                     let id = ours.expect("open before want");
-                    conn.send(ChannelMessage::new(id, Message::Have(Have { start: 2, ..Default::default() }))).await;
-                    let have = Have { start: 0, length: Some(1 << 20), bitfield: Some(small_rle(3)), ack: None };
+                    conn.send(ChannelMessage::new(
+                        id,
+                        Message::Have(Have { start: 2, ..Default::default() }),
+                    ))
+                    .await;
+                    let have =
+                        Have { start: 0, length: Some(1 << 20), bitfield: Some(small_rle(3)), ack: None };
                     conn.send(ChannelMessage::new(id, Message::Have(have))).await;
                 }
                 Message::Request(req) => {
@@ -235,7 +264,11 @@ async fn js_initiator_downloads_and_verifies_blocks_from_an_ims_writer() {
                     let data = Data {
                         index: req.index,
                         value: Some(writer.get(req.index).await.expect("block")),
-                        nodes: proof.nodes.iter().map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size }).collect(),
+                        nodes: proof
+                            .nodes
+                            .iter()
+                            .map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size })
+                            .collect(),
                         signature: proof.signature.map(|s| s.as_bytes().to_vec()),
                     };
                     conn.send(ChannelMessage::new(ours.expect("open"), Message::Data(data))).await;
@@ -245,7 +278,11 @@ async fn js_initiator_downloads_and_verifies_blocks_from_an_ims_writer() {
             }
         }
         let result = result.await.expect("join");
-        assert_eq!(result["blocks"], serde_json::json!(["ims 0", "ims 1", "ims 2"]), "JS verified and read every block");
+        assert_eq!(
+            result["blocks"],
+            serde_json::json!(["ims 0", "ims 1", "ims 2"]),
+            "JS verified and read every block"
+        );
         assert_eq!(result["noiseKey"].as_str(), Some(js_node.to_hex().as_str()));
         served.sort_unstable();
         assert_eq!(served, [0, 1, 2]);

@@ -7,7 +7,8 @@ use proptest::prelude::*;
 #[test]
 fn encodings_match_js_byte_for_byte() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/vectors/bitfield-rle.json");
-    let vectors: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
+    let vectors: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
     let cases = vectors["cases"].as_array().expect("cases");
     assert_eq!(cases.len(), 300);
     for (n, case) in cases.iter().enumerate() {
@@ -20,7 +21,8 @@ fn encodings_match_js_byte_for_byte() {
 
 fn bitfield() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(
-        prop_oneof![Just(0u8), Just(0xff), any::<u8>()].prop_flat_map(|b| proptest::collection::vec(Just(b), 0..40)),
+        prop_oneof![Just(0u8), Just(0xff), any::<u8>()]
+            .prop_flat_map(|b| proptest::collection::vec(Just(b), 0..40)),
         0..8,
     )
     .prop_map(|runs| runs.concat())

@@ -21,8 +21,12 @@ fn hypertrie_session_routes_to_events() {
     assert_eq!(s["name"], "hypertrie-sparse-get");
     let keys = &s["keys"];
     let feed = PublicKey::from_bytes(&hex_of(&keys["feedKey"])).expect("key");
-    let split = |who: &str| SessionKeys::new(key32(&keys["split"][who]["tx"]), key32(&keys["split"][who]["rx"]));
-    let mut sessions = [Session::new(split("initiator"), &["hypertrie"], &[]), Session::new(split("responder"), &["hypertrie"], &[])];
+    let split =
+        |who: &str| SessionKeys::new(key32(&keys["split"][who]["tx"]), key32(&keys["split"][who]["rx"]));
+    let mut sessions = [
+        Session::new(split("initiator"), &["hypertrie"], &[]),
+        Session::new(split("responder"), &["hypertrie"], &[]),
+    ];
 
     // Our responder's opening messages are exactly JS's: Open then Options{["hypertrie"], ack:false}.
     let (_, r_open) = sessions[1].open(&feed).expect("open");
@@ -54,16 +58,27 @@ fn hypertrie_session_routes_to_events() {
     let ext: Vec<(usize, String)> = events
         .iter()
         .filter_map(|(to, e)| match e {
-            Event::Extension { local_id: Some(1), name, payload } => Some((*to, format!("{name}:{}", hex::encode(payload)))),
+            Event::Extension { local_id: Some(1), name, payload } => {
+                Some((*to, format!("{name}:{}", hex::encode(payload))))
+            }
             _ => None,
         })
         .collect();
     assert_eq!(
         ext,
-        [(1, "hypertrie:1a14080412106879706572636f72652f392e31322e30".to_owned()), (0, "hypertrie:0a08080210051a020402".to_owned())]
+        [
+            (1, "hypertrie:1a14080412106879706572636f72652f392e31322e30".to_owned()),
+            (0, "hypertrie:0a08080210051a020402".to_owned())
+        ]
     );
-    let data = events.iter().filter(|(to, e)| *to == 0 && matches!(e, Event::Message { message: Message::Data(_), .. })).count();
-    let requests = events.iter().filter(|(to, e)| *to == 1 && matches!(e, Event::Message { message: Message::Request(_), .. })).count();
+    let data = events
+        .iter()
+        .filter(|(to, e)| *to == 0 && matches!(e, Event::Message { message: Message::Data(_), .. }))
+        .count();
+    let requests = events
+        .iter()
+        .filter(|(to, e)| *to == 1 && matches!(e, Event::Message { message: Message::Request(_), .. }))
+        .count();
     assert!(data > 0 && data == requests, "every Request got its Data ({requests} / {data})");
 }
 
@@ -77,7 +92,8 @@ fn unknown_feeds_unjoined_channels_and_stream_extensions() {
     assert_eq!(opens.len(), 1, "no Options without feed extensions");
     // Bob has not opened the feed: a discovery-key event, and messages on it are dropped.
     assert_eq!(bob.on_message(opens[0].clone()), Ok(Some(Event::DiscoveryKey(feed.discovery_key()))));
-    let want = ChannelMessage::new(1, Message::Want(hypercore::protocol::Want { start: 0, length: Some(1 << 20) }));
+    let want =
+        ChannelMessage::new(1, Message::Want(hypercore::protocol::Want { start: 0, length: Some(1 << 20) }));
     assert_eq!(bob.on_message(want), Ok(None));
     // Stream extensions on channel 0, ids through the sender's list.
     assert_eq!(alice.on_message(bob.stream_options()), Ok(None));

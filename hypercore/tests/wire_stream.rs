@@ -3,16 +3,21 @@
 
 use std::time::Duration;
 
-use hypercore::protocol::{
-    ChannelMessage, Channels, Message, RemoteOpen, SessionKeys, Status, StreamError, StreamOptions, Want, message_stream,
-};
 use hypercore::KeyPair;
 use hypercore::protocol::FrameError as FrameErr;
+use hypercore::protocol::{
+    ChannelMessage, Channels, Message, RemoteOpen, SessionKeys, Status, StreamError, StreamOptions, Want,
+    message_stream,
+};
 use swarm::{HandshakeConfig, Identity, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn opts(timeout_ms: u64, keepalive_ms: u64) -> StreamOptions {
-    StreamOptions { timeout: Duration::from_millis(timeout_ms), keepalive: Duration::from_millis(keepalive_ms), queue: 8 }
+    StreamOptions {
+        timeout: Duration::from_millis(timeout_ms),
+        keepalive: Duration::from_millis(keepalive_ms),
+        queue: 8,
+    }
 }
 
 #[tokio::test]
@@ -90,17 +95,24 @@ async fn two_ims_nodes_open_a_feed_over_authenticated_tcp() {
     let server_key = server_id.public_key();
     let server = tokio::spawn(async move {
         let (socket, _) = listener.accept().await.expect("accept");
-        let secure = swarm::handshake(socket, Role::Responder, &server_id, &HandshakeConfig::default()).await.expect("hs");
+        let secure = swarm::handshake(socket, Role::Responder, &server_id, &HandshakeConfig::default())
+            .await
+            .expect("hs");
         assert!(secure.is_authenticated());
         let mut channels = Channels::new(SessionKeys::new(secure.split().tx, secure.split().rx));
         let (tx, mut rx) = message_stream(secure, StreamOptions::default());
         let msg = rx.recv().await.expect("recv").expect("open");
         let Message::Open(open) = &msg.message else { panic!("{msg:?}") };
-        let RemoteOpen::Unknown { discovery_key } = channels.on_open(msg.channel, open).expect("on_open") else { panic!() };
+        let RemoteOpen::Unknown { discovery_key } = channels.on_open(msg.channel, open).expect("on_open")
+        else {
+            panic!()
+        };
         assert_eq!(discovery_key, feed.discovery_key());
         let (id, open) = channels.open(&feed).expect("capability verifies");
         tx.send(&open).await.expect("send open");
-        tx.send(&ChannelMessage::new(id, Message::Status(Status::new(true, false)))).await.expect("send status");
+        tx.send(&ChannelMessage::new(id, Message::Status(Status::new(true, false))))
+            .await
+            .expect("send status");
         // Wait for the client's Close, then answer it.
         let msg = rx.recv().await.expect("recv").expect("close");
         let Message::Close(close) = &msg.message else { panic!("{msg:?}") };
@@ -110,9 +122,14 @@ async fn two_ims_nodes_open_a_feed_over_authenticated_tcp() {
 
     let socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let me = Identity::from_seed(b"client");
-    let secure = swarm::handshake(socket, Role::Initiator, &me, &HandshakeConfig::default().expected_remote(server_key))
-        .await
-        .expect("handshake");
+    let secure = swarm::handshake(
+        socket,
+        Role::Initiator,
+        &me,
+        &HandshakeConfig::default().expected_remote(server_key),
+    )
+    .await
+    .expect("handshake");
     assert!(secure.is_authenticated());
     let mut channels = Channels::new(SessionKeys::new(secure.split().tx, secure.split().rx));
     let (tx, mut rx) = message_stream(secure, StreamOptions::default());
@@ -120,7 +137,10 @@ async fn two_ims_nodes_open_a_feed_over_authenticated_tcp() {
     tx.send(&open).await.expect("send");
     let msg = rx.recv().await.expect("recv").expect("open back");
     let Message::Open(open) = &msg.message else { panic!("{msg:?}") };
-    assert_eq!(channels.on_open(msg.channel, open), Ok(RemoteOpen::Joined { local_id: ours, remote_id: msg.channel }));
+    assert_eq!(
+        channels.on_open(msg.channel, open),
+        Ok(RemoteOpen::Joined { local_id: ours, remote_id: msg.channel })
+    );
     let msg = rx.recv().await.expect("recv").expect("status");
     assert_eq!(msg.message, Message::Status(Status::new(true, false)));
     tx.send(&channels.close(ours).expect("close")).await.expect("send close");
@@ -183,7 +203,10 @@ async fn garbage_after_the_handshake_drops_the_peer() {
         assert!(outcome.is_err(), "{name}: garbage ended in {outcome:?}");
         if authenticated {
             // Records are authenticated: the first record fails its tag.
-            assert!(matches!(outcome, Err(StreamError::Io(ref e)) if e.kind() == std::io::ErrorKind::InvalidData), "{name}: {outcome:?}");
+            assert!(
+                matches!(outcome, Err(StreamError::Io(ref e)) if e.kind() == std::io::ErrorKind::InvalidData),
+                "{name}: {outcome:?}"
+            );
         }
         drop(rx);
         drop(_tx);

@@ -31,12 +31,18 @@ fn opt_hex(v: &Option<Vec<u8>>) -> Value {
 /// applied through the accessors).
 fn as_json(msg: &Message) -> Value {
     match msg {
-        Message::Open(m) => json!({"discoveryKey": hex::encode(&m.discovery_key), "capability": opt_hex(&m.capability)}),
+        Message::Open(m) => {
+            json!({"discoveryKey": hex::encode(&m.discovery_key), "capability": opt_hex(&m.capability)})
+        }
         Message::Options(m) => json!({"extensions": m.extensions, "ack": m.ack()}),
         Message::Status(m) => json!({"uploading": m.uploading(), "downloading": m.downloading()}),
-        Message::Have(m) => json!({"start": m.start, "length": m.length(), "bitfield": opt_hex(&m.bitfield), "ack": m.ack()}),
+        Message::Have(m) => {
+            json!({"start": m.start, "length": m.length(), "bitfield": opt_hex(&m.bitfield), "ack": m.ack()})
+        }
         Message::Want(m) => json!({"start": m.start, "length": m.length()}),
-        Message::Request(m) => json!({"index": m.index, "bytes": m.bytes(), "hash": m.hash(), "nodes": m.nodes()}),
+        Message::Request(m) => {
+            json!({"index": m.index, "bytes": m.bytes(), "hash": m.hash(), "nodes": m.nodes()})
+        }
         Message::Data(m) => json!({
             "index": m.index,
             "value": opt_hex(&m.value),
@@ -108,7 +114,12 @@ fn every_frame_decodes_reencodes_and_capabilities_verify() {
             for chunk in chunks {
                 let mut bytes = hex_of(&chunk["hex"]);
                 ks.apply(&mut bytes);
-                assert_eq!(hex::encode(&bytes), chunk["plaintextHex"].as_str().expect("plaintext"), "{name} seq {}", chunk["seq"]);
+                assert_eq!(
+                    hex::encode(&bytes),
+                    chunk["plaintextHex"].as_str().expect("plaintext"),
+                    "{name} seq {}",
+                    chunk["seq"]
+                );
                 decoder.extend(&bytes);
                 for expected in chunk["frames"].as_array().expect("frames") {
                     let frame = decoder.next_frame().expect("valid frame").expect("whole frame");
@@ -123,7 +134,11 @@ fn every_frame_decodes_reencodes_and_capabilities_verify() {
                     };
                     let ctx = format!("{name} seq {} {}", chunk["seq"], expected["typeName"]);
                     assert_eq!(msg.channel, expected["channel"].as_u64().expect("channel"), "{ctx}");
-                    assert_eq!(u64::from(msg.message.kind()), expected["type"].as_u64().expect("type"), "{ctx}");
+                    assert_eq!(
+                        u64::from(msg.message.kind()),
+                        expected["type"].as_u64().expect("type"),
+                        "{ctx}"
+                    );
                     // Decoded fields, JS defaults included.
                     let want = &expected["decoded"];
                     let got = as_json(&msg.message);
@@ -131,15 +146,25 @@ fn every_frame_decodes_reencodes_and_capabilities_verify() {
                         assert_eq!(&want[field], value, "{ctx}: field {field}");
                     }
                     // Byte-identical re-encoding.
-                    assert_eq!(hex::encode(msg.to_frame().expect("encode")), expected["frameHex"].as_str().expect("frameHex"), "{ctx}");
+                    assert_eq!(
+                        hex::encode(msg.to_frame().expect("encode")),
+                        expected["frameHex"].as_str().expect("frameHex"),
+                        "{ctx}"
+                    );
                     // Channel bookkeeping on the receiving side.
                     match &msg.message {
                         Message::Open(open) => {
-                            let joined = tables[receiver].on_open(msg.channel, open).expect("capability verifies");
-                            assert_eq!(joined, RemoteOpen::Joined { local_id: 1, remote_id: msg.channel }, "{ctx}");
+                            let joined =
+                                tables[receiver].on_open(msg.channel, open).expect("capability verifies");
+                            assert_eq!(
+                                joined,
+                                RemoteOpen::Joined { local_id: 1, remote_id: msg.channel },
+                                "{ctx}"
+                            );
                         }
                         Message::Close(close) => {
-                            let closed = tables[receiver].on_close(msg.channel, close).expect("known channel");
+                            let closed =
+                                tables[receiver].on_close(msg.channel, close).expect("known channel");
                             assert_eq!(closed.discovery_key, feed_key.discovery_key());
                         }
                         _ => assert_eq!(tables[receiver].route(msg.channel), Some(1), "{ctx}"),
@@ -166,7 +191,10 @@ fn a_capability_from_another_session_is_rejected() {
         discovery_key: feed_key.discovery_key().as_bytes().to_vec(),
         capability: Some(i_keys_other.capability(&feed_key).to_vec()),
     };
-    assert!(matches!(responder.on_open(1, &forged), Err(hypercore::protocol::ChannelError::BadCapability { .. })));
+    assert!(matches!(
+        responder.on_open(1, &forged),
+        Err(hypercore::protocol::ChannelError::BadCapability { .. })
+    ));
     let missing = hypercore::protocol::Open { capability: None, ..forged };
     assert!(responder.on_open(2, &missing).is_err());
 }
@@ -179,7 +207,11 @@ async fn recorded_requests_and_data_match_a_rust_replica() {
     let session = &t["sessions"][0];
     assert_eq!(session["name"], "hypercore-sparse-get");
     let feed_key = PublicKey::from_bytes(&hex_of(&session["keys"]["feedKey"])).expect("key");
-    let replica = hypercore::FeedBuilder::new(hypercore::Storage::memory()).public_key(feed_key).open().await.expect("replica");
+    let replica = hypercore::FeedBuilder::new(hypercore::Storage::memory())
+        .public_key(feed_key)
+        .open()
+        .await
+        .expect("replica");
     let frames: Vec<&Value> = session["chunks"]
         .as_array()
         .expect("chunks")
@@ -190,7 +222,8 @@ async fn recorded_requests_and_data_match_a_rust_replica() {
     let mut verified = Vec::new();
     let mut pending: Option<(u64, u64)> = None;
     for f in frames {
-        let msg = Message::decode(f["type"].as_u64().expect("type") as u8, &hex_of(&f["bodyHex"])).expect("decode");
+        let msg =
+            Message::decode(f["type"].as_u64().expect("type") as u8, &hex_of(&f["bodyHex"])).expect("decode");
         match msg {
             // Only the first two fetches (blocks 3 and 1) happen before the live append, while
             // the replica's view of the feed is the writer's; stop at the append.
@@ -202,13 +235,28 @@ async fn recorded_requests_and_data_match_a_rust_replica() {
                 assert_eq!(replica.digest(index), digest, "digest for block {index}");
                 let proof = hypercore::Proof {
                     index: d.index,
-                    nodes: d.nodes.iter().map(|n| hypercore::Node { index: n.index, hash: n.hash.as_slice().try_into().expect("hash"), size: n.size }).collect(),
-                    signature: d.signature.as_deref().map(|s| hypercore::Signature::from_bytes(s).expect("sig")),
+                    nodes: d
+                        .nodes
+                        .iter()
+                        .map(|n| hypercore::Node {
+                            index: n.index,
+                            hash: n.hash.as_slice().try_into().expect("hash"),
+                            size: n.size,
+                        })
+                        .collect(),
+                    signature: d
+                        .signature
+                        .as_deref()
+                        .map(|s| hypercore::Signature::from_bytes(s).expect("sig")),
                 };
                 let value = d.value.expect("value");
                 replica.put(d.index, &value, &proof).await.expect("JS proof verifies");
                 // A flipped bit in the value must not verify on a fresh replica.
-                let fresh = hypercore::FeedBuilder::new(hypercore::Storage::memory()).public_key(feed_key).open().await.expect("fresh");
+                let fresh = hypercore::FeedBuilder::new(hypercore::Storage::memory())
+                    .public_key(feed_key)
+                    .open()
+                    .await
+                    .expect("fresh");
                 let mut bad = value.clone();
                 bad[0] ^= 1;
                 if index == 3 {

@@ -46,7 +46,10 @@ async fn corpus_bench() {
     let write = t.elapsed();
     let bytes = index.trie().feed().byte_len();
     let total = parse + write;
-    println!("corpus: {packuments} packuments, {versions} versions, {:.1} MB full JSON", json_bytes as f64 / 1e6);
+    println!(
+        "corpus: {packuments} packuments, {versions} versions, {:.1} MB full JSON",
+        json_bytes as f64 / 1e6
+    );
     println!(
         "  ingest (parse + index, one task): {:.0} versions/s  [parse {:.0} ms, index {:.0} ms]  target >= 20000  ({:.2}x)",
         versions as f64 / total.as_secs_f64(),
@@ -90,8 +93,9 @@ fn name_of(i: u64) -> String {
 fn synthetic(rng: &mut Rng, i: u64, packages: u64, per: u64) -> Packument {
     let name = name_of(i);
     let mut p = Packument { name: name.clone(), ..Packument::default() };
-    let mut deps: Vec<(String, String)> =
-        (0..rng.below(8)).map(|_| (name_of(rng.below(packages)), format!("^{}.{}.0", rng.below(5), rng.below(20)))).collect();
+    let mut deps: Vec<(String, String)> = (0..rng.below(8))
+        .map(|_| (name_of(rng.below(packages)), format!("^{}.{}.0", rng.below(5), rng.below(20))))
+        .collect();
     for v in 0..per {
         // Dependency maps change now and then, as they do between releases.
         if rng.below(4) == 0 {
@@ -103,7 +107,10 @@ fn synthetic(rng: &mut Rng, i: u64, packages: u64, per: u64) -> Packument {
         let digest: Vec<u8> = (0..64).map(|_| rng.next() as u8).collect();
         m.dist.integrity = Some(format!("sha512-{}", b64(&digest)));
         m.dist.shasum = Some(digest[..20].iter().map(|b| format!("{b:02x}")).collect());
-        m.dist.tarball = Some(format!("https://registry.npmjs.org/{name}/-/{}-{version}.tgz", name.rsplit('/').next().unwrap()));
+        m.dist.tarball = Some(format!(
+            "https://registry.npmjs.org/{name}/-/{}-{version}.tgz",
+            name.rsplit('/').next().unwrap()
+        ));
         m.dist.file_count = Some(rng.below(200));
         m.dist.unpacked_size = Some(rng.below(1 << 20));
         m.license = Some("MIT".into());
@@ -119,7 +126,9 @@ fn b64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
     for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         for k in 0..4 {
             s.push(if k <= c.len() { char::from(A[((n >> (18 - 6 * k)) & 63) as usize]) } else { '=' });
         }
@@ -140,12 +149,19 @@ fn iso(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3_600_000, (rem / 60_000) % 60, (rem / 1000) % 60, rem % 1000)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600_000,
+        (rem / 60_000) % 60,
+        (rem / 1000) % 60,
+        rem % 1000
+    )
 }
 
 async fn synthetic_bench() {
     #[allow(clippy::disallowed_methods)] // a bench knob, read once
-    let total: u64 = std::env::var("IMS_BENCH_VERSIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let total: u64 =
+        std::env::var("IMS_BENCH_VERSIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let per = 10;
     let packages = (total / per).max(1);
     let dir = tempfile::tempdir().unwrap();
@@ -166,7 +182,10 @@ async fn synthetic_bench() {
     }
     index.write(Update { documents: batch, ..Update::default() }).await.unwrap();
     let build = t.elapsed();
-    let disk: u64 = std::fs::read_dir(dir.path().join("index")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let disk: u64 = std::fs::read_dir(dir.path().join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
     println!("synthetic: {packages} packages x {per} = {} versions", packages * per);
     println!(
         "  build {:.1} s ({:.0} versions/s incl. generation); on disk {:.1} MB = {:.0} B/version; abbreviated JSON ~{:.1} MB; ratio {:.1}%",

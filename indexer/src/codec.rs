@@ -61,7 +61,10 @@ pub(crate) fn encode_compressed<T: Serialize>(tag: u8, record: &T) -> Vec<u8> {
 }
 
 /// Decode a value written by [`encode_compressed`] with the same tag.
-pub(crate) fn decode_compressed<T: serde::de::DeserializeOwned>(tag: u8, bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode_compressed<T: serde::de::DeserializeOwned>(
+    tag: u8,
+    bytes: &[u8],
+) -> Result<T, CodecError> {
     use std::io::Read as _;
     let body = match bytes.split_first() {
         Some((&t, body)) if t == tag => body,
@@ -166,8 +169,10 @@ impl B64Bytes {
 }
 
 /// npm's registry signing key ids, interned (spec §1.1, `/-/npm/v1/keys`).
-const KEY_IDS: [&str; 2] =
-    ["SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA", "SHA256:DhQ8wR5APBvFHLF/+Tc+AYvPOdTpcIDqOhxsBHRwC7U"];
+const KEY_IDS: [&str; 2] = [
+    "SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA",
+    "SHA256:DhQ8wR5APBvFHLF/+Tc+AYvPOdTpcIDqOhxsBHRwC7U",
+];
 
 /// A signature key id: one of npm's known ids by number, or verbatim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,7 +277,8 @@ mod tests {
         for t in ["2024-12-07T08:03:45.988000+00:00", "2024-13-01T00:00:00.000Z", "yesterday"] {
             assert_eq!(Time::pack(t), Time::Text(t.into()), "{t}");
         }
-        let sri = "sha512-6FlzubTLZG3J2a/NVCAleEhjzq5oxgHyaCU9yYXvcLsvoVaHJq/s5xXI6/XXP6tz7R9xAOtHnSO/tXtF3WRTlA==";
+        let sri =
+            "sha512-6FlzubTLZG3J2a/NVCAleEhjzq5oxgHyaCU9yYXvcLsvoVaHJq/s5xXI6/XXP6tz7R9xAOtHnSO/tXtF3WRTlA==";
         assert!(matches!(Sri::pack(sri), Sri::Sha512(_)));
         assert_eq!(Sri::pack(sri).unpack(), sri);
         assert_eq!(Sri::pack("sha1-abc sha512-x"), Sri::Text("sha1-abc sha512-x".into()));
@@ -286,12 +292,18 @@ mod tests {
     fn wrong_tags_and_garbage_are_errors() {
         let bytes = encode(tag::PACKAGE, &(1u32, "x".to_owned()));
         assert!(matches!(decode::<(u32, String)>(tag::PAGE, &bytes), Err(CodecError::WrongTag { .. })));
-        assert!(matches!(decode::<(u32, String)>(tag::PACKAGE, &[tag::PACKAGE, 1, 200]), Err(CodecError::Malformed(_))));
+        assert!(matches!(
+            decode::<(u32, String)>(tag::PACKAGE, &[tag::PACKAGE, 1, 200]),
+            Err(CodecError::Malformed(_))
+        ));
         assert_eq!(decode::<(u32, String)>(tag::PACKAGE, &bytes).unwrap(), (1, "x".to_owned()));
         let z = encode_compressed(tag::PAGE, &vec!["same".to_owned(); 100]);
         assert!(z.len() < 100);
         assert_eq!(decode_compressed::<Vec<String>>(tag::PAGE, &z).unwrap().len(), 100);
-        assert!(matches!(decode_compressed::<Vec<String>>(tag::PAGE, &[tag::PAGE, 0xff, 0]), Err(CodecError::Inflate)));
+        assert!(matches!(
+            decode_compressed::<Vec<String>>(tag::PAGE, &[tag::PAGE, 0xff, 0]),
+            Err(CodecError::Inflate)
+        ));
     }
 
     proptest::proptest! {

@@ -5,8 +5,8 @@
 //! usually share their maps, so a map shared by a run of versions is stored once per page, and
 //! the page's compression removes most of what remains between pages.
 
-use serde::{Deserialize, Serialize};
 use crate::model::{BundleDependencies, DepMap, Manifest};
+use serde::{Deserialize, Serialize};
 
 /// The dependency maps of one version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

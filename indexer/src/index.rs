@@ -55,10 +55,8 @@ impl Index {
     /// Open the index stored in `trie` (an empty trie is an empty index).
     pub async fn open(trie: Trie) -> Result<Self, IndexError> {
         let mut index = Self { trie, upstream: None };
-        index.upstream = index
-            .get_raw(schema::UPSTREAM_KEY)
-            .await?
-            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        index.upstream =
+            index.get_raw(schema::UPSTREAM_KEY).await?.map(|v| String::from_utf8_lossy(&v).into_owned());
         Ok(index)
     }
 
@@ -87,13 +85,20 @@ impl Index {
     }
 
     async fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, IndexError> {
-        let node = self.trie.get(key).await.map_err(|source| IndexError::Read { key: key.to_owned(), source })?;
+        let node =
+            self.trie.get(key).await.map_err(|source| IndexError::Read { key: key.to_owned(), source })?;
         Ok(node.and_then(|n| n.value().map(<[u8]>::to_vec)))
     }
 
-    async fn get_record<T: serde::de::DeserializeOwned>(&self, tag: u8, key: &str) -> Result<Option<T>, IndexError> {
+    async fn get_record<T: serde::de::DeserializeOwned>(
+        &self,
+        tag: u8,
+        key: &str,
+    ) -> Result<Option<T>, IndexError> {
         let Some(bytes) = self.get_raw(key).await? else { return Ok(None) };
-        codec::decode(tag, &bytes).map(Some).map_err(|source| IndexError::Corrupt { key: key.to_owned(), source })
+        codec::decode(tag, &bytes)
+            .map(Some)
+            .map_err(|source| IndexError::Corrupt { key: key.to_owned(), source })
     }
 
     pub(crate) async fn package_record(&self, name: &str) -> Result<Option<PackageRecord>, IndexError> {
@@ -103,7 +108,9 @@ impl Index {
     pub(crate) async fn page(&self, name: &str, page: u32) -> Result<Option<VersionPage>, IndexError> {
         let key = schema::page_key(name, page);
         let Some(bytes) = self.get_raw(&key).await? else { return Ok(None) };
-        codec::decode_compressed(tag::PAGE, &bytes).map(Some).map_err(|source| IndexError::Corrupt { key, source })
+        codec::decode_compressed(tag::PAGE, &bytes)
+            .map(Some)
+            .map_err(|source| IndexError::Corrupt { key, source })
     }
 
     /// Versions and dist-tags of `name`, for resolution: one lookup.
@@ -123,7 +130,11 @@ impl Index {
                 })
                 .collect(),
             modified: rec.times.iter().find(|(k, _)| k == "modified").map(|(_, t)| t.unpack()),
-            unpublished: rec.unpublished.as_ref().and_then(|u| u.time.clone()).filter(|_| rec.versions.is_empty()),
+            unpublished: rec
+                .unpublished
+                .as_ref()
+                .and_then(|u| u.time.clone())
+                .filter(|_| rec.versions.is_empty()),
         }))
     }
 
@@ -134,7 +145,13 @@ impl Index {
         let Some(entry) = rec.versions.iter().find(|e| e.version == version) else { return Ok(None) };
         let Some(page) = self.page(name, entry.page).await? else { return Ok(None) };
         Ok(page.get(version).map(|vr| {
-            vr.to_manifest(name, version, rec.string(entry.deprecated), &page.bundles, self.upstream.as_deref())
+            vr.to_manifest(
+                name,
+                version,
+                rec.string(entry.deprecated),
+                &page.bundles,
+                self.upstream.as_deref(),
+            )
         }))
     }
 
@@ -150,7 +167,13 @@ impl Index {
             }
             let Some(Some(page)) = pages.get(&e.page) else { continue };
             if let Some(vr) = page.get(&e.version) {
-                let m = vr.to_manifest(name, &e.version, rec.string(e.deprecated), &page.bundles, self.upstream.as_deref());
+                let m = vr.to_manifest(
+                    name,
+                    &e.version,
+                    rec.string(e.deprecated),
+                    &page.bundles,
+                    self.upstream.as_deref(),
+                );
                 p.versions.insert(e.version.clone(), m);
             }
         }

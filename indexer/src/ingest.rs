@@ -141,7 +141,10 @@ pub struct Ingest {
 
 impl std::fmt::Debug for Ingest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ingest").field("registry", &self.upstream.base()).field("options", &self.options).finish()
+        f.debug_struct("Ingest")
+            .field("registry", &self.upstream.base())
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -215,14 +218,15 @@ impl Ingest {
     ) -> Result<(Update, Vec<String>), IngestError> {
         let mut update = Update::default();
         let mut missing = Vec::new();
-        let results: Vec<(String, Result<Outcome, FetchError>)> = futures_util::stream::iter(chunk.iter().cloned())
-            .map(|name| async move {
-                let outcome = self.fetch_one(&name).await;
-                (name, outcome)
-            })
-            .buffer_unordered(self.options.concurrency.max(1))
-            .collect()
-            .await;
+        let results: Vec<(String, Result<Outcome, FetchError>)> =
+            futures_util::stream::iter(chunk.iter().cloned())
+                .map(|name| async move {
+                    let outcome = self.fetch_one(&name).await;
+                    (name, outcome)
+                })
+                .buffer_unordered(self.options.concurrency.max(1))
+                .collect()
+                .await;
         for (name, outcome) in results {
             match outcome {
                 Ok(Outcome::Doc(doc)) => {
@@ -265,14 +269,19 @@ impl Ingest {
             Fetched::NotModified => return Ok(Outcome::NotModified),
             Fetched::NotFound => return Ok(Outcome::NotFound),
             Fetched::TooLarge { bytes } => {
-                return Ok(skip(format!("the document is {bytes} bytes, over the {} byte cap", self.options.max_document_bytes)));
+                return Ok(skip(format!(
+                    "the document is {bytes} bytes, over the {} byte cap",
+                    self.options.max_document_bytes
+                )));
             }
         };
         // Parsing a large document is CPU work: keep it off the async worker.
         let parsed = tokio::task::spawn_blocking(move || Packument::from_slice(&body)).await;
         Ok(match parsed {
             Ok(Ok(p)) if p.name == name => Outcome::Doc(Document { packument: p, etag }),
-            Ok(Ok(p)) => skip(format!("the document is named {:?}", p.name.chars().take(100).collect::<String>())),
+            Ok(Ok(p)) => {
+                skip(format!("the document is named {:?}", p.name.chars().take(100).collect::<String>()))
+            }
             Ok(Err(e)) => skip(format!("bad document: {e}")),
             Err(e) => skip(format!("parser failed: {e}")),
         })

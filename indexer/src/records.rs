@@ -180,7 +180,10 @@ impl PackageRecord {
             versions,
             strings,
             times,
-            unpublished: p.unpublished.as_ref().map(|u| UnpublishedRec { time: u.time.clone(), versions: u.versions.clone() }),
+            unpublished: p
+                .unpublished
+                .as_ref()
+                .map(|u| UnpublishedRec { time: u.time.clone(), versions: u.versions.clone() }),
             modified: p.modified.clone(),
             description: p.description.clone(),
             keywords: p.keywords.clone(),
@@ -206,7 +209,10 @@ impl PackageRecord {
             dist_tags: self.dist_tags.iter().cloned().collect(),
             versions: Default::default(),
             time,
-            unpublished: self.unpublished.as_ref().map(|u| Unpublished { time: u.time.clone(), versions: u.versions.clone() }),
+            unpublished: self
+                .unpublished
+                .as_ref()
+                .map(|u| Unpublished { time: u.time.clone(), versions: u.versions.clone() }),
             modified: self.modified.clone(),
             description: self.description.clone(),
             keywords: self.keywords.clone(),
@@ -247,7 +253,9 @@ impl VersionRecord {
             }),
             directories: m.directories.as_ref().map(|d| compact(&Value::Object(d.clone()))),
             engines: m.engines.as_ref().map(|e| match e {
-                Engines::Map(map) => EnginesRec::Map(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+                Engines::Map(map) => {
+                    EnginesRec::Map(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                }
                 Engines::List(l) => EnginesRec::List(l.clone()),
                 Engines::Text(t) => EnginesRec::Text(t.clone()),
             }),
@@ -269,7 +277,11 @@ impl VersionRecord {
                 tarball,
                 file_count: d.file_count,
                 unpacked_size: d.unpacked_size,
-                signatures: d.signatures.iter().map(|s| (KeyId::pack(&s.keyid), B64Bytes::pack(&s.sig))).collect(),
+                signatures: d
+                    .signatures
+                    .iter()
+                    .map(|s| (KeyId::pack(&s.keyid), B64Bytes::pack(&s.sig)))
+                    .collect(),
                 attestations: d.attestations.as_ref().map(compact),
             },
         }
@@ -327,7 +339,11 @@ impl VersionRecord {
                 },
                 file_count: d.file_count,
                 unpacked_size: d.unpacked_size,
-                signatures: d.signatures.into_iter().map(|(k, s)| Signature { keyid: k.unpack(), sig: s.unpack() }).collect(),
+                signatures: d
+                    .signatures
+                    .into_iter()
+                    .map(|(k, s)| Signature { keyid: k.unpack(), sig: s.unpack() })
+                    .collect(),
                 attestations: d.attestations.and_then(parse),
             },
             ..Manifest::default()

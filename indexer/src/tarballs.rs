@@ -122,10 +122,7 @@ impl TarballStore {
     /// then [`PendingTarball::commit`] verifies and renames it into place.
     pub fn begin(&self, expected: &Integrity) -> Result<PendingTarball, TarballError> {
         let tmp = self.inner.root.join("tmp");
-        let file = tempfile::Builder::new()
-            .prefix("tgz-")
-            .tempfile_in(&tmp)
-            .map_err(io_at(&tmp))?;
+        let file = tempfile::Builder::new().prefix("tgz-").tempfile_in(&tmp).map_err(io_at(&tmp))?;
         Ok(PendingTarball {
             file,
             hasher: expected.hasher(),
@@ -177,13 +174,9 @@ impl TarballStore {
 
     fn unpack_verified(&self, integrity: &Integrity, bytes: &[u8]) -> Result<Unpacked, TarballError> {
         let tmp = self.inner.root.join("tmp");
-        let staging = tempfile::Builder::new()
-            .prefix("pkg-")
-            .tempdir_in(&tmp)
-            .map_err(io_at(&tmp))?;
-        let report = extract(bytes, staging.path(), &self.inner.limits).map_err(|source| {
-            TarballError::Extract { integrity: integrity.to_string(), source }
-        })?;
+        let staging = tempfile::Builder::new().prefix("pkg-").tempdir_in(&tmp).map_err(io_at(&tmp))?;
+        let report = extract(bytes, staging.path(), &self.inner.limits)
+            .map_err(|source| TarballError::Extract { integrity: integrity.to_string(), source })?;
         let dest = self.unpacked_path(integrity);
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(io_at(parent))?;
@@ -217,10 +210,7 @@ pub fn verify(expected: &Integrity, bytes: &[u8]) -> Result<(), TarballError> {
     if expected.matches(&actual) {
         Ok(())
     } else {
-        Err(TarballError::IntegrityMismatch {
-            expected: expected.to_string(),
-            actual: actual.to_string(),
-        })
+        Err(TarballError::IntegrityMismatch { expected: expected.to_string(), actual: actual.to_string() })
     }
 }
 

@@ -32,7 +32,8 @@ async fn corpus_round_trips_through_the_index() {
     let mut skipped = 0;
     let mut record_bytes = 0;
     for chunk in upstream.chunks(24) {
-        let documents = chunk.iter().map(|p| Document { packument: p.clone(), etag: Some("\"e\"".into()) }).collect();
+        let documents =
+            chunk.iter().map(|p| Document { packument: p.clone(), etag: Some("\"e\"".into()) }).collect();
         let report = index.write(Update { documents, ..Update::default() }).await.unwrap();
         for s in &report.skipped {
             let v = s.version.as_deref().unwrap_or_default();
@@ -71,7 +72,13 @@ async fn corpus_round_trips_through_the_index() {
 
     // Re-ingesting the same documents changes nothing.
     let again = Packument::from_slice(corpus.packument("ms").unwrap()).unwrap();
-    let report = index.write(Update { documents: vec![Document { packument: again, etag: Some("\"e\"".into()) }], ..Update::default() }).await.unwrap();
+    let report = index
+        .write(Update {
+            documents: vec![Document { packument: again, etag: Some("\"e\"".into()) }],
+            ..Update::default()
+        })
+        .await
+        .unwrap();
     assert_eq!((report.unchanged, report.ops), (1, 0));
 }
 
@@ -82,15 +89,21 @@ async fn pages_grow_across_writes_and_touched_blocks_cover_a_read() {
     for step in [10, 45, 70] {
         for i in doc.versions.len()..step {
             let v = format!("1.0.{i}");
-            let mut m = indexer::model::Manifest { name: "grow".into(), version: v.clone(), ..Default::default() };
+            let mut m =
+                indexer::model::Manifest { name: "grow".into(), version: v.clone(), ..Default::default() };
             m.dist.integrity = Some(format!("sha512-{i}"));
             m.dependencies.insert("dep".into(), format!("^{}", i / 20));
             doc.versions.insert(v.clone(), m);
             doc.time.insert(v.clone(), format!("2020-01-01T00:00:{:02}.000Z", i % 60));
             doc.dist_tags.insert("latest".into(), v);
         }
-        let report =
-            index.write(Update { documents: vec![Document { packument: doc.clone(), etag: None }], ..Update::default() }).await.unwrap();
+        let report = index
+            .write(Update {
+                documents: vec![Document { packument: doc.clone(), etag: None }],
+                ..Update::default()
+            })
+            .await
+            .unwrap();
         assert!(report.versions > 0);
         assert_eq!(index.packument("grow").await.unwrap().unwrap(), doc);
     }
@@ -117,10 +130,14 @@ async fn corrupt_or_hostile_values_are_errors_not_panics() {
     }
     // A page that inflates to far more than any real page (a deflate bomb from a peer).
     let mut doc = Packument { name: "bomb".into(), ..Packument::default() };
-    let mut m = indexer::model::Manifest { name: "bomb".into(), version: "1.0.0".into(), ..Default::default() };
+    let mut m =
+        indexer::model::Manifest { name: "bomb".into(), version: "1.0.0".into(), ..Default::default() };
     m.dist.integrity = Some("sha512-x".into());
     doc.versions.insert("1.0.0".into(), m);
-    index.write(Update { documents: vec![Document { packument: doc, etag: None }], ..Update::default() }).await.unwrap();
+    index
+        .write(Update { documents: vec![Document { packument: doc, etag: None }], ..Update::default() })
+        .await
+        .unwrap();
     let bomb = {
         use std::io::Write as _;
         let mut z = flate2::write::DeflateEncoder::new(vec![0x56], flate2::Compression::best());

@@ -15,53 +15,80 @@ fn dep_map() -> impl Strategy<Value = DepMap> {
 fn manifest() -> impl Strategy<Value = Manifest> {
     (
         (dep_map(), dep_map(), dep_map(), dep_map()),
-        (prop::option::of(".{0,30}"), prop::option::of(prop_oneof![
-            "[a-z./]{1,10}".prop_map(Bin::Path),
-            prop::collection::btree_map("[a-z]{1,6}", "[a-z./]{1,10}", 1..3).prop_map(Bin::Map),
-        ])),
+        (
+            prop::option::of(".{0,30}"),
+            prop::option::of(prop_oneof![
+                "[a-z./]{1,10}".prop_map(Bin::Path),
+                prop::collection::btree_map("[a-z]{1,6}", "[a-z./]{1,10}", 1..3).prop_map(Bin::Map),
+            ]),
+        ),
         prop::option::of(prop_oneof![
             prop::collection::btree_map("[a-z]{1,6}", "[<>=0-9. ]{1,8}", 1..3).prop_map(Engines::Map),
             prop::collection::vec("[a-z]{1,6}", 1..3).prop_map(Engines::List),
             "[<>=0-9.]{1,8}".prop_map(Engines::Text),
         ]),
         (prop::collection::vec("!?[a-z0-9]{1,6}", 0..3), any::<(Option<bool>, Option<bool>, Option<bool>)>()),
-        (prop::option::of(prop_oneof![Just(BundleDependencies::All), prop::collection::vec("[a-z]{1,6}", 1..3).prop_map(BundleDependencies::Names)])),
-        (prop::collection::vec(any::<u8>(), 64), prop::option::of("[0-9a-f]{40}|[A-Z]{3}"), prop::option::of(0u64..1_000_000)),
-        (prop::collection::vec(("SHA256:DhQ8wR5APBvFHLF/\\+Tc\\+AYvPOdTpcIDqOhxsBHRwC7U|[a-z]{3}", "[A-Za-z0-9+/]{8}"), 0..2), any::<bool>()),
+        (prop::option::of(prop_oneof![
+            Just(BundleDependencies::All),
+            prop::collection::vec("[a-z]{1,6}", 1..3).prop_map(BundleDependencies::Names)
+        ])),
+        (
+            prop::collection::vec(any::<u8>(), 64),
+            prop::option::of("[0-9a-f]{40}|[A-Z]{3}"),
+            prop::option::of(0u64..1_000_000),
+        ),
+        (
+            prop::collection::vec(
+                ("SHA256:DhQ8wR5APBvFHLF/\\+Tc\\+AYvPOdTpcIDqOhxsBHRwC7U|[a-z]{3}", "[A-Za-z0-9+/]{8}"),
+                0..2,
+            ),
+            any::<bool>(),
+        ),
     )
-        .prop_map(|((deps, opt, peer, dev), (deprecated, bin), engines, (os, flags), bundle, (digest, shasum, size), (sigs, odd))| {
-            use base64::Engine as _;
-            let mut m = Manifest {
-                dependencies: deps,
-                optional_dependencies: opt,
-                peer_dependencies: peer,
-                dev_dependencies: dev,
-                deprecated,
-                bin,
+        .prop_map(
+            |(
+                (deps, opt, peer, dev),
+                (deprecated, bin),
                 engines,
-                os: os.clone(),
-                cpu: os,
-                ..Manifest::default()
-            };
-            (m.has_install_script, m.has_shrinkwrap, m.gypfile) = flags;
-            m.bundle_dependencies = bundle;
-            m.dist.integrity = Some(format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(&digest)));
-            m.dist.shasum = shasum;
-            m.dist.unpacked_size = size;
-            m.dist.signatures = sigs.into_iter().map(|(keyid, sig)| Signature { keyid, sig }).collect();
-            if odd {
-                m.license = Some(json!({"type": "MIT", "url": "x"}));
-                m.funding = Some(json!([{"url": "u"}, "v"]));
-                m.directories = json!({"bin": "./b"}).as_object().cloned();
-                m.peer_dependencies_meta = json!({"a": {"optional": true}}).as_object().cloned();
-                m.scripts.insert("postinstall".into(), "node x".into());
-                m.dist.tarball = Some("https://elsewhere.example/x.tgz".into());
-                m.libc = vec!["glibc".into()];
-            } else {
-                m.license = Some(json!("ISC"));
-            }
-            m
-        })
+                (os, flags),
+                bundle,
+                (digest, shasum, size),
+                (sigs, odd),
+            )| {
+                use base64::Engine as _;
+                let mut m = Manifest {
+                    dependencies: deps,
+                    optional_dependencies: opt,
+                    peer_dependencies: peer,
+                    dev_dependencies: dev,
+                    deprecated,
+                    bin,
+                    engines,
+                    os: os.clone(),
+                    cpu: os,
+                    ..Manifest::default()
+                };
+                (m.has_install_script, m.has_shrinkwrap, m.gypfile) = flags;
+                m.bundle_dependencies = bundle;
+                m.dist.integrity =
+                    Some(format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(&digest)));
+                m.dist.shasum = shasum;
+                m.dist.unpacked_size = size;
+                m.dist.signatures = sigs.into_iter().map(|(keyid, sig)| Signature { keyid, sig }).collect();
+                if odd {
+                    m.license = Some(json!({"type": "MIT", "url": "x"}));
+                    m.funding = Some(json!([{"url": "u"}, "v"]));
+                    m.directories = json!({"bin": "./b"}).as_object().cloned();
+                    m.peer_dependencies_meta = json!({"a": {"optional": true}}).as_object().cloned();
+                    m.scripts.insert("postinstall".into(), "node x".into());
+                    m.dist.tarball = Some("https://elsewhere.example/x.tgz".into());
+                    m.libc = vec!["glibc".into()];
+                } else {
+                    m.license = Some(json!("ISC"));
+                }
+                m
+            },
+        )
 }
 
 fn packument() -> impl Strategy<Value = Packument> {

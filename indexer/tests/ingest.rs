@@ -72,7 +72,8 @@ async fn hostile_input_is_skipped_counted_and_loses_nothing() {
             .map(String::from)
             .to_vec();
     let report = ingest.names(&names).await.unwrap();
-    let reasons: Vec<String> = report.skipped.iter().map(|s| format!("{} {:?}: {}", s.name, s.version, s.reason)).collect();
+    let reasons: Vec<String> =
+        report.skipped.iter().map(|s| format!("{} {:?}: {}", s.name, s.version, s.reason)).collect();
     assert_eq!(report.skipped.len(), 9, "{reasons:#?}");
     for (who, why) in [
         ("good", "bad document"),
@@ -85,7 +86,10 @@ async fn hostile_input_is_skipped_counted_and_loses_nothing() {
         ("a\u{0}b", "invalid name"),
         ("xxxxxxxx", "at most 214"),
     ] {
-        assert!(reasons.iter().any(|r| r.starts_with(who) && r.contains(why)), "{who}: {why} in {reasons:#?}");
+        assert!(
+            reasons.iter().any(|r| r.starts_with(who) && r.contains(why)),
+            "{who}: {why} in {reasons:#?}"
+        );
     }
     assert_eq!(report.not_found, 1);
     // The good version of "good" is still there; "odd" kept its one valid version despite the

@@ -11,8 +11,8 @@ use clap::Args;
 use indexer::tarballs::TarballStore;
 
 use crate::context::Context;
-use crate::npmrc::NpmConfig;
 use crate::install::{InstallOptions, Installer, Progress, RegistrySource, Request, Save, ScriptPolicy};
+use crate::npmrc::NpmConfig;
 
 /// `ims install` options (npm's spellings).
 #[derive(Debug, Clone, Args)]
@@ -106,10 +106,9 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     let bar = (!quiet).then(|| spinner(opts.progress.clone()));
     let installer = Installer::new(source.clone(), source, opts);
 
-    let plan = installer
-        .resolve(&specs)
-        .await
-        .with_context(|| format!("resolving against {registry_url} (hint: check the name and range with `npm view`)"))?;
+    let plan = installer.resolve(&specs).await.with_context(|| {
+        format!("resolving against {registry_url} (hint: check the name and range with `npm view`)")
+    })?;
     let resolved_at = started.elapsed();
     let fetched = installer.fetch(&plan).await.context("fetching tarballs")?;
     let layout = installer.link(&plan, &fetched).context("writing node_modules")?;
@@ -160,7 +159,8 @@ fn spinner(progress: std::sync::Arc<Progress>) -> (indicatif::ProgressBar, tokio
         loop {
             every.tick().await;
             let n = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::Relaxed);
-            let (resolved, fetched, to_fetch) = (n(&progress.resolved), n(&progress.fetched), n(&progress.to_fetch));
+            let (resolved, fetched, to_fetch) =
+                (n(&progress.resolved), n(&progress.fetched), n(&progress.to_fetch));
             shown.set_message(if resolved == 0 {
                 "resolving…".to_owned()
             } else {

@@ -57,13 +57,18 @@ pub async fn run(args: ViewArgs, ctx: &Context) -> anyhow::Result<()> {
         for (tag, v) in &packument.dist_tags {
             println!("  {tag}: {v}");
         }
-        println!("  {} versions, modified {}", packument.versions.len(), packument.time.get("modified").map_or("?", String::as_str));
+        println!(
+            "  {} versions, modified {}",
+            packument.versions.len(),
+            packument.time.get("modified").map_or("?", String::as_str)
+        );
         if let Some(d) = &packument.description {
             println!("  {d}");
         }
         return Ok(());
     };
-    let spec = VersionSpec::parse(range).with_context(|| format!("{range:?} is not a version, range or tag"))?;
+    let spec =
+        VersionSpec::parse(range).with_context(|| format!("{range:?} is not a version, range or tag"))?;
     let m = pick(&packument, &spec, &PickOptions::default())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(m)?);

@@ -16,7 +16,11 @@ fn contained(p: &str) -> bool {
 
 /// Link the `bins` (command → path inside the package) of the package installed at
 /// `project/<location>`. Returns the links made.
-pub fn link_bins(project: &Path, location: &str, bins: &[(String, String)]) -> Result<Vec<PathBuf>, LinkError> {
+pub fn link_bins(
+    project: &Path,
+    location: &str,
+    bins: &[(String, String)],
+) -> Result<Vec<PathBuf>, LinkError> {
     let pkg_dir = project.join(location);
     // `.bin` lives in the node_modules folder that holds the package (scopes included).
     let Some(i) = location.rfind("node_modules/") else { return Ok(Vec::new()) };

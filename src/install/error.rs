@@ -199,7 +199,9 @@ pub enum FetchError {
         source: indexer::model::ParseError,
     },
     /// `--offline` and this was never fetched into the local packument cache or store.
-    #[error("{what} is not available offline (never fetched into this --home)\nhint: run the install once without --offline")]
+    #[error(
+        "{what} is not available offline (never fetched into this --home)\nhint: run the install once without --offline"
+    )]
     Offline {
         /// The package (packument name, or `name@version` for a tarball).
         what: String,

@@ -114,7 +114,8 @@ impl RegistrySource {
             status => return Err(FetchError::Status { url, status }),
         }
         let body = resp.bytes().await.map_err(http)?;
-        let packument = Packument::from_slice(&body).map_err(|source| FetchError::BadPackument { url, source })?;
+        let packument =
+            Packument::from_slice(&body).map_err(|source| FetchError::BadPackument { url, source })?;
         self.save_cached(name, &body);
         Ok(Some(packument))
     }

@@ -40,11 +40,7 @@ fn dep_satisfies(dep: &Resolved, edge: &Edge) -> bool {
 fn dependents(tree: &Tree, target: NodeId, name: &str) -> Vec<(NodeId, Edge)> {
     tree.live()
         .flat_map(|n| {
-            tree.node(n)
-                .edges
-                .iter()
-                .filter(|e| e.request.name == name)
-                .map(move |e| (n, e.clone()))
+            tree.node(n).edges.iter().filter(|e| e.request.name == name).map(move |e| (n, e.clone()))
         })
         .filter(|(n, _)| tree.resolve(*n, name) == Some(target))
         .collect()
@@ -65,14 +61,15 @@ fn can_place(tree: &Tree, target: NodeId, from: NodeId, name: &str, dep: &Resolv
     // Nothing here yet. Placing here would shadow, for everything below `target`, whatever
     // they resolve `name` to today; refuse if one of them would no longer be satisfied.
     if target != from
-        && let Some(current) = tree.resolve(target, name) {
-            let breaks = dependents(tree, current, name).iter().any(|(n, e)| {
-                tree.is_within(*n, target) && tree.satisfies(current, e) && !dep_satisfies(dep, e)
-            });
-            if breaks {
-                return CanPlace::Conflict;
-            }
+        && let Some(current) = tree.resolve(target, name)
+    {
+        let breaks = dependents(tree, current, name)
+            .iter()
+            .any(|(n, e)| tree.is_within(*n, target) && tree.satisfies(current, e) && !dep_satisfies(dep, e));
+        if breaks {
+            return CanPlace::Conflict;
         }
+    }
     CanPlace::Ok
 }
 
@@ -182,12 +179,8 @@ pub(crate) fn prune(tree: &mut Tree) {
     }
     for n in tree.live().collect::<Vec<_>>() {
         let node = tree.node(n);
-        let kids: Vec<(String, NodeId)> = node
-            .children
-            .iter()
-            .filter(|(_, id)| seen.contains(*id))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+        let kids: Vec<(String, NodeId)> =
+            node.children.iter().filter(|(_, id)| seen.contains(*id)).map(|(k, v)| (k.clone(), *v)).collect();
         tree.node_mut(n).children = kids.into_iter().collect();
     }
 }

@@ -246,14 +246,18 @@ impl Lockfile {
         let top: Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
         let version = top.get("lockfileVersion").and_then(Value::as_u64).unwrap_or(1);
         if version < 2 {
-            return Err(invalid(format!("lockfileVersion {version} has no `packages` (npm 6); run `npm install` once with npm 7+")));
+            return Err(invalid(format!(
+                "lockfileVersion {version} has no `packages` (npm 6); run `npm install` once with npm 7+"
+            )));
         }
         let Some(Value::Object(pkgs)) = top.get("packages") else {
             return Err(invalid("no `packages` object".into()));
         };
         let mut packages = BTreeMap::new();
         for (loc, entry) in pkgs {
-            let Value::Object(entry) = entry else { return Err(invalid(format!("entry {loc:?} is not an object"))) };
+            let Value::Object(entry) = entry else {
+                return Err(invalid(format!("entry {loc:?} is not an object")));
+            };
             if loc.contains("..") || loc.starts_with('/') || loc.contains('\\') {
                 return Err(invalid(format!("location {loc:?} leaves the project")));
             }
@@ -332,7 +336,10 @@ mod tests {
 
     #[test]
     fn bins_and_funding_normalised_like_npm() {
-        assert_eq!(normalize_bin("semver", "./bin/semver.js"), Some(("semver".into(), "bin/semver.js".into())));
+        assert_eq!(
+            normalize_bin("semver", "./bin/semver.js"),
+            Some(("semver".into(), "bin/semver.js".into()))
+        );
         assert_eq!(normalize_bin("@s/x", "../../x.js"), Some(("x".into(), "x.js".into())));
         assert_eq!(normalize_bin("..", "a.js"), None);
         assert_eq!(normalize_funding(&json!("u")), json!({"url": "u"}));

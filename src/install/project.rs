@@ -86,10 +86,7 @@ impl Project {
             // non-string values are dropped, as normalize-package-data does.
             let map: IndexMap<String, serde_json::Value> =
                 serde_json::from_str(raw.get()).unwrap_or_default();
-            let map = map
-                .into_iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
-                .collect();
+            let map = map.into_iter().filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned()))).collect();
             deps.insert(kind, map);
         }
         let (indent, newline) = detect_format(text);
@@ -146,9 +143,10 @@ impl Project {
     pub fn add(&mut self, kind: DepKind, name: &str, spec: &str) {
         for other in [DepKind::Prod, DepKind::Dev, DepKind::Optional] {
             if other != kind
-                && let Some(map) = self.deps.get_mut(&other) {
-                    map.shift_remove(name);
-                }
+                && let Some(map) = self.deps.get_mut(&other)
+            {
+                map.shift_remove(name);
+            }
         }
         self.deps.entry(kind).or_default().insert(name.to_owned(), spec.to_owned());
         self.changed = true;
@@ -317,7 +315,10 @@ mod tests {
     fn save_dev_moves_and_appends_section() {
         let mut p = parse("{\r\n    \"dependencies\": {\"x\": \"1\"}\r\n}\r\n");
         p.add(DepKind::Dev, "x", "2");
-        assert_eq!(p.render(), "{\r\n    \"dependencies\": {},\r\n    \"devDependencies\": {\r\n        \"x\": \"2\"\r\n    }\r\n}\r\n");
+        assert_eq!(
+            p.render(),
+            "{\r\n    \"dependencies\": {},\r\n    \"devDependencies\": {\r\n        \"x\": \"2\"\r\n    }\r\n}\r\n"
+        );
     }
 
     #[test]
@@ -329,7 +330,9 @@ mod tests {
 
     #[test]
     fn requests_skip_dev_when_omitted() {
-        let p = parse(r#"{"dependencies":{"a":"1"},"devDependencies":{"b":"2"},"optionalDependencies":{"a":"^1"}}"#);
+        let p = parse(
+            r#"{"dependencies":{"a":"1"},"devDependencies":{"b":"2"},"optionalDependencies":{"a":"^1"}}"#,
+        );
         let all = p.requests(false).unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].0, DepKind::Optional, "optional wins over dependencies");

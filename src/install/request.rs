@@ -138,12 +138,10 @@ impl Request {
     pub fn save_spec(&self, picked: &Version, save_exact: bool) -> String {
         let prefixed = if save_exact { picked.to_string() } else { format!("^{picked}") };
         let version = match &self.spec {
-            VersionSpec::Range { raw, range } if raw != "*" => {
-                match semver::parse_range(&prefixed) {
-                    Some(p) if range.allows_all(&p) => prefixed,
-                    _ => raw.clone(),
-                }
-            }
+            VersionSpec::Range { raw, range } if raw != "*" => match semver::parse_range(&prefixed) {
+                Some(p) if range.allows_all(&p) => prefixed,
+                _ => raw.clone(),
+            },
             _ => prefixed,
         };
         if self.is_alias() { format!("npm:{}@{version}", self.package) } else { version }
@@ -174,9 +172,7 @@ fn split_name(arg: &str) -> (&str, Option<&str>) {
 }
 
 fn check_name(name: &str, arg: &str) -> Result<(), RequestError> {
-    names::validate(name)
-        .map(|_| ())
-        .map_err(|source| RequestError::BadName { arg: arg.to_owned(), source })
+    names::validate(name).map(|_| ()).map_err(|source| RequestError::BadName { arg: arg.to_owned(), source })
 }
 
 /// Specs npm accepts that are not registry specs (git, files, URLs): named so the error can
@@ -190,7 +186,11 @@ fn unsupported_kind(spec: &str) -> Option<&'static str> {
     if lower.starts_with("http://") || lower.starts_with("https://") {
         return Some("remote tarball");
     }
-    if lower.starts_with("file:") || s.starts_with('.') || s.starts_with('/') || s.starts_with('~') && s.contains('/') {
+    if lower.starts_with("file:")
+        || s.starts_with('.')
+        || s.starts_with('/')
+        || s.starts_with('~') && s.contains('/')
+    {
         return Some("local path");
     }
     if lower.starts_with("link:") || lower.starts_with("workspace:") {
@@ -254,7 +254,10 @@ mod tests {
     #[test]
     fn refusals_name_the_problem() {
         assert!(matches!(Request::parse("../evil"), Err(RequestError::BadName { .. })));
-        assert!(matches!(Request::parse("x@git+https://h/r.git"), Err(RequestError::Unsupported { kind: "git", .. })));
+        assert!(matches!(
+            Request::parse("x@git+https://h/r.git"),
+            Err(RequestError::Unsupported { kind: "git", .. })
+        ));
         assert!(matches!(Request::parse("x@file:../y"), Err(RequestError::Unsupported { .. })));
         assert!(matches!(Request::parse("x@user/repo"), Err(RequestError::Unsupported { .. })));
         assert!(matches!(Request::parse("x@not a tag!"), Err(RequestError::BadSpec { .. })));

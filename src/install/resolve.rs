@@ -141,9 +141,12 @@ pub fn pick<'p>(
     // Rule 3: the default tag, when it fits.
     if let Some(tagged) = packument.dist_tags.get(&opts.default_tag)
         && let (Some(v), Some(m)) = (semver::parse_version(tagged), packument.versions.get(tagged))
-            && range.satisfies(&v) && !deprecated(m) && engine_ok(m, opts) {
-                return Ok(m);
-            }
+        && range.satisfies(&v)
+        && !deprecated(m)
+        && engine_ok(m, opts)
+    {
+        return Ok(m);
+    }
     // Otherwise rank every satisfying version.
     let mut best: Option<((bool, bool, bool), Version, &Manifest)> = None;
     for (key, m) in &packument.versions {
@@ -217,9 +220,11 @@ impl<S: ManifestSource> Resolver<S> {
         let found = match cached {
             Some(found) => found,
             None => {
-                let found = self.source.packument(name).await.map_err(|source| {
-                    ResolveError::Source { name: name.to_owned(), source }
-                })?;
+                let found = self
+                    .source
+                    .packument(name)
+                    .await
+                    .map_err(|source| ResolveError::Source { name: name.to_owned(), source })?;
                 if let Ok(mut c) = self.cache.lock() {
                     c.insert(name.to_owned(), found.clone());
                 }
@@ -234,10 +239,8 @@ impl<S: ManifestSource> Resolver<S> {
         let packument = self.packument(&request.package).await?;
         let manifest = pick(&packument, &request.spec, &self.opts)?;
         let version = manifest.version.clone();
-        let no_integrity = || ResolveError::NoIntegrity {
-            name: packument.name.clone(),
-            version: version.clone(),
-        };
+        let no_integrity =
+            || ResolveError::NoIntegrity { name: packument.name.clone(), version: version.clone() };
         // `dist.integrity` (normally sha512), else the legacy `dist.shasum` (sha1).
         let integrity = manifest
             .dist
@@ -254,6 +257,12 @@ impl<S: ManifestSource> Resolver<S> {
             .find(|(_, m)| std::ptr::eq(*m, manifest))
             .map(|(k, _)| k.clone())
             .unwrap_or(version);
-        Ok(Resolved { name: request.name.clone(), packument: packument.clone(), version: key, semver, integrity })
+        Ok(Resolved {
+            name: request.name.clone(),
+            packument: packument.clone(),
+            version: key,
+            semver,
+            integrity,
+        })
     }
 }

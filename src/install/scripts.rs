@@ -94,9 +94,17 @@ pub fn run_install_scripts(
             .env("npm_package_name", manifest.get("name").and_then(Value::as_str).unwrap_or_default())
             .env("npm_package_version", manifest.get("version").and_then(Value::as_str).unwrap_or_default())
             .status()
-            .map_err(|e| ScriptError { package: package.to_owned(), event: event.to_owned(), status: e.to_string() })?;
+            .map_err(|e| ScriptError {
+                package: package.to_owned(),
+                event: event.to_owned(),
+                status: e.to_string(),
+            })?;
         if !status.success() {
-            return Err(ScriptError { package: package.to_owned(), event: event.to_owned(), status: status.to_string() });
+            return Err(ScriptError {
+                package: package.to_owned(),
+                event: event.to_owned(),
+                status: status.to_string(),
+            });
         }
         ran += 1;
     }

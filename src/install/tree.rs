@@ -93,8 +93,7 @@ impl Tree {
 
     /// Every placed package (not the root), in location order.
     pub fn packages(&self) -> Vec<NodeId> {
-        let mut ids: Vec<NodeId> =
-            (1..self.nodes.len()).filter(|&id| !self.nodes[id].removed).collect();
+        let mut ids: Vec<NodeId> = (1..self.nodes.len()).filter(|&id| !self.nodes[id].removed).collect();
         ids.sort_by_cached_key(|&id| self.location(id));
         ids
     }
@@ -151,7 +150,13 @@ impl Tree {
         self.ancestors(node).any(|a| a == ancestor)
     }
 
-    pub(crate) fn add_child(&mut self, parent: NodeId, name: &str, resolved: Resolved, edges: Vec<Edge>) -> NodeId {
+    pub(crate) fn add_child(
+        &mut self,
+        parent: NodeId,
+        name: &str,
+        resolved: Resolved,
+        edges: Vec<Edge>,
+    ) -> NodeId {
         let id = self.nodes.len();
         self.nodes.push(Node {
             name: name.to_owned(),
@@ -189,7 +194,9 @@ pub fn package_edges(r: &Resolved) -> Vec<Edge> {
         Ok(request) => {
             edges.insert(name.to_owned(), Edge { request, spec: spec.to_owned(), kind });
         }
-        Err(e) => tracing::warn!(package = %r.package(), version = %r.version, dep = name, error = %e, "skipping dependency"),
+        Err(e) => {
+            tracing::warn!(package = %r.package(), version = %r.version, dep = name, error = %e, "skipping dependency")
+        }
     };
     for (name, spec) in &m.peer_dependencies {
         push(name, spec, if optional_peer(name) { EdgeKind::PeerOptional } else { EdgeKind::Peer });

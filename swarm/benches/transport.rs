@@ -100,8 +100,13 @@ fn js_run() -> Option<f64> {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    println!("one-way secure stream throughput, {} MiB in {} KiB writes, in-memory pipe", TOTAL >> 20, CHUNK >> 10);
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    println!(
+        "one-way secure stream throughput, {} MiB in {} KiB writes, in-memory pipe",
+        TOTAL >> 20,
+        CHUNK >> 10
+    );
     let (ks, seal) = cipher_only();
     println!("  cipher only: XSalsa20 {ks:.1} MB/s, ChaCha20-Poly1305 seal {seal:.1} MB/s");
     let plain = rt.block_on(plain_run());

@@ -194,7 +194,10 @@ mod tests {
     fn oversized_plaintext_is_refused() {
         let mut tx = RecordCipher::new(&[5; 32]);
         let mut out = Vec::new();
-        assert_eq!(tx.seal(&vec![0; MAX_RECORD_PLAINTEXT + 1], &mut out), Err(RecordError::TooLong(MAX_RECORD_PLAINTEXT + 1)));
+        assert_eq!(
+            tx.seal(&vec![0; MAX_RECORD_PLAINTEXT + 1], &mut out),
+            Err(RecordError::TooLong(MAX_RECORD_PLAINTEXT + 1))
+        );
         assert!(out.is_empty());
         tx.seal(&vec![0; MAX_RECORD_PLAINTEXT], &mut out).expect("the largest record");
         assert_eq!(out.len(), HEADER_LEN + usize::from(u16::MAX));

@@ -23,8 +23,10 @@ pub async fn dial<A: ToSocketAddrs + std::fmt::Display>(
         Some(key) => config.clone().expected_remote(key),
         None => config.clone(),
     };
-    let addrs: Vec<SocketAddr> =
-        lookup_host(addr).await.map_err(|source| DialError::Resolve { target: target.clone(), source })?.collect();
+    let addrs: Vec<SocketAddr> = lookup_host(addr)
+        .await
+        .map_err(|source| DialError::Resolve { target: target.clone(), source })?
+        .collect();
     let mut failures = Vec::new();
     for sa in addrs {
         match TcpStream::connect(sa).await {

@@ -140,9 +140,7 @@ impl Identity {
                 #[cfg(unix)]
                 options.mode(0o600);
                 let mut file = options.open(&tmp).await.map_err(io)?;
-                file.write_all(format!("{}\n", hex::encode(identity.secret)).as_bytes())
-                    .await
-                    .map_err(io)?;
+                file.write_all(format!("{}\n", hex::encode(identity.secret)).as_bytes()).await.map_err(io)?;
                 file.sync_all().await.map_err(io)?;
                 drop(file);
                 tokio::fs::rename(&tmp, path).await.map_err(io)?;

@@ -185,8 +185,7 @@ impl Handshake {
         let fixed_nonce: Option<[u8; NONCE_LEN]> = None;
         match fixed_nonce {
             Some(n) => nonce = n,
-            None => getrandom::fill(&mut nonce)
-                .map_err(|_| HandshakeError::Noise(snow::Error::Rng))?,
+            None => getrandom::fill(&mut nonce).map_err(|_| HandshakeError::Noise(snow::Error::Rng))?,
         }
         let builder = Builder::new(params).local_private_key(identity.secret_bytes())?.prologue(&[])?;
         #[cfg(feature = "test-utils")]

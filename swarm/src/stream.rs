@@ -119,7 +119,13 @@ impl<S> SecureStream<S> {
                 Writer::XSalsa20(KeyStream::new(&split.tx, &outcome.local_nonce)),
             ),
             Transport::Aead => (
-                Reader::Aead { cipher: RecordCipher::new(&split.rx), raw: Vec::new(), plain: Vec::new(), pos: 0, dead: false },
+                Reader::Aead {
+                    cipher: RecordCipher::new(&split.rx),
+                    raw: Vec::new(),
+                    plain: Vec::new(),
+                    pos: 0,
+                    dead: false,
+                },
                 Writer::Aead(RecordCipher::new(&split.tx)),
             ),
         };
@@ -199,7 +205,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for SecureStream<S> {
             }
             Reader::Aead { cipher, raw, plain, pos, dead } => loop {
                 if *dead {
-                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, "secure stream failed earlier")));
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "secure stream failed earlier",
+                    )));
                 }
                 if *pos < plain.len() {
                     let n = (plain.len() - *pos).min(buf.remaining());

@@ -14,19 +14,22 @@ async fn dial_pins_the_peer_key() {
     let accepting = tokio::spawn(async move {
         let mut results = Vec::new();
         for _ in 0..2 {
-            results.push(swarm::accept(&listener, &server, &HandshakeConfig::default()).await.map(|(mut s, _)| {
-                tokio::spawn(async move {
-                    let _ = s.write_all(b"hi").await;
-                    let _ = s.flush().await;
-                    let mut sink = Vec::new();
-                    let _ = s.read_to_end(&mut sink).await;
-                });
-            }));
+            results.push(swarm::accept(&listener, &server, &HandshakeConfig::default()).await.map(
+                |(mut s, _)| {
+                    tokio::spawn(async move {
+                        let _ = s.write_all(b"hi").await;
+                        let _ = s.flush().await;
+                        let mut sink = Vec::new();
+                        let _ = s.read_to_end(&mut sink).await;
+                    });
+                },
+            ));
         }
         results
     });
     let me = Identity::from_seed(b"client");
-    let mut stream = swarm::dial(addr, &me, Some(server_key), &HandshakeConfig::default()).await.expect("dial");
+    let mut stream =
+        swarm::dial(addr, &me, Some(server_key), &HandshakeConfig::default()).await.expect("dial");
     assert_eq!(stream.remote_static_key(), server_key);
     assert!(stream.is_authenticated());
     let mut hi = [0u8; 2];
@@ -35,7 +38,9 @@ async fn dial_pins_the_peer_key() {
     drop(stream);
 
     let impostor = Identity::from_seed(b"someone else").public_key();
-    let err = swarm::dial(addr, &me, Some(impostor), &HandshakeConfig::default()).await.expect_err("wrong key accepted");
+    let err = swarm::dial(addr, &me, Some(impostor), &HandshakeConfig::default())
+        .await
+        .expect_err("wrong key accepted");
     assert!(
         matches!(&err, DialError::Handshake { source: HandshakeError::UnexpectedPeer { actual, .. }, .. } if *actual == server_key),
         "{err}"
@@ -51,6 +56,11 @@ async fn dialling_a_closed_port_names_the_address() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let err = swarm::dial(addr, &Identity::from_seed(b"c"), None, &HandshakeConfig::default()).await.expect_err("closed");
-    assert!(matches!(&err, DialError::Unreachable { tried, .. } if tried.len() == 1 && tried[0].starts_with(&addr.to_string())), "{err}");
+    let err = swarm::dial(addr, &Identity::from_seed(b"c"), None, &HandshakeConfig::default())
+        .await
+        .expect_err("closed");
+    assert!(
+        matches!(&err, DialError::Unreachable { tried, .. } if tried.len() == 1 && tried[0].starts_with(&addr.to_string())),
+        "{err}"
+    );
 }

@@ -30,7 +30,8 @@ fn run_pure(
 
 #[test]
 fn two_ims_nodes_negotiate_aead() {
-    let (i, r) = run_pure(&HandshakeConfig::default(), &HandshakeConfig::default(), |_, m| m).expect("handshake");
+    let (i, r) =
+        run_pure(&HandshakeConfig::default(), &HandshakeConfig::default(), |_, m| m).expect("handshake");
     assert_eq!((i.transport, r.transport), (Transport::Aead, Transport::Aead));
     assert_eq!(i.split.tx, r.split.rx);
     assert_eq!(i.split.rx, r.split.tx);
@@ -166,7 +167,12 @@ fn relay(mut a: DuplexStream, mut b: DuplexStream, at: Option<usize>) {
     });
 }
 
-async fn connect<S>(i: S, r: S, ic: HandshakeConfig, rc: HandshakeConfig) -> (swarm::SecureStream<S>, swarm::SecureStream<S>)
+async fn connect<S>(
+    i: S,
+    r: S,
+    ic: HandshakeConfig,
+    rc: HandshakeConfig,
+) -> (swarm::SecureStream<S>, swarm::SecureStream<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -182,7 +188,13 @@ async fn tcp_loopback_aead_stream_carries_large_writes_both_ways() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (dial, accept) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-    let (mut i, mut r) = connect(dial.expect("dial"), accept.expect("accept").0, HandshakeConfig::default(), HandshakeConfig::default()).await;
+    let (mut i, mut r) = connect(
+        dial.expect("dial"),
+        accept.expect("accept").0,
+        HandshakeConfig::default(),
+        HandshakeConfig::default(),
+    )
+    .await;
     assert!(i.is_authenticated() && r.is_authenticated());
     assert_eq!(i.remote_static_key(), ids().1.public_key());
     assert_eq!(r.remote_static_key(), ids().0.public_key());

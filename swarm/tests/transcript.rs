@@ -49,7 +49,11 @@ fn identities_from_seed_texts_match_js_key_pair() {
             use blake2::Digest;
             let seed = blake2::Blake2b::<blake2::digest::consts::U32>::digest(seed_text.as_bytes());
             let id = Identity::from_seed(&seed);
-            assert_eq!(id.public_key().to_hex(), keys[who]["noiseStaticPublicKey"].as_str().expect("pk"), "{who}");
+            assert_eq!(
+                id.public_key().to_hex(),
+                keys[who]["noiseStaticPublicKey"].as_str().expect("pk"),
+                "{who}"
+            );
         }
     }
 }
@@ -64,9 +68,15 @@ fn handshake_messages_and_split_replay_byte_for_byte() {
         let mut resp = Handshake::new(Role::Responder, &ri, &rc).expect("responder");
         for chunk in chunks(session, "handshake") {
             let wire = hex_of(&chunk["hex"]);
-            let (writer, reader) = if chunk["dir"] == "I->R" { (&mut init, &mut resp) } else { (&mut resp, &mut init) };
+            let (writer, reader) =
+                if chunk["dir"] == "I->R" { (&mut init, &mut resp) } else { (&mut resp, &mut init) };
             let ours = writer.write_message().expect("write");
-            assert_eq!(hex::encode(&ours), hex::encode(&wire), "{name}: noise message {}", chunk["noiseMessage"]);
+            assert_eq!(
+                hex::encode(&ours),
+                hex::encode(&wire),
+                "{name}: noise message {}",
+                chunk["noiseMessage"]
+            );
             let (msg, used) = swarm::noise::decode_length_prefix(&ours).expect("prefix").expect("whole");
             assert_eq!(used, ours.len());
             reader.read_message(msg).expect("read");
@@ -90,7 +100,10 @@ fn transport_keystream_reencrypts_each_direction() {
     for session in transcript()["sessions"].as_array().expect("sessions") {
         let keys = &session["keys"];
         for (dir, who) in [("I->R", "initiator"), ("R->I", "responder")] {
-            let mut ks = swarm::cipher::KeyStream::new(&arr(&keys["split"][who]["tx"]), &arr(&keys["xsalsa20Nonces"][who]));
+            let mut ks = swarm::cipher::KeyStream::new(
+                &arr(&keys["split"][who]["tx"]),
+                &arr(&keys["xsalsa20Nonces"][who]),
+            );
             let mut count = 0;
             for chunk in chunks(session, "transport").filter(|c| c["dir"] == dir) {
                 let mut bytes = hex_of(&chunk["plaintextHex"]);
@@ -111,9 +124,20 @@ async fn secure_stream_replays_initiator_side() {
     for session in transcript()["sessions"].as_array().expect("sessions") {
         let (ii, ic) = side(session, "initiator");
         let wire = |dir: &str| -> Vec<u8> {
-            session["chunks"].as_array().expect("chunks").iter().filter(|c| c["dir"] == dir).flat_map(|c| hex_of(&c["hex"])).collect()
+            session["chunks"]
+                .as_array()
+                .expect("chunks")
+                .iter()
+                .filter(|c| c["dir"] == dir)
+                .flat_map(|c| hex_of(&c["hex"]))
+                .collect()
         };
-        let plain = |dir: &str| -> Vec<Vec<u8>> { chunks(session, "transport").filter(|c| c["dir"] == dir).map(|c| hex_of(&c["plaintextHex"])).collect() };
+        let plain = |dir: &str| -> Vec<Vec<u8>> {
+            chunks(session, "transport")
+                .filter(|c| c["dir"] == dir)
+                .map(|c| hex_of(&c["plaintextHex"]))
+                .collect()
+        };
         let (i_to_r, r_to_i) = (wire("I->R"), wire("R->I"));
         let (r_plain, i_plain) = (plain("R->I").concat(), plain("I->R"));
         let hs: Vec<&Value> = chunks(session, "handshake").collect();

@@ -42,7 +42,8 @@ impl SessionKeys {
     /// early-exit comparison would let a peer guess one byte at a time.
     pub fn verify_remote_capability(&self, key: &PublicKey, remote: &[u8]) -> bool {
         let expected = capability(&self.tx, &self.rx, key);
-        remote.len() == expected.len() && remote.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        remote.len() == expected.len()
+            && remote.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
 }
 
@@ -137,7 +138,13 @@ pub struct Channels {
 impl Channels {
     /// Empty tables for a connection with these split keys.
     pub fn new(keys: SessionKeys) -> Self {
-        Self { keys, local: BTreeMap::new(), local_by_dk: HashMap::new(), remote: HashMap::new(), remote_by_dk: HashMap::new() }
+        Self {
+            keys,
+            local: BTreeMap::new(),
+            local_by_dk: HashMap::new(),
+            remote: HashMap::new(),
+            remote_by_dk: HashMap::new(),
+        }
     }
 
     /// The connection's split keys.
@@ -170,7 +177,8 @@ impl Channels {
             return Err(ChannelError::AlreadyOpen { discovery_key });
         }
         if let Some(remote) = self.remote_by_dk.get(&discovery_key).and_then(|id| self.remote.get(id)) {
-            let ok = remote.capability.as_deref().is_some_and(|cap| self.keys.verify_remote_capability(key, cap));
+            let ok =
+                remote.capability.as_deref().is_some_and(|cap| self.keys.verify_remote_capability(key, cap));
             if !ok {
                 return Err(ChannelError::BadCapability { discovery_key });
             }
@@ -178,7 +186,10 @@ impl Channels {
         let id = self.lowest_free_id()?;
         self.local.insert(id, LocalChannel { key: *key, discovery_key });
         self.local_by_dk.insert(discovery_key, id);
-        let open = Open { discovery_key: discovery_key.as_bytes().to_vec(), capability: Some(self.keys.capability(key).to_vec()) };
+        let open = Open {
+            discovery_key: discovery_key.as_bytes().to_vec(),
+            capability: Some(self.keys.capability(key).to_vec()),
+        };
         Ok((id, ChannelMessage::new(id, Message::Open(open))))
     }
 
@@ -203,8 +214,15 @@ impl Channels {
         }
         let joined = match self.local_by_dk.get(&discovery_key) {
             Some(&local_id) => {
-                let key = self.local.get(&local_id).map(|c| c.key).ok_or(ChannelError::UnknownLocalChannel(local_id))?;
-                let ok = open.capability.as_deref().is_some_and(|cap| self.keys.verify_remote_capability(&key, cap));
+                let key = self
+                    .local
+                    .get(&local_id)
+                    .map(|c| c.key)
+                    .ok_or(ChannelError::UnknownLocalChannel(local_id))?;
+                let ok = open
+                    .capability
+                    .as_deref()
+                    .is_some_and(|cap| self.keys.verify_remote_capability(&key, cap));
                 if !ok {
                     return Err(ChannelError::BadCapability { discovery_key });
                 }

@@ -85,7 +85,10 @@ mod tests {
     #[test]
     fn transcript_options_bytes() {
         // `0e 11 0a09"hypertrie" 1000` (wire spec §10).
-        let msg = super::super::ChannelMessage::new(1, Message::Options(Extensions::new(["hypertrie"]).options(false)));
+        let msg = super::super::ChannelMessage::new(
+            1,
+            Message::Options(Extensions::new(["hypertrie"]).options(false)),
+        );
         let mut expected = vec![0x0e, 0x11, 0x0a, 0x09];
         expected.extend_from_slice(b"hypertrie");
         expected.extend_from_slice(&[0x10, 0x00]);

@@ -55,7 +55,9 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
     let (len, prefix) = match varint::decode(buf) {
         Varint::Value(len, n) => (len, n),
         // Even an unfinished varint can already prove the frame is too large.
-        Varint::Incomplete { partial } if partial > MAX_FRAME_LEN => return Err(FrameError::TooLarge { len: partial }),
+        Varint::Incomplete { partial } if partial > MAX_FRAME_LEN => {
+            return Err(FrameError::TooLarge { len: partial });
+        }
         Varint::Incomplete { .. } => return Ok(None),
         Varint::TooLong => return Err(FrameError::BadLength),
     };
@@ -75,8 +77,9 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
 
 /// Appends the frame for (`channel`, `kind`, `body`).
 pub fn encode(channel: u64, kind: u8, body: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
-    let header = channel.checked_mul(16).filter(|h| *h < 1 << 56).ok_or(FrameError::ChannelTooLarge(channel))?
-        | u64::from(kind & 0x0f);
+    let header =
+        channel.checked_mul(16).filter(|h| *h < 1 << 56).ok_or(FrameError::ChannelTooLarge(channel))?
+            | u64::from(kind & 0x0f);
     let len = (varint::encoded_len(header) + body.len()) as u64;
     if len > MAX_FRAME_LEN {
         return Err(FrameError::TooLarge { len });

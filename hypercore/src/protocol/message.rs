@@ -301,7 +301,12 @@ pub enum Message {
     },
 }
 
-fn check_len(kind: MessageType, field: &'static str, value: &[u8], expected: usize) -> Result<(), MessageError> {
+fn check_len(
+    kind: MessageType,
+    field: &'static str,
+    value: &[u8],
+    expected: usize,
+) -> Result<(), MessageError> {
     if value.len() == expected {
         Ok(())
     } else {
@@ -427,7 +432,9 @@ impl ChannelMessage {
     pub fn from_frame(frame: Frame<'_>) -> Result<Option<Self>, MessageError> {
         match frame {
             Frame::Keepalive => Ok(None),
-            Frame::Message { channel, kind, body } => Ok(Some(Self { channel, message: Message::decode(kind, body)? })),
+            Frame::Message { channel, kind, body } => {
+                Ok(Some(Self { channel, message: Message::decode(kind, body)? }))
+            }
         }
     }
 
@@ -458,9 +465,11 @@ mod tests {
         assert!(!have.ack());
         let frame = ChannelMessage::new(1, Message::Have(have)).to_frame().expect("encode");
         assert_eq!(frame, [0x03, 0x13, 0x08, 0x04]);
-        let status = ChannelMessage::new(1, Message::Status(Status::new(true, false))).to_frame().expect("encode");
+        let status =
+            ChannelMessage::new(1, Message::Status(Status::new(true, false))).to_frame().expect("encode");
         assert_eq!(status, [0x05, 0x12, 0x08, 0x01, 0x10, 0x00]);
-        let req = ChannelMessage::new(1, Message::Request(Request::new(3, false, 0))).to_frame().expect("encode");
+        let req =
+            ChannelMessage::new(1, Message::Request(Request::new(3, false, 0))).to_frame().expect("encode");
         assert_eq!(req, [0x09, 0x17, 0x08, 0x03, 0x10, 0x00, 0x18, 0x00, 0x20, 0x00]);
         let close = ChannelMessage::new(1, Message::Close(Close::default())).to_frame().expect("encode");
         assert_eq!(close, [0x01, 0x1a]);
@@ -473,7 +482,10 @@ mod tests {
         let open = Open { discovery_key: vec![1; 31], capability: None };
         let mut body = Vec::new();
         Message::Open(open).encode_body(&mut body);
-        assert!(matches!(Message::decode(0, &body), Err(MessageError::BadFieldLength { field: "discoveryKey", .. })));
+        assert!(matches!(
+            Message::decode(0, &body),
+            Err(MessageError::BadFieldLength { field: "discoveryKey", .. })
+        ));
         assert_eq!(Message::decode(15, &[]), Err(MessageError::BadExtensionId));
         assert_eq!(Message::decode(12, &[1, 2]), Ok(Message::Unknown { kind: 12, body: vec![1, 2] }));
     }

@@ -148,11 +148,11 @@ impl Session {
             other => {
                 let Some(local_id) = self.channels.route(channel) else { return Ok(None) };
                 Ok(match other {
-                    Message::Extension { id, payload } => self
-                        .channel_extensions
-                        .get(&local_id)
-                        .and_then(|e| e.name_of(id))
-                        .map(|name| Event::Extension { local_id: Some(local_id), name: name.to_owned(), payload }),
+                    Message::Extension { id, payload } => {
+                        self.channel_extensions.get(&local_id).and_then(|e| e.name_of(id)).map(|name| {
+                            Event::Extension { local_id: Some(local_id), name: name.to_owned(), payload }
+                        })
+                    }
                     Message::Options(options) => {
                         if let Some(e) = self.channel_extensions.get_mut(&local_id) {
                             e.on_options(&options);

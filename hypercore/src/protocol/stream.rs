@@ -93,7 +93,11 @@ impl<S: AsyncRead> MessageReceiver<S> {
             let read = tokio::time::timeout(self.timeout, self.reader.read(&mut self.buf)).await;
             let n = read.map_err(|_| StreamError::Timeout(self.timeout))??;
             if n == 0 {
-                return if self.decoder.buffered() == 0 { Ok(None) } else { Err(StreamError::TruncatedFrame) };
+                return if self.decoder.buffered() == 0 {
+                    Ok(None)
+                } else {
+                    Err(StreamError::TruncatedFrame)
+                };
             }
             self.decoder.extend(&self.buf[..n]);
         }
@@ -110,7 +114,12 @@ where
     let (reader, writer) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel(options.queue.max(1));
     tokio::spawn(write_loop(writer, rx, options.keepalive));
-    let receiver = MessageReceiver { reader, decoder: FrameDecoder::new(), timeout: options.timeout, buf: vec![0; 64 * 1024] };
+    let receiver = MessageReceiver {
+        reader,
+        decoder: FrameDecoder::new(),
+        timeout: options.timeout,
+        buf: vec![0; 64 * 1024],
+    };
     (MessageSender { tx }, receiver)
 }
 

@@ -221,7 +221,12 @@ mod tests {
 
     #[test]
     fn group_record_roundtrip() {
-        let a = Meta { first_seq: 3, block_count: 1, signature: None, nodes: vec![Node { index: 6, hash: [1; 32], size: 1 }] };
+        let a = Meta {
+            first_seq: 3,
+            block_count: 1,
+            signature: None,
+            nodes: vec![Node { index: 6, hash: [1; 32], size: 1 }],
+        };
         let b = Meta {
             first_seq: 9,
             block_count: 1,

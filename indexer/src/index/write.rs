@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-
 use hypertrie::BatchOp;
 
 use super::Index;
@@ -144,9 +143,12 @@ impl Index {
             report.skipped.push(skip(&p.name, Some(bad), "the version is not a JSON object"));
         }
         let old = self.package_record(&p.name).await?;
-        let old_versions: HashSet<&str> = old.iter().flat_map(|r| r.versions.iter().map(|e| e.version.as_str())).collect();
-        let buried: HashSet<&str> =
-            old.iter().flat_map(|r| r.unpublished.iter().flat_map(|u| u.versions.iter().map(String::as_str))).collect();
+        let old_versions: HashSet<&str> =
+            old.iter().flat_map(|r| r.versions.iter().map(|e| e.version.as_str())).collect();
+        let buried: HashSet<&str> = old
+            .iter()
+            .flat_map(|r| r.unpublished.iter().flat_map(|u| u.versions.iter().map(String::as_str)))
+            .collect();
         let mut keep = Vec::new();
         for key in p.versions.keys() {
             if let Some(reason) = version_problem(p, key) {
@@ -178,7 +180,13 @@ impl Index {
                     written.push((n, std::mem::take(&mut page)));
                     n += 1;
                 }
-                let vr = VersionRecord::from_manifest(&p.versions[v], &p.name, v, self.upstream.as_deref(), &mut page.bundles);
+                let vr = VersionRecord::from_manifest(
+                    &p.versions[v],
+                    &p.name,
+                    v,
+                    self.upstream.as_deref(),
+                    &mut page.bundles,
+                );
                 page.versions.push((v.to_owned(), vr));
                 pages.insert(v, n);
                 report.versions += 1;

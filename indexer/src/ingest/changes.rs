@@ -55,9 +55,14 @@ impl Ingest {
         };
         while self.options.max_pages.is_none_or(|max| report.pages < max) {
             let page_url = format!("{url}?since={}&limit={}", cp.since, self.options.page_size);
-            let page = self.upstream.json(&page_url).await?.map_err(|reason| IngestError::Feed { url: page_url.clone(), reason })?;
+            let page = self
+                .upstream
+                .json(&page_url)
+                .await?
+                .map_err(|reason| IngestError::Feed { url: page_url.clone(), reason })?;
             let bad = |reason: &str| IngestError::Feed { url: page_url.clone(), reason: reason.to_owned() };
-            let results = page.get("results").and_then(Value::as_array).ok_or_else(|| bad("no results array"))?;
+            let results =
+                page.get("results").and_then(Value::as_array).ok_or_else(|| bad("no results array"))?;
             let last_seq = page.get("last_seq").and_then(seq_string).ok_or_else(|| bad("no last_seq"))?;
             if results.is_empty() || last_seq == cp.since {
                 break;
@@ -82,7 +87,11 @@ impl Ingest {
 
             let highest = seq_number(&last_seq);
             if highest < cp.highest_seq {
-                tracing::warn!(last_seq, highest = cp.highest_seq, "the feed's sequence went backwards (a reset upstream)");
+                tracing::warn!(
+                    last_seq,
+                    highest = cp.highest_seq,
+                    "the feed's sequence went backwards (a reset upstream)"
+                );
             }
             let next = Checkpoint {
                 feed: url.clone(),
@@ -105,7 +114,11 @@ impl Ingest {
                 report.add(&w);
             }
             if n == 0 {
-                let update = crate::Update { deletions: deletions.clone(), checkpoint: Some(next.clone()), ..Default::default() };
+                let update = crate::Update {
+                    deletions: deletions.clone(),
+                    checkpoint: Some(next.clone()),
+                    ..Default::default()
+                };
                 let w = self.index.write(update).await?;
                 report.add(&w);
             }

@@ -82,7 +82,12 @@ impl Upstream {
     }
 
     /// GET a URL with retries; returns the final response (any status that is not retried).
-    async fn send(&self, url: &str, etag: Option<&str>, accept: &str) -> Result<reqwest::Response, FetchError> {
+    async fn send(
+        &self,
+        url: &str,
+        etag: Option<&str>,
+        accept: &str,
+    ) -> Result<reqwest::Response, FetchError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -91,9 +96,15 @@ impl Upstream {
                 req = req.header(IF_NONE_MATCH, e);
             }
             let wait = match req.send().await {
-                Ok(res) if res.status() == StatusCode::TOO_MANY_REQUESTS || res.status().is_server_error() => {
+                Ok(res)
+                    if res.status() == StatusCode::TOO_MANY_REQUESTS || res.status().is_server_error() =>
+                {
                     if attempt > self.limits.retries {
-                        return Err(FetchError::Status { url: url.to_owned(), status: res.status().as_u16(), attempts: attempt });
+                        return Err(FetchError::Status {
+                            url: url.to_owned(),
+                            status: res.status().as_u16(),
+                            attempts: attempt,
+                        });
                     }
                     let retry_after = res
                         .headers()
@@ -138,7 +149,9 @@ impl Upstream {
         let etag = res.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
         // Read in chunks and stop at the cap: a server may lie about (or omit) the length.
         let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|source| FetchError::Http { url: url.clone(), source })? {
+        while let Some(chunk) =
+            res.chunk().await.map_err(|source| FetchError::Http { url: url.clone(), source })?
+        {
             if body.len() + chunk.len() > max {
                 return Ok(Fetched::TooLarge { bytes: body.len() + chunk.len() });
             }
@@ -151,7 +164,11 @@ impl Upstream {
     pub(crate) async fn json(&self, url: &str) -> Result<Result<serde_json::Value, String>, FetchError> {
         let mut res = self.send(url, None, "application/json").await?;
         if !res.status().is_success() {
-            return Err(FetchError::Status { url: url.to_owned(), status: res.status().as_u16(), attempts: 1 });
+            return Err(FetchError::Status {
+                url: url.to_owned(),
+                status: res.status().as_u16(),
+                attempts: 1,
+            });
         }
         let mut body = Vec::new();
         while let Some(chunk) =

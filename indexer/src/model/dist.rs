@@ -90,7 +90,8 @@ mod tests {
 
     #[test]
     fn shasum_becomes_sha1_sri() {
-        let dist = Dist { shasum: Some("574c8138ce1d2b5861f0b44579dbadd60c6615b2".into()), ..Dist::default() };
+        let dist =
+            Dist { shasum: Some("574c8138ce1d2b5861f0b44579dbadd60c6615b2".into()), ..Dist::default() };
         assert_eq!(dist.best_integrity().as_deref(), Some("sha1-V0yBOM4dK1hh8LRFedut1gxmFbI="));
         let bad = Dist { shasum: Some("zz".into()), ..Dist::default() };
         assert_eq!(bad.best_integrity(), None);
@@ -98,9 +99,10 @@ mod tests {
 
     #[test]
     fn odd_fields_are_dropped_not_fatal() {
-        let dist: Dist =
-            serde_json::from_str(r#"{"shasum":"ab","fileCount":"7","signatures":"nope","npm-signature":"x"}"#)
-                .unwrap();
+        let dist: Dist = serde_json::from_str(
+            r#"{"shasum":"ab","fileCount":"7","signatures":"nope","npm-signature":"x"}"#,
+        )
+        .unwrap();
         assert_eq!(dist.shasum.as_deref(), Some("ab"));
         assert_eq!(dist.file_count, None);
         assert!(dist.signatures.is_empty());

@@ -140,7 +140,8 @@ fn bundle_from(v: Value) -> Option<BundleDependencies> {
     match v {
         Value::Bool(true) => Some(BundleDependencies::All),
         Value::Array(items) => {
-            let names: Vec<String> = items.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+            let names: Vec<String> =
+                items.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
             (!names.is_empty()).then_some(BundleDependencies::Names(names))
         }
         _ => None,
@@ -247,8 +248,10 @@ impl From<RawManifest> for Manifest {
     fn from(raw: RawManifest) -> Self {
         let mut scripts = raw.scripts;
         scripts.retain(|k, _| LIFECYCLE_SCRIPTS.contains(&k.as_str()));
-        let bundle_dependencies =
-            raw.bundle_dependencies.and_then(bundle_from).or_else(|| raw.bundled_dependencies.and_then(bundle_from));
+        let bundle_dependencies = raw
+            .bundle_dependencies
+            .and_then(bundle_from)
+            .or_else(|| raw.bundled_dependencies.and_then(bundle_from));
         Self {
             name: raw.name.unwrap_or_default(),
             version: raw.version.unwrap_or_default(),

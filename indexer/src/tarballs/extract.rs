@@ -158,10 +158,8 @@ pub fn extract(archive: &[u8], dest: &Path, limits: &Limits) -> Result<ExtractRe
             continue;
         }
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|source| ExtractError::Io {
-                path: parent.to_path_buf(),
-                source,
-            })?;
+            fs::create_dir_all(parent)
+                .map_err(|source| ExtractError::Io { path: parent.to_path_buf(), source })?;
         }
         let exec = entry.header().mode().map(|m| m & 0o111 != 0).unwrap_or(false);
         let mut file = open_new(&path, exec).map_err(io_err)?;
@@ -184,8 +182,7 @@ fn open_new(path: &Path, exec: bool) -> io::Result<fs::File> {
     let mode = if exec { 0o755 } else { 0o644 };
     // A duplicate entry replaces the earlier file, as tar does. `dest` is ours and holds no
     // links, so truncating an existing path cannot write through one.
-    let file =
-        fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path)?;
+    let file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path)?;
     // `mode` above is filtered by the umask only on creation; set it exactly for duplicates.
     file.set_permissions(fs::Permissions::from_mode(mode))?;
     Ok(file)
@@ -262,11 +259,8 @@ fn check_link(raw: &str, target: &str, symlink: bool) -> Result<(), ExtractError
     }
     // Symlink targets are relative to the link's directory; hardlink targets to the archive
     // root. Count the depth available below the stripped package root.
-    let mut depth: i64 = if symlink {
-        raw.split('/').filter(|c| !c.is_empty() && *c != ".").count() as i64 - 2
-    } else {
-        -1
-    };
+    let mut depth: i64 =
+        if symlink { raw.split('/').filter(|c| !c.is_empty() && *c != ".").count() as i64 - 2 } else { -1 };
     for part in target.split('/').filter(|c| !c.is_empty() && *c != ".") {
         if part == ".." {
             depth -= 1;
@@ -288,11 +282,7 @@ fn fold(s: &str) -> String {
 
 /// Record `rel` and each of its parent directories under their folded spelling; refuse when a
 /// different spelling already owns the same fold.
-fn check_collisions(
-    folded: &mut HashMap<String, String>,
-    rel: &Path,
-    raw: &str,
-) -> Result<(), ExtractError> {
+fn check_collisions(folded: &mut HashMap<String, String>, rel: &Path, raw: &str) -> Result<(), ExtractError> {
     let mut prefix = String::new();
     for comp in rel.iter() {
         if !prefix.is_empty() {
@@ -302,10 +292,7 @@ fn check_collisions(
         let key = fold(&prefix);
         match folded.get(&key) {
             Some(existing) if *existing != prefix => {
-                return Err(ExtractError::CaseCollision {
-                    entry: raw.to_owned(),
-                    other: existing.clone(),
-                });
+                return Err(ExtractError::CaseCollision { entry: raw.to_owned(), other: existing.clone() });
             }
             Some(_) => {}
             None => {

@@ -174,13 +174,9 @@ impl FromStr for Integrity {
             let Some(algorithm) = Algorithm::from_name(alg) else { continue };
             // SRI options follow a `?`; they carry nothing we use.
             let b64 = rest.split('?').next().unwrap_or("");
-            let digest = STANDARD
-                .decode(b64)
-                .ok()
-                .filter(|d| d.len() == algorithm.digest_len())
-                .ok_or_else(|| IntegrityParseError::BadDigest {
-                    value: cut(value),
-                    algorithm: algorithm.name(),
+            let digest =
+                STANDARD.decode(b64).ok().filter(|d| d.len() == algorithm.digest_len()).ok_or_else(|| {
+                    IntegrityParseError::BadDigest { value: cut(value), algorithm: algorithm.name() }
                 })?;
             match best {
                 Some(b) if b > algorithm => continue,
@@ -260,7 +256,8 @@ mod tests {
 
     #[test]
     fn parses_and_prints_sha512() {
-        let s = "sha512-GYrCADwpu6yV5OAvchkQ27Z5wwMxWAEMg5NNWjyHh/5DboFFqbdbvYNIvZouQpxXyeMPoTOh0vdPYKlf0ZswdQ==";
+        let s =
+            "sha512-GYrCADwpu6yV5OAvchkQ27Z5wwMxWAEMg5NNWjyHh/5DboFFqbdbvYNIvZouQpxXyeMPoTOh0vdPYKlf0ZswdQ==";
         let i: Integrity = s.parse().unwrap();
         assert_eq!(i.algorithm(), Algorithm::Sha512);
         assert_eq!(i.to_string(), s);
@@ -278,14 +275,8 @@ mod tests {
 
     #[test]
     fn refuses_bad_strings() {
-        assert!(matches!(
-            "md5-abc".parse::<Integrity>(),
-            Err(IntegrityParseError::NoSupportedHash { .. })
-        ));
-        assert!(matches!(
-            "sha512-AAAA".parse::<Integrity>(),
-            Err(IntegrityParseError::BadDigest { .. })
-        ));
+        assert!(matches!("md5-abc".parse::<Integrity>(), Err(IntegrityParseError::NoSupportedHash { .. })));
+        assert!(matches!("sha512-AAAA".parse::<Integrity>(), Err(IntegrityParseError::BadDigest { .. })));
         assert!(Integrity::from_shasum("zz").is_err());
     }
 

@@ -59,9 +59,12 @@ impl NoisePayload {
                 2 => {
                     let Varint::Value(len, n) = varint::decode(buf) else { return Err("bad length") };
                     let len = usize::try_from(len).map_err(|_| "field too long")?;
-                    let end = n.checked_add(len).filter(|&e| e <= buf.len()).ok_or("field overruns payload")?;
+                    let end =
+                        n.checked_add(len).filter(|&e| e <= buf.len()).ok_or("field overruns payload")?;
                     if key >> 3 == 1 {
-                        nonce = Some(<[u8; NONCE_LEN]>::try_from(&buf[n..end]).map_err(|_| "nonce is not 24 bytes")?);
+                        nonce = Some(
+                            <[u8; NONCE_LEN]>::try_from(&buf[n..end]).map_err(|_| "nonce is not 24 bytes")?,
+                        );
                     }
                     end
                 }
