@@ -4,7 +4,7 @@
 //! --no-dht`. Also ims ↔ ims with the prefetch extension.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -13,22 +13,9 @@ use hypercore::{FeedBuilder, KeyPair, Storage};
 use hypertrie::Trie;
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ensure_js() {
-    let js = repo().join("tests/js");
-    if js.join("node_modules/hypertrie").is_dir() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
-        .arg(&js)
-        .status()
-        .expect("npm must be installed to run the JS interop tests");
-    assert!(status.success(), "npm ci --prefix tests/js failed");
-}
+#[path = "support/js.rs"]
+mod js;
+use js::repo;
 
 /// A child process, killed on drop.
 struct Kill(Child);
@@ -60,7 +47,7 @@ fn line(rx: &mpsc::Receiver<String>) -> String {
 }
 
 fn node(args: &[&str]) -> (Kill, mpsc::Receiver<String>) {
-    ensure_js();
+    js::ensure("hypertrie");
     let mut child = Command::new("node")
         .arg(repo().join("tests/js/scripts/trie_peer.js"))
         .args(args)

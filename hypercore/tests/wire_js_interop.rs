@@ -3,7 +3,6 @@
 //! hypercore's frames, messages, channels and capabilities against JS's (wire spec §2–8).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -16,26 +15,12 @@ use swarm::{HandshakeConfig, Identity, NodeId, Role, SecureStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+#[path = "../../tests/support/js.rs"]
+mod js;
+use js::repo;
+
 /// Everything here must finish well within this; it only guards against hangs.
 const LIMIT: Duration = Duration::from_secs(40);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Installs the pinned JS packages from the committed lockfile if they are missing.
-fn ensure_js() {
-    let js = repo().join("tests/js");
-    if js.join("node_modules/hypercore-protocol").is_dir() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
-        .arg(&js)
-        .status()
-        .expect("npm must be installed to run the JS interop tests");
-    assert!(status.success(), "npm ci --prefix tests/js failed");
-}
 
 /// A node process, killed on drop.
 struct JsPeer(Child);
@@ -48,7 +33,7 @@ impl Drop for JsPeer {
 }
 
 fn spawn_js(args: &[&str]) -> (JsPeer, BufReader<std::process::ChildStdout>) {
-    ensure_js();
+    js::ensure("hypercore-protocol");
     let mut child = Command::new("node")
         .arg(repo().join("hypercore/tests/js/wire_peer.js"))
         .args(args)

@@ -3,12 +3,15 @@
 //! `""`, unicode), deletes that re-put or reset, batches whose running head is a reset node — are
 //! applied by both; every block must be byte-identical and gets and lists equal.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hypercore::testing;
 use hypertrie::{BatchOp, GetOptions, ListOptions, PutOptions, Trie};
 use serde_json::{Value, json};
+
+#[path = "../../tests/support/js.rs"]
+mod js;
+use js::repo;
 
 const KEYS: &[&str] = &[
     "a",
@@ -28,23 +31,6 @@ const KEYS: &[&str] = &[
     "k2",
     "k3",
 ];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn ensure_js() {
-    let js = repo().join("tests/js");
-    if js.join("node_modules/hypertrie").is_dir() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
-        .arg(&js)
-        .status()
-        .expect("npm must be installed to run the JS interop tests");
-    assert!(status.success(), "npm ci --prefix tests/js failed");
-}
 
 /// xorshift64*: a fixed, dependency-free source of test cases.
 struct Rng(u64);
@@ -137,7 +123,7 @@ fn pairs(nodes: &[std::sync::Arc<hypertrie::Node>]) -> Value {
 
 #[tokio::test]
 async fn random_runs_match_js_byte_for_byte() {
-    ensure_js();
+    js::ensure("hypertrie");
     let runs: Vec<Value> = (0..8u64)
         .map(|seed| {
             let mut r = Rng(0x9E37_79B9_7F4A_7C15 ^ (seed + 1));
