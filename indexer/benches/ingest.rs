@@ -114,8 +114,7 @@ fn synthetic(rng: &mut Rng, i: u64, packages: u64, per: u64) -> Packument {
         m.dist.file_count = Some(rng.below(200));
         m.dist.unpacked_size = Some(rng.below(1 << 20));
         m.license = Some("MIT".into());
-        let ms = 1_500_000_000_000 + (i * per + v) as i64 * 1000;
-        p.time.insert(version.clone(), iso(ms));
+        p.time.insert(version.clone(), iso((i * per + v) as u64));
         p.dist_tags.insert("latest".into(), version.clone());
         p.versions.insert(version, m);
     }
@@ -136,26 +135,12 @@ fn b64(bytes: &[u8]) -> String {
     s
 }
 
-fn iso(ms: i64) -> String {
-    // Days since 1970 to a civil date (Hinnant), for canonical timestamps.
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        (rem / 60_000) % 60,
-        (rem / 1000) % 60,
-        rem % 1000
-    )
+/// A valid, canonical npm timestamp for the n-th synthetic publish: one a second from 2017 on,
+/// over 28-day months (always a real date, with no calendar arithmetic to get wrong).
+fn iso(n: u64) -> String {
+    let (s, m, h) = (n % 60, n / 60 % 60, n / 3600 % 24);
+    let (day, month, year) = (n / 86_400 % 28 + 1, n / 2_419_200 % 12 + 1, 2017 + n / 29_030_400);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.000Z")
 }
 
 async fn synthetic_bench() {
