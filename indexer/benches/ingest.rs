@@ -114,7 +114,7 @@ fn synthetic(rng: &mut Rng, i: u64, packages: u64, per: u64) -> Packument {
         m.dist.file_count = Some(rng.below(200));
         m.dist.unpacked_size = Some(rng.below(1 << 20));
         m.license = Some("MIT".into());
-        p.time.insert(version.clone(), iso((i * per + v) as u64));
+        p.time.insert(version.clone(), iso(i * per + v));
         p.dist_tags.insert("latest".into(), version.clone());
         p.versions.insert(version, m);
     }
