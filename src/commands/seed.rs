@@ -10,7 +10,6 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use hypercore::protocol::SessionKeys;
 use hypercore::replicate::{ReplicateOptions, replicate};
-use hypercore::{FeedBuilder, Storage};
 use hypertrie::Trie;
 use hypertrie::extension::TriePlanner;
 use swarm::{HandshakeConfig, Identity};
@@ -34,16 +33,7 @@ pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
         );
     }
     let dir = ctx.home.index_dir();
-    if !dir.join("log").exists() {
-        bail!(
-            "there is no local index under {}\nhint: build one with `ims index --from-registry URL NAME...`",
-            ctx.home.root().display()
-        );
-    }
-    let feed = FeedBuilder::new(Storage::disk(&dir))
-        .open()
-        .await
-        .with_context(|| format!("opening the index feed in {}", dir.display()))?;
+    let feed = ctx.open_local_feed().await?;
     if feed.is_empty() {
         bail!("the local index in {} is empty", dir.display());
     }

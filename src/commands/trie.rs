@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use hypercore::{FeedBuilder, Storage};
 use hypertrie::{GetOptions, ListOptions, Node, Trie};
 use serde_json::{Value, json};
 
@@ -97,22 +96,15 @@ pub async fn run(args: TrieArgs, ctx: &Context) -> anyhow::Result<()> {
 async fn open_local(ctx: &Context) -> anyhow::Result<Trie> {
     let dir = ctx.home.index_dir();
     let wanted = ctx.args.key.as_deref().map(str::to_ascii_lowercase);
-    if !dir.join("log").exists() {
-        if let Some(key) = wanted {
-            bail!(
-                "there is no local copy of the trie {key} under {}\nhint: add --peer HOST:PORT to read it from a peer",
-                ctx.home.root().display()
-            );
-        }
+    if !dir.join("log").exists()
+        && let Some(key) = wanted
+    {
         bail!(
-            "there is no local index under {}\nhint: build one with `ims index --from-registry URL NAME...`",
+            "there is no local copy of the trie {key} under {}\nhint: add --peer HOST:PORT to read it from a peer",
             ctx.home.root().display()
         );
     }
-    let feed = FeedBuilder::new(Storage::disk(&dir))
-        .open()
-        .await
-        .with_context(|| format!("opening the index feed in {}", dir.display()))?;
+    let feed = ctx.open_local_feed().await?;
     let local = feed.public_key().to_hex();
     if let Some(key) = wanted
         && key != local

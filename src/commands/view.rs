@@ -30,12 +30,7 @@ fn split(spec: &str) -> (&str, Option<&str>) {
 /// Run `ims view`.
 #[allow(clippy::print_stdout)]
 pub async fn run(args: ViewArgs, ctx: &Context) -> anyhow::Result<()> {
-    if !ctx.home.index_dir().join("log").exists() {
-        bail!(
-            "there is no local index under {}\nhint: build one with `ims index --from-registry URL NAME...`",
-            ctx.home.root().display()
-        );
-    }
+    ctx.require_local_index()?;
     let index = super::index::open_local_index(ctx).await?;
     let (name, range) = split(&args.spec);
     indexer::names::validate(name).with_context(|| format!("{name:?} is not a package name"))?;
