@@ -15,7 +15,6 @@ use serde_json::Value;
 
 #[path = "support/js.rs"]
 mod js;
-use js::repo;
 
 /// A child process, killed on drop.
 struct Kill(Child);
@@ -47,16 +46,7 @@ fn line(rx: &mpsc::Receiver<String>) -> String {
 }
 
 fn node(args: &[&str]) -> (Kill, mpsc::Receiver<String>) {
-    js::ensure("hypertrie");
-    let mut child = Command::new("node")
-        .arg(repo().join("tests/js/scripts/trie_peer.js"))
-        .args(args)
-        .env("NODE_PATH", repo().join("tests/js/node_modules"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node must be installed to run the JS interop tests");
+    let mut child = js::spawn_node("tests/js/scripts/trie_peer.js", args, "hypertrie");
     let out = lines(child.stdout.take().expect("stdout"));
     (Kill(child), out)
 }

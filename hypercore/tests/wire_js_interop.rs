@@ -3,7 +3,7 @@
 //! hypercore's frames, messages, channels and capabilities against JS's (wire spec §2–8).
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use hypercore::protocol::{
@@ -17,7 +17,6 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[path = "../../tests/support/js.rs"]
 mod js;
-use js::repo;
 
 /// Everything here must finish well within this; it only guards against hangs.
 const LIMIT: Duration = Duration::from_secs(40);
@@ -33,16 +32,7 @@ impl Drop for JsPeer {
 }
 
 fn spawn_js(args: &[&str]) -> (JsPeer, BufReader<std::process::ChildStdout>) {
-    js::ensure("hypercore-protocol");
-    let mut child = Command::new("node")
-        .arg(repo().join("hypercore/tests/js/wire_peer.js"))
-        .args(args)
-        .env("NODE_PATH", repo().join("tests/js/node_modules"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node must be installed to run the JS interop tests");
+    let mut child = js::spawn_node("hypercore/tests/js/wire_peer.js", args, "hypercore-protocol");
     let stdout = BufReader::new(child.stdout.take().expect("stdout"));
     (JsPeer(child), stdout)
 }

@@ -123,7 +123,7 @@ fn pairs(nodes: &[std::sync::Arc<hypertrie::Node>]) -> Value {
 
 #[tokio::test]
 async fn random_runs_match_js_byte_for_byte() {
-    js::ensure("hypertrie");
+    let node_modules = js::ensure("hypertrie");
     let runs: Vec<Value> = (0..8u64)
         .map(|seed| {
             let mut r = Rng(0x9E37_79B9_7F4A_7C15 ^ (seed + 1));
@@ -137,7 +137,7 @@ async fn random_runs_match_js_byte_for_byte() {
     let out = Command::new("node")
         .arg(repo().join("hypertrie/tests/js/replay.js"))
         .arg(&input)
-        .env("NODE_PATH", repo().join("tests/js/node_modules"))
+        .env("NODE_PATH", node_modules)
         .output()
         .expect("node must be installed to run the JS interop tests");
     assert!(out.status.success(), "node failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -35,3 +35,18 @@ pub(crate) fn ensure(probe: &str) -> PathBuf {
     assert!(status.success(), "npm ci --prefix tests/js failed");
     modules
 }
+
+/// Starts `node SCRIPT ARGS...` (`script` relative to the repository root) with the reference
+/// packages on `NODE_PATH` — installing them first if `probe` is missing — and stdin and stdout piped.
+pub(crate) fn spawn_node(script: &str, args: &[&str], probe: &str) -> std::process::Child {
+    let modules = ensure(probe);
+    Command::new("node")
+        .arg(repo().join(script))
+        .args(args)
+        .env("NODE_PATH", modules)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("node must be installed to run the JS interop tests")
+}
