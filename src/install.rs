@@ -22,6 +22,7 @@
 pub mod bins;
 pub mod error;
 pub mod fetch;
+pub mod global;
 pub mod hoist;
 pub mod link;
 pub mod lockfile;
@@ -80,6 +81,9 @@ pub struct InstallOptions {
     pub save_exact: bool,
     /// `--omit=dev` / `--production`: do not lay out dev-only packages.
     pub omit_dev: bool,
+    /// Resolve the root's `devDependencies` (npm does, for the lockfile, even with
+    /// `--omit=dev`); off for a global install, whose root is itself an installed package.
+    pub resolve_dev: bool,
     /// Use `package-lock.json` when it matches `package.json` (the default).
     pub use_lockfile: bool,
     /// The platform optional packages are filtered for.
@@ -106,6 +110,7 @@ impl InstallOptions {
             save: Save::Prod,
             save_exact: false,
             omit_dev: false,
+            resolve_dev: true,
             use_lockfile: true,
             platform: Platform::current(),
             pick: PickOptions::default(),
@@ -216,7 +221,7 @@ impl<S: ManifestSource> Installer<S> {
             let picked = self.resolver.resolve(spec).await?;
             project.add(kind, &spec.name, &spec.save_spec(&picked.semver, self.opts.save_exact));
         }
-        let requests = project.requests(false)?;
+        let requests = project.requests(!self.opts.resolve_dev)?;
         let tree = tree::build(&self.resolver, tree::root_edges(&requests)).await?;
         let lockfile = Lockfile::from_tree(&tree, &project);
         Ok(Plan { project, lockfile, from_lockfile: false })

@@ -6,8 +6,13 @@
 //! run with a short timeout. ims never names a public registry itself: when none of these
 //! answers, [`NpmrcError::NoRegistry`] tells the user to pass `--registry`.
 //!
-//! The `.npmrc` reading is hand-written: only the `registry` key is needed, and npm's format
-//! for it is one `key = value` line (`;`/`#` comments, optional quotes, `${VAR}` expansion).
+//! The global prefix of `ims install -g` is found the same way ([`NpmConfig::global_prefix`]):
+//! `--prefix`, `NPM_CONFIG_PREFIX`, `prefix=` in the user's or the global `.npmrc`, `npm config
+//! get prefix`, and last npm's own default, the folder above the `bin/` holding `node`.
+//!
+//! The `.npmrc` reading is hand-written: only the `registry` and `prefix` keys are needed, and
+//! npm's format for them is one `key = value` line (`;`/`#` comments, optional quotes, `${VAR}`
+//! expansion).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +31,11 @@ pub enum NpmrcError {
         "no upstream registry is configured (no --registry, NPM_CONFIG_REGISTRY, `registry=` in an .npmrc, and `npm config get registry` gave no answer)\nhint: pass --registry URL, e.g. --registry http://127.0.0.1:4873/"
     )]
     NoRegistry,
+    /// No global prefix could be found for `-g`.
+    #[error(
+        "cannot tell where global packages go (no --prefix, NPM_CONFIG_PREFIX, `prefix=` in an .npmrc, no answer from `npm config get prefix`, and no `node` on PATH)\nhint: pass --prefix DIR with -g"
+    )]
+    NoPrefix,
     /// A configured value is not an http(s) URL.
     #[error(
         "the registry {value:?} from {origin} is not an http:// or https:// URL\nhint: fix it there or pass --registry URL"
@@ -111,6 +121,40 @@ impl NpmConfig {
     }
 }
 
+impl NpmConfig {
+    /// Where `-g` installs go: `lib/node_modules` and `bin` below it. `flag` is `--prefix`.
+    /// The project's own `.npmrc` is not read (npm ignores it for the global prefix).
+    pub fn global_prefix(&self, flag: Option<&Path>) -> Result<PathBuf, NpmrcError> {
+        if let Some(p) = flag {
+            return Ok(p.to_path_buf());
+        }
+        if let Some(p) = self.var("NPM_CONFIG_PREFIX") {
+            return Ok(PathBuf::from(p));
+        }
+        let dir = self.var("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        for rc in self.rc_files(&dir).into_iter().skip(1) {
+            let Ok(text) = std::fs::read_to_string(&rc) else { continue };
+            if let Some(p) = key_in_rc(&text, "prefix", &self.env) {
+                return Ok(PathBuf::from(p));
+            }
+        }
+        if let Some(npm) = &self.npm
+            && let Some(p) = ask_npm_key(npm, &dir, "prefix", self.npm_timeout)
+        {
+            return Ok(PathBuf::from(p));
+        }
+        // npm's default: the folder above the `bin/` that holds the running node.
+        self.var("PATH")
+            .into_iter()
+            .flat_map(std::env::split_paths)
+            .map(|d| d.join("node"))
+            .find(|n| n.is_file())
+            .and_then(|n| std::fs::canonicalize(n).ok())
+            .and_then(|n| n.parent()?.parent().map(Path::to_path_buf))
+            .ok_or(NpmrcError::NoPrefix)
+    }
+}
+
 fn checked(value: &str, origin: &str) -> Result<String, NpmrcError> {
     let v = value.trim();
     if !(v.starts_with("http://") || v.starts_with("https://")) {
@@ -121,6 +165,11 @@ fn checked(value: &str, origin: &str) -> Result<String, NpmrcError> {
 
 /// The `registry` value of an `.npmrc` text (the last one wins, as in npm's ini reader).
 pub fn registry_in_rc(text: &str, env: &BTreeMap<String, String>) -> Option<String> {
+    key_in_rc(text, "registry", env)
+}
+
+/// The value of `key` in an `.npmrc` text (the last one wins, as in npm's ini reader).
+pub fn key_in_rc(text: &str, key: &str, env: &BTreeMap<String, String>) -> Option<String> {
     let mut found = None;
     for line in text.lines() {
         let line = line.trim();
@@ -128,7 +177,7 @@ pub fn registry_in_rc(text: &str, env: &BTreeMap<String, String>) -> Option<Stri
             continue;
         }
         let Some((k, v)) = line.split_once('=') else { continue };
-        if k.trim() != "registry" {
+        if k.trim() != key {
             continue;
         }
         let v = v.trim();
@@ -159,9 +208,14 @@ fn expand(v: &str, env: &BTreeMap<String, String>) -> String {
 /// `npm config get registry` in `project`, or `None` when npm is missing, fails, prints
 /// nothing useful or takes longer than `timeout` (then it is killed).
 pub fn ask_npm(npm: &Path, project: &Path, timeout: Duration) -> Option<String> {
+    ask_npm_key(npm, project, "registry", timeout)
+}
+
+/// `npm config get KEY` in `project` (see [`ask_npm`]).
+pub fn ask_npm_key(npm: &Path, project: &Path, key: &str, timeout: Duration) -> Option<String> {
     let dir = if project.is_dir() { project } else { Path::new(".") };
     let mut child = Command::new(npm)
-        .args(["config", "get", "registry"])
+        .args(["config", "get", key])
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -174,7 +228,7 @@ pub fn ask_npm(npm: &Path, project: &Path, timeout: Duration) -> Option<String> 
             Ok(Some(status)) if status.success() => break,
             Ok(Some(_)) | Err(_) => return None,
             Ok(None) if started.elapsed() >= timeout => {
-                tracing::warn!(npm = %npm.display(), "`npm config get registry` timed out");
+                tracing::warn!(npm = %npm.display(), key, "`npm config get` timed out");
                 let _ = child.kill();
                 let _ = child.wait();
                 return None;
@@ -249,5 +303,26 @@ mod tests {
         c.npm = Some(dir.path().join("missing-npm"));
         let err = c.registry(dir.path()).unwrap_err().to_string();
         assert!(err.contains("--registry"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn global_prefix_in_npm_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("h");
+        std::fs::create_dir_all(home.join("nodejs/bin")).unwrap();
+        let node = script(&home.join("nodejs/bin"), "node", "true");
+        let path = node.parent().unwrap().to_str().unwrap().to_owned();
+        let mut c = cfg(&[("HOME", home.to_str().unwrap()), ("PATH", &path)]);
+        assert_eq!(c.global_prefix(None).unwrap(), std::fs::canonicalize(home.join("nodejs")).unwrap());
+        c.npm = Some(script(dir.path(), "npm-prefix", "echo /from/npm"));
+        assert_eq!(c.global_prefix(None).unwrap(), Path::new("/from/npm"));
+        std::fs::write(home.join(".npmrc"), "prefix = ${HOME}/global\n").unwrap();
+        assert_eq!(c.global_prefix(None).unwrap(), home.join("global"));
+        c.env.insert("NPM_CONFIG_PREFIX".into(), "/env/prefix".into());
+        assert_eq!(c.global_prefix(None).unwrap(), Path::new("/env/prefix"));
+        assert_eq!(c.global_prefix(Some(Path::new("/flag"))).unwrap(), Path::new("/flag"));
+        let none = cfg(&[("HOME", dir.path().to_str().unwrap())]);
+        assert!(matches!(none.global_prefix(None), Err(NpmrcError::NoPrefix)));
     }
 }

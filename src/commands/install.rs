@@ -11,7 +11,9 @@ use clap::Args;
 use indexer::tarballs::TarballStore;
 
 use crate::context::Context;
-use crate::install::{InstallOptions, Installer, Progress, RegistrySource, Request, Save, ScriptPolicy};
+use crate::install::{
+    InstallOptions, Installer, Progress, RegistrySource, Request, Save, ScriptPolicy, global,
+};
 use crate::npmrc::NpmConfig;
 
 /// `ims install` options (npm's spellings).
@@ -37,9 +39,13 @@ pub struct InstallArgs {
     /// Same as --omit=dev
     #[arg(long)]
     pub production: bool,
-    /// The project folder [default: the current directory]
+    /// The project folder [default: the current directory]; with -g, the global prefix
     #[arg(long, value_name = "DIR")]
     pub prefix: Option<PathBuf>,
+    /// Install globally: PREFIX/lib/node_modules/<name>, commands linked into PREFIX/bin
+    /// (PREFIX from --prefix, else npm's configured prefix)
+    #[arg(short = 'g', long)]
+    pub global: bool,
     /// Parallel downloads
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
@@ -104,6 +110,9 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         .offline(ctx.args.offline);
     let quiet = !std::io::stderr().is_terminal();
     let bar = (!quiet).then(|| spinner(opts.progress.clone()));
+    if args.global {
+        return run_global(&args, &specs, source, opts, started).await;
+    }
     let installer = Installer::new(source.clone(), source, opts);
 
     let plan = installer.resolve(&specs).await.with_context(|| {
@@ -144,6 +153,59 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
             scripts.len(),
             scripts.join(", ")
         );
+    }
+    Ok(())
+}
+
+/// `ims install -g SPEC...`: each package in its own folder under the global prefix.
+#[allow(clippy::print_stderr)] // one summary line per package
+async fn run_global(
+    args: &InstallArgs,
+    specs: &[Request],
+    source: RegistrySource,
+    opts: InstallOptions,
+    started: Instant,
+) -> anyhow::Result<()> {
+    if specs.is_empty() {
+        anyhow::bail!("ims install -g needs at least one SPEC\nhint: ims install -g NAME[@RANGE]");
+    }
+    let prefix = NpmConfig::from_env(None).global_prefix(args.prefix.as_deref())?;
+    for spec in specs {
+        let report = global::install_global(source.clone(), source.clone(), &opts, &prefix, spec)
+            .await
+            .with_context(|| {
+                format!(
+                    "installing {} globally into {} (hint: check the name and range with `npm view`)",
+                    spec.name,
+                    prefix.display()
+                )
+            })?;
+        let cmds: Vec<String> = report
+            .bins
+            .iter()
+            .filter_map(|b| b.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        eprintln!(
+            "{}@{} in {} ({} dependencies{}) in {:.2?}",
+            report.name,
+            report.version,
+            report.dir.display(),
+            report.dependencies,
+            if cmds.is_empty() {
+                String::new()
+            } else {
+                format!("; commands in {}: {}", prefix.join("bin").display(), cmds.join(", "))
+            },
+            started.elapsed(),
+        );
+        if !report.scripts.is_empty() {
+            eprintln!(
+                "{} packages have install scripts that were not run (allow with --allow-scripts NAME): {}",
+                report.scripts.len(),
+                report.scripts.join(", ")
+            );
+        }
     }
     Ok(())
 }

@@ -21,26 +21,69 @@ pub fn link_bins(
     location: &str,
     bins: &[(String, String)],
 ) -> Result<Vec<PathBuf>, LinkError> {
-    let pkg_dir = project.join(location);
     // `.bin` lives in the node_modules folder that holds the package (scopes included).
     let Some(i) = location.rfind("node_modules/") else { return Ok(Vec::new()) };
     let nm = project.join(&location[..i + "node_modules".len()]);
     let name_in_nm = &location[i + "node_modules/".len()..];
-    let bin_dir = nm.join(".bin");
+    link_into(&project.join(location), &nm.join(".bin"), &Path::new("..").join(name_in_nm), location, bins)
+}
+
+/// npm's global bin links: `PREFIX/bin/<cmd>` → `../lib/node_modules/<name>/<target>` for the
+/// package installed at `PREFIX/lib/node_modules/<name>` (Unix layout). Returns the links made.
+pub fn link_global_bins(
+    prefix: &Path,
+    name: &str,
+    bins: &[(String, String)],
+) -> Result<Vec<PathBuf>, LinkError> {
+    let rel = Path::new("..").join("lib").join("node_modules").join(name);
+    let pkg_dir = prefix.join("lib").join("node_modules").join(name);
+    link_into(&pkg_dir, &prefix.join("bin"), &rel, name, bins)
+}
+
+/// Remove the global bin links of `bins` that point into the package `name` (an upgrade or
+/// reinstall replaces them; links another package owns are left alone).
+pub fn unlink_global_bins(prefix: &Path, name: &str, bins: &[(String, String)]) -> Result<(), LinkError> {
+    let ours = Path::new("..").join("lib").join("node_modules").join(name);
+    for (cmd, _) in bins {
+        let cmd = cmd.rsplit('/').next().unwrap_or(cmd);
+        if cmd.is_empty() || cmd == "." || cmd == ".." {
+            continue;
+        }
+        let link = prefix.join("bin").join(cmd);
+        if fs::read_link(&link).is_ok_and(|t| t.starts_with(&ours)) {
+            fs::remove_file(&link).map_err(|source| LinkError::Io {
+                from: ours.clone(),
+                to: link,
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Links each of `bins` as `bin_dir/<cmd>` → `rel_pkg/<target>` (relative to `bin_dir`), the
+/// target being `pkg_dir/<target>`; `what` names the package in warnings.
+fn link_into(
+    pkg_dir: &Path,
+    bin_dir: &Path,
+    rel_pkg: &Path,
+    what: &str,
+    bins: &[(String, String)],
+) -> Result<Vec<PathBuf>, LinkError> {
     let mut made = Vec::new();
     for (cmd, target) in bins {
         // npm uses the basename of a scoped command name.
         let cmd = cmd.rsplit('/').next().unwrap_or(cmd);
         if cmd.is_empty() || cmd == "." || cmd == ".." || !contained(target) {
-            tracing::warn!(package = location, cmd, target, "refusing bin that leaves its folder");
+            tracing::warn!(package = what, cmd, target, "refusing bin that leaves its folder");
             continue;
         }
         let err = |source| LinkError::Io { from: pkg_dir.join(target), to: bin_dir.join(cmd), source };
-        fs::create_dir_all(&bin_dir).map_err(err)?;
+        fs::create_dir_all(bin_dir).map_err(err)?;
         let link = bin_dir.join(cmd);
         let dest = pkg_dir.join(target);
         if !dest.is_file() {
-            tracing::warn!(package = location, cmd, target, "bin target missing");
+            tracing::warn!(package = what, cmd, target, "bin target missing");
             continue;
         }
         set_executable(&dest).map_err(err)?;
@@ -49,8 +92,7 @@ pub fn link_bins(
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(err(e)),
         }
-        let rel = Path::new("..").join(name_in_nm).join(target);
-        symlink(&rel, &link).map_err(err)?;
+        symlink(&rel_pkg.join(target), &link).map_err(err)?;
         made.push(link);
     }
     Ok(made)

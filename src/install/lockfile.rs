@@ -110,7 +110,7 @@ fn flags(tree: &Tree) -> BTreeMap<NodeId, (bool, bool, bool, bool)> {
 
 /// npm's `normalize-package-bin`: the command is a basename, the path is normalised inside
 /// the package (`./bin/x` → `bin/x`; `..` cannot climb out). `None` when nothing is left.
-fn normalize_bin(cmd: &str, path: &str) -> Option<(String, String)> {
+pub(crate) fn normalize_bin(cmd: &str, path: &str) -> Option<(String, String)> {
     let cmd = cmd.replace(['\\', ':'], "/");
     let cmd = cmd.rsplit('/').find(|c| !c.is_empty() && *c != "." && *c != "..")?;
     let mut parts: Vec<&str> = Vec::new();
