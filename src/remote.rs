@@ -41,7 +41,8 @@ pub struct RemoteStats {
     pub prefetches: u64,
     /// Blocks those prefetches delivered (each verified).
     pub prefetched: u64,
-    /// Blocks a read found missing and fetched one by one.
+    /// Block reads that found their block missing and asked the peer for it alone
+    /// (concurrent reads of one block count once each).
     pub fetched_singly: u64,
 }
 

@@ -92,7 +92,10 @@ fn packument_hits<'a>(registry: &Registry, names: impl IntoIterator<Item = &'a s
 /// fetched one by one, packages from the peer, packages from upstream.
 fn peer_counts(out: &Output) -> [u64; 5] {
     let err = String::from_utf8_lossy(&out.stderr);
-    let l = err.lines().find(|l| l.starts_with("index from peer:")).unwrap_or_else(|| panic!("no peer line: {err}"));
+    let l = err
+        .lines()
+        .find(|l| l.starts_with("index from peer:"))
+        .unwrap_or_else(|| panic!("no peer line: {err}"));
     let numbers: Vec<u64> = l
         .split(|c: char| !c.is_ascii_digit())
         .filter(|s| !s.is_empty())
@@ -123,8 +126,10 @@ async fn corpus_tree_from_a_peer_in_one_round_trip() {
     let roots: BTreeMap<String, String> = corpus.roots().clone();
 
     // The reference: the tree `ims install` resolves straight from the registry.
+    // One reader home: the tarball store is shared, the replica is removed before each run.
+    let reader = dir.path().join("home");
     let reference = project(&dir.path().join("reference"), &roots);
-    install(&dir.path().join("home-ref"), &reference, &registry, None);
+    install(&reader, &reference, &registry, None);
     let want = lockfile(&reference);
     assert!(want["packages"].as_object().unwrap().len() > 200);
 
@@ -139,7 +144,8 @@ async fn corpus_tree_from_a_peer_in_one_round_trip() {
         let (seed_proc, addr, key) = seed(&seeder, mode);
         let app = project(&dir.path().join(format!("app-{mode}")), &roots);
         let before = packument_hits(&registry, names.iter().copied());
-        let out = install(&dir.path().join(format!("home-{mode}")), &app, &registry, Some((&key, &addr)));
+        let _ = std::fs::remove_dir_all(reader.join("replicas"));
+        let out = install(&reader, &app, &registry, Some((&key, &addr)));
         drop(seed_proc);
         assert_eq!(packument_hits(&registry, names.iter().copied()), before, "{mode}: no packument upstream");
         let [prefetches, prefetched, singly, from_peer, from_upstream] = peer_counts(&out);
@@ -179,7 +185,12 @@ async fn a_package_the_peer_index_lacks_comes_from_upstream() {
     let [prefetches, prefetched, singly, from_peer, from_upstream] = peer_counts(&out);
     assert_eq!((prefetches, from_peer, from_upstream), (1, 1, 1));
     assert!(prefetched > 0);
-    assert_eq!(singly, 0, "the absence of ms was proven by the prefetched blocks: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        singly,
+        0,
+        "the absence of ms was proven by the prefetched blocks: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(lockfile(&app), lockfile(&reference));
     assert!(app.join("node_modules/ms/package.json").is_file());
 }

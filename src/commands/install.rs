@@ -13,8 +13,8 @@ use indexer::tarballs::TarballStore;
 use crate::context::Context;
 use crate::install::peer::{PeerSource, ResolveQuery};
 use crate::install::{
-    DepKind, InstallOptions, Installer, Lockfile, PickOptions, Progress, Project, RegistrySource, Request, Save,
-    ScriptPolicy,
+    DepKind, InstallOptions, Installer, Lockfile, PickOptions, Progress, Project, RegistrySource, Request,
+    Save, ScriptPolicy,
 };
 use crate::npmrc::NpmConfig;
 
@@ -204,9 +204,9 @@ async fn peer_index(
     }
     remote.prefetch(&ResolveQuery { roots, pick: pick.clone() }.to_keys()).await;
     let trie = hypertrie::Trie::open(remote.feed.clone()).await.context("opening the peer's index")?;
-    let index = indexer::Index::open(trie)
-        .await
-        .with_context(|| format!("reading the peer's index {key}\nhint: check that --key names an ims index"))?;
+    let index = indexer::Index::open(trie).await.with_context(|| {
+        format!("reading the peer's index {key}\nhint: check that --key names an ims index")
+    })?;
     Ok(Some((remote, index)))
 }
 

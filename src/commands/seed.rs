@@ -1,6 +1,8 @@
 //! `ims seed --listen HOST:PORT --no-dht`: serve the local index to whoever connects, over
 //! TCP with the v8 Noise handshake and hypercore replication (issue 6; wire spec §7–9),
-//! including the `ims/prefetch` extension. DHT announcing and upstream following come with
+//! including the `ims/prefetch` extension: by default whole resolutions (`ims install --key
+//! --peer` asks for its tree in one round trip; crate::install::peer) as well as trie keys.
+//! DHT announcing and upstream following come with
 //! the full seeding node.
 
 use std::io::Write;

@@ -130,7 +130,8 @@ impl ResolveQuery {
                 continue;
             };
             let bad = |reason: &str| QueryError { key: rest.to_owned(), reason: reason.to_owned() };
-            let q = query.get_or_insert_with(|| ResolveQuery { roots: Vec::new(), pick: PickOptions::default() });
+            let q =
+                query.get_or_insert_with(|| ResolveQuery { roots: Vec::new(), pick: PickOptions::default() });
             let mut fields = rest.splitn(4, '\0');
             match (fields.next(), fields.next(), fields.next(), fields.next()) {
                 (Some("root"), Some(kind), Some(name), Some(spec)) => {
@@ -140,8 +141,12 @@ impl ResolveQuery {
                 }
                 (Some("option"), Some(name), Some(value), None) => match name {
                     "tag" => q.pick.default_tag = value.to_owned(),
-                    "node" => q.pick.node_version = Some(parse_version(value).ok_or_else(|| bad("not a version"))?),
-                    "npm" => q.pick.npm_version = Some(parse_version(value).ok_or_else(|| bad("not a version"))?),
+                    "node" => {
+                        q.pick.node_version = Some(parse_version(value).ok_or_else(|| bad("not a version"))?)
+                    }
+                    "npm" => {
+                        q.pick.npm_version = Some(parse_version(value).ok_or_else(|| bad("not a version"))?)
+                    }
                     other => tracing::debug!(option = other, "unknown resolve option ignored"),
                 },
                 _ => return Err(bad("expected root\\0KIND\\0NAME\\0SPEC or option\\0NAME\\0VALUE")),
@@ -200,7 +205,8 @@ impl ResolvePlanner {
         }
         let index = Index::open(self.trie.snapshot()).await.map_err(|e| e.to_string())?;
         let names = Arc::new(Mutex::new(BTreeSet::new()));
-        let recording = Recording { index: index.clone(), names: names.clone(), max: self.limits.max_packages };
+        let recording =
+            Recording { index: index.clone(), names: names.clone(), max: self.limits.max_packages };
         let resolver = Resolver::new(recording, query.pick.clone());
         let run = async {
             let Ok(_slot) = self.slots.acquire().await else { return };
@@ -228,7 +234,8 @@ impl BlockPlanner for ResolvePlanner {
                 return Ok(BTreeSet::new());
             }
             let (query, plain) = ResolveQuery::from_keys(keys).map_err(|e| e.to_string())?;
-            let mut blocks = if plain.is_empty() { BTreeSet::new() } else { self.keys.blocks(feed, &plain).await? };
+            let mut blocks =
+                if plain.is_empty() { BTreeSet::new() } else { self.keys.blocks(feed, &plain).await? };
             if let Some(query) = query {
                 blocks.extend(self.resolve_blocks(&query).await?);
             }
@@ -292,7 +299,13 @@ impl<U: ManifestSource> PeerSource<U> {
     /// The peer's `index` in front of `upstream`; tarballs from `registry` (its base URL).
     pub fn new(index: Index, upstream: U, registry: &str) -> Self {
         let registry = if registry.ends_with('/') { registry.to_owned() } else { format!("{registry}/") };
-        PeerSource { index: Some(index), upstream, registry, failed: AtomicBool::new(false), stats: Arc::default() }
+        PeerSource {
+            index: Some(index),
+            upstream,
+            registry,
+            failed: AtomicBool::new(false),
+            stats: Arc::default(),
+        }
     }
 
     /// `upstream` alone (no peer was asked for).
