@@ -194,3 +194,49 @@ async fn a_package_the_peer_index_lacks_comes_from_upstream() {
     assert_eq!(lockfile(&app), lockfile(&reference));
     assert!(app.join("node_modules/ms/package.json").is_file());
 }
+
+/// The planner at library level: a resolve request is answered with exactly the blocks of the
+/// packuments the resolution reads, plain keys as trie lookups, and the limits bound the work.
+#[tokio::test]
+async fn resolve_planner_answers_and_is_bounded() {
+    use hypercore::replicate::BlockPlanner;
+    use hypercore::{FeedBuilder, KeyPair, Storage};
+    use hypertrie::Trie;
+    use ims::install::peer::{PlanLimits, ResolvePlanner, ResolveQuery};
+    use ims::install::{DepKind, PickOptions, Request};
+    use indexer::model::Packument;
+    use indexer::{Document, Index, Update};
+
+    let corpus = Corpus::load().unwrap();
+    let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.unwrap();
+    let trie = Trie::open(feed.clone()).await.unwrap();
+    let mut index = Index::open(trie.clone()).await.unwrap();
+    index.set_upstream("http://127.0.0.1:9/").await.unwrap();
+    let documents = ["debug", "ms", "express"]
+        .iter()
+        .map(|n| Document {
+            packument: Packument::from_slice(corpus.packument(n).unwrap()).unwrap(),
+            etag: None,
+        })
+        .collect();
+    index.write(Update { documents, ..Update::default() }).await.unwrap();
+
+    let roots = vec![(DepKind::Prod, Request::from_dependency("debug", "^2").unwrap())];
+    let mut keys = ResolveQuery { roots, pick: PickOptions::default() }.to_keys();
+    let plan = |limits: PlanLimits, keys: Vec<String>| {
+        let (trie, feed) = (trie.clone(), feed.clone());
+        async move { ResolvePlanner::new(trie, limits).blocks(&feed, &keys).await }
+    };
+    let full = plan(PlanLimits::default(), keys.clone()).await.unwrap();
+    assert_eq!(full, index.touched_packuments(&["debug", "ms"]).await.unwrap(), "debug and its dependency");
+
+    let one = PlanLimits { max_packages: 1, ..PlanLimits::default() };
+    assert_eq!(plan(one, keys.clone()).await.unwrap(), index.touched_packuments(&["debug"]).await.unwrap());
+    let none = PlanLimits { max_roots: 0, ..PlanLimits::default() };
+    assert!(plan(none, keys.clone()).await.is_err(), "too many roots: not planned");
+
+    keys.push("p/express".to_owned());
+    let with_key = plan(PlanLimits::default(), keys).await.unwrap();
+    let express = trie.touched("p/express").await.unwrap();
+    assert!(with_key.is_superset(&full) && with_key.is_superset(&express));
+}
