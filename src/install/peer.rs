@@ -39,6 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hypercore::Feed;
+use hypercore::replicate::prefetch::{MAX_PREFETCH_KEY_LEN, MAX_PREFETCH_KEYS};
 use hypercore::replicate::{BlockPlanner, PlanFuture};
 use hypertrie::Trie;
 use hypertrie::extension::TriePlanner;
@@ -99,7 +100,9 @@ fn dependency_spec(r: &Request) -> String {
 }
 
 impl ResolveQuery {
-    /// The prefetch keys for this query (see the module docs for the form).
+    /// The prefetch keys for this query (see the module docs for the form). Roots whose key
+    /// would be longer than a prefetch key may be, or past the most keys a prefetch carries,
+    /// are left out (the reader then reads their blocks one by one).
     pub fn to_keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self
             .roots
@@ -107,6 +110,8 @@ impl ResolveQuery {
             .map(|(kind, r)| {
                 format!("{RESOLVE_PREFIX}root\0{}\0{}\0{}", kind_name(*kind), r.name, dependency_spec(r))
             })
+            .filter(|k| k.len() <= MAX_PREFETCH_KEY_LEN)
+            .take(MAX_PREFETCH_KEYS - 3)
             .collect();
         let option = |name: &str, value: &str| format!("{RESOLVE_PREFIX}option\0{name}\0{value}");
         keys.push(option("tag", &self.pick.default_tag));
