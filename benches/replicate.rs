@@ -5,6 +5,9 @@
 //!    `tests/js/bench/bench-replicate.js`, the same workload): MB/s for both and the ratio.
 //! 2. 300 package lookups on a cold sparse replica of a 20 000-key trie, with and without the
 //!    `ims/prefetch` extension: blocks fetched, round trips, wall time.
+//! 3. The corpus roots resolved (the whole tree, as `ims install --key --peer` does) from a
+//!    cold sparse replica of a peer's index of the corpus: with the resolve planner (one
+//!    prefetch), with a key-only planner and with none (block by block): requests, wall time.
 //!
 //! `cargo bench --bench replicate [-- MIB]`; JS numbers need node and `tests/js/node_modules`
 //! (installed with `npm ci --prefix tests/js` if missing).
@@ -16,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hypercore::protocol::SessionKeys;
-use hypercore::replicate::{PeerRouter, ReplicateOptions, ReplicateStats, replicate};
+use hypercore::replicate::{BlockPlanner, PeerRouter, ReplicateOptions, ReplicateStats, replicate};
 use hypercore::{Feed, FeedBuilder, KeyPair, Storage};
 use hypertrie::Trie;
 use hypertrie::extension::TriePlanner;
@@ -30,7 +33,7 @@ fn repo() -> PathBuf {
 }
 
 /// Serves `feed` to one connection on a fresh loopback port; returns the port.
-async fn serve(feed: Feed, planner: Option<Arc<TriePlanner>>) -> (u16, tokio::task::JoinHandle<()>) {
+async fn serve(feed: Feed, planner: Option<Arc<dyn BlockPlanner>>) -> (u16, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let task = tokio::spawn(async move {
@@ -42,7 +45,7 @@ async fn serve(feed: Feed, planner: Option<Arc<TriePlanner>>) -> (u16, tokio::ta
                 .expect("handshake");
         let keys = SessionKeys::new(stream.split().tx, stream.split().rx);
         let mut opts = ReplicateOptions::upload();
-        opts.planner = planner.map(|p| p as _);
+        opts.planner = planner;
         let _ = replicate(stream, keys, vec![feed], opts).await;
     });
     (port, task)
@@ -149,7 +152,7 @@ async fn lookups(writer: &Feed, trie: &Trie, keys: &[String], prefetch: bool) {
         .open()
         .await
         .expect("replica");
-    let planner = Arc::new(TriePlanner::new(trie.clone()));
+    let planner: Arc<dyn BlockPlanner> = Arc::new(TriePlanner::new(trie.clone()));
     let (port, server) = serve(writer.clone(), Some(planner)).await;
     let mut events = replica.subscribe();
     let conn = connect(port, replica.clone(), ReplicateOptions::sparse(router.clone())).await;
@@ -185,6 +188,72 @@ async fn lookups(writer: &Feed, trie: &Trie, keys: &[String], prefetch: bool) {
     );
 }
 
+/// The corpus ingested into an in-memory index, as `ims index --from-registry` would.
+async fn corpus_index() -> (Feed, Trie) {
+    use indexer::model::Packument;
+    use indexer::{Document, Index, Update};
+    let corpus = fixtures::Corpus::load().expect("corpus");
+    let writer =
+        FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.expect("writer");
+    let trie = Trie::open(writer.clone()).await.expect("trie");
+    let mut index = Index::open(trie.clone()).await.expect("index");
+    index.set_upstream("http://127.0.0.1:9/").await.expect("upstream");
+    let docs: Vec<Packument> =
+        corpus.packuments().map(|(_, j)| Packument::from_slice(j).expect("packument")).collect();
+    for chunk in docs.chunks(32) {
+        let documents = chunk.iter().map(|p| Document { packument: p.clone(), etag: None }).collect();
+        index.write(Update { documents, ..Update::default() }).await.expect("write");
+    }
+    (writer, trie)
+}
+
+/// Resolves the corpus roots over a cold replica served with `planner`; prints the figures.
+async fn resolve_from_peer(writer: &Feed, planner: Option<Arc<dyn BlockPlanner>>, label: &str) {
+    use ims::install::peer::{PeerSource, ResolveQuery};
+    use ims::install::resolve::MemorySource;
+    use ims::install::{DepKind, PickOptions, Request, Resolver, tree};
+    let corpus = fixtures::Corpus::load().expect("corpus");
+    let roots: Vec<(DepKind, Request)> = corpus
+        .roots()
+        .iter()
+        .map(|(n, s)| (DepKind::Prod, Request::from_dependency(n, s).expect("root")))
+        .collect();
+    let router = PeerRouter::new();
+    let replica = FeedBuilder::new(Storage::memory())
+        .public_key(writer.public_key())
+        .block_source(Arc::new(router.clone()))
+        .open()
+        .await
+        .expect("replica");
+    let (port, server) = serve(writer.clone(), planner).await;
+    let mut events = replica.subscribe();
+    let conn = connect(port, replica.clone(), ReplicateOptions::sparse(router.clone())).await;
+    while replica.len() < writer.len() {
+        let _ = events.recv().await;
+    }
+    let t0 = Instant::now();
+    let query = ResolveQuery { roots: roots.clone(), pick: PickOptions::default() };
+    let prefetched = router.prefetch(&replica.discovery_key(), query.to_keys()).await.expect("prefetch");
+    let index = indexer::Index::open(Trie::open(replica.clone()).await.expect("trie")).await.expect("index");
+    let source = PeerSource::new(index, MemorySource::new(), "http://127.0.0.1:9/");
+    let resolver = Resolver::new(source, PickOptions::default());
+    let built = tree::build(&resolver, tree::root_edges(&roots)).await.expect("tree");
+    let secs = t0.elapsed().as_secs_f64();
+    server.abort();
+    let stats = tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .ok()
+        .and_then(|r| r.ok().flatten())
+        .unwrap_or_default();
+    // The first request is the head fetch that tells the replica the length (before the timer).
+    let requests = stats.requests.saturating_sub(1);
+    println!(
+        "{label:<24} {} packages: 1 prefetch ({prefetched} blocks) + {requests} block requests, {:.1} ms",
+        built.packages().len(),
+        secs * 1e3
+    );
+}
+
 fn main() {
     let mib: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
@@ -208,5 +277,16 @@ fn main() {
         let keys: Vec<String> = (0..300u64).map(|k| npm_key(k * 66 + 5)).collect();
         lookups(&writer, &trie, &keys, false).await;
         lookups(&writer, &trie, &keys, true).await;
+    });
+
+    println!("== the corpus roots resolved from a cold replica of a peer's index (loopback)");
+    rt.block_on(async {
+        let (writer, trie) = corpus_index().await;
+        let resolve: Arc<dyn BlockPlanner> =
+            Arc::new(ims::install::peer::ResolvePlanner::new(trie.clone(), Default::default()));
+        let keys: Arc<dyn BlockPlanner> = Arc::new(TriePlanner::new(trie));
+        resolve_from_peer(&writer, Some(resolve), "resolve planner").await;
+        resolve_from_peer(&writer, Some(keys), "key planner only").await;
+        resolve_from_peer(&writer, None, "no planner").await;
     });
 }

@@ -15,6 +15,9 @@
 //! * [`tree`], [`hoist`]: the ideal tree, built breadth-first and placed where npm's arborist
 //!   would place each package.
 //! * [`link`]: store → `node_modules` by hardlink, falling back to copy.
+//! * [`peer`]: resolution from a peer's index in one round trip: the key form of a resolve
+//!   prefetch, the seeder's [`ResolvePlanner`](peer::ResolvePlanner), and the reader's layered
+//!   [`PeerSource`](peer::PeerSource) (replica, then upstream).
 //!
 //! Tarball integrity and safe extraction live in [`indexer::tarballs`], shared with serve and
 //! seed.
@@ -26,6 +29,7 @@ pub mod global;
 pub mod hoist;
 pub mod link;
 pub mod lockfile;
+pub mod peer;
 pub mod platform;
 pub mod project;
 pub mod request;
@@ -372,7 +376,7 @@ impl<S: ManifestSource> Installer<S> {
 
 /// Whether the lockfile's root entry asks for exactly what `package.json` asks for (npm's
 /// check before it trusts a lockfile).
-fn lock_matches(lock: &Lockfile, project: &Project) -> bool {
+pub(crate) fn lock_matches(lock: &Lockfile, project: &Project) -> bool {
     let Some(root) = lock.packages.get("") else { return false };
     [DepKind::Prod, DepKind::Dev, DepKind::Optional, DepKind::Peer].into_iter().all(|kind| {
         let want: BTreeMap<&str, &str> = project.dependencies(kind).collect();

@@ -5,19 +5,23 @@
 //! not trusted; the replica keeps what was read for the next run.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use hypercore::protocol::SessionKeys;
 use hypercore::replicate::{PeerRouter, ReplicateOptions, replicate};
-use hypercore::{Feed, FeedBuilder, PublicKey, Storage};
+use hypercore::{BlockSource, DiscoveryKey, Feed, FeedBuilder, FeedEvent, PublicKey, Storage};
 use swarm::{HandshakeConfig, Identity};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::context::Context;
 
 /// How long to wait for the peer to tell us the trie's length.
 const LENGTH_WAIT: Duration = Duration::from_secs(20);
+/// How long a prefetch waits for the blocks it received to be stored.
+const STORE_WAIT: Duration = Duration::from_secs(10);
 
 /// A sparse replica connected to one peer; the connection ends when this is dropped.
 #[derive(Debug)]
@@ -26,7 +30,42 @@ pub struct RemoteFeed {
     pub feed: Feed,
     /// Its block router (for prefetches).
     pub router: PeerRouter,
+    counts: Arc<Counts>,
     conn: JoinHandle<()>,
+}
+
+/// What a [`RemoteFeed`] asked of its peer so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteStats {
+    /// Prefetch round trips made (answered or not).
+    pub prefetches: u64,
+    /// Blocks those prefetches delivered (each verified).
+    pub prefetched: u64,
+    /// Block reads that found their block missing and asked the peer for it alone
+    /// (concurrent reads of one block count once each).
+    pub fetched_singly: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    prefetches: AtomicU64,
+    prefetched: AtomicU64,
+    singly: AtomicU64,
+}
+
+/// The replica's block source: the router, counting the blocks reads found missing.
+#[derive(Debug)]
+struct Counting {
+    router: PeerRouter,
+    counts: Arc<Counts>,
+}
+
+impl BlockSource for Counting {
+    fn request(&self, feed: &DiscoveryKey, seqs: &[u64]) {
+        tracing::debug!(?seqs, "fetching blocks one by one");
+        self.counts.singly.fetch_add(seqs.len() as u64, Ordering::Relaxed);
+        self.router.request(feed, seqs);
+    }
 }
 
 impl Drop for RemoteFeed {
@@ -37,11 +76,48 @@ impl Drop for RemoteFeed {
 
 impl RemoteFeed {
     /// Asks the peer for every block the lookups of `keys` read, in one round trip (the
-    /// `ims/prefetch` extension). Peers without the extension make this a no-op.
-    pub async fn prefetch(&self, keys: &[String]) {
+    /// `ims/prefetch` extension); returns how many blocks arrived. Peers without the
+    /// extension make this a no-op.
+    pub async fn prefetch(&self, keys: &[String]) -> u64 {
+        self.counts.prefetches.fetch_add(1, Ordering::Relaxed);
+        let mut events = self.feed.subscribe();
         match self.router.prefetch(&self.feed.discovery_key(), keys.to_vec()).await {
-            Ok(n) => tracing::debug!(blocks = n, "prefetched"),
-            Err(e) => tracing::debug!(error = %e, "prefetch failed; reading block by block"),
+            Ok(n) => {
+                tracing::debug!(blocks = n, "prefetched");
+                self.counts.prefetched.fetch_add(n, Ordering::Relaxed);
+                // The answer's last blocks may still be on their way to disk; once each is
+                // durable (a Download event) reads find it without asking the peer again.
+                let stored = async {
+                    let mut seen = 0u64;
+                    while seen < n {
+                        match events.recv().await {
+                            Ok(FeedEvent::Download { .. }) => seen += 1,
+                            Ok(_) => {}
+                            Err(broadcast::error::RecvError::Lagged(k)) => seen += k,
+                            Err(broadcast::error::RecvError::Closed) => break,
+                        }
+                    }
+                };
+                if tokio::time::timeout(STORE_WAIT, stored).await.is_err() {
+                    tracing::debug!("prefetched blocks still being stored");
+                }
+                n
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "prefetch failed; reading block by block");
+                0
+            }
+        }
+    }
+
+    /// What was asked of the peer so far (the block that tells the signed length on open is
+    /// not counted).
+    pub fn stats(&self) -> RemoteStats {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RemoteStats {
+            prefetches: n(&self.counts.prefetches),
+            prefetched: n(&self.counts.prefetched),
+            fetched_singly: n(&self.counts.singly),
         }
     }
 }
@@ -55,9 +131,10 @@ pub async fn open(ctx: &Context, key_hex: &str) -> anyhow::Result<RemoteFeed> {
         PublicKey::from_bytes(&bytes).with_context(|| format!("--key {key_hex} is not a public key"))?;
     let dir = ctx.home.replica_dir(&key_hex);
     let router = PeerRouter::new();
+    let counts = Arc::new(Counts::default());
     let feed = FeedBuilder::new(Storage::disk(&dir))
         .public_key(key)
-        .block_source(Arc::new(router.clone()))
+        .block_source(Arc::new(Counting { router: router.clone(), counts: counts.clone() }))
         .open()
         .await
         .with_context(|| format!("opening the replica in {}", dir.display()))?;
@@ -91,7 +168,7 @@ pub async fn open(ctx: &Context, key_hex: &str) -> anyhow::Result<RemoteFeed> {
             }
         }
     });
-    let remote = RemoteFeed { feed: feed.clone(), router, conn };
+    let remote = RemoteFeed { feed: feed.clone(), router, counts, conn };
     // The peer's length arrives with its last block (wire spec §8.2). A replica that already
     // has a length waits briefly for a newer one.
     let wait = if known > 0 { Duration::from_secs(1) } else { LENGTH_WAIT };

@@ -215,4 +215,24 @@ impl Index {
             .await
             .map_err(|source| IndexError::Read { key: keys.first().cloned().unwrap_or_default(), source })
     }
+
+    /// The feed blocks that opening this index ([`Index::open`]) and reading the whole
+    /// packument ([`Index::packument`]) of each of `names` touch: the upstream key, each
+    /// package record and every page it names, with every trie node on the way. For names the
+    /// index lacks, the blocks that prove the absence. This is what a reader resolving with
+    /// npm's pick rules over a sparse replica reads.
+    pub async fn touched_packuments(&self, names: &[&str]) -> Result<BTreeSet<u64>, IndexError> {
+        let mut keys = vec![schema::UPSTREAM_KEY.to_owned()];
+        for name in names {
+            keys.push(schema::package_key(name));
+            if let Some(rec) = self.package_record(name).await? {
+                let pages: BTreeSet<u32> = rec.versions.iter().map(|e| e.page).collect();
+                keys.extend(pages.into_iter().map(|page| schema::page_key(name, page)));
+            }
+        }
+        self.trie
+            .touched_many(keys.iter().map(String::as_str))
+            .await
+            .map_err(|source| IndexError::Read { key: keys.first().cloned().unwrap_or_default(), source })
+    }
 }

@@ -117,6 +117,14 @@ async fn pages_grow_across_writes_and_touched_blocks_cover_a_read() {
     let p_node = index.trie().get("p/grow").await.unwrap().unwrap();
     let v_node = index.trie().get("v/grow/2").await.unwrap().unwrap();
     assert!(touched.contains(&p_node.seq()) && touched.contains(&v_node.seq()));
+    // A whole packument reads every page, the upstream key, and proves absent names absent.
+    let all = index.touched_packuments(&["grow", "absent"]).await.unwrap();
+    for page in 0..3 {
+        let node = index.trie().get(&format!("v/grow/{page}")).await.unwrap().unwrap();
+        assert!(all.contains(&node.seq()), "page {page}: {all:?}");
+    }
+    assert!(all.is_superset(&touched));
+    assert!(all.is_superset(&index.trie().touched("p/absent").await.unwrap()));
 }
 
 #[tokio::test]

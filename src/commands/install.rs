@@ -11,8 +11,10 @@ use clap::Args;
 use indexer::tarballs::TarballStore;
 
 use crate::context::Context;
+use crate::install::peer::{PeerSource, ResolveQuery};
 use crate::install::{
-    InstallOptions, Installer, Progress, RegistrySource, Request, Save, ScriptPolicy, global,
+    DepKind, InstallOptions, Installer, Lockfile, PickOptions, Progress, Project, RegistrySource, Request,
+    Save, ScriptPolicy, global,
 };
 use crate::npmrc::NpmConfig;
 
@@ -108,17 +110,42 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     let source = RegistrySource::new(client, &registry_url)
         .with_cache(ctx.home.packument_cache_dir())
         .offline(ctx.args.offline);
-    let quiet = !std::io::stderr().is_terminal();
-    let bar = (!quiet).then(|| spinner(opts.progress.clone()));
     if args.global {
         return run_global(&args, &specs, source, opts, started).await;
     }
-    let installer = Installer::new(source.clone(), source, opts);
+    // `--key` with `--peer`: the peer's index in front of the registry (one round trip for
+    // the whole tree's metadata; crate::install::peer).
+    let remote = match &ctx.args.key {
+        Some(key) if !ctx.args.peers.is_empty() && !ctx.args.offline => {
+            peer_index(ctx, key, &project, &specs, &opts.pick).await?
+        }
+        _ => None,
+    };
+    let layered = match &remote {
+        Some((_, index)) => PeerSource::new(index.clone(), source.clone(), &registry_url),
+        None => PeerSource::without_peer(source.clone()),
+    };
+    let peer_stats = layered.stats();
+    let quiet = !std::io::stderr().is_terminal();
+    let bar = (!quiet).then(|| spinner(opts.progress.clone()));
+    let installer = Installer::new(layered, source, opts);
 
     let plan = installer.resolve(&specs).await.with_context(|| {
         format!("resolving against {registry_url} (hint: check the name and range with `npm view`)")
     })?;
     let resolved_at = started.elapsed();
+    if let Some((remote, _)) = remote {
+        let s = remote.stats();
+        let n = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!(
+            "index from peer: {} prefetch round trips ({} blocks), {} blocks fetched one by one; {} packages from the peer's index, {} from upstream",
+            s.prefetches,
+            s.prefetched,
+            s.fetched_singly,
+            n(&peer_stats.from_peer),
+            n(&peer_stats.from_upstream),
+        );
+    }
     let fetched = installer.fetch(&plan).await.context("fetching tarballs")?;
     let layout = installer.link(&plan, &fetched).context("writing node_modules")?;
     let ran = installer.run_scripts(&plan, &fetched, &layout).context("running allowed install scripts")?;
@@ -208,6 +235,39 @@ async fn run_global(
         }
     }
     Ok(())
+}
+
+/// The peer's index for `--key` with `--peer`: a sparse replica asked, in one prefetch, for
+/// every block resolving the project's tree reads (`None` when a matching lockfile makes
+/// resolution unnecessary).
+async fn peer_index(
+    ctx: &Context,
+    key: &str,
+    project: &std::path::Path,
+    specs: &[Request],
+    pick: &PickOptions,
+) -> anyhow::Result<Option<(crate::remote::RemoteFeed, indexer::Index)>> {
+    let loaded = Project::load(project).ok();
+    if specs.is_empty()
+        && let Some(p) = &loaded
+        && let Ok(Some(lock)) = Lockfile::load(project)
+        && crate::install::lock_matches(&lock, p)
+    {
+        return Ok(None);
+    }
+    let remote = crate::remote::open(ctx, key).await?;
+    // The roots as the installer will ask (a bad package.json is reported by the installer).
+    let mut roots = loaded.and_then(|p| p.requests(false).ok()).unwrap_or_default();
+    for spec in specs {
+        roots.retain(|(_, r)| r.name != spec.name);
+        roots.push((DepKind::Prod, spec.clone()));
+    }
+    remote.prefetch(&ResolveQuery { roots, pick: pick.clone() }.to_keys()).await;
+    let trie = hypertrie::Trie::open(remote.feed.clone()).await.context("opening the peer's index")?;
+    let index = indexer::Index::open(trie).await.with_context(|| {
+        format!("reading the peer's index {key}\nhint: check that --key names an ims index")
+    })?;
+    Ok(Some((remote, index)))
 }
 
 /// A spinner on stderr (terminals only) showing the resolved / fetched / linked counts,

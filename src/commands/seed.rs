@@ -1,21 +1,24 @@
 //! `ims seed --listen HOST:PORT --no-dht`: serve the local index to whoever connects, over
 //! TCP with the v8 Noise handshake and hypercore replication (issue 6; wire spec §7–9),
-//! including the `ims/prefetch` extension. DHT announcing and upstream following come with
+//! including the `ims/prefetch` extension: by default whole resolutions (`ims install --key
+//! --peer` asks for its tree in one round trip; crate::install::peer) as well as trie keys.
+//! DHT announcing and upstream following come with
 //! the full seeding node.
 
 use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use hypercore::protocol::SessionKeys;
-use hypercore::replicate::{ReplicateOptions, replicate};
+use hypercore::replicate::{BlockPlanner, ReplicateOptions, replicate};
 use hypertrie::Trie;
 use hypertrie::extension::TriePlanner;
 use swarm::{HandshakeConfig, Identity};
 use tokio::net::TcpListener;
 
 use crate::context::Context;
+use crate::install::peer::{PlanLimits, ResolvePlanner};
 
 /// `ims seed`: serve the local index to peers.
 #[derive(Debug, Args)]
@@ -23,6 +26,20 @@ pub struct SeedArgs {
     /// Address to listen on (port 0 picks a free port; the bound address is printed)
     #[arg(long, default_value = "0.0.0.0:0")]
     pub listen: String,
+    /// Which `ims/prefetch` answers to compute for readers
+    #[arg(long, value_enum, default_value_t = Prefetch::Resolve)]
+    pub prefetch: Prefetch,
+}
+
+/// What the seeder plans for a reader's prefetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Prefetch {
+    /// Whole resolutions (`ims install` asks for its tree in one round trip) and trie keys
+    Resolve,
+    /// Trie keys only (readers resolving a tree fetch most blocks one by one)
+    Keys,
+    /// Nothing: readers fetch every block one by one
+    Off,
 }
 
 /// Run `ims seed` until interrupted. Prints `listening on ADDR` and `key HEX` on stdout.
@@ -38,7 +55,11 @@ pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
         bail!("the local index in {} is empty", dir.display());
     }
     let trie = Trie::open(feed.clone()).await.context("opening the index trie")?;
-    let planner = Arc::new(TriePlanner::new(trie));
+    let planner: Option<Arc<dyn BlockPlanner>> = match args.prefetch {
+        Prefetch::Resolve => Some(Arc::new(ResolvePlanner::new(trie, PlanLimits::default()))),
+        Prefetch::Keys => Some(Arc::new(TriePlanner::new(trie))),
+        Prefetch::Off => None,
+    };
     let identity = Identity::load_or_create(&ctx.home.identity_file())
         .await
         .with_context(|| format!("loading the node identity {}", ctx.home.identity_file().display()))?;
@@ -74,8 +95,9 @@ pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
                 }
             };
             let keys = SessionKeys::new(stream.split().tx, stream.split().rx);
-            match replicate(stream, keys, vec![feed], ReplicateOptions::upload().with_planner(planner)).await
-            {
+            let mut options = ReplicateOptions::upload();
+            options.planner = planner;
+            match replicate(stream, keys, vec![feed], options).await {
                 Ok(stats) => tracing::info!(%peer, ?stats, "peer done"),
                 Err(e) => tracing::info!(%peer, error = %e, "peer dropped"),
             }

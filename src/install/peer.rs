@@ -1,0 +1,412 @@
+//! Resolution from a peer's index in one round trip (issue 5; DESIGN.md §The index, last
+//! point).
+//!
+//! ```text
+//! reader                                              seeding peer (ims seed)
+//!   ResolveQuery{roots, pick}.to_keys() ──ims/prefetch──▶ ResolvePlanner: the same resolver
+//!                                                        (tree::build over its own index,
+//!                                                        recording every packument read)
+//!   replica ◀── every block those reads touch, verified ── Index::touched_packuments
+//!   tree::build over PeerSource (replica, then upstream) — locally, no further round trip
+//! ```
+//!
+//! **The key form.** The prefetch carries opaque strings (hypercore knows nothing of tries).
+//! A resolve request is a set of keys that start with [`RESOLVE_PREFIX`]; the index's own keys
+//! start with `p/`, `v/` or `meta/`, so a resolve key is never one of them. Fields are
+//! separated by NUL (package names cannot hold it; a spec, which may hold spaces, is last):
+//!
+//! ```text
+//! \0ims/resolve/1\0root\0<kind>\0<name>\0<spec>   one per root dependency, kind one of
+//!                                                 prod, dev, optional, peer; spec as in
+//!                                                 package.json (npm:pkg@range for aliases)
+//! \0ims/resolve/1\0option\0<name>\0<value>        pick options the result depends on:
+//!                                                 tag (default dist-tag), node, npm (versions
+//!                                                 for engine preference)
+//! ```
+//!
+//! Any other key of the same prefetch is a plain trie key for [`TriePlanner`]. A peer that does
+//! not understand a resolve key (an older ims, JS) answers less or nothing; the reader then
+//! reads the missing blocks one by one. Unknown options are ignored by the planner: the answer
+//! may then miss blocks, never mislead, since the reader resolves itself over verified blocks.
+//!
+//! **Bounded.** A resolve request is untrusted input that makes the seeder work, so
+//! [`PlanLimits`] caps the roots, the packuments read, the wall time and how many plans run at
+//! once; past a limit the planner answers with what it has read so far.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hypercore::Feed;
+use hypercore::replicate::prefetch::{MAX_PREFETCH_KEY_LEN, MAX_PREFETCH_KEYS};
+use hypercore::replicate::{BlockPlanner, PlanFuture};
+use hypertrie::Trie;
+use hypertrie::extension::TriePlanner;
+use indexer::Index;
+use indexer::model::Packument;
+use tokio::sync::Semaphore;
+
+use super::project::DepKind;
+use super::request::Request;
+use super::resolve::{ManifestSource, PickOptions, Resolver, SourceError};
+use super::semver;
+use super::tree;
+
+/// What every resolve key starts with (never a key of the index).
+pub const RESOLVE_PREFIX: &str = "\0ims/resolve/1\0";
+
+/// A whole resolution asked of a peer: the root dependencies and the pick options.
+#[derive(Debug, Clone)]
+pub struct ResolveQuery {
+    /// The project's dependencies, as `Project::requests` gives them.
+    pub roots: Vec<(DepKind, Request)>,
+    /// npm's pick preferences the tree depends on.
+    pub pick: PickOptions,
+}
+
+/// Why a resolve key could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad resolve key {key:?}: {reason}")]
+pub struct QueryError {
+    /// The key (after the prefix).
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn kind_name(kind: DepKind) -> &'static str {
+    match kind {
+        DepKind::Prod => "prod",
+        DepKind::Dev => "dev",
+        DepKind::Optional => "optional",
+        DepKind::Peer => "peer",
+    }
+}
+
+fn kind_from(name: &str) -> Option<DepKind> {
+    Some(match name {
+        "prod" => DepKind::Prod,
+        "dev" => DepKind::Dev,
+        "optional" => DepKind::Optional,
+        "peer" => DepKind::Peer,
+        _ => return None,
+    })
+}
+
+/// The spec as `package.json` writes it, so that `Request::from_dependency` gives it back.
+fn dependency_spec(r: &Request) -> String {
+    if r.is_alias() { format!("npm:{}@{}", r.package, r.spec) } else { r.spec.to_string() }
+}
+
+impl ResolveQuery {
+    /// The prefetch keys for this query (see the module docs for the form). Roots whose key
+    /// would be longer than a prefetch key may be, or past the most keys a prefetch carries,
+    /// are left out (the reader then reads their blocks one by one).
+    pub fn to_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .roots
+            .iter()
+            .map(|(kind, r)| {
+                format!("{RESOLVE_PREFIX}root\0{}\0{}\0{}", kind_name(*kind), r.name, dependency_spec(r))
+            })
+            .filter(|k| k.len() <= MAX_PREFETCH_KEY_LEN)
+            .take(MAX_PREFETCH_KEYS - 3)
+            .collect();
+        let option = |name: &str, value: &str| format!("{RESOLVE_PREFIX}option\0{name}\0{value}");
+        keys.push(option("tag", &self.pick.default_tag));
+        if let Some(v) = &self.pick.node_version {
+            keys.push(option("node", &v.to_string()));
+        }
+        if let Some(v) = &self.pick.npm_version {
+            keys.push(option("npm", &v.to_string()));
+        }
+        keys
+    }
+
+    /// Splits prefetch keys into a resolve query (`None` when no key is a resolve key) and the
+    /// plain trie keys.
+    pub fn from_keys(keys: &[String]) -> Result<(Option<Self>, Vec<String>), QueryError> {
+        let mut plain = Vec::new();
+        let mut query: Option<Self> = None;
+        for key in keys {
+            let Some(rest) = key.strip_prefix(RESOLVE_PREFIX) else {
+                plain.push(key.clone());
+                continue;
+            };
+            let bad = |reason: &str| QueryError { key: rest.to_owned(), reason: reason.to_owned() };
+            let q =
+                query.get_or_insert_with(|| ResolveQuery { roots: Vec::new(), pick: PickOptions::default() });
+            let mut fields = rest.splitn(4, '\0');
+            match (fields.next(), fields.next(), fields.next(), fields.next()) {
+                (Some("root"), Some(kind), Some(name), Some(spec)) => {
+                    let kind = kind_from(kind).ok_or_else(|| bad("unknown dependency kind"))?;
+                    let request = Request::from_dependency(name, spec).map_err(|e| bad(&e.to_string()))?;
+                    q.roots.push((kind, request));
+                }
+                (Some("option"), Some(name), Some(value), None) => match name {
+                    "tag" => q.pick.default_tag = value.to_owned(),
+                    "node" => {
+                        q.pick.node_version = Some(parse_version(value).ok_or_else(|| bad("not a version"))?)
+                    }
+                    "npm" => {
+                        q.pick.npm_version = Some(parse_version(value).ok_or_else(|| bad("not a version"))?)
+                    }
+                    other => tracing::debug!(option = other, "unknown resolve option ignored"),
+                },
+                _ => return Err(bad("expected root\\0KIND\\0NAME\\0SPEC or option\\0NAME\\0VALUE")),
+            }
+        }
+        Ok((query, plain))
+    }
+}
+
+fn parse_version(v: &str) -> Option<semver::Version> {
+    semver::parse_version(v)
+}
+
+/// How much work one resolve request may make the serving peer do.
+#[derive(Debug, Clone)]
+pub struct PlanLimits {
+    /// Most root dependencies in one request (more: the request is not planned).
+    pub max_roots: usize,
+    /// Most packuments one plan reads; the resolution stops there.
+    pub max_packages: usize,
+    /// Longest a plan runs (waiting for a slot included).
+    pub time: Duration,
+    /// Plans running at once over all connections.
+    pub concurrent: usize,
+}
+
+impl Default for PlanLimits {
+    fn default() -> Self {
+        PlanLimits { max_roots: 1024, max_packages: 4096, time: Duration::from_secs(10), concurrent: 2 }
+    }
+}
+
+/// The seeder's [`BlockPlanner`]: resolve keys are answered with every block a whole
+/// resolution reads (the reader's own resolver run here over the local index), plain keys with
+/// [`TriePlanner`]'s blocks.
+#[derive(Debug, Clone)]
+pub struct ResolvePlanner {
+    trie: Trie,
+    keys: TriePlanner,
+    limits: PlanLimits,
+    slots: Arc<Semaphore>,
+}
+
+impl ResolvePlanner {
+    /// A planner over the seeder's index `trie`.
+    pub fn new(trie: Trie, limits: PlanLimits) -> Self {
+        let slots = Arc::new(Semaphore::new(limits.concurrent.max(1)));
+        ResolvePlanner { keys: TriePlanner::new(trie.clone()), trie, limits, slots }
+    }
+
+    /// The blocks resolving `query` reads from this index (bounded by the limits): opening the
+    /// index and the whole packument of every package the resolver asked for.
+    pub async fn resolve_blocks(&self, query: &ResolveQuery) -> Result<BTreeSet<u64>, String> {
+        if query.roots.len() > self.limits.max_roots {
+            return Err(format!("{} roots, more than {}", query.roots.len(), self.limits.max_roots));
+        }
+        let index = Index::open(self.trie.snapshot()).await.map_err(|e| e.to_string())?;
+        let names = Arc::new(Mutex::new(BTreeSet::new()));
+        let recording =
+            Recording { index: index.clone(), names: names.clone(), max: self.limits.max_packages };
+        let resolver = Resolver::new(recording, query.pick.clone());
+        let run = async {
+            let Ok(_slot) = self.slots.acquire().await else { return };
+            if let Err(e) = tree::build(&resolver, tree::root_edges(&query.roots)).await {
+                // The reader meets the same error, or resolves past it with upstream's help
+                // (a package this index lacks); what was read so far is still the answer.
+                tracing::debug!(error = %e, "resolve plan stopped early");
+            }
+        };
+        if tokio::time::timeout(self.limits.time, run).await.is_err() {
+            tracing::debug!(limit = ?self.limits.time, "resolve plan hit its time limit");
+        }
+        drop(resolver);
+        let names = names.lock().map(|n| n.clone()).unwrap_or_default();
+        tracing::debug!(roots = query.roots.len(), packages = names.len(), "resolve planned");
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        index.touched_packuments(&names).await.map_err(|e| e.to_string())
+    }
+}
+
+impl BlockPlanner for ResolvePlanner {
+    fn blocks<'a>(&'a self, feed: &'a Feed, keys: &'a [String]) -> PlanFuture<'a> {
+        Box::pin(async move {
+            if feed.discovery_key() != self.trie.feed().discovery_key() {
+                return Ok(BTreeSet::new());
+            }
+            let (query, plain) = ResolveQuery::from_keys(keys).map_err(|e| e.to_string())?;
+            let mut blocks =
+                if plain.is_empty() { BTreeSet::new() } else { self.keys.blocks(feed, &plain).await? };
+            if let Some(query) = query {
+                blocks.extend(self.resolve_blocks(&query).await?);
+            }
+            Ok(blocks)
+        })
+    }
+}
+
+/// The seeder's local index, recording which packuments the resolver reads (at most `max`).
+#[derive(Debug)]
+struct Recording {
+    index: Index,
+    names: Arc<Mutex<BTreeSet<String>>>,
+    max: usize,
+}
+
+/// A plan read more packuments than [`PlanLimits::max_packages`].
+#[derive(Debug, thiserror::Error)]
+#[error("the resolution reads more than {0} packages")]
+struct TooManyPackages(usize);
+
+impl ManifestSource for Recording {
+    async fn packument(&self, name: &str) -> Result<Option<Arc<Packument>>, SourceError> {
+        {
+            let mut names = self.names.lock().map_err(|_| "recording lock poisoned")?;
+            if names.len() >= self.max && !names.contains(name) {
+                return Err(Box::new(TooManyPackages(self.max)));
+            }
+            names.insert(name.to_owned());
+        }
+        Ok(self.index.packument(name).await?.map(Arc::new))
+    }
+}
+
+/// Where the packuments of a resolution came from (read after it ends).
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    /// Packuments read from the peer's index.
+    pub from_peer: AtomicUsize,
+    /// Packuments the peer's index lacked (or could not give), fetched upstream.
+    pub from_upstream: AtomicUsize,
+}
+
+/// A layered [`ManifestSource`]: a peer's index (a sparse replica: every block verified
+/// against the index key, missing ones fetched from the peer), then `upstream` for packages the
+/// index lacks. When the replica fails (the peer went away), the rest comes from upstream.
+///
+/// Tarball URLs the index derives from its own upstream base are rewritten to `registry`, so
+/// tarballs come from the registry the reader is configured with, checked against the
+/// integrity in the signed index.
+#[derive(Debug)]
+pub struct PeerSource<U> {
+    index: Option<Index>,
+    upstream: U,
+    registry: String,
+    failed: AtomicBool,
+    stats: Arc<PeerStats>,
+}
+
+impl<U: ManifestSource> PeerSource<U> {
+    /// The peer's `index` in front of `upstream`; tarballs from `registry` (its base URL).
+    pub fn new(index: Index, upstream: U, registry: &str) -> Self {
+        let registry = if registry.ends_with('/') { registry.to_owned() } else { format!("{registry}/") };
+        PeerSource {
+            index: Some(index),
+            upstream,
+            registry,
+            failed: AtomicBool::new(false),
+            stats: Arc::default(),
+        }
+    }
+
+    /// `upstream` alone (no peer was asked for).
+    pub fn without_peer(upstream: U) -> Self {
+        PeerSource {
+            index: None,
+            upstream,
+            registry: String::new(),
+            failed: AtomicBool::new(false),
+            stats: Arc::default(),
+        }
+    }
+
+    /// Counts of where packuments came from.
+    pub fn stats(&self) -> Arc<PeerStats> {
+        self.stats.clone()
+    }
+
+    fn rebase(&self, mut p: Packument) -> Packument {
+        let base = self.index.as_ref().and_then(Index::upstream);
+        let Some(base) = base.filter(|b| *b != self.registry) else { return p };
+        for m in p.versions.values_mut() {
+            if let Some(rest) = m.dist.tarball.as_deref().and_then(|t| t.strip_prefix(base)) {
+                m.dist.tarball = Some(format!("{}{rest}", self.registry));
+            }
+        }
+        p
+    }
+}
+
+impl<U: ManifestSource> ManifestSource for PeerSource<U> {
+    async fn packument(&self, name: &str) -> Result<Option<Arc<Packument>>, SourceError> {
+        if let Some(index) = self.index.as_ref().filter(|_| !self.failed.load(Ordering::Relaxed)) {
+            match index.packument(name).await {
+                Ok(Some(p)) => {
+                    self.stats.from_peer.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(Arc::new(self.rebase(p))));
+                }
+                Ok(None) => tracing::info!(package = name, "not in the peer's index; asking upstream"),
+                Err(error) => {
+                    tracing::warn!(package = name, %error, "the peer's index failed; resolving the rest upstream");
+                    self.failed.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        if self.index.is_some() {
+            self.stats.from_upstream.fetch_add(1, Ordering::Relaxed);
+        }
+        self.upstream.packument(name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_plain_keys_pass_through() {
+        let roots = vec![
+            (DepKind::Prod, Request::from_dependency("express", "^4.18 || >=5 <6").unwrap()),
+            (DepKind::Dev, Request::from_dependency("@babel/core", "7.26.0").unwrap()),
+            (DepKind::Optional, Request::from_dependency("old", "npm:left-pad@^1").unwrap()),
+            (DepKind::Peer, Request::from_dependency("react", "next").unwrap()),
+        ];
+        let pick = PickOptions {
+            default_tag: "beta".into(),
+            node_version: parse_version("20.1.0"),
+            npm_version: None,
+        };
+        let mut keys = ResolveQuery { roots, pick }.to_keys();
+        keys.push("p/ms".into());
+        let (query, plain) = ResolveQuery::from_keys(&keys).unwrap();
+        let q = query.unwrap();
+        assert_eq!(plain, ["p/ms"]);
+        let got: Vec<(DepKind, String)> = q.roots.iter().map(|(k, r)| (*k, r.to_string())).collect();
+        assert_eq!(
+            got,
+            [
+                (DepKind::Prod, "express@^4.18 || >=5 <6".to_owned()),
+                (DepKind::Dev, "@babel/core@7.26.0".to_owned()),
+                (DepKind::Optional, "old@npm:left-pad@^1".to_owned()),
+                (DepKind::Peer, "react@next".to_owned()),
+            ]
+        );
+        assert_eq!(q.pick.default_tag, "beta");
+        assert_eq!(q.pick.node_version, parse_version("20.1.0"));
+        assert_eq!(q.pick.npm_version, None);
+    }
+
+    #[test]
+    fn malformed_resolve_keys_are_errors() {
+        for bad in ["root\0prod\0x", "root\0weird\0x\0^1", "option\0node\0nope", "root\0prod\0..\0^1", ""] {
+            let key = format!("{RESOLVE_PREFIX}{bad}");
+            assert!(ResolveQuery::from_keys(&[key]).is_err(), "{bad:?}");
+        }
+        let (q, plain) = ResolveQuery::from_keys(&["v/ms/0".to_owned()]).unwrap();
+        assert!(q.is_none() && plain == ["v/ms/0"]);
+    }
+}

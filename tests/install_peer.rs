@@ -1,0 +1,242 @@
+//! `ims install --key K --peer ADDR` (issue 5): the whole tree resolved from a peer's index
+//! (`ims seed --listen 127.0.0.1:0 --no-dht` over an index built with `ims index
+//! --from-registry` from the fixture registry) in one prefetch round trip, with no packument
+//! asked of the registry; the same tree from a seeder that plans only trie keys or nothing
+//! (block by block); and a package the peer's index lacks fetched upstream.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use fixtures::{Corpus, Registry};
+
+/// A child process, killed on drop.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn lines(out: ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            let Ok(l) = l else { return };
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn line(rx: &mpsc::Receiver<String>) -> String {
+    rx.recv_timeout(Duration::from_secs(30)).expect("the child printed nothing within 30 s")
+}
+
+fn command(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
+    cmd.arg("--home").arg(home);
+    for var in ["IMS_KEY", "IMS_PEERS", "IMS_REGISTRY", "IMS_OFFLINE", "NPM_CONFIG_REGISTRY"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Run ims to completion (the fixture registry keeps serving from the runtime's other worker).
+fn ims(home: &Path, args: &[&str]) -> Output {
+    let out = tokio::task::block_in_place(|| command(home).args(args).output().expect("run ims"));
+    assert!(
+        out.status.success(),
+        "ims {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `ims seed` on a free port with this `--prefetch` mode; returns the process, address, key.
+fn seed(home: &Path, prefetch: &str) -> (Kill, String, String) {
+    let mut child = command(home)
+        .args(["seed", "--listen", "127.0.0.1:0", "--no-dht", "--prefetch", prefetch])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ims seed");
+    let out = lines(child.stdout.take().expect("stdout"));
+    let kill = Kill(child);
+    let addr = line(&out).trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    let key = line(&out).trim().strip_prefix("key ").expect("key line").to_owned();
+    (kill, addr, key)
+}
+
+fn project(dir: &Path, deps: &BTreeMap<String, String>) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let pkg = serde_json::json!({ "name": "app", "version": "1.0.0", "dependencies": deps });
+    std::fs::write(dir.join("package.json"), serde_json::to_string_pretty(&pkg).unwrap() + "\n").unwrap();
+    dir.to_path_buf()
+}
+
+/// Packument requests the registry saw for these names.
+fn packument_hits<'a>(registry: &Registry, names: impl IntoIterator<Item = &'a str>) -> usize {
+    names.into_iter().map(|n| registry.hits(&format!("/{}", indexer::names::url_segment(n)))).sum()
+}
+
+/// The counts of the `index from peer:` line: prefetch round trips, blocks prefetched, blocks
+/// fetched one by one, packages from the peer, packages from upstream.
+fn peer_counts(out: &Output) -> [u64; 5] {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let l = err
+        .lines()
+        .find(|l| l.starts_with("index from peer:"))
+        .unwrap_or_else(|| panic!("no peer line: {err}"));
+    let numbers: Vec<u64> = l
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    numbers.try_into().unwrap_or_else(|n| panic!("unexpected peer line {l:?}: {n:?}"))
+}
+
+fn install(home: &Path, project: &Path, registry: &Registry, peer: Option<(&str, &str)>) -> Output {
+    let url = registry.url();
+    let mut args = vec!["--registry", url.as_str()];
+    if let Some((key, addr)) = peer {
+        args.extend(["--key", key, "--peer", addr]);
+    }
+    args.extend(["install", "--prefix", project.to_str().unwrap()]);
+    ims(home, &args)
+}
+
+fn lockfile(project: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(project.join("package-lock.json")).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_tree_from_a_peer_in_one_round_trip() {
+    let corpus = Corpus::load().unwrap();
+    let registry = Registry::with_corpus(&corpus).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let roots: BTreeMap<String, String> = corpus.roots().clone();
+
+    // The reference: the tree `ims install` resolves straight from the registry.
+    // One reader home: the tarball store is shared, the replica is removed before each run.
+    let reader = dir.path().join("home");
+    let reference = project(&dir.path().join("reference"), &roots);
+    install(&reader, &reference, &registry, None);
+    let want = lockfile(&reference);
+    assert!(want["packages"].as_object().unwrap().len() > 200);
+
+    // The seeder's index: the whole corpus, ingested from the registry.
+    let seeder = dir.path().join("home-seed");
+    let mut args = vec!["index".to_owned(), "--from-registry".to_owned(), registry.url()];
+    args.extend(corpus.names().map(str::to_owned));
+    ims(&seeder, &args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let names: Vec<&str> = corpus.names().collect();
+    for (mode, one_round_trip) in [("resolve", true), ("keys", false), ("off", false)] {
+        let (seed_proc, addr, key) = seed(&seeder, mode);
+        let app = project(&dir.path().join(format!("app-{mode}")), &roots);
+        let before = packument_hits(&registry, names.iter().copied());
+        let _ = std::fs::remove_dir_all(reader.join("replicas"));
+        let out = install(&reader, &app, &registry, Some((&key, &addr)));
+        drop(seed_proc);
+        assert_eq!(packument_hits(&registry, names.iter().copied()), before, "{mode}: no packument upstream");
+        let [prefetches, prefetched, singly, from_peer, from_upstream] = peer_counts(&out);
+        assert_eq!(prefetches, 1, "{mode}");
+        assert_eq!(from_upstream, 0, "{mode}");
+        assert!(from_peer > 150, "{mode}: {from_peer} packages from the peer");
+        if one_round_trip {
+            assert!(prefetched > 0, "{mode}");
+            assert_eq!(singly, 0, "{mode}: every block the resolution read came in the prefetch");
+        } else {
+            assert_eq!(prefetched, 0, "{mode}: a key-only planner knows no resolve keys");
+            assert!(singly > 100, "{mode}: block by block ({singly})");
+        }
+        assert_eq!(lockfile(&app), want, "{mode}: the same tree as from the registry");
+        assert!(app.join("node_modules/express/package.json").is_file(), "{mode}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_package_the_peer_index_lacks_comes_from_upstream() {
+    let corpus = Corpus::load().unwrap();
+    let registry = Registry::with_corpus(&corpus).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let roots: BTreeMap<String, String> = [("debug".to_owned(), "^2".to_owned())].into();
+    let reference = project(&dir.path().join("reference"), &roots);
+    install(&dir.path().join("home-ref"), &reference, &registry, None);
+
+    // The peer indexed debug but not its dependency ms.
+    let seeder = dir.path().join("home-seed");
+    ims(&seeder, &["index", "--from-registry", &registry.url(), "debug"]);
+    let (_seed, addr, key) = seed(&seeder, "resolve");
+    let app = project(&dir.path().join("app"), &roots);
+    let (debug, ms) = (registry.hits("/debug"), registry.hits("/ms"));
+    let out = install(&dir.path().join("home"), &app, &registry, Some((&key, &addr)));
+    assert_eq!(registry.hits("/debug"), debug, "debug comes from the peer");
+    assert_eq!(registry.hits("/ms"), ms + 1, "ms comes from upstream, once");
+    let [prefetches, prefetched, singly, from_peer, from_upstream] = peer_counts(&out);
+    assert_eq!((prefetches, from_peer, from_upstream), (1, 1, 1));
+    assert!(prefetched > 0);
+    assert_eq!(
+        singly,
+        0,
+        "the absence of ms was proven by the prefetched blocks: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lockfile(&app), lockfile(&reference));
+    assert!(app.join("node_modules/ms/package.json").is_file());
+}
+
+/// The planner at library level: a resolve request is answered with exactly the blocks of the
+/// packuments the resolution reads, plain keys as trie lookups, and the limits bound the work.
+#[tokio::test]
+async fn resolve_planner_answers_and_is_bounded() {
+    use hypercore::replicate::BlockPlanner;
+    use hypercore::{FeedBuilder, KeyPair, Storage};
+    use hypertrie::Trie;
+    use ims::install::peer::{PlanLimits, ResolvePlanner, ResolveQuery};
+    use ims::install::{DepKind, PickOptions, Request};
+    use indexer::model::Packument;
+    use indexer::{Document, Index, Update};
+
+    let corpus = Corpus::load().unwrap();
+    let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.unwrap();
+    let trie = Trie::open(feed.clone()).await.unwrap();
+    let mut index = Index::open(trie.clone()).await.unwrap();
+    index.set_upstream("http://127.0.0.1:9/").await.unwrap();
+    let documents = ["debug", "ms", "express"]
+        .iter()
+        .map(|n| Document {
+            packument: Packument::from_slice(corpus.packument(n).unwrap()).unwrap(),
+            etag: None,
+        })
+        .collect();
+    index.write(Update { documents, ..Update::default() }).await.unwrap();
+
+    let roots = vec![(DepKind::Prod, Request::from_dependency("debug", "^2").unwrap())];
+    let mut keys = ResolveQuery { roots, pick: PickOptions::default() }.to_keys();
+    let plan = |limits: PlanLimits, keys: Vec<String>| {
+        let (trie, feed) = (trie.clone(), feed.clone());
+        async move { ResolvePlanner::new(trie, limits).blocks(&feed, &keys).await }
+    };
+    let full = plan(PlanLimits::default(), keys.clone()).await.unwrap();
+    assert_eq!(full, index.touched_packuments(&["debug", "ms"]).await.unwrap(), "debug and its dependency");
+
+    let one = PlanLimits { max_packages: 1, ..PlanLimits::default() };
+    assert_eq!(plan(one, keys.clone()).await.unwrap(), index.touched_packuments(&["debug"]).await.unwrap());
+    let none = PlanLimits { max_roots: 0, ..PlanLimits::default() };
+    assert!(plan(none, keys.clone()).await.is_err(), "too many roots: not planned");
+
+    keys.push("p/express".to_owned());
+    let with_key = plan(PlanLimits::default(), keys).await.unwrap();
+    let express = trie.touched("p/express").await.unwrap();
+    assert!(with_key.is_superset(&full) && with_key.is_superset(&express));
+}
