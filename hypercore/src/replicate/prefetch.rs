@@ -33,7 +33,8 @@ pub const MAX_PREFETCH_KEYS: usize = 4096;
 /// Longest key accepted in a prefetch.
 pub const MAX_PREFETCH_KEY_LEN: usize = 4096;
 /// Most blocks one prefetch answer carries (the peer stops there; the reader falls back to
-/// ordinary requests for the rest, and disconnects a peer that sends more).
+/// ordinary requests for the rest, and treats more as unrequested Data: verified, dropped,
+/// and the peer disconnected after [`super::MAX_UNSOLICITED`] of them).
 pub const MAX_PREFETCH_BLOCKS: u64 = 16_384;
 /// Largest `have` bitfield accepted (decoded bytes: 8 Mi blocks).
 pub const MAX_HAVE_BYTES: usize = 1 << 20;
