@@ -18,9 +18,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hypercore::protocol::SessionKeys;
-use hypercore::replicate::{BlockPlanner, PeerRouter, ReplicateOptions, ReplicateStats, replicate};
-use hypercore::{Feed, FeedBuilder, KeyPair, Storage};
+use hypercore::protocol::{ChannelMessage, Data, DataNode, Message, SessionKeys};
+use hypercore::replicate::{BlockPlanner, PeerRouter, ReplicateOptions, ReplicateStats, prefetch, replicate};
+use hypercore::{Feed, FeedBuilder, KeyPair, ProofOptions, Storage};
 use hypertrie::Trie;
 use hypertrie::extension::TriePlanner;
 use swarm::{HandshakeConfig, Identity, Role};
@@ -83,10 +83,18 @@ async fn ims_throughput(total: usize) -> f64 {
     let t0 = Instant::now();
     let opts = ReplicateOptions { download_all: true, max_inflight: 128, ..ReplicateOptions::default() };
     let conn = connect(port, replica.clone(), opts).await;
-    while (replica.len() as usize) < n || !(0..n as u64).all(|s| replica.has(s)) {
-        let _ = events.recv().await;
+    // Count downloads instead of rescanning the bitfield per event (quadratic, and it contends
+    // the feed's state lock with the replication task).
+    let mut downloaded = 0;
+    while downloaded < n {
+        match events.recv().await {
+            Ok(hypercore::FeedEvent::Download { .. }) => downloaded += 1,
+            Ok(_) => {}
+            Err(_) => downloaded = (0..n as u64).filter(|&s| replica.has(s)).count(),
+        }
     }
     let secs = t0.elapsed().as_secs_f64();
+    assert!(replica.len() as usize == n && (0..n as u64).all(|s| replica.has(s)), "replica incomplete");
     conn.abort();
     server.abort();
     let mb_s = bytes as f64 / 1e6 / secs;
@@ -152,12 +160,15 @@ async fn lookups(writer: &Feed, trie: &Trie, keys: &[String], prefetch: bool) {
         .open()
         .await
         .expect("replica");
-    let planner: Arc<dyn BlockPlanner> = Arc::new(TriePlanner::new(trie.clone()));
-    let (port, server) = serve(writer.clone(), Some(planner)).await;
+    let planner = Arc::new(TriePlanner::new(trie.clone()));
+    let (port, server) = serve(writer.clone(), Some(planner.clone() as Arc<dyn BlockPlanner>)).await;
     let mut events = replica.subscribe();
     let conn = connect(port, replica.clone(), ReplicateOptions::sparse(router.clone())).await;
     while replica.len() < writer.len() {
         let _ = events.recv().await;
+    }
+    if prefetch {
+        answer_sizes(writer, &replica, &planner, keys).await;
     }
     let t0 = Instant::now();
     let mut prefetched = 0;
@@ -251,6 +262,51 @@ async fn resolve_from_peer(writer: &Feed, planner: Option<Arc<dyn BlockPlanner>>
         "{label:<24} {} packages: 1 prefetch ({prefetched} blocks) + {requests} block requests, {:.1} ms",
         built.packages().len(),
         secs * 1e3
+    );
+}
+
+/// Messages, tree nodes, signatures and frame bytes of a list of Data.
+fn tally(answer: &[Data]) -> (usize, usize, usize, usize) {
+    let bytes =
+        answer.iter().filter_map(|d| ChannelMessage::new(1, Message::Data(d.clone())).to_frame().ok());
+    (
+        answer.len(),
+        answer.iter().map(|d| d.nodes.len()).sum(),
+        answer.iter().filter(|d| d.signature.is_some()).count(),
+        bytes.map(|f| f.len()).sum(),
+    )
+}
+
+/// What the prefetch answer to `replica` costs with shared proofs, and with a full proof (roots
+/// + signature) per block as before.
+async fn answer_sizes(writer: &Feed, replica: &Feed, planner: &TriePlanner, keys: &[String]) {
+    let blocks = planner.blocks(writer, keys).await.expect("plan");
+    let seqs: Vec<u64> = blocks.into_iter().filter(|&s| !replica.has(s)).collect();
+    let have = replica.bitfield().bytes(0, replica.len().div_ceil(8));
+    let shared: Vec<Data> = prefetch::answer(writer, &seqs, &have, Some(replica.len())).collect();
+    let full: Vec<Data> = seqs
+        .iter()
+        .filter_map(|&seq| {
+            let (proof, _) = writer.proof_with(seq, ProofOptions::default()).ok()?;
+            Some(Data {
+                index: seq,
+                value: writer.get_local(seq).ok()?,
+                nodes: proof
+                    .nodes
+                    .iter()
+                    .map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size })
+                    .collect(),
+                signature: proof.signature.map(|s| s.as_bytes().to_vec()),
+            })
+        })
+        .collect();
+    let (n, nodes, sigs, bytes) = tally(&shared);
+    let (_, full_nodes, full_sigs, full_bytes) = tally(&full);
+    println!(
+        "prefetch answer   {n} blocks: shared proofs {nodes} nodes + {sigs} signatures, {bytes} bytes; \
+         full proofs {full_nodes} nodes + {full_sigs} signatures, {full_bytes} bytes ({:.1}% of the bytes, {:.1}% of the nodes)",
+        100.0 * bytes as f64 / full_bytes.max(1) as f64,
+        100.0 * nodes as f64 / full_nodes.max(1) as f64
     );
 }
 

@@ -446,6 +446,68 @@ impl Feed {
         Ok((Proof { index: seq, nodes, signature }, verified_by))
     }
 
+    /// Proofs for the blocks `seqs` (ascending) as one answer to a reader that verifies them
+    /// in order with [`Feed::start_put_every_node`]; each leaves out the nodes (and the
+    /// signature) the reader holds by then, that is the leaves of the blocks `have` marks
+    /// (an MSB-first bitfield) and their full parents, the roots of `reader_len` blocks, and
+    /// every node of the proofs before it. Stops at the first block this feed cannot prove.
+    pub(crate) fn shared_proofs(&self, seqs: &[u64], have: &[u8], reader_len: Option<u64>) -> Vec<Proof> {
+        let st = self.state();
+        // What the reader holds, as tree bits only (the hashes come from our own tree).
+        let mut reader = Tree::new();
+        for (i, &byte) in have.iter().enumerate().filter(|(_, b)| **b != 0) {
+            for k in 0..8u64 {
+                let seq = 8 * i as u64 + k;
+                if byte & (0x80 >> k) != 0 && st.tree.has(2 * seq) {
+                    reader.mark_bits(2 * seq);
+                }
+            }
+        }
+        // A replica of length L holds the roots of L (State::apply requires them).
+        if let Some(len) = reader_len.filter(|&l| l > 0 && l <= st.length) {
+            for root in crate::flat_tree::full_roots_iter(2 * len) {
+                reader.mark_bits(root);
+            }
+        }
+        let mut out = Vec::with_capacity(seqs.len());
+        for &seq in seqs {
+            let opts = ProofOptions { digest: reader.digest(2 * seq), hash: false };
+            let Ok((nodes, verified_by)) = proof::build(&st.tree, seq, opts) else { break };
+            let signature = match verified_by {
+                0 => None,
+                v => match st.signatures.get(&(v / 2 - 1)) {
+                    Some(sig) => Some(*sig),
+                    None => break,
+                },
+            };
+            reader.mark_bits(2 * seq);
+            for n in &nodes {
+                reader.mark_bits(n.index);
+            }
+            out.push(Proof { index: seq, nodes, signature });
+        }
+        out
+    }
+
+    /// Verify block `seq` with `proof` against the public key and what the feed holds, exactly
+    /// as [`Feed::put`] does, but store nothing (e.g. to tell a valid unrequested block from a
+    /// forged one before dropping it). A block already held with this data is valid.
+    pub fn verify(&self, seq: u64, data: &[u8], proof: &Proof) -> Result<(), VerifyError> {
+        if data.len() as u64 > MAX_BLOCK_SIZE {
+            return Err(VerifyError::BlockTooLarge { seq, size: data.len() as u64 });
+        }
+        let leaf = Node::leaf(seq, data);
+        let unsigned = {
+            let st = self.state();
+            if st.data_bits.get(seq) && st.tree.get(2 * seq).is_some_and(|l| l.hash == leaf.hash) {
+                return Ok(());
+            }
+            proof::verify_nodes(&st.tree, seq, leaf, proof, false)?
+        };
+        unsigned.check(&self.inner.verifier)?;
+        Ok(())
+    }
+
     /// Verify block `seq` with `proof` against the public key, then store it durably and wake
     /// readers waiting for it. Nothing is stored if verification fails. Concurrent puts (and
     /// appends) share one write and one sync; each returns once its own block is durable.
@@ -480,6 +542,32 @@ impl Feed {
         B: AsRef<[u8]>,
         P: Borrow<Proof>,
     {
+        self.start_put_checked(blocks, false).await
+    }
+
+    /// [`Feed::start_put`] that verifies (and stores) every node of the proof, also those
+    /// above a node already held (JS stops at the first held node and ignores the rest): for
+    /// answers whose later proofs rely on the nodes of earlier ones (the `ims/prefetch`
+    /// answer, see [`crate::replicate::prefetch::answer`]). As strict as `start_put`: nothing
+    /// is stored unless every node it stores verified.
+    pub async fn start_put_every_node(
+        &self,
+        seq: u64,
+        data: &[u8],
+        proof: &Proof,
+    ) -> Result<PendingPut, VerifyError> {
+        self.start_put_checked(&[(seq, data, proof)], true).await
+    }
+
+    async fn start_put_checked<B, P>(
+        &self,
+        blocks: &[(u64, B, P)],
+        every_node: bool,
+    ) -> Result<PendingPut, VerifyError>
+    where
+        B: AsRef<[u8]>,
+        P: Borrow<Proof>,
+    {
         let mut records = Vec::with_capacity(blocks.len());
         let mut grows_to = 0;
         for (seq, block, proof) in blocks {
@@ -494,7 +582,7 @@ impl Feed {
                 if st.data_bits.get(seq) && st.tree.get(2 * seq).is_some_and(|l| l.hash == leaf.hash) {
                     continue;
                 }
-                proof::verify_nodes(&st.tree, seq, leaf, proof.borrow())?
+                proof::verify_nodes(&st.tree, seq, leaf, proof.borrow(), every_node)?
             };
             // The Ed25519 check runs outside the state lock, so readers are not held up.
             let verified = unsigned.check(&self.inner.verifier)?;

@@ -139,11 +139,18 @@ impl Unsigned {
 /// against `proof` and the locally held `tree`; the signature is checked by
 /// [`Unsigned::check`]. Proofs that reach the roots must carry a signature: hypercore 9 feeds
 /// are live, and the legacy unsigned form (feed key = roots hash) is not supported.
+///
+/// By default (as JS) hashing stops at the first held node, and proof nodes above it are
+/// ignored. With `every_node` the walk goes on through held nodes (each must match) while
+/// the proof has nodes left, so every node of the proof is verified (up to the roots and the
+/// signature if it carries them) and stored: a sender that shares nodes between the blocks of
+/// one answer can rely on the reader holding them afterwards.
 pub(crate) fn verify_nodes(
     tree: &Tree,
     seq: u64,
     leaf: Node,
     proof: &Proof,
+    every_node: bool,
 ) -> Result<Unsigned, VerifyError> {
     let bad = |reason| VerifyError::BadProof { seq, reason };
     if leaf.size > MAX_BLOCK_SIZE {
@@ -198,8 +205,14 @@ pub(crate) fn verify_nodes(
     let mut l = 0;
     let trusted_here =
         |visited| Ok(Unsigned { verified: Verified { nodes: visited, signature: None }, seq, signed: None });
+    // Past the first held node (only with `every_node`): siblings may also be held ones, and
+    // every held node reached must match.
+    let mut above_trusted = false;
     if is_trusted(&top) {
-        return trusted_here(visited);
+        if !every_node || remote.is_empty() {
+            return trusted_here(visited);
+        }
+        above_trusted = true;
     }
     loop {
         let sib = flat_tree::sibling(top.index);
@@ -210,6 +223,8 @@ pub(crate) fn verify_nodes(
         } else if l < local.len() && local[l].index == sib {
             l += 1;
             local[l - 1]
+        } else if let Some(held) = tree.get(sib).filter(|_| above_trusted) {
+            held
         } else {
             break;
         };
@@ -218,8 +233,18 @@ pub(crate) fn verify_nodes(
         if top.index >= MAX_INDEX {
             return Err(bad("node index out of range"));
         }
-        if is_trusted(&top) {
-            return trusted_here(visited);
+        if above_trusted {
+            if tree.get(top.index).is_some_and(|held| held.hash != top.hash) {
+                return Err(bad("proof node does not match a held node"));
+            }
+            if r == remote.len() && tree.has(top.index) {
+                return trusted_here(visited);
+            }
+        } else if is_trusted(&top) {
+            if !every_node || r == remote.len() {
+                return trusted_here(visited);
+            }
+            above_trusted = true;
         }
     }
 

@@ -12,8 +12,9 @@
 //!   └── prefetch: the `ims/prefetch` extension (see [`prefetch`])
 //! ```
 //!
-//! A peer is never trusted. A Data that fails verification, a Data for a block we did not
-//! request, a malformed or oversized message, a request not answered within
+//! A peer is never trusted. A Data for a block we did not request (outside our outstanding
+//! prefetch) is verified and dropped, as JS does; one that fails verification, or more than
+//! [`MAX_UNSOLICITED`] of them in a row (or [`MAX_UNSOLICITED_BYTES`]), a malformed or oversized message, a request not answered within
 //! [`ReplicateOptions::request_timeout`], or silence past the stream timeout ends the
 //! connection with a [`ReplicateError`] naming the feed and block; nothing unverified is
 //! stored, so the local feed is unchanged by the bad message.
@@ -52,6 +53,12 @@ use crate::protocol::{ChannelError, SessionKeys, StreamError, StreamOptions};
 
 pub use prefetch::{BlockPlanner, MAX_PREFETCH_BLOCKS, PREFETCH_EXTENSION, PlanFuture, PrefetchMessage};
 pub use router::{MAX_WANTED, PeerRouter};
+
+/// Most valid Data for blocks we did not request that may arrive in a row (a requested
+/// block resets the count) before the peer is dropped as a flood.
+pub const MAX_UNSOLICITED: u64 = 64;
+/// Most value bytes of unrequested Data in a row before the peer is dropped.
+pub const MAX_UNSOLICITED_BYTES: u64 = 4 << 20;
 
 /// How one connection replicates.
 #[derive(Clone)]
@@ -144,13 +151,16 @@ pub enum ReplicateError {
         /// Why.
         source: VerifyError,
     },
-    /// A Data for a block we did not request.
-    #[error("feed {feed}: peer sent block {seq}, which was not requested")]
+    /// Too many valid Data for blocks we did not request, in a row (more than
+    /// [`MAX_UNSOLICITED`] messages or [`MAX_UNSOLICITED_BYTES`] of values): a flood.
+    #[error("feed {feed}: peer sent {count} blocks in a row that were not requested (the last: {seq})")]
     Unrequested {
         /// The feed.
         feed: DiscoveryKey,
-        /// The block.
+        /// The last block.
         seq: u64,
+        /// How many unrequested Data came in a row.
+        count: u64,
     },
     /// A Data whose fields are malformed.
     #[error("feed {feed}: peer sent a malformed Data for block {seq}: {reason}")]

@@ -132,6 +132,20 @@ impl Tree {
         }
     }
 
+    /// Set the bit of `index` and of its parents while siblings are set, without storing or
+    /// hashing anything: a model of which nodes a peer holds (its hashes are ours).
+    pub(crate) fn mark_bits(&mut self, mut index: u64) {
+        if !self.bits.set(index, true) {
+            return;
+        }
+        while self.bits.get(flat_tree::sibling(index)) {
+            index = flat_tree::parent(index);
+            if !self.bits.set(index, true) {
+                break;
+            }
+        }
+    }
+
     /// The tree bitfield length in bits (bounds the digest walk, spec §5.4).
     pub(crate) fn bit_len(&self) -> u64 {
         self.bits.bit_len()

@@ -1,7 +1,8 @@
 //! A hand-written bad peer against `replicate` (issue 6, wire spec §8.7–9): forged
-//! signatures, wrong proof nodes, unrequested blocks, a 1 GB declared frame, garbage,
-//! malformed messages and stalls each end the connection with a named error, within bounded
-//! time, and leave the replica exactly as it was.
+//! signatures, wrong proof nodes, forged or flooding unrequested blocks, a 1 GB declared
+//! frame, garbage, malformed messages and stalls each end the connection with a named error,
+//! within bounded time, and leave the replica exactly as it was. A valid unrequested block is
+//! dropped unstored, as JS does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use hypercore::protocol::{
     ChannelMessage, Data, DataNode, Event, Have, Message, Session, SessionKeys, Status, StreamOptions,
     message_stream, rle,
 };
-use hypercore::replicate::{PeerRouter, ReplicateError, ReplicateOptions, replicate};
+use hypercore::replicate::{MAX_UNSOLICITED, PeerRouter, ReplicateError, ReplicateOptions, replicate};
 use hypercore::{Feed, FeedBuilder, KeyPair, Storage};
 use tokio::io::{AsyncWriteExt, DuplexStream};
 
@@ -33,7 +34,14 @@ fn options(router: PeerRouter) -> ReplicateOptions {
 enum Bad {
     ForgedSignature,
     WrongNode,
+    /// A valid block that was not requested instead of the requested one.
     Unrequested,
+    /// A valid unrequested block, then the requested one.
+    UnrequestedThenAnswer,
+    /// An unrequested block with a forged signature.
+    ForgedUnrequested,
+    /// More valid unrequested blocks in a row than the limit.
+    Flood,
     NoValue,
     ShortHash,
     Stall,
@@ -98,6 +106,23 @@ async fn bad_peer(io: DuplexStream, writer: Feed, bad: Bad) {
                     }
                     Bad::WrongNode => d.nodes[0].hash[0] ^= 1,
                     Bad::Unrequested => d = data(&writer, (req.index + 1) % 4, 0),
+                    Bad::UnrequestedThenAnswer => {
+                        let other = data(&writer, (req.index + 1) % 4, 0);
+                        out.send(&ChannelMessage::new(id, Message::Data(other))).await.expect("send");
+                    }
+                    Bad::ForgedUnrequested => {
+                        d = data(&writer, (req.index + 1) % 4, 0);
+                        if let Some(sig) = d.signature.as_mut() {
+                            sig[10] ^= 1;
+                        }
+                    }
+                    Bad::Flood => {
+                        for _ in 0..MAX_UNSOLICITED {
+                            let other = data(&writer, (req.index + 1) % 4, 0);
+                            out.send(&ChannelMessage::new(id, Message::Data(other))).await.expect("send");
+                        }
+                        d = data(&writer, (req.index + 1) % 4, 0);
+                    }
                     Bad::NoValue => d.value = None,
                     Bad::ShortHash => d.nodes[0].hash.truncate(31),
                     Bad::Stall => {
@@ -147,9 +172,51 @@ async fn wrong_proof_node_disconnects() {
 }
 
 #[tokio::test]
-async fn unrequested_block_disconnects() {
+async fn valid_unrequested_block_is_dropped_unstored() {
+    // Block 0 instead of the requested block 3: dropped (the replica stays empty), and the
+    // request is then never answered.
     let err = tokio::time::timeout(LIMIT, run_bad(Bad::Unrequested)).await.expect("hung");
-    assert!(matches!(err, ReplicateError::Unrequested { seq: 0, .. }), "{err}");
+    assert!(matches!(err, ReplicateError::RequestTimeout { seq: 3, .. }), "{err}");
+}
+
+#[tokio::test]
+async fn valid_unrequested_block_does_not_end_the_connection() {
+    let (writer, replica, router) = setup().await;
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let peer = tokio::spawn(bad_peer(a, writer, Bad::UnrequestedThenAnswer));
+    let mut events = replica.subscribe();
+    let keys = SessionKeys::new([2; 32], [1; 32]);
+    let conn = tokio::spawn(replicate(b, keys, vec![replica.clone()], options(router)));
+    tokio::time::timeout(LIMIT, async {
+        while !replica.has(3) {
+            let _ = events.recv().await;
+        }
+    })
+    .await
+    .expect("the requested block arrives after the unrequested one");
+    assert_eq!(replica.len(), 4);
+    assert!(!replica.has(0), "the unrequested block is not stored");
+    assert!(!conn.is_finished(), "the connection is still up");
+    conn.abort();
+    peer.abort();
+}
+
+#[tokio::test]
+async fn forged_unrequested_block_disconnects() {
+    let err = tokio::time::timeout(LIMIT, run_bad(Bad::ForgedUnrequested)).await.expect("hung");
+    assert!(
+        matches!(err, ReplicateError::Verify { source: hypercore::VerifyError::BadSignature { seq: 0 }, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unrequested_flood_disconnects() {
+    let err = tokio::time::timeout(LIMIT, run_bad(Bad::Flood)).await.expect("hung");
+    assert!(
+        matches!(err, ReplicateError::Unrequested { seq: 0, count, .. } if count == MAX_UNSOLICITED + 1),
+        "{err}"
+    );
 }
 
 #[tokio::test]

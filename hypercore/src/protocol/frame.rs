@@ -123,6 +123,20 @@ impl FrameDecoder {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// The buffer to read more stream bytes into, with room for at least `min` more (bytes
+    /// earlier frames used are dropped first): reading straight into it saves the copy
+    /// [`extend`](Self::extend) makes. Append only; what is appended is decoded next.
+    pub fn read_buffer(&mut self, min: usize) -> &mut Vec<u8> {
+        if self.buf.capacity() - self.buf.len() < min {
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            self.buf.reserve(min);
+        }
+        &mut self.buf
+    }
+
     /// The next whole frame, if the buffered bytes hold one.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, FrameError> {
         match decode(&self.buf[self.start..])? {

@@ -77,8 +77,10 @@ pub struct MessageReceiver<S> {
     reader: ReadHalf<S>,
     decoder: FrameDecoder,
     timeout: Duration,
-    buf: Vec<u8>,
 }
+
+/// Room made in the decoder's buffer before each read.
+const READ_CHUNK: usize = 64 * 1024;
 
 impl<S: AsyncRead> MessageReceiver<S> {
     /// The next message; `Ok(None)` when the peer closed the stream between frames.
@@ -90,7 +92,9 @@ impl<S: AsyncRead> MessageReceiver<S> {
                     return Ok(Some(message));
                 }
             }
-            let read = tokio::time::timeout(self.timeout, self.reader.read(&mut self.buf)).await;
+            // Straight into the decoder's buffer: no copy.
+            let buf = self.decoder.read_buffer(READ_CHUNK);
+            let read = tokio::time::timeout(self.timeout, self.reader.read_buf(buf)).await;
             let n = read.map_err(|_| StreamError::Timeout(self.timeout))??;
             if n == 0 {
                 return if self.decoder.buffered() == 0 {
@@ -99,7 +103,6 @@ impl<S: AsyncRead> MessageReceiver<S> {
                     Err(StreamError::TruncatedFrame)
                 };
             }
-            self.decoder.extend(&self.buf[..n]);
         }
     }
 }
@@ -114,12 +117,7 @@ where
     let (reader, writer) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel(options.queue.max(1));
     tokio::spawn(write_loop(writer, rx, options.keepalive));
-    let receiver = MessageReceiver {
-        reader,
-        decoder: FrameDecoder::new(),
-        timeout: options.timeout,
-        buf: vec![0; 64 * 1024],
-    };
+    let receiver = MessageReceiver { reader, decoder: FrameDecoder::new(), timeout: options.timeout };
     (MessageSender { tx }, receiver)
 }
 

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::prefetch::{MAX_HAVE_BYTES, MAX_PREFETCH_BLOCKS, PREFETCH_EXTENSION, PrefetchMessage};
 use super::router::Command;
-use super::{ReplicateError, ReplicateOptions, ReplicateStats};
+use super::{MAX_UNSOLICITED, MAX_UNSOLICITED_BYTES, ReplicateError, ReplicateOptions, ReplicateStats};
 use crate::bitfield::Bitfield;
 use crate::crypto::{DiscoveryKey, Signature};
 use crate::error::VerifyError;
@@ -60,6 +60,8 @@ struct Chan {
     prefetch: Option<Pending>,
     /// Verified blocks being written (shared syncs); not yet readable, so not re-requested.
     storing: VecDeque<(u64, PendingPut)>,
+    /// Valid Data we did not request since the last one we did: messages and value bytes.
+    unsolicited: (u64, u64),
 }
 
 impl Chan {
@@ -79,6 +81,7 @@ impl Chan {
             cursor: 0,
             prefetch: None,
             storing: VecDeque::new(),
+            unsolicited: (0, 0),
         }
     }
 }
@@ -351,18 +354,49 @@ impl Conn {
         let Some(chan) = self.chans.get_mut(&local_id) else { return Ok(()) };
         let (dk, seq) = (chan.dk, data.index);
         let requested = chan.inflight.remove(&seq).is_some();
-        if !requested {
-            match &mut chan.prefetch {
-                Some(p) if p.received < MAX_PREFETCH_BLOCKS => p.received += 1,
-                _ => return Err(ReplicateError::Unrequested { feed: dk, seq }),
-            }
-        }
+        let prefetched = !requested
+            && match &mut chan.prefetch {
+                Some(p) if p.received < MAX_PREFETCH_BLOCKS => {
+                    p.received += 1;
+                    true
+                }
+                _ => false,
+            };
         let proof = to_proof(dk, &data)?;
         let value =
             data.value.as_deref().ok_or(ReplicateError::BadData { feed: dk, seq, reason: "no value" })?;
         let verify = |source| ReplicateError::Verify { feed: dk, source };
+        if !requested && !prefetched {
+            // JS drops Data it did not ask for. A forged one still ends the connection, and a
+            // run of them is a flood: bounded by count and bytes.
+            chan.feed.verify(seq, value, &proof).map_err(verify)?;
+            chan.unsolicited.0 += 1;
+            chan.unsolicited.1 += value.len() as u64;
+            let (count, bytes) = chan.unsolicited;
+            if count > MAX_UNSOLICITED || bytes > MAX_UNSOLICITED_BYTES {
+                return Err(ReplicateError::Unrequested { feed: dk, seq, count });
+            }
+            tracing::trace!(feed = %dk, seq, count, "dropped a valid block we did not request");
+            return Ok(());
+        }
+        chan.unsolicited = (0, 0);
         // Verify now; the write and its sync overlap with the next blocks (shared syncs).
-        let pending = chan.feed.start_put(seq, value, &proof).await.map_err(verify)?;
+        let pending = if prefetched {
+            // A shared proof may rely on nodes of an earlier block still being written (on
+            // disk they are applied once synced): on failure, wait for those and check again.
+            match chan.feed.start_put_every_node(seq, value, &proof).await {
+                Ok(p) => p,
+                Err(_) if !chan.storing.is_empty() => {
+                    for (_, earlier) in chan.storing.drain(..) {
+                        earlier.durable().await.map_err(|e| verify(VerifyError::Storage(e)))?;
+                    }
+                    chan.feed.start_put_every_node(seq, value, &proof).await.map_err(verify)?
+                }
+                Err(e) => return Err(verify(e)),
+            }
+        } else {
+            chan.feed.start_put(seq, value, &proof).await.map_err(verify)?
+        };
         chan.storing.push_back((seq, pending));
         while chan.storing.len() > MAX_STORING {
             if let Some((_, oldest)) = chan.storing.pop_front() {
@@ -475,7 +509,8 @@ impl Conn {
         }
         let bits = chan.feed.bitfield();
         let have = rle::encode(&bits.bytes(0, chan.feed.len().div_ceil(8)));
-        let payload = PrefetchMessage { keys, have: Some(have), sent: None }.to_bytes();
+        let length = Some(chan.feed.len());
+        let payload = PrefetchMessage { keys, have: Some(have), sent: None, length }.to_bytes();
         chan.prefetch = Some(Pending { done, received: 0, since: Instant::now() });
         if let Some(msg) = self.session.extension(Some(id), PREFETCH_EXTENSION, payload) {
             self.out.send(&msg).await?;
@@ -516,21 +551,18 @@ impl Conn {
                 .and_then(|i| have.get(i))
                 .is_some_and(|b| b & (0x80 >> (seq % 8)) != 0)
         };
+        let seqs: Vec<u64> = blocks
+            .into_iter()
+            .filter(|&seq| !has_bit(seq) && feed.has(seq))
+            .take(MAX_PREFETCH_BLOCKS as usize)
+            .collect();
         let mut sent = 0u64;
-        for seq in blocks {
-            if sent >= MAX_PREFETCH_BLOCKS {
-                break;
-            }
-            if has_bit(seq) || !feed.has(seq) {
-                continue;
-            }
-            let Some(value) = feed.get_local(seq).ok().flatten() else { continue };
-            let Ok((proof, _)) = feed.proof_with(seq, ProofOptions::default()) else { continue };
-            self.send(local_id, Message::Data(to_data(seq, Some(value), &proof))).await?;
+        for data in super::prefetch::answer(&feed, &seqs, &have, msg.length) {
+            self.send(local_id, Message::Data(data)).await?;
             sent += 1;
         }
         self.stats.uploaded += sent;
-        let reply = PrefetchMessage { keys: Vec::new(), have: None, sent: Some(sent) }.to_bytes();
+        let reply = PrefetchMessage { sent: Some(sent), ..PrefetchMessage::default() }.to_bytes();
         if let Some(msg) = self.session.extension(Some(local_id), PREFETCH_EXTENSION, reply) {
             self.out.send(&msg).await?;
         }

@@ -3,22 +3,28 @@
 //!
 //! ```text
 //! reader ── Extension "ims/prefetch" { keys, have: RLE bitfield of the blocks it holds } ──▶ peer
-//! reader ◀── Data(seq, value, proof + signature) × n ── every block those lookups touch that
-//!                                                         the reader lacks, in ascending order
+//! reader ◀── Data(seq, value, shared proof) × n ── every block those lookups touch that the
+//!                                                  reader lacks, in ascending order
 //! reader ◀── Extension "ims/prefetch" { sent: n } ── end of the batch
 //! ```
 //!
 //! One round trip: the peer runs the lookups on its own copy through a [`BlockPlanner`] (the
-//! hypertrie crate supplies one; hypercore knows nothing of tries), and the reader verifies
-//! every Data with [`crate::Feed::put`] exactly as for requested blocks. Data is accepted
-//! unrequested only while the reader's prefetch is outstanding, and at most
-//! [`MAX_PREFETCH_BLOCKS`] of it.
+//! hypertrie crate supplies one; hypercore knows nothing of tries). The proofs are minimal for
+//! the answer as a whole: a block's proof leaves out the nodes the reader holds (the leaves of
+//! its `have` blocks and their full parents, the roots of its `length`) and every node (and the
+//! signature) an earlier block of the same answer carried; typically only the first block
+//! carries the roots and the signature. The reader verifies the Data in order, each with every
+//! node of its proof checked and stored (also those above a node it already held), so a later
+//! proof can rely on them; a proof that relies on a node the reader does not hold fails
+//! verification and ends the connection. Data is accepted unrequested only while the reader's
+//! prefetch is outstanding, and at most [`MAX_PREFETCH_BLOCKS`] of it.
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::feed::Feed;
+use crate::protocol::{Data, DataNode};
 
 /// The extension's name, advertised in `Options.extensions` on every feed channel.
 pub const PREFETCH_EXTENSION: &str = "ims/prefetch";
@@ -27,7 +33,8 @@ pub const MAX_PREFETCH_KEYS: usize = 4096;
 /// Longest key accepted in a prefetch.
 pub const MAX_PREFETCH_KEY_LEN: usize = 4096;
 /// Most blocks one prefetch answer carries (the peer stops there; the reader falls back to
-/// ordinary requests for the rest, and disconnects a peer that sends more).
+/// ordinary requests for the rest, and treats more as unrequested Data: verified, dropped,
+/// and the peer disconnected after [`super::MAX_UNSOLICITED`] of them).
 pub const MAX_PREFETCH_BLOCKS: u64 = 16_384;
 /// Largest `have` bitfield accepted (decoded bytes: 8 Mi blocks).
 pub const MAX_HAVE_BYTES: usize = 1 << 20;
@@ -54,6 +61,10 @@ pub struct PrefetchMessage {
     /// Answer: how many Data messages preceded this one.
     #[prost(uint64, optional, tag = "3")]
     pub sent: Option<u64>,
+    /// Request: the reader's verified length (it holds those roots). Optional; an older peer
+    /// ignores it and only proves more.
+    #[prost(uint64, optional, tag = "4")]
+    pub length: Option<u64>,
 }
 
 impl PrefetchMessage {
@@ -73,4 +84,31 @@ impl PrefetchMessage {
         }
         Ok(msg)
     }
+}
+
+/// The Data messages answering a prefetch for `seqs` (ascending; blocks this feed holds) from a
+/// reader whose request carried `have` (decoded: MSB-first bits of the blocks it holds) and
+/// `length`: values with shared, minimal proofs (see the module docs), to be verified in this
+/// order with [`Feed::start_put_every_node`]. The proofs are built up front (nodes only); each
+/// value is read when its Data is taken. Stops at the first block that cannot be read or
+/// proved (the later proofs may rely on it).
+pub fn answer<'a>(
+    feed: &'a Feed,
+    seqs: &[u64],
+    have: &[u8],
+    length: Option<u64>,
+) -> impl Iterator<Item = Data> + 'a {
+    feed.shared_proofs(seqs, have, length).into_iter().map_while(move |proof| {
+        let value = feed.get_local(proof.index).ok().flatten()?;
+        Some(Data {
+            index: proof.index,
+            value: Some(value),
+            nodes: proof
+                .nodes
+                .iter()
+                .map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size })
+                .collect(),
+            signature: proof.signature.map(|s| s.as_bytes().to_vec()),
+        })
+    })
 }
