@@ -1,6 +1,7 @@
 //! `ims install [SPEC...]`: install into `./node_modules`, from `package.json` when no SPEC is
-//! given; resolves straight from the `--registry` upstream (DESIGN.md §Install, §The command
-//! line).
+//! given; resolves from the local index, asking the `--registry` upstream for what is missing
+//! or older than the max-age and recording what it sends (`install::layered`; DESIGN.md
+//! §Install, §The command line).
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -11,7 +12,10 @@ use clap::Args;
 use indexer::tarballs::TarballStore;
 
 use crate::context::Context;
-use crate::install::{InstallOptions, Installer, Progress, RegistrySource, Request, Save, ScriptPolicy};
+use crate::install::{
+    InstallOptions, Installer, LayeredSource, LocalIndex, Network, Policy, Progress, RegistrySource, Request,
+    Save, ScriptPolicy,
+};
 use crate::npmrc::NpmConfig;
 
 /// `ims install` options (npm's spellings).
@@ -47,6 +51,10 @@ pub struct InstallArgs {
     /// run by default; `allowScripts` in package.json lists packages too)
     #[arg(long, value_name = "NAME", num_args = 0.., value_delimiter = ',')]
     pub allow_scripts: Option<Vec<String>>,
+    /// Seconds a packument fetched into the local index is used without revalidation (the
+    /// registry's `Cache-Control: max-age`; tests lower it)
+    #[arg(long, hide = true, env = "IMS_PACKUMENT_MAX_AGE", value_name = "SECS", default_value_t = 300)]
+    pub packument_max_age: u64,
 }
 
 #[allow(clippy::disallowed_methods)] // the binary is where the environment is read
@@ -88,32 +96,53 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     };
     opts.path_env = path_env();
     let npm_config = NpmConfig::from_env(ctx.args.registry.clone());
-    let registry_url = match npm_config.registry(&project) {
-        Ok(url) => url,
+    let (registry_url, registry_known) = match npm_config.registry(&project) {
+        Ok(url) => (url, true),
         // Offline, the registry only names tarballs a lockfile leaves `resolved` out of; the
         // store is keyed by integrity, so any base does.
-        Err(_) if ctx.args.offline => "http://offline.invalid/".to_owned(),
+        Err(_) if ctx.args.offline => ("http://offline.invalid/".to_owned(), false),
         Err(e) => return Err(e.into()),
     };
     let client = reqwest::Client::builder()
         .user_agent(concat!("ims/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10))
         .build()
         .context("cannot create the HTTP client")?;
-    let source = RegistrySource::new(client, &registry_url)
-        .with_cache(ctx.home.packument_cache_dir())
-        .offline(ctx.args.offline);
+    let registry = RegistrySource::new(client, &registry_url).offline(ctx.args.offline);
+    let local = LocalIndex::at(ctx.home.index_dir(), ctx.home.index_fetch_times_file());
+    let local = if registry_known { local.upstream(registry.base()) } else { local };
+    let policy = Policy {
+        network: match (ctx.args.offline, ctx.args.prefer_offline) {
+            (true, _) => Network::Offline,
+            (false, true) => Network::PreferOffline,
+            (false, false) => Network::Online,
+        },
+        max_age: std::time::Duration::from_secs(args.packument_max_age),
+    };
+    let source = LayeredSource::new(local, registry.clone(), policy);
+    let source = if registry_known { source } else { source.keep_tarball_urls() };
     let quiet = !std::io::stderr().is_terminal();
     let bar = (!quiet).then(|| spinner(opts.progress.clone()));
-    let installer = Installer::new(source.clone(), source, opts);
+    let installer = Installer::new(source.clone(), registry, opts);
 
-    let plan = installer.resolve(&specs).await.with_context(|| {
-        format!("resolving against {registry_url} (hint: check the name and range with `npm view`)")
-    })?;
+    let plan = match installer.resolve(&specs).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            // Keep what was fetched before the failure, as npm's cache would.
+            record(&source, ctx).await;
+            return Err(e).with_context(|| {
+                format!("resolving against {registry_url} (hint: check the name and range with `npm view`)")
+            });
+        }
+    };
+    // Record what resolution fetched while the tarballs download.
+    source.flush();
     let resolved_at = started.elapsed();
     let fetched = installer.fetch(&plan).await.context("fetching tarballs")?;
     let layout = installer.link(&plan, &fetched).context("writing node_modules")?;
     let ran = installer.run_scripts(&plan, &fetched, &layout).context("running allowed install scripts")?;
     installer.save(&plan).context("saving package.json / package-lock.json")?;
+    record(&source, ctx).await;
     if let Some((bar, ticker)) = bar {
         ticker.abort();
         bar.finish_and_clear();
@@ -146,6 +175,19 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Wait until what this install fetched is durable in the local index. A failure loses only
+/// the recording (the index stays intact), so it is a warning, not a failed install.
+async fn record(source: &LayeredSource, ctx: &Context) {
+    match source.finish().await {
+        Ok(report) => tracing::info!("{report}"),
+        Err(error) => tracing::warn!(
+            "could not record the fetched packuments into the local index in {}: {:#}",
+            ctx.home.index_dir().display(),
+            anyhow::Error::new(error)
+        ),
+    }
 }
 
 /// A spinner on stderr (terminals only) showing the resolved / fetched / linked counts,
