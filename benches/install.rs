@@ -10,7 +10,8 @@
 //! its own `HOME`, cache and config per scenario, the registry set both on the command line
 //! and in the project's `.npmrc` / `bunfig.toml`, and a dead HTTP(S) proxy for everything but
 //! 127.0.0.1, so none of them can reach a public registry; the fixture registry's request
-//! counts are printed as proof they asked it. Run with `cargo bench --bench install`.
+//! counts are printed as proof they asked it. Run with `cargo bench --bench install`;
+//! `IMS_BENCH_TOOLS=ims,bun` measures only the tools named (ims always: the ratios are to it).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::disallowed_methods)]
 
@@ -258,7 +259,13 @@ fn main() {
     let registry = runtime.block_on(Registry::with_corpus(&corpus)).unwrap();
     let url = registry.url();
     let dir = tempfile::tempdir().unwrap();
-    let tools = tools();
+    let only: Option<Vec<String>> = std::env::var("IMS_BENCH_TOOLS")
+        .ok()
+        .map(|t| t.split(',').map(|n| n.trim().replace(' ', "")).filter(|n| !n.is_empty()).collect());
+    let mut tools = tools();
+    if let Some(only) = &only {
+        tools.retain(|t| t.name == "ims" || only.contains(&t.name.replace(' ', "")));
+    }
     println!("install of the corpus roots ({} packages), median of {runs} runs", corpus.resolved().len());
     for scenario in [Scenario::Cold, Scenario::WarmNoLock, Scenario::WarmLock, Scenario::Noop] {
         let mut medians = Vec::new();

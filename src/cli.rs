@@ -40,6 +40,10 @@ pub struct GlobalArgs {
     /// Use only what is local; never touch the network
     #[arg(long, env = "IMS_OFFLINE", global = true)]
     pub offline: bool,
+    /// Use what the local index has without revalidating it; ask the registry only for what
+    /// is missing
+    #[arg(long, env = "IMS_PREFER_OFFLINE", global = true)]
+    pub prefer_offline: bool,
     /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,

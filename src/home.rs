@@ -4,9 +4,11 @@
 //! $IMS_HOME/
 //!   identity            the node's Noise/Ed25519 identity (swarm)
 //!   index/              the local index feed (hypercore storage), written by `ims index`
+//!                       and by `ims install` (what it fetched upstream)
+//!   index-fetched.json  when install last fetched each package from which registry (local
+//!                       bookkeeping for the max-age policy; not replicated)
 //!   replicas/<KEYHEX>/  sparse replicas of remote tries (`--key`)
 //!   store/              content-addressed tarball store, keyed by integrity
-//!   packuments/         packuments `ims install` fetched upstream, by name (for --offline)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -42,8 +44,8 @@ impl Home {
     pub fn store_dir(&self) -> PathBuf {
         self.root.join("store")
     }
-    /// Packuments fetched upstream by `ims install`, one file per name, read by `--offline`.
-    pub fn packument_cache_dir(&self) -> PathBuf {
-        self.root.join("packuments")
+    /// When `ims install` last fetched each package of the local index, per registry.
+    pub fn index_fetch_times_file(&self) -> PathBuf {
+        self.root.join("index-fetched.json")
     }
 }

@@ -11,6 +11,9 @@
 //! * [`project`]: `package.json` read and save (`-D`, `-E`, `--no-save`), formatting kept.
 //! * [`resolve`]: npm-pick-manifest's rules and the [`ManifestSource`](resolve::ManifestSource)
 //!   seam (the index, or an upstream registry).
+//! * [`layered`]: the source installs use — front indexes (a peer's), the local index
+//!   ([`local`]) with npm's max-age / ETag cache policy, the registry last, and what the
+//!   registry sends recorded into the local index.
 //! * [`semver`]: npm-flavoured semver behind a guard.
 //! * [`tree`], [`hoist`]: the ideal tree, built breadth-first and placed where npm's arborist
 //!   would place each package.
@@ -27,7 +30,9 @@ pub mod error;
 pub mod fetch;
 pub mod global;
 pub mod hoist;
+pub mod layered;
 pub mod link;
+pub mod local;
 pub mod lockfile;
 pub mod peer;
 pub mod platform;
@@ -40,6 +45,8 @@ pub mod tree;
 
 pub use error::{InstallError, ProjectError, RequestError, ResolveError};
 pub use fetch::RegistrySource;
+pub use layered::{LayeredSource, Network, Policy, SourceReport};
+pub use local::LocalIndex;
 pub use lockfile::Lockfile;
 pub use platform::Platform;
 pub use project::{DepKind, Project};

@@ -63,8 +63,8 @@ async fn unknown_package_is_a_clear_error() {
     assert!(err.contains("left-padz") && err.contains("does not exist"), "{err}");
 }
 
-/// `--offline` after an online install: a fresh project installs from the packument cache and
-/// the store with the registry shut down; a package never fetched is named as unavailable.
+/// `--offline` after an online install: a fresh project installs from the local index and the
+/// store with the registry shut down; a package never fetched is named as unavailable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_install_uses_only_what_is_local() {
     let corpus = Corpus::load().unwrap();
@@ -90,7 +90,7 @@ async fn offline_install_uses_only_what_is_local() {
     let online = project("online");
     let out = install(&online, &url, false, "debug@2");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(home.join("packuments/debug.json").is_file());
+    assert!(home.join("index/log").is_file(), "what was fetched is recorded in the local index");
     drop(registry);
 
     let fresh = project("fresh");

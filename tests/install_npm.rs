@@ -9,7 +9,10 @@ use std::process::Command;
 
 use fixtures::{Corpus, Registry};
 use ims::install::semver::parse_version;
-use ims::install::{InstallOptions, Installer, Lockfile, PickOptions, RegistrySource};
+use ims::install::{
+    InstallOptions, Installer, LayeredSource, LocalIndex, Lockfile, Network, PickOptions, Policy,
+    RegistrySource,
+};
 use indexer::tarballs::TarballStore;
 use serde_json::Value;
 
@@ -45,15 +48,25 @@ fn write_package_json(project: &Path, corpus: &Corpus) {
     fs::write(project.join("package.json"), serde_json::to_string_pretty(&pkg).unwrap() + "\n").unwrap();
 }
 
-fn installer(registry: &Registry, project: &Path, store: &TarballStore) -> Installer<RegistrySource> {
-    let source = RegistrySource::new(reqwest::Client::new(), &registry.url());
+/// The default path of `ims install`: the local index under `home`, then the registry.
+fn installer(
+    registry: &Registry,
+    home: &Path,
+    project: &Path,
+    store: &TarballStore,
+    network: Network,
+) -> (Installer<LayeredSource>, LayeredSource) {
+    let registry = RegistrySource::new(reqwest::Client::new(), &registry.url());
+    let local = LocalIndex::at(home.join("index"), home.join("index-fetched.json")).upstream(registry.base());
+    let policy = Policy { network, ..Policy::default() };
+    let source = LayeredSource::new(local, registry.clone(), policy);
     let mut opts = InstallOptions::new(project, store.clone());
     opts.pick = PickOptions {
         node_version: parse_version("20.20.2"),
         npm_version: parse_version("11.19.1"),
         ..PickOptions::default()
     };
-    Installer::new(source.clone(), source, opts)
+    (Installer::new(source.clone(), registry, opts), source)
 }
 
 /// location -> (version, integrity) of what a lockfile (or npm's hidden lockfile) lists.
@@ -73,7 +86,10 @@ async fn npm_ci_accepts_ims_lockfile_and_ims_installs_npm_lockfile() {
     // ims resolves and writes package-lock.json; npm ci installs from it.
     let a = dir.path().join("a");
     write_package_json(&a, &corpus);
-    installer(&registry, &a, &store).install(&[]).await.unwrap();
+    let home = dir.path().join("ims-home");
+    let (ims, source) = installer(&registry, &home, &a, &store, Network::Online);
+    ims.install(&[]).await.unwrap();
+    assert!(source.finish().await.unwrap().recorded.packages > 0);
     let ims_lock = Lockfile::load(&a).unwrap().unwrap();
     let b = dir.path().join("b");
     write_package_json(&b, &corpus);
@@ -93,7 +109,7 @@ async fn npm_ci_accepts_ims_lockfile_and_ims_installs_npm_lockfile() {
     npm(&c, &cache, &url, &["install", "--package-lock-only"]);
     let npm_lock = Lockfile::load(&c).unwrap().unwrap();
     assert_eq!(listing(&npm_lock), listing(&ims_lock), "npm and ims lock the same tree");
-    let report = installer(&registry, &c, &store).install(&[]).await.unwrap();
+    let report = installer(&registry, &home, &c, &store, Network::Online).0.install(&[]).await.unwrap();
     assert!(report.from_lockfile, "npm's lockfile was used as is");
     assert_eq!(report.layout.linked + report.skipped_optional.len(), npm_lock.entries().len());
     for e in npm_lock.entries() {
@@ -118,4 +134,18 @@ async fn npm_ci_accepts_ims_lockfile_and_ims_installs_npm_lockfile() {
         ims_text.lines().zip(npm_text.lines()).filter(|(x, y)| x != y).take(5).collect();
     assert_eq!(differing, vec![], "first differing lines (ims, npm)");
     assert_eq!(ims_text.lines().count(), npm_text.lines().count());
+
+    // Resolved again from what the first install recorded, offline: the very same lockfile
+    // text, `resolved` included (everything the lockfile needs survives the index).
+    let d = dir.path().join("d");
+    write_package_json(&d, &corpus);
+    let (ims, source) = installer(&registry, &home, &d, &store, Network::Offline);
+    ims.install(&[]).await.unwrap();
+    let report = source.finish().await.unwrap();
+    assert_eq!((report.fetched, report.not_modified), (0, 0));
+    assert!(report.fresh > 0);
+    assert_eq!(
+        fs::read_to_string(d.join("package-lock.json")).unwrap(),
+        fs::read_to_string(a.join("package-lock.json")).unwrap()
+    );
 }

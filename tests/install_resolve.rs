@@ -281,3 +281,60 @@ async fn corpus_tree_from_the_index_matches_npm() {
         .collect();
     assert_eq!(ours, npm);
 }
+
+/// The corpus tree resolved the way `ims install` does on a fresh machine — from the fixture
+/// registry, recording into a local index on disk — and then again offline from what was
+/// recorded: both equal npm's, tarball URLs included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_tree_recorded_from_the_registry_matches_npm() {
+    use ims::install::tree::{build, root_edges};
+    use ims::install::{DepKind, LayeredSource, LocalIndex, Network, Policy, RegistrySource};
+
+    let corpus = Corpus::load().unwrap();
+    let registry = fixtures::Registry::with_corpus(&corpus).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = PickOptions {
+        node_version: parse_version("20.20.2"),
+        npm_version: parse_version("11.19.1"),
+        ..PickOptions::default()
+    };
+    let requests: Vec<(DepKind, Request)> = corpus
+        .roots()
+        .iter()
+        .map(|(n, s)| (DepKind::Prod, Request::from_dependency(n, s).unwrap()))
+        .collect();
+    let npm: BTreeMap<String, (String, String, String)> = corpus
+        .resolved()
+        .iter()
+        .map(|n| {
+            let file = indexer::names::tarball_file_name(&n.name, &n.version);
+            (
+                n.path.clone(),
+                (n.version.clone(), n.integrity.clone(), format!("{}{}/-/{file}", registry.url(), n.name)),
+            )
+        })
+        .collect();
+    for network in [Network::Online, Network::Offline] {
+        let upstream = RegistrySource::new(reqwest::Client::new(), &registry.url());
+        let local =
+            LocalIndex::at(dir.path().join("index"), dir.path().join("times.json")).upstream(upstream.base());
+        let source = LayeredSource::new(local, upstream, Policy { network, ..Policy::default() });
+        let r = Resolver::new(source.clone(), opts.clone());
+        let tree = build(&r, root_edges(&requests)).await.unwrap();
+        let ours: BTreeMap<String, (String, String, String)> = tree
+            .packages()
+            .into_iter()
+            .map(|id| {
+                let res = tree.node(id).resolved.as_ref().unwrap();
+                let tarball = res.manifest().dist.tarball.clone().unwrap();
+                (tree.location(id), (res.version.clone(), res.integrity.to_string(), tarball))
+            })
+            .collect();
+        assert_eq!(ours, npm, "{network:?}");
+        let report = source.finish().await.unwrap();
+        match network {
+            Network::Online => assert!(report.fetched > 100 && report.recorded.packages == report.fetched),
+            _ => assert_eq!((report.fetched, report.fresh > 100), (0, true), "{report}"),
+        }
+    }
+}

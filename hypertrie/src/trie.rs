@@ -199,7 +199,10 @@ impl Trie {
     /// Apply `ops` in order and append every node they write in one call (one signature).
     /// Returns the nodes written.
     pub async fn batch(&self, ops: &[BatchOp]) -> Result<Vec<Arc<Node>>, WriteError> {
-        self.write(ops.iter().map(OpRef::from)).await
+        // Collected first: a lazy `map(OpRef::from)` held across the write's awaits makes the
+        // future `Send` for one lifetime only, so callers could not `tokio::spawn` a batch.
+        let ops: Vec<OpRef<'_>> = ops.iter().map(OpRef::from).collect();
+        self.write(ops).await
     }
 
     async fn write<'a>(

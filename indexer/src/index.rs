@@ -14,7 +14,7 @@ use crate::model::{AbbreviatedPackument, Manifest, Packument};
 use crate::records::{PackageRecord, VersionPage};
 use crate::schema::{self, Checkpoint};
 
-pub use write::{Document, Skipped, Update, WriteReport};
+pub use write::{Document, Skipped, Update, WriteReport, retain_indexable};
 
 /// The npm index over one hypertrie: a cheap, cloneable handle.
 #[derive(Debug, Clone)]

@@ -68,6 +68,8 @@ mod schema;
 
 pub use codec::CodecError;
 pub use error::IndexError;
-pub use index::{Document, Index, PackageSummary, Skipped, Update, VersionSummary, WriteReport};
+pub use index::{
+    Document, Index, PackageSummary, Skipped, Update, VersionSummary, WriteReport, retain_indexable,
+};
 pub use schema::Checkpoint;
 pub mod tarballs;

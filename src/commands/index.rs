@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use hypercore::{FeedBuilder, Storage};
-use hypertrie::Trie;
 use indexer::Index;
 use indexer::ingest::{Event, Ingest, IngestOptions, IngestReport};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -47,14 +45,7 @@ pub struct IndexArgs {
 
 /// Open (or create) the local index under `--home`.
 pub async fn open_local_index(ctx: &Context) -> anyhow::Result<Index> {
-    let dir = ctx.home.index_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let feed = FeedBuilder::new(Storage::disk(&dir))
-        .open()
-        .await
-        .with_context(|| format!("opening the index feed in {}", dir.display()))?;
-    let trie = Trie::open(feed).await.context("opening the index trie")?;
-    Ok(Index::open(trie).await?)
+    Ok(crate::install::local::open_index(&ctx.home.index_dir()).await?)
 }
 
 /// Run `ims index`.

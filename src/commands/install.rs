@@ -1,6 +1,7 @@
 //! `ims install [SPEC...]`: install into `./node_modules`, from `package.json` when no SPEC is
-//! given; resolves straight from the `--registry` upstream (DESIGN.md §Install, §The command
-//! line).
+//! given; resolves from the local index, asking the `--registry` upstream for what is missing
+//! or older than the max-age and recording what it sends (`install::layered`; DESIGN.md
+//! §Install, §The command line).
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -13,8 +14,8 @@ use indexer::tarballs::TarballStore;
 use crate::context::Context;
 use crate::install::peer::{PeerSource, ResolveQuery};
 use crate::install::{
-    DepKind, InstallOptions, Installer, Lockfile, PickOptions, Progress, Project, RegistrySource, Request,
-    Save, ScriptPolicy, global,
+    DepKind, InstallOptions, Installer, LayeredSource, LocalIndex, Lockfile, Network, PickOptions, Policy,
+    Progress, Project, RegistrySource, Request, Save, ScriptPolicy, global,
 };
 use crate::npmrc::NpmConfig;
 
@@ -55,6 +56,10 @@ pub struct InstallArgs {
     /// run by default; `allowScripts` in package.json lists packages too)
     #[arg(long, value_name = "NAME", num_args = 0.., value_delimiter = ',')]
     pub allow_scripts: Option<Vec<String>>,
+    /// Seconds a packument fetched into the local index is used without revalidation (the
+    /// registry's `Cache-Control: max-age`; tests lower it)
+    #[arg(long, hide = true, env = "IMS_PACKUMENT_MAX_AGE", value_name = "SECS", default_value_t = 300)]
+    pub packument_max_age: u64,
 }
 
 #[allow(clippy::disallowed_methods)] // the binary is where the environment is read
@@ -96,24 +101,37 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     };
     opts.path_env = path_env();
     let npm_config = NpmConfig::from_env(ctx.args.registry.clone());
-    let registry_url = match npm_config.registry(&project) {
-        Ok(url) => url,
+    let (registry_url, registry_known) = match npm_config.registry(&project) {
+        Ok(url) => (url, true),
         // Offline, the registry only names tarballs a lockfile leaves `resolved` out of; the
         // store is keyed by integrity, so any base does.
-        Err(_) if ctx.args.offline => "http://offline.invalid/".to_owned(),
+        Err(_) if ctx.args.offline => ("http://offline.invalid/".to_owned(), false),
         Err(e) => return Err(e.into()),
     };
     let client = reqwest::Client::builder()
         .user_agent(concat!("ims/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10))
         .build()
         .context("cannot create the HTTP client")?;
-    let source = RegistrySource::new(client, &registry_url)
-        .with_cache(ctx.home.packument_cache_dir())
-        .offline(ctx.args.offline);
+    let registry = RegistrySource::new(client, &registry_url).offline(ctx.args.offline);
+    let local = LocalIndex::at(ctx.home.index_dir(), ctx.home.index_fetch_times_file());
+    let local = if registry_known { local.upstream(registry.base()) } else { local };
+    let policy = Policy {
+        network: match (ctx.args.offline, ctx.args.prefer_offline) {
+            (true, _) => Network::Offline,
+            (false, true) => Network::PreferOffline,
+            (false, false) => Network::Online,
+        },
+        max_age: std::time::Duration::from_secs(args.packument_max_age),
+    };
+    let source = LayeredSource::new(local, registry.clone(), policy);
+    let source = if registry_known { source } else { source.keep_tarball_urls() };
     if args.global {
-        return run_global(&args, &specs, source, opts, started).await;
+        let done = run_global(&args, &specs, source.clone(), registry, opts, started).await;
+        record(&source, ctx).await;
+        return done;
     }
-    // `--key` with `--peer`: the peer's index in front of the registry (one round trip for
+    // `--key` with `--peer`: the peer's index in front of the local one (one round trip for
     // the whole tree's metadata; crate::install::peer).
     let remote = match &ctx.args.key {
         Some(key) if !ctx.args.peers.is_empty() && !ctx.args.offline => {
@@ -128,11 +146,20 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     let peer_stats = layered.stats();
     let quiet = !std::io::stderr().is_terminal();
     let bar = (!quiet).then(|| spinner(opts.progress.clone()));
-    let installer = Installer::new(layered, source, opts);
+    let installer = Installer::new(layered, registry, opts);
 
-    let plan = installer.resolve(&specs).await.with_context(|| {
-        format!("resolving against {registry_url} (hint: check the name and range with `npm view`)")
-    })?;
+    let plan = match installer.resolve(&specs).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            // Keep what was fetched before the failure, as npm's cache would.
+            record(&source, ctx).await;
+            return Err(e).with_context(|| {
+                format!("resolving against {registry_url} (hint: check the name and range with `npm view`)")
+            });
+        }
+    };
+    // Record what resolution fetched while the tarballs download.
+    source.flush();
     let resolved_at = started.elapsed();
     if let Some((remote, _)) = remote {
         let s = remote.stats();
@@ -150,6 +177,7 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     let layout = installer.link(&plan, &fetched).context("writing node_modules")?;
     let ran = installer.run_scripts(&plan, &fetched, &layout).context("running allowed install scripts")?;
     installer.save(&plan).context("saving package.json / package-lock.json")?;
+    record(&source, ctx).await;
     if let Some((bar, ticker)) = bar {
         ticker.abort();
         bar.finish_and_clear();
@@ -189,7 +217,8 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
 async fn run_global(
     args: &InstallArgs,
     specs: &[Request],
-    source: RegistrySource,
+    source: LayeredSource,
+    registry: RegistrySource,
     opts: InstallOptions,
     started: Instant,
 ) -> anyhow::Result<()> {
@@ -198,7 +227,7 @@ async fn run_global(
     }
     let prefix = NpmConfig::from_env(None).global_prefix(args.prefix.as_deref())?;
     for spec in specs {
-        let report = global::install_global(source.clone(), source.clone(), &opts, &prefix, spec)
+        let report = global::install_global(source.clone(), registry.clone(), &opts, &prefix, spec)
             .await
             .with_context(|| {
                 format!(
@@ -268,6 +297,19 @@ async fn peer_index(
         format!("reading the peer's index {key}\nhint: check that --key names an ims index")
     })?;
     Ok(Some((remote, index)))
+}
+
+/// Wait until what this install fetched is durable in the local index. A failure loses only
+/// the recording (the index stays intact), so it is a warning, not a failed install.
+async fn record(source: &LayeredSource, ctx: &Context) {
+    match source.finish().await {
+        Ok(report) => tracing::info!("{report}"),
+        Err(error) => tracing::warn!(
+            "could not record the fetched packuments into the local index in {}: {:#}",
+            ctx.home.index_dir().display(),
+            anyhow::Error::new(error)
+        ),
+    }
 }
 
 /// A spinner on stderr (terminals only) showing the resolved / fetched / linked counts,

@@ -198,14 +198,25 @@ pub enum FetchError {
         #[source]
         source: indexer::model::ParseError,
     },
-    /// `--offline` and this was never fetched into the local packument cache or store.
+    /// `--offline` and this was never recorded into the local index or the store.
     #[error(
-        "{what} is not available offline (never fetched into this --home)\nhint: run the install once without --offline"
+        "{what} is not available offline (not in the local index or tarball store of this --home)\nhint: run the install once without --offline, or `ims index --from-registry URL NAME`"
     )]
     Offline {
         /// The package (packument name, or `name@version` for a tarball).
         what: String,
     },
+    /// The task parsing a document died.
+    #[error("the packument parser task failed: {0}")]
+    Join(String),
+}
+
+impl FetchError {
+    /// Whether the server could not be reached at all (connection refused, DNS, timeout), as
+    /// opposed to answering badly: then asking it again for the next package is pointless.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, FetchError::Http { source, .. } if source.is_connect() || source.is_timeout())
+    }
 }
 
 /// Why `ims install` failed. Each variant names the package (location or spec) involved.

@@ -2,7 +2,6 @@
 //! has the index) and tarballs, streamed into the store and verified on the way in, many at
 //! once (DESIGN.md §Install; spec §1.1, §5.1 rule 7).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_util::StreamExt as _;
@@ -25,9 +24,23 @@ const NPM_LOCKFILE_PREFIX: &str = "https://registry.npmjs.org/";
 pub struct RegistrySource {
     client: reqwest::Client,
     base: String,
-    /// Where packuments are kept by name for `--offline` (see [`RegistrySource::with_cache`]).
-    cache: Option<PathBuf>,
     offline: bool,
+}
+
+/// What a (conditional) packument request answered.
+#[derive(Debug)]
+pub enum Revalidated {
+    /// `200`: the document, parsed, with its `ETag`.
+    Modified {
+        /// The packument (boxed: it dwarfs the other variants).
+        packument: Box<Packument>,
+        /// Its `ETag`, for the next `If-None-Match`.
+        etag: Option<String>,
+    },
+    /// `304`: the copy whose `ETag` was sent is current.
+    NotModified,
+    /// `404` / `410`: no such package.
+    NotFound,
 }
 
 impl RegistrySource {
@@ -35,49 +48,15 @@ impl RegistrySource {
     /// when missing).
     pub fn new(client: reqwest::Client, base: &str) -> Self {
         let base = if base.ends_with('/') { base.to_owned() } else { format!("{base}/") };
-        RegistrySource { client, base, cache: None, offline: false }
+        RegistrySource { client, base, offline: false }
     }
 
-    /// Keep every packument fetched as `DIR/<url-encoded name>.json`, and read them back from
-    /// there when offline.
-    pub fn with_cache(mut self, dir: PathBuf) -> Self {
-        self.cache = Some(dir);
-        self
-    }
-
-    /// `--offline`: never touch the network; packuments come from the cache only and tarballs
-    /// from the store only, anything else is a [`FetchError::Offline`] naming the package.
+    /// `--offline`: never touch the network; tarballs come from the store only, anything else
+    /// is a [`FetchError::Offline`] naming the package (packuments then come from the local
+    /// index, see [`LayeredSource`](super::LayeredSource)).
     pub fn offline(mut self, offline: bool) -> Self {
         self.offline = offline;
         self
-    }
-
-    fn cache_file(&self, name: &str) -> Option<PathBuf> {
-        // url_segment encodes a scoped name's `/`, so every name is one file name.
-        self.cache.as_ref().map(|d| d.join(format!("{}.json", names::url_segment(name))))
-    }
-
-    /// Save a fetched packument's bytes; a failure only costs offline use, so it is logged.
-    fn save_cached(&self, name: &str, body: &[u8]) {
-        let Some(file) = self.cache_file(name) else { return };
-        let tmp = file.with_extension(format!("json.{}.tmp", std::process::id()));
-        let saved = file
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&tmp, body))
-            .and_then(|()| std::fs::rename(&tmp, &file));
-        if let Err(error) = saved {
-            tracing::warn!(package = name, %error, "cannot cache the packument for offline use");
-            let _ = std::fs::remove_file(&tmp);
-        }
-    }
-
-    fn cached_packument(&self, name: &str) -> Result<Option<Packument>, FetchError> {
-        let offline = || FetchError::Offline { what: name.to_owned() };
-        let file = self.cache_file(name).ok_or_else(offline)?;
-        let body = std::fs::read(&file).map_err(|_| offline())?;
-        let url = file.display().to_string();
-        Packument::from_slice(&body).map(Some).map_err(|source| FetchError::BadPackument { url, source })
     }
 
     /// The registry URL (with its trailing `/`).
@@ -94,30 +73,34 @@ impl RegistrySource {
         }
     }
 
-    async fn fetch_packument(&self, name: &str) -> Result<Option<Packument>, FetchError> {
+    /// GET the full packument of `name`; with `etag`, conditionally (`If-None-Match`), so an
+    /// unchanged document costs a `304` and no body.
+    pub async fn fetch_packument(&self, name: &str, etag: Option<&str>) -> Result<Revalidated, FetchError> {
         if self.offline {
-            return self.cached_packument(name);
+            return Err(FetchError::Offline { what: name.to_owned() });
         }
         let url = format!("{}{}", self.base, names::url_segment(name));
         let http = |source| FetchError::Http { url: url.clone(), source };
-        let resp = self
-            .client
-            .get(&url)
-            // The full document: npm 11 asks for it too (it carries `libc`, `time`).
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(http)?;
+        // The full document: npm 11 asks for it too (it carries `libc`, `time`).
+        let mut req = self.client.get(&url).header(reqwest::header::ACCEPT, "application/json");
+        if let Some(etag) = etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        let resp = req.send().await.map_err(http)?;
         match resp.status().as_u16() {
-            404 => return Ok(None),
+            304 if etag.is_some() => return Ok(Revalidated::NotModified),
+            404 | 410 => return Ok(Revalidated::NotFound),
             200 => {}
             status => return Err(FetchError::Status { url, status }),
         }
+        let etag = resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = resp.bytes().await.map_err(http)?;
-        let packument =
-            Packument::from_slice(&body).map_err(|source| FetchError::BadPackument { url, source })?;
-        self.save_cached(name, &body);
-        Ok(Some(packument))
+        // Parsing a large document is CPU work: keep it off the async workers.
+        let parsed = tokio::task::spawn_blocking(move || Packument::from_slice(&body))
+            .await
+            .map_err(|e| FetchError::Join(e.to_string()))?;
+        let packument = parsed.map_err(|source| FetchError::BadPackument { url, source })?;
+        Ok(Revalidated::Modified { packument: Box::new(packument), etag })
     }
 
     /// Download a tarball into `store`, verifying `integrity` while it streams, and unpack it.
@@ -173,9 +156,13 @@ pub enum FetchTarballError {
     Join(String),
 }
 
+/// The registry alone, nothing recorded: every packument is a request.
 impl ManifestSource for RegistrySource {
     async fn packument(&self, name: &str) -> Result<Option<Arc<Packument>>, SourceError> {
-        Ok(self.fetch_packument(name).await?.map(Arc::new))
+        match self.fetch_packument(name, None).await? {
+            Revalidated::Modified { packument, .. } => Ok(Some(Arc::new(*packument))),
+            Revalidated::NotModified | Revalidated::NotFound => Ok(None),
+        }
     }
 }
 

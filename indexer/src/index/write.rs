@@ -86,6 +86,22 @@ fn version_problem(p: &Packument, key: &str) -> Option<String> {
     None
 }
 
+/// Drop from `p` the versions [`Index::write`] refuses (non-canonical semver keys, manifests
+/// naming another version, versions with neither integrity nor shasum) and say why, so that a
+/// packument used straight from upstream resolves exactly as it will once recorded and read
+/// back from the index.
+pub fn retain_indexable(p: &mut Packument) -> Vec<Skipped> {
+    let refused: Vec<(String, String)> =
+        p.versions.keys().filter_map(|k| version_problem(p, k).map(|r| (k.clone(), r))).collect();
+    refused
+        .into_iter()
+        .map(|(version, reason)| {
+            p.versions.remove(&version);
+            skip(&p.name, Some(&version), reason)
+        })
+        .collect()
+}
+
 impl Index {
     /// Apply an update in one trie batch. Nothing is written for skipped input, and nothing
     /// already in the index is lost: versions are never rewritten, tombstoned versions never

@@ -1,0 +1,277 @@
+//! The local index as `ims install` uses it: opened (or created, exactly as `ims index` does)
+//! on first use, so an install from a matching lockfile never pays for it; and the local
+//! bookkeeping of when each package was last fetched from which registry.
+//!
+//! Fetch times are not index content: the index is replicated to peers, and when this machine
+//! asked upstream is nobody else's business. They live in one small JSON file next to the
+//! index (`$IMS_HOME/index-fetched.json`), read once and rewritten once per install (tmp +
+//! rename, no fsync: losing it only costs a revalidation).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hypercore::{FeedBuilder, Storage};
+use hypertrie::Trie;
+use indexer::Index;
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+/// The local index could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalIndexError {
+    /// Creating the directory failed.
+    #[error("could not create {dir}")]
+    Create {
+        /// The index directory.
+        dir: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The feed could not be opened.
+    #[error("could not open the index feed in {dir}")]
+    Feed {
+        /// The index directory.
+        dir: PathBuf,
+        /// The cause.
+        #[source]
+        source: hypercore::OpenError,
+    },
+    /// The trie over it could not be opened.
+    #[error("could not open the index trie in {dir}")]
+    Trie {
+        /// The index directory.
+        dir: PathBuf,
+        /// The cause.
+        #[source]
+        source: hypertrie::OpenError,
+    },
+    /// Reading the index failed.
+    #[error(transparent)]
+    Index(#[from] indexer::IndexError),
+}
+
+/// Open (or create, with a fresh key pair) the index stored in `dir`: what `ims index`,
+/// `ims view` and `ims install` all use, so `ims key` and `ims seed` serve what they wrote.
+pub async fn open_index(dir: &Path) -> Result<Index, LocalIndexError> {
+    std::fs::create_dir_all(dir).map_err(|source| LocalIndexError::Create { dir: dir.to_owned(), source })?;
+    let feed = FeedBuilder::new(Storage::disk(dir))
+        .open()
+        .await
+        .map_err(|source| LocalIndexError::Feed { dir: dir.to_owned(), source })?;
+    let trie =
+        Trie::open(feed).await.map_err(|source| LocalIndexError::Trie { dir: dir.to_owned(), source })?;
+    Ok(Index::open(trie).await?)
+}
+
+/// When each package was last fetched (200 or 304) from each registry, in Unix milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchTimes {
+    /// Registry base URL -> package name -> time.
+    registries: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl FetchTimes {
+    /// Read `file`; a missing or unreadable file is empty bookkeeping (logged), never an error.
+    pub fn load(file: &Path) -> Self {
+        match std::fs::read(file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+                tracing::warn!(file = %file.display(), %error, "ignoring unreadable fetch times");
+                Self::default()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
+            Err(error) => {
+                tracing::warn!(file = %file.display(), %error, "ignoring unreadable fetch times");
+                Self::default()
+            }
+        }
+    }
+
+    /// Write to `file` atomically (a temporary file renamed over it).
+    pub fn save(&self, file: &Path) -> std::io::Result<()> {
+        let tmp = file.with_extension(format!("json.{}.tmp", std::process::id()));
+        let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, file));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    /// When `name` was last fetched from `registry`.
+    pub fn get(&self, registry: &str, name: &str) -> Option<SystemTime> {
+        let ms = *self.registries.get(registry)?.get(name)?;
+        UNIX_EPOCH.checked_add(Duration::from_millis(ms))
+    }
+
+    /// Note that `name` was fetched from `registry` at `at`.
+    pub fn set(&mut self, registry: &str, name: &str, at: SystemTime) {
+        let ms =
+            at.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.registries.entry(registry.to_owned()).or_default().insert(name.to_owned(), ms);
+    }
+
+    /// Whether `name` was fetched from `registry` less than `max_age` before `now`.
+    pub fn is_fresh(&self, registry: &str, name: &str, max_age: Duration, now: SystemTime) -> bool {
+        self.get(registry, name).and_then(|at| now.duration_since(at).ok()).is_some_and(|age| age < max_age)
+    }
+
+    /// Every registry anything was fetched from.
+    pub fn registries(&self) -> impl Iterator<Item = &str> {
+        self.registries.keys().map(String::as_str)
+    }
+}
+
+/// The opened index with its bookkeeping.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) index: Index,
+    /// The registries canonical tarball URLs in this index may be relative to: its
+    /// `meta/upstream` and every registry recorded from.
+    pub(crate) bases: Vec<String>,
+    times: Mutex<FetchTimes>,
+    changed: Mutex<BTreeSet<String>>,
+}
+
+impl Opened {
+    fn times(&self) -> MutexGuard<'_, FetchTimes> {
+        // The sections under this lock cannot panic; recover the data if one ever did.
+        self.times.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn is_fresh(&self, registry: &str, name: &str, max_age: Duration) -> bool {
+        self.times().is_fresh(registry, name, max_age, SystemTime::now())
+    }
+
+    /// Note a fetch now (kept in memory until [`LocalIndex::save_times`]).
+    pub(crate) fn fetched(&self, registry: &str, name: &str, at: SystemTime) {
+        self.times().set(registry, name, at);
+        self.changed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_owned());
+    }
+}
+
+enum Opener {
+    Dir(PathBuf),
+    Ready(Index),
+}
+
+impl std::fmt::Debug for Opener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Opener::Dir(d) => f.debug_tuple("Dir").field(d).finish(),
+            Opener::Ready(_) => f.write_str("Ready"),
+        }
+    }
+}
+
+/// The local index, opened on first use, with its fetch-time bookkeeping.
+#[derive(Debug)]
+pub struct LocalIndex {
+    opener: Opener,
+    times_file: Option<PathBuf>,
+    /// The registry to set as `meta/upstream` of a fresh index.
+    upstream: Option<String>,
+    cell: OnceCell<Opened>,
+}
+
+impl LocalIndex {
+    /// The index stored in `dir` (created on first use), with fetch times in `times_file`.
+    pub fn at(dir: PathBuf, times_file: PathBuf) -> Self {
+        Self::with(Opener::Dir(dir), Some(times_file))
+    }
+
+    /// An index already open (tests, in-memory tries); fetch times are kept in `times_file`
+    /// when given, else only in memory.
+    pub fn from_index(index: Index, times_file: Option<PathBuf>) -> Self {
+        Self::with(Opener::Ready(index), times_file)
+    }
+
+    fn with(opener: Opener, times_file: Option<PathBuf>) -> Self {
+        LocalIndex { opener, times_file, upstream: None, cell: OnceCell::new() }
+    }
+
+    /// Make `registry` the `meta/upstream` of the index if it has none yet (what `ims index`
+    /// does on its first ingest): canonical tarball URLs are then stored as such.
+    pub fn upstream(mut self, registry: &str) -> Self {
+        self.upstream = Some(registry.to_owned());
+        self
+    }
+
+    /// The opened index, opening it on the first call.
+    pub(crate) async fn get(&self) -> Result<&Opened, LocalIndexError> {
+        self.cell
+            .get_or_try_init(|| async {
+                let mut index = match &self.opener {
+                    Opener::Dir(dir) => open_index(dir).await?,
+                    Opener::Ready(index) => index.clone(),
+                };
+                if index.upstream().is_none()
+                    && let Some(up) = &self.upstream
+                {
+                    index.set_upstream(up).await?;
+                }
+                let times = self.times_file.as_deref().map(FetchTimes::load).unwrap_or_default();
+                let mut bases: Vec<String> = index.upstream().into_iter().map(str::to_owned).collect();
+                for r in times.registries() {
+                    if !bases.iter().any(|b| b == r) {
+                        bases.push(r.to_owned());
+                    }
+                }
+                Ok(Opened { index, bases, times: Mutex::new(times), changed: Mutex::default() })
+            })
+            .await
+    }
+
+    /// The index if it was opened during this install.
+    pub fn opened(&self) -> Option<&Index> {
+        self.cell.get().map(|o| &o.index)
+    }
+
+    /// Write the fetch times back if any changed; merged with the file as it is now, so two
+    /// installs in the same home lose neither's times.
+    pub(crate) fn save_times(&self) -> std::io::Result<usize> {
+        let (Some(file), Some(opened)) = (&self.times_file, self.cell.get()) else { return Ok(0) };
+        let changed =
+            std::mem::take(&mut *opened.changed.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        if changed.is_empty() {
+            return Ok(0);
+        }
+        let mut on_disk = FetchTimes::load(file);
+        let ours = opened.times();
+        for (registry, names) in &ours.registries {
+            for name in names.keys().filter(|n| changed.contains(*n)) {
+                if let Some(at) = ours.get(registry, name) {
+                    on_disk.set(registry, name, at);
+                }
+            }
+        }
+        on_disk.save(file)?;
+        Ok(changed.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_times_round_trip_and_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.json");
+        let now = SystemTime::now();
+        let mut t = FetchTimes::default();
+        t.set("http://a/", "x", now - Duration::from_secs(10));
+        t.save(&file).unwrap();
+        let back = FetchTimes::load(&file);
+        assert_eq!(back, t);
+        assert!(back.is_fresh("http://a/", "x", Duration::from_secs(300), now));
+        assert!(!back.is_fresh("http://a/", "x", Duration::from_secs(5), now));
+        assert!(!back.is_fresh("http://b/", "x", Duration::from_secs(300), now), "another registry");
+        assert!(!back.is_fresh("http://a/", "y", Duration::from_secs(300), now));
+        std::fs::write(&file, b"{not json").unwrap();
+        assert_eq!(FetchTimes::load(&file), FetchTimes::default());
+    }
+}
