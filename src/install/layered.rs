@@ -151,6 +151,8 @@ struct Inner {
     /// Set once the registry could not be reached: stale copies are then used without asking.
     down: AtomicBool,
     warned: AtomicBool,
+    /// Packages already re-asked by [`LayeredSource::refresh_local`] in this install.
+    refreshed: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Indexes, then the registry; a cheap cloneable handle (the installer owns one clone, the
@@ -186,6 +188,7 @@ impl LayeredSource {
                 report: Mutex::default(),
                 down: AtomicBool::new(false),
                 warned: AtomicBool::new(false),
+                refreshed: Mutex::default(),
             }),
         }
     }
@@ -359,6 +362,32 @@ impl LayeredSource {
         }
     }
 
+    /// Past the max-age: ask the registry (with the stored ETag) whether it has a newer
+    /// packument than the local index's, once per package and install.
+    async fn refresh_local(&self, name: &str) -> Result<Option<Arc<Packument>>, LayerError> {
+        let inner = &*self.inner;
+        if inner.policy.network == Network::Offline || inner.down.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let local = inner.local.get().await?;
+        if !lock(&inner.refreshed).insert(name.to_owned()) {
+            return Ok(None);
+        }
+        let etag = local.index.etag(name).await?;
+        match inner.registry.fetch_packument(name, etag.as_deref()).await {
+            Ok(Revalidated::Modified { packument, etag }) => self.record(name, *packument, etag).map(Some),
+            Ok(Revalidated::NotModified) => {
+                local.fetched(inner.registry.base(), name, SystemTime::now());
+                Ok(None)
+            }
+            Ok(Revalidated::NotFound) => Ok(None),
+            Err(error) => {
+                tracing::debug!(package = name, %error, "could not refresh");
+                Ok(None)
+            }
+        }
+    }
+
     /// Keep a fetched document for the next write and return what resolution uses: the
     /// document minus the versions the index refuses, so this install resolves exactly as
     /// the next one will from the index.
@@ -437,6 +466,10 @@ fn retarget(p: &mut Packument, bases: &[String], to: &str) {
 
 /// The local index first (then any front layers before it), the registry last.
 impl ManifestSource for LayeredSource {
+    async fn refresh(&self, name: &str) -> Result<Option<Arc<Packument>>, SourceError> {
+        Ok(self.refresh_local(name).await?)
+    }
+
     async fn packument(&self, name: &str) -> Result<Option<Arc<Packument>>, SourceError> {
         Ok(self.lookup(name).await?)
     }

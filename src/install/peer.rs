@@ -361,6 +361,11 @@ impl<U: ManifestSource> ManifestSource for PeerSource<U> {
         }
         self.upstream.packument(name).await
     }
+
+    async fn refresh(&self, name: &str) -> Result<Option<Arc<Packument>>, SourceError> {
+        // The peer's index is as fresh as its seeder keeps it; only upstream can say more.
+        self.upstream.refresh(name).await
+    }
 }
 
 #[cfg(test)]

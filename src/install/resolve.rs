@@ -35,6 +35,18 @@ pub trait ManifestSource: Send + Sync {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<Option<Arc<Packument>>, SourceError>> + Send;
+
+    /// A newer packument of `name` than [`packument`](Self::packument) gave, when that one
+    /// came from a cache and cannot satisfy a request (npm re-fetches past its cache before
+    /// reporting ETARGET). `Ok(None)`: nothing newer (the default, for sources without a
+    /// cache); the resolver then reports the original error.
+    fn refresh(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Arc<Packument>>, SourceError>> + Send {
+        let _ = name;
+        async { Ok(None) }
+    }
 }
 
 /// An in-memory source (tests, fixtures, and packuments already fetched).
@@ -236,7 +248,24 @@ impl<S: ManifestSource> Resolver<S> {
 
     /// Resolve one request to a version and its integrity.
     pub async fn resolve(&self, request: &Request) -> Result<Resolved, ResolveError> {
-        let packument = self.packument(&request.package).await?;
+        let mut packument = self.packument(&request.package).await?;
+        if let Err(e) = pick(&packument, &request.spec, &self.opts) {
+            if !matches!(e, ResolveError::NoMatchingVersion { .. }) {
+                return Err(e);
+            }
+            // A cached packument may predate the version asked for: ask past the cache once.
+            let name = &request.package;
+            let newer = self
+                .source
+                .refresh(name)
+                .await
+                .map_err(|source| ResolveError::Source { name: name.clone(), source })?;
+            let Some(newer) = newer else { return Err(e) };
+            if let Ok(mut c) = self.cache.lock() {
+                c.insert(name.clone(), Some(newer.clone()));
+            }
+            packument = newer;
+        }
         let manifest = pick(&packument, &request.spec, &self.opts)?;
         let version = manifest.version.clone();
         let no_integrity =
