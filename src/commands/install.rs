@@ -11,7 +11,10 @@ use clap::Args;
 use indexer::tarballs::TarballStore;
 
 use crate::context::Context;
-use crate::install::{InstallOptions, Installer, Progress, RegistrySource, Request, Save, ScriptPolicy};
+use crate::install::{
+    InstallError, InstallOptions, Installer, Progress, RegistrySource, Request, ResolveError, Save,
+    ScriptPolicy,
+};
 use crate::npmrc::NpmConfig;
 
 /// `ims install` options (npm's spellings).
@@ -47,6 +50,9 @@ pub struct InstallArgs {
     /// run by default; `allowScripts` in package.json lists packages too)
     #[arg(long, value_name = "NAME", num_args = 0.., value_delimiter = ',')]
     pub allow_scripts: Option<Vec<String>>,
+    /// Do not install peer dependencies, nor fail on their conflicts (npm 3-6 behaviour)
+    #[arg(long)]
+    pub legacy_peer_deps: bool,
 }
 
 #[allow(clippy::disallowed_methods)] // the binary is where the environment is read
@@ -87,6 +93,7 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         Some(names) => ScriptPolicy::Names(names.iter().cloned().collect()),
     };
     opts.path_env = path_env();
+    opts.legacy_peer_deps = args.legacy_peer_deps;
     let npm_config = NpmConfig::from_env(ctx.args.registry.clone());
     let registry_url = match npm_config.registry(&project) {
         Ok(url) => url,
@@ -106,11 +113,9 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     let bar = (!quiet).then(|| spinner(opts.progress.clone()));
     let installer = Installer::new(source.clone(), source, opts);
 
-    let plan = installer.resolve(&specs).await.with_context(|| {
-        format!("resolving against {registry_url} (hint: check the name and range with `npm view`)")
-    })?;
+    let plan = installer.resolve(&specs).await.map_err(|e| explain(e, &registry_url))?;
     let resolved_at = started.elapsed();
-    let fetched = installer.fetch(&plan).await.context("fetching tarballs")?;
+    let fetched = installer.fetch(&plan).await.map_err(|e| explain(e, &registry_url))?;
     let layout = installer.link(&plan, &fetched).context("writing node_modules")?;
     let ran = installer.run_scripts(&plan, &fetched, &layout).context("running allowed install scripts")?;
     installer.save(&plan).context("saving package.json / package-lock.json")?;
@@ -146,6 +151,89 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether `err` or one of its causes is a connection that could not be made.
+fn unreachable(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.downcast_ref::<reqwest::Error>().is_some_and(|r| r.is_connect() || r.is_timeout()) {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// A failed resolve or fetch as the user reads it: which dependency path failed, what to do
+/// (on a `hint:` line), then the causes. `node_modules` is untouched when these fail.
+fn explain(err: InstallError, registry: &str) -> anyhow::Error {
+    let unchanged = "node_modules was not changed";
+    let offline = format!(
+        "is the registry at {registry} running and reachable? Check --registry and .npmrc, or install what was fetched before with --offline; {unchanged}"
+    );
+    let (msg, hint) = match &err {
+        InstallError::Resolve(e) => {
+            let (path, inner) = match e {
+                ResolveError::Dependency { path, source } => (path.clone(), source.as_ref()),
+                e => (String::new(), e),
+            };
+            let at = if path.is_empty() { String::new() } else { format!("{path}: ") };
+            match inner {
+                ResolveError::UnknownPackage { name } => (
+                    format!("{at}package {name} does not exist in the registry"),
+                    format!(
+                        "check the name where it is asked for (`npm view {name}`), or that {registry} is the registry meant; {unchanged}"
+                    ),
+                ),
+                ResolveError::NoMatchingVersion { name, spec, .. } => (
+                    format!("{at}no version of {name} matches {spec:?}"),
+                    format!(
+                        "see what is published with `npm view {name} versions` and change the range; {unchanged}"
+                    ),
+                ),
+                ResolveError::PeerConflict { .. } => (
+                    "peer dependency conflict (npm's ERESOLVE)".to_owned(),
+                    format!(
+                        "fix the upstream dependency conflict, or retry with --legacy-peer-deps (peer dependencies are then not installed); {unchanged}"
+                    ),
+                ),
+                e if unreachable(e) => (format!("{at}cannot reach the registry"), offline),
+                _ => (
+                    format!("{at}resolving against {registry} failed"),
+                    format!("check the name and range with `npm view`; {unchanged}"),
+                ),
+            }
+        }
+        InstallError::Fetch { path, package, version, source, .. } => {
+            let integrity = {
+                let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+                let mut found = false;
+                while let Some(e) = cur {
+                    found |= matches!(
+                        e.downcast_ref::<indexer::tarballs::TarballError>(),
+                        Some(indexer::tarballs::TarballError::IntegrityMismatch { .. })
+                    );
+                    cur = e.source();
+                }
+                found
+            };
+            if integrity {
+                (
+                    format!("{path}: the tarball of {package}@{version} fails its integrity check"),
+                    format!(
+                        "the registry served other bytes than its packument or the lockfile promises (a broken mirror or proxy?); retry later or report it; {unchanged}"
+                    ),
+                )
+            } else if unreachable(source.as_ref()) {
+                (format!("{path}: cannot download {package}@{version}"), offline)
+            } else {
+                (format!("{path}: cannot download {package}@{version}"), format!("retry; {unchanged}"))
+            }
+        }
+        _ => ("the install failed".to_owned(), unchanged.to_owned()),
+    };
+    anyhow::Error::new(err).context(format!("{msg}\nhint: {hint}"))
 }
 
 /// A spinner on stderr (terminals only) showing the resolved / fetched / linked counts,
