@@ -11,6 +11,7 @@ use clap::Args;
 use indexer::tarballs::TarballStore;
 
 use crate::context::Context;
+use crate::install::fetch::FetchTarballError;
 use crate::install::{
     InstallError, InstallOptions, Installer, Progress, RegistrySource, Request, ResolveError, Save,
     ScriptPolicy,
@@ -157,7 +158,10 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
 fn unreachable(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(err);
     while let Some(e) = cur {
-        if e.downcast_ref::<reqwest::Error>().is_some_and(|r| r.is_connect() || r.is_timeout()) {
+        // A request that never got an answer: refused, reset, timed out.
+        if e.downcast_ref::<reqwest::Error>()
+            .is_some_and(|r| r.is_connect() || r.is_timeout() || r.is_request())
+        {
             return true;
         }
         cur = e.source();
@@ -206,18 +210,11 @@ fn explain(err: InstallError, registry: &str) -> anyhow::Error {
             }
         }
         InstallError::Fetch { path, package, version, source, .. } => {
-            let integrity = {
-                let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
-                let mut found = false;
-                while let Some(e) = cur {
-                    found |= matches!(
-                        e.downcast_ref::<indexer::tarballs::TarballError>(),
-                        Some(indexer::tarballs::TarballError::IntegrityMismatch { .. })
-                    );
-                    cur = e.source();
-                }
-                found
-            };
+            // `Store` is transparent: the store's error is the variant itself, not a cause.
+            let integrity = matches!(
+                source.as_ref(),
+                FetchTarballError::Store(indexer::tarballs::TarballError::IntegrityMismatch { .. })
+            );
             if integrity {
                 (
                     format!("{path}: the tarball of {package}@{version} fails its integrity check"),
