@@ -89,6 +89,26 @@ fn publish_synthetic(r: &Registry) {
         .file("node_modules/bundled-a/package.json", br#"{"name":"bundled-a","version":"1.0.0"}"#)
         .file("node_modules/bundled-a/index.js", b"module.exports = 'bundled-a@1.0.0 (bundled)';\n"));
 
+    // A bundled dependency with a dependency of its own that is not bundled.
+    p(Package::new("bundled-b-dep", "1.0.0"));
+    p(Package::new("bundled-b", "1.0.0").dependency("bundled-b-dep", "1"));
+    p(Package::new("bundler2", "1.0.0")
+        .dependency("bundled-b", "1")
+        .field("bundleDependencies", serde_json::json!(["bundled-b"]))
+        .file(
+            "node_modules/bundled-b/package.json",
+            br#"{"name":"bundled-b","version":"1.0.0","dependencies":{"bundled-b-dep":"1"}}"#,
+        )
+        .file("node_modules/bundled-b/index.js", b"module.exports = require('bundled-b-dep');\n"));
+    // An optional peer nothing else provides (left out) next to a required one; dev-only
+    // packages (left out with --omit=dev).
+    p(Package::new("opt-peer-user", "1.0.0")
+        .peer_dependency("peer-mid", "^1")
+        .peer_dependency("tagged", "^1")
+        .field("peerDependenciesMeta", serde_json::json!({"peer-mid": {"optional": true}})));
+    p(Package::new("dev-dep-of-dev", "1.0.0"));
+    p(Package::new("dev-only", "1.0.0").dependency("dev-dep-of-dev", "1"));
+
     // Specs: dist-tags, prereleases, a deprecated version passed over, a scoped package.
     p(Package::new("@syn/scoped", "1.0.0"));
     p(Package::new("@syn/scoped", "1.1.0"));
@@ -326,6 +346,26 @@ fn aliases_tags_and_prereleases_like_npm() {
         assert!(got.contains(&(want.0.into(), want.1.into(), want.2.into())), "{want:?} in {got:?}");
     }
     assert_roots_load(&p);
+}
+
+/// Root dev, optional (unknown: skipped) and peer dependencies, an optional peer nothing
+/// provides, a bundled package's own unbundled dependency (npm does not fetch it); then the
+/// same with `--omit=dev`.
+#[test]
+fn dev_optional_root_peers_and_bundles_like_npm() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = assert_parity(dir.path(), "misc", &[]);
+    let names: BTreeSet<String> = installed(&p).into_iter().map(|(_, n, _)| n).collect();
+    for want in ["dev-only", "dev-dep-of-dev", "peer-base", "tagged", "bundled-b"] {
+        assert!(names.contains(want), "{want} not in {names:?}");
+    }
+    assert!(!names.contains("peer-mid"), "an optional peer is not installed");
+    // npm leaves a bundle as shipped: what a bundled package lacks is not fetched either.
+    assert!(!names.contains("bundled-b-dep"));
+    assert_roots_load(&p);
+    let dir = tempfile::tempdir().unwrap();
+    let p = assert_parity(dir.path(), "misc", &["--omit=dev"]);
+    assert!(!p.join("node_modules/dev-only").exists());
 }
 
 /// A peer conflict with a root dependency: npm fails with ERESOLVE and so does ims, naming both
