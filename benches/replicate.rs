@@ -248,7 +248,7 @@ async fn resolve_from_peer(writer: &Feed, planner: Option<Arc<dyn BlockPlanner>>
     let index = indexer::Index::open(Trie::open(replica.clone()).await.expect("trie")).await.expect("index");
     let source = PeerSource::new(index, MemorySource::new(), "http://127.0.0.1:9/");
     let resolver = Resolver::new(source, PickOptions::default());
-    let built = tree::build(&resolver, tree::root_edges(&roots)).await.expect("tree");
+    let built = tree::build(&resolver, tree::root_edges(&roots), Default::default()).await.expect("tree");
     let secs = t0.elapsed().as_secs_f64();
     server.abort();
     let stats = tokio::time::timeout(Duration::from_secs(5), conn)

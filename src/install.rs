@@ -110,6 +110,8 @@ pub struct InstallOptions {
     pub path_env: Option<OsString>,
     /// Counts a progress display reads while the install runs.
     pub progress: Arc<Progress>,
+    /// npm's `--legacy-peer-deps`: peer dependencies are neither installed nor checked.
+    pub legacy_peer_deps: bool,
 }
 
 impl InstallOptions {
@@ -129,6 +131,7 @@ impl InstallOptions {
             scripts: ScriptPolicy::Deny,
             path_env: None,
             progress: Arc::default(),
+            legacy_peer_deps: false,
         }
     }
 }
@@ -228,12 +231,17 @@ impl<S: ManifestSource> Installer<S> {
             Save::Optional => DepKind::Optional,
             Save::No | Save::Prod => DepKind::Prod,
         };
+        let root_name = project.name().unwrap_or_else(|| "(root)".to_owned());
         for spec in specs {
-            let picked = self.resolver.resolve(spec).await?;
+            let picked = self.resolver.resolve(spec).await.map_err(|e| ResolveError::Dependency {
+                path: format!("{root_name} > {}", spec.name),
+                source: Box::new(e),
+            })?;
             project.add(kind, &spec.name, &spec.save_spec(&picked.semver, self.opts.save_exact));
         }
         let requests = project.requests(!self.opts.resolve_dev)?;
-        let tree = tree::build(&self.resolver, tree::root_edges(&requests)).await?;
+        let build = tree::BuildOptions { root_name, legacy_peer_deps: self.opts.legacy_peer_deps };
+        let tree = tree::build(&self.resolver, tree::root_edges(&requests), build).await?;
         let lockfile = Lockfile::from_tree(&tree, &project);
         Ok(Plan { project, lockfile, from_lockfile: false })
     }
@@ -243,19 +251,27 @@ impl<S: ManifestSource> Installer<S> {
     }
 
     /// Make every package of the plan available unpacked in the store: verified downloads,
-    /// many at once; optional packages that do not fit the platform or fail are left out.
+    /// many at once. Optional packages that do not fit the platform or fail to fetch are left
+    /// out, with npm's optional set: whatever only they need goes too (arborist's
+    /// `optional-set.js`).
     pub async fn fetch(&self, plan: &Plan) -> Result<Fetched, InstallError> {
         let mut fetched = Fetched::default();
-        let mut todo = Vec::new();
-        for e in plan.lockfile.entries().into_iter().filter(|e| self.wanted(e)) {
-            let optional = e.optional || e.dev_optional;
+        let entries: Vec<LockedPackage> =
+            plan.lockfile.entries().into_iter().filter(|e| self.wanted(e)).collect();
+        let graph = lockfile::Graph::new(&plan.lockfile, !self.opts.legacy_peer_deps);
+        let mut failed: Vec<String> = Vec::new();
+        for e in &entries {
             if !self.opts.platform.allows(&e.os, &e.cpu, &e.libc) {
-                if optional {
-                    fetched.skipped_optional.push(e.location.clone());
-                    continue;
+                if e.optional || e.dev_optional {
+                    failed.push(e.location.clone());
+                } else {
+                    tracing::warn!(package = %e.location, "installing a package built for another platform");
                 }
-                tracing::warn!(package = %e.location, "installing a package built for another platform");
             }
+        }
+        let mut left_out = graph.optional_set(failed.iter().map(String::as_str));
+        let mut todo = Vec::new();
+        for e in entries.into_iter().filter(|e| !left_out.contains(&e.location)) {
             let Some(integrity) = e.integrity.as_deref().and_then(|i| i.parse::<Integrity>().ok()) else {
                 return Err(InstallError::Unfetchable { location: e.location.clone() });
             };
@@ -281,12 +297,13 @@ impl<S: ManifestSource> Installer<S> {
         while let Some((e, r)) = results.next().await {
             match r {
                 Ok(u) => fetched.placements.push(Placement { package: e, source: u.path }),
-                Err(err) if e.optional => {
+                Err(err) if e.optional || e.dev_optional => {
                     tracing::warn!(package = %e.location, error = %err, "optional package skipped");
-                    fetched.skipped_optional.push(e.location.clone());
+                    failed.push(e.location.clone());
                 }
                 Err(source) => {
                     return Err(InstallError::Fetch {
+                        path: graph.path_to(&e.location).unwrap_or_else(|| e.location.clone()),
                         location: e.location.clone(),
                         package: e.package.clone(),
                         version: e.version.clone(),
@@ -295,7 +312,11 @@ impl<S: ManifestSource> Installer<S> {
                 }
             }
         }
-        fetched.skipped_optional.sort();
+        if !failed.is_empty() {
+            left_out = graph.optional_set(failed.iter().map(String::as_str));
+            fetched.placements.retain(|p| !left_out.contains(&p.package.location));
+        }
+        fetched.skipped_optional = left_out.into_iter().collect();
         Ok(fetched)
     }
 

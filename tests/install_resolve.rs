@@ -203,7 +203,7 @@ fn lookup<'a>(at: &BTreeMap<&str, &'a str>, from: &str, dep: &str) -> Option<&'a
 #[tokio::test]
 async fn corpus_tree_matches_npm() {
     use ims::install::DepKind;
-    use ims::install::tree::{build, root_edges};
+    use ims::install::tree::{BuildOptions, build, root_edges};
     let corpus = Corpus::load().unwrap();
     let r = corpus_resolver(&corpus);
     let requests: Vec<(DepKind, Request)> = corpus
@@ -211,7 +211,7 @@ async fn corpus_tree_matches_npm() {
         .iter()
         .map(|(n, s)| (DepKind::Prod, Request::from_dependency(n, s).unwrap()))
         .collect();
-    let tree = build(&r, root_edges(&requests)).await.unwrap();
+    let tree = build(&r, root_edges(&requests), BuildOptions::default()).await.unwrap();
     let ours: BTreeMap<String, String> = tree
         .packages()
         .into_iter()
@@ -242,7 +242,7 @@ async fn corpus_tree_from_the_index_matches_npm() {
     use hypercore::{FeedBuilder, KeyPair, Storage};
     use hypertrie::Trie;
     use ims::install::DepKind;
-    use ims::install::tree::{build, root_edges};
+    use ims::install::tree::{BuildOptions, build, root_edges};
     use indexer::{Document, Index, Update};
 
     let corpus = Corpus::load().unwrap();
@@ -265,7 +265,7 @@ async fn corpus_tree_from_the_index_matches_npm() {
         .iter()
         .map(|(n, s)| (DepKind::Prod, Request::from_dependency(n, s).unwrap()))
         .collect();
-    let tree = build(&r, root_edges(&requests)).await.unwrap();
+    let tree = build(&r, root_edges(&requests), BuildOptions::default()).await.unwrap();
     let ours: BTreeMap<String, (String, String)> = tree
         .packages()
         .into_iter()
@@ -320,7 +320,7 @@ async fn corpus_tree_recorded_from_the_registry_matches_npm() {
             LocalIndex::at(dir.path().join("index"), dir.path().join("times.json")).upstream(upstream.base());
         let source = LayeredSource::new(local, upstream, Policy { network, ..Policy::default() });
         let r = Resolver::new(source.clone(), opts.clone());
-        let tree = build(&r, root_edges(&requests)).await.unwrap();
+        let tree = build(&r, root_edges(&requests), Default::default()).await.unwrap();
         let ours: BTreeMap<String, (String, String, String)> = tree
             .packages()
             .into_iter()

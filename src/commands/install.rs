@@ -12,10 +12,12 @@ use clap::Args;
 use indexer::tarballs::TarballStore;
 
 use crate::context::Context;
+use crate::install::fetch::FetchTarballError;
 use crate::install::peer::{PeerSource, ResolveQuery};
 use crate::install::{
-    DepKind, InstallOptions, Installer, LayeredSource, LocalIndex, Lockfile, Network, PickOptions, Policy,
-    Progress, Project, RegistrySource, Request, Save, ScriptPolicy, global,
+    DepKind, InstallError, InstallOptions, Installer, LayeredSource, LocalIndex, Lockfile, Network,
+    PickOptions, Policy, Progress, Project, RegistrySource, Request, ResolveError, Save, ScriptPolicy,
+    global,
 };
 use crate::npmrc::NpmConfig;
 
@@ -60,6 +62,9 @@ pub struct InstallArgs {
     /// registry's `Cache-Control: max-age`; tests lower it)
     #[arg(long, hide = true, env = "IMS_PACKUMENT_MAX_AGE", value_name = "SECS", default_value_t = 300)]
     pub packument_max_age: u64,
+    /// Do not install peer dependencies, nor fail on their conflicts (npm 3-6 behaviour)
+    #[arg(long)]
+    pub legacy_peer_deps: bool,
 }
 
 #[allow(clippy::disallowed_methods)] // the binary is where the environment is read
@@ -100,6 +105,7 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         Some(names) => ScriptPolicy::Names(names.iter().cloned().collect()),
     };
     opts.path_env = path_env();
+    opts.legacy_peer_deps = args.legacy_peer_deps;
     let npm_config = NpmConfig::from_env(ctx.args.registry.clone());
     let (registry_url, registry_known) = match npm_config.registry(&project) {
         Ok(url) => (url, true),
@@ -153,9 +159,7 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         Err(e) => {
             // Keep what was fetched before the failure, as npm's cache would.
             record(&source, ctx).await;
-            return Err(e).with_context(|| {
-                format!("resolving against {registry_url} (hint: check the name and range with `npm view`)")
-            });
+            return Err(explain(e, &registry_url));
         }
     };
     // Record what resolution fetched while the tarballs download.
@@ -173,7 +177,7 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
             n(&peer_stats.from_upstream),
         );
     }
-    let fetched = installer.fetch(&plan).await.context("fetching tarballs")?;
+    let fetched = installer.fetch(&plan).await.map_err(|e| explain(e, &registry_url))?;
     let layout = installer.link(&plan, &fetched).context("writing node_modules")?;
     let ran = installer.run_scripts(&plan, &fetched, &layout).context("running allowed install scripts")?;
     installer.save(&plan).context("saving package.json / package-lock.json")?;
@@ -310,6 +314,85 @@ async fn record(source: &LayeredSource, ctx: &Context) {
             anyhow::Error::new(error)
         ),
     }
+}
+
+/// Whether `err` or one of its causes is a connection that could not be made.
+fn unreachable(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        // A request that never got an answer: refused, reset, timed out.
+        if e.downcast_ref::<reqwest::Error>()
+            .is_some_and(|r| r.is_connect() || r.is_timeout() || r.is_request())
+        {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// A failed resolve or fetch as the user reads it: which dependency path failed, what to do
+/// (on a `hint:` line), then the causes. `node_modules` is untouched when these fail.
+fn explain(err: InstallError, registry: &str) -> anyhow::Error {
+    let unchanged = "node_modules was not changed";
+    let offline = format!(
+        "is the registry at {registry} running and reachable? Check --registry and .npmrc, or install what was fetched before with --offline; {unchanged}"
+    );
+    let (msg, hint) = match &err {
+        InstallError::Resolve(e) => {
+            let (path, inner) = match e {
+                ResolveError::Dependency { path, source } => (path.clone(), source.as_ref()),
+                e => (String::new(), e),
+            };
+            let at = if path.is_empty() { String::new() } else { format!("{path}: ") };
+            match inner {
+                ResolveError::UnknownPackage { name } => (
+                    format!("{at}package {name} does not exist in the registry"),
+                    format!(
+                        "check the name where it is asked for (`npm view {name}`), or that {registry} is the registry meant; {unchanged}"
+                    ),
+                ),
+                ResolveError::NoMatchingVersion { name, spec, .. } => (
+                    format!("{at}no version of {name} matches {spec:?}"),
+                    format!(
+                        "see what is published with `npm view {name} versions` and change the range; {unchanged}"
+                    ),
+                ),
+                ResolveError::PeerConflict { .. } => (
+                    "peer dependency conflict (npm's ERESOLVE)".to_owned(),
+                    format!(
+                        "fix the upstream dependency conflict, or retry with --legacy-peer-deps (peer dependencies are then not installed); {unchanged}"
+                    ),
+                ),
+                e if unreachable(e) => (format!("{at}cannot reach the registry"), offline),
+                _ => (
+                    format!("{at}resolving against {registry} failed"),
+                    format!("check the name and range with `npm view`; {unchanged}"),
+                ),
+            }
+        }
+        InstallError::Fetch { path, package, version, source, .. } => {
+            // `Store` is transparent: the store's error is the variant itself, not a cause.
+            let integrity = matches!(
+                source.as_ref(),
+                FetchTarballError::Store(indexer::tarballs::TarballError::IntegrityMismatch { .. })
+            );
+            if integrity {
+                (
+                    format!("{path}: the tarball of {package}@{version} fails its integrity check"),
+                    format!(
+                        "the registry served other bytes than its packument or the lockfile promises (a broken mirror or proxy?); retry later or report it; {unchanged}"
+                    ),
+                )
+            } else if unreachable(source.as_ref()) {
+                (format!("{path}: cannot download {package}@{version}"), offline)
+            } else {
+                (format!("{path}: cannot download {package}@{version}"), format!("retry; {unchanged}"))
+            }
+        }
+        _ => ("the install failed".to_owned(), unchanged.to_owned()),
+    };
+    anyhow::Error::new(err).context(format!("{msg}\nhint: {hint}"))
 }
 
 /// A spinner on stderr (terminals only) showing the resolved / fetched / linked counts,

@@ -113,6 +113,27 @@ pub enum ResolveError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Resolving a dependency deep in the tree failed: `path` is how the project reaches it.
+    #[error("cannot resolve {path}")]
+    Dependency {
+        /// The dependency path from the project: `app > express > body-parser`.
+        path: String,
+        /// What went wrong.
+        #[source]
+        source: Box<ResolveError>,
+    },
+    /// npm's ERESOLVE: a peer dependency cannot be placed because a package the project needs
+    /// is already there in a version the peer range excludes.
+    #[error(
+        "ERESOLVE unable to resolve dependency tree\n\nFound: {found}\n\nCould not resolve dependency:\n{wanted}"
+    )]
+    PeerConflict {
+        /// What occupies the place: `name@version`, its location, and who depends on it.
+        found: String,
+        /// The peer dependency that does not fit: `peer name@"range" from dependent@version`,
+        /// its dependent's location, and who depends on that.
+        wanted: String,
+    },
     /// A dependency spec inside a manifest cannot be installed.
     #[error("{parent} depends on {name}@{spec}")]
     BadDependency {
@@ -236,8 +257,10 @@ pub enum InstallError {
     #[error(transparent)]
     Lockfile(#[from] LockfileError),
     /// A package's tarball could not be fetched, verified or unpacked.
-    #[error("could not fetch {location} ({package}@{version})")]
+    #[error("could not fetch {package}@{version} ({path}, at {location})")]
     Fetch {
+        /// The dependency path that needs it: `app > express > body-parser`.
+        path: String,
         /// Where it goes (`node_modules/a/node_modules/b`).
         location: String,
         /// The registry name.

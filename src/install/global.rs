@@ -81,6 +81,7 @@ pub async fn install_global<S: ManifestSource + Clone>(
     });
     let unpacked = registry.fetch_tarball(&opts.store, &picked.integrity, &url).await.map_err(|source| {
         InstallError::Fetch {
+            path: format!("(global) > {}", picked.name),
             location: format!("lib/node_modules/{}", picked.name),
             package: picked.package().to_owned(),
             version: picked.version.clone(),

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use super::error::ResolveError;
 use super::request::VersionSpec;
 use super::resolve::{ManifestSource, Resolved, Resolver};
-use super::tree::{Edge, EdgeKind, NodeId, Tree, package_edges};
+use super::tree::{Edge, EdgeKind, NodeId, Tree};
 
 /// What placing a package at one location would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,17 +36,15 @@ fn dep_satisfies(dep: &Resolved, edge: &Edge) -> bool {
     }
 }
 
-/// Every (node, edge) whose `require(name)` currently lands on `target`.
-fn dependents(tree: &Tree, target: NodeId, name: &str) -> Vec<(NodeId, Edge)> {
-    tree.live()
-        .flat_map(|n| {
-            tree.node(n).edges.iter().filter(|e| e.request.name == name).map(move |e| (n, e.clone()))
-        })
-        .filter(|(n, _)| tree.resolve(*n, name) == Some(target))
-        .collect()
+/// Every (node, edge) whose `require(name)` currently lands on `target`: only the nodes with
+/// an edge of that name are looked at (the tree indexes them by name).
+fn dependents<'t>(tree: &'t Tree, target: NodeId, name: &'t str) -> Vec<(NodeId, &'t Edge)> {
+    tree.edges_named(name).filter(|(n, _)| tree.resolve(*n, name) == Some(target)).collect()
 }
 
-fn can_place(tree: &Tree, target: NodeId, from: NodeId, name: &str, dep: &Resolved) -> CanPlace {
+/// Whether `dep` (needed by `from`, `None` for a package not placed yet) can go into
+/// `target`'s `node_modules`.
+fn can_place(tree: &Tree, target: NodeId, from: Option<NodeId>, name: &str, dep: &Resolved) -> CanPlace {
     if let Some(&current) = tree.node(target).children.get(name) {
         let Some(cur) = &tree.node(current).resolved else { return CanPlace::Conflict };
         if cur.package() == dep.package() && cur.version == dep.version {
@@ -58,9 +56,16 @@ fn can_place(tree: &Tree, target: NodeId, from: NodeId, name: &str, dep: &Resolv
         }
         return CanPlace::Conflict;
     }
+    // The target's own dependency of that name would find `dep`: it must accept it, even if
+    // it is not placed yet (arborist checks the target's edge, not only what is there).
+    if Some(target) != from
+        && tree.node(target).edges.iter().any(|e| e.request.name == name && !dep_satisfies(dep, e))
+    {
+        return CanPlace::Conflict;
+    }
     // Nothing here yet. Placing here would shadow, for everything below `target`, whatever
     // they resolve `name` to today; refuse if one of them would no longer be satisfied.
-    if target != from
+    if Some(target) != from
         && let Some(current) = tree.resolve(target, name)
     {
         let breaks = dependents(tree, current, name)
@@ -73,8 +78,31 @@ fn can_place(tree: &Tree, target: NodeId, from: NodeId, name: &str, dep: &Resolv
     CanPlace::Ok
 }
 
+/// Whether the peer dependencies of a package placed into `target` can go there too (they sit
+/// beside it): each is already served from there, or can be placed there.
+fn peers_fit(tree: &Tree, target: NodeId, peers: &[(Edge, Resolved)]) -> bool {
+    peers.iter().all(|(edge, dep)| {
+        let name = edge.request.name.as_str();
+        tree.resolve(target, name).is_some_and(|to| tree.satisfies(to, edge))
+            || can_place(tree, target, None, name, dep) != CanPlace::Conflict
+    })
+}
+
+/// The outcome of placing one package.
+enum Placed {
+    /// An identical copy already serves the edge.
+    Kept,
+    /// Added as this node.
+    Added(NodeId),
+    /// A peer dependency that cannot go where it must (beside its dependent): the node in the
+    /// way, if any, and the location that refused it.
+    PeerConflict { at: NodeId },
+}
+
 /// Place `dep` (resolved for `edge` out of `from`) and, if it is new, its peer dependencies.
-/// Returns the nodes added (to be queued for their own dependencies).
+/// Returns the nodes added (to be queued for their own dependencies). A peer that cannot be
+/// placed next to a dependent in the project's own `node_modules` is npm's ERESOLVE; deeper,
+/// npm only warns and keeps what is there ("overriding peer dependency"), and so does this.
 pub(crate) async fn place<S: ManifestSource>(
     tree: &mut Tree,
     resolver: &Resolver<S>,
@@ -88,21 +116,44 @@ pub(crate) async fn place<S: ManifestSource>(
         if tree.resolve(from, &edge.request.name).is_some_and(|to| tree.satisfies(to, &edge)) {
             continue;
         }
-        let Some(id) = place_one(tree, from, &edge, dep) else { continue };
+        // The package's peers, resolved up front: where it goes, they must fit too.
+        let mut peers = Vec::new();
+        for peer in tree.edges_for(&dep).into_iter().filter(|e| e.kind == EdgeKind::Peer) {
+            if let Ok(r) = resolver.resolve(&peer.request).await {
+                peers.push((peer, r));
+            }
+        }
+        let id = match place_one(tree, from, &edge, dep, &peers) {
+            Placed::Kept => continue,
+            Placed::Added(id) => id,
+            Placed::PeerConflict { at } if at == Tree::ROOT => {
+                return Err(peer_conflict(tree, from, &edge, at));
+            }
+            Placed::PeerConflict { at } => {
+                tracing::warn!(
+                    peer = %format!("{}@{}", edge.request.name, edge.spec),
+                    dependent = %tree.describe(from),
+                    at = %tree.location(at),
+                    "ERESOLVE overriding peer dependency: keeping the package already there"
+                );
+                continue;
+            }
+        };
         added.push(id);
         // The new node's peers go beside it, placed now (arborist's peer set).
-        let peers: Vec<Edge> = tree
-            .node(id)
-            .edges
-            .iter()
-            .filter(|e| e.kind == EdgeKind::Peer)
-            .filter(|e| !tree.resolve(id, &e.request.name).is_some_and(|to| tree.satisfies(to, e)))
-            .cloned()
-            .collect();
         let mut next = Vec::new();
-        for peer in peers {
-            let resolved = resolver.resolve(&peer.request).await?;
-            next.push((id, peer, resolved));
+        for peer in tree.node(id).edges.iter().filter(|e| e.kind == EdgeKind::Peer) {
+            if tree.resolve(id, &peer.request.name).is_some_and(|to| tree.satisfies(to, peer)) {
+                continue;
+            }
+            let resolved = match peers.iter().find(|(e, _)| e.request.name == peer.request.name) {
+                Some((_, r)) => r.clone(),
+                None => resolver
+                    .resolve(&peer.request)
+                    .await
+                    .map_err(|e| super::tree::in_tree(tree, id, &peer.request.name, e))?,
+            };
+            next.push((id, peer.clone(), resolved));
         }
         // Stack: push in reverse so the first peer (by name) is placed first.
         work.extend(next.into_iter().rev());
@@ -110,36 +161,82 @@ pub(crate) async fn place<S: ManifestSource>(
     Ok(added)
 }
 
-/// Place one package; `None` when an identical copy already serves the edge.
-fn place_one(tree: &mut Tree, from: NodeId, edge: &Edge, dep: Resolved) -> Option<NodeId> {
+/// Explain a peer conflict the way npm's ERESOLVE report does: what is found at `at` and
+/// who needs it, and the peer dependency of `from` that does not fit, and who needs `from`.
+fn peer_conflict(tree: &Tree, from: NodeId, edge: &Edge, at: NodeId) -> ResolveError {
     let name = edge.request.name.as_str();
-    let peer = matches!(edge.kind, EdgeKind::Peer | EdgeKind::PeerOptional);
+    let needs = |target: NodeId, name: &str| -> String {
+        dependents(tree, target, name)
+            .iter()
+            .map(|(n, e)| {
+                let loc =
+                    if *n == Tree::ROOT { String::new() } else { format!("\n    {}", tree.location(*n)) };
+                format!("\n  {name}@\"{}\" from {}{loc}", e.spec, tree.describe(*n))
+            })
+            .collect()
+    };
+    let found = match tree.resolve(at, name) {
+        Some(cur) => format!("{}\n{}{}", tree.describe(cur), tree.location(cur), needs(cur, name)),
+        // Nothing there yet: the place's own dependency is what the peer would break.
+        None => tree
+            .node(at)
+            .edges
+            .iter()
+            .find(|e| e.request.name == name)
+            .map(|e| format!("{name}@\"{}\" wanted by {}", e.spec, tree.describe(at)))
+            .unwrap_or_else(|| format!("a conflicting {name} at {}", tree.location(at))),
+    };
+    let from_name = tree.node(from).name.clone();
+    let wanted = format!(
+        "peer {name}@\"{}\" from {}\n{}{}",
+        edge.spec,
+        tree.describe(from),
+        tree.location(from),
+        needs(from, &from_name)
+    );
+    ResolveError::PeerConflict { found, wanted }
+}
+
+/// Place one package: walk up from where it must start and take the shallowest location
+/// where it and its peers conflict with nothing (arborist's `place-dep.js`).
+fn place_one(
+    tree: &mut Tree,
+    from: NodeId,
+    edge: &Edge,
+    dep: Resolved,
+    peers: &[(Edge, Resolved)],
+) -> Placed {
+    let name = edge.request.name.as_str();
+    let peer = edge.kind.is_peer();
     // A peer must be resolvable from the dependent's parent, so it starts one level up.
     let start = if peer { tree.node(from).parent.unwrap_or(Tree::ROOT) } else { from };
     let mut chosen: Option<(NodeId, CanPlace)> = None;
     let ancestors: Vec<NodeId> = tree.ancestors(start).collect();
     for t in ancestors {
-        match can_place(tree, t, from, name, &dep) {
+        match can_place(tree, t, Some(from), name, &dep) {
             CanPlace::Conflict => break,
             CanPlace::Keep => {
                 chosen = Some((t, CanPlace::Keep));
                 break;
             }
+            _ if !peers_fit(tree, t, peers) => break,
             other => chosen = Some((t, other)),
         }
     }
-    // Even the start conflicts: the dependent's own copy is replaced (arborist does the same
-    // for a non-peer edge at its start).
-    let (target, how) = chosen.unwrap_or((start, CanPlace::Replace));
+    let (target, how) = match chosen {
+        Some(c) => c,
+        // A peer has nowhere else to go.
+        None if peer => return Placed::PeerConflict { at: start },
+        // Even the start conflicts: the dependent's own copy is replaced (arborist does the
+        // same for a non-peer edge at its start).
+        None => (start, CanPlace::Replace),
+    };
+    let edges = tree.edges_for(&dep);
     match how {
-        CanPlace::Keep => None,
-        CanPlace::Ok => {
-            let edges = package_edges(&dep);
-            Some(tree.add_child(target, name, dep, edges))
-        }
+        CanPlace::Keep => Placed::Kept,
+        CanPlace::Ok => Placed::Added(tree.add_child(target, name, dep, edges)),
         CanPlace::Replace | CanPlace::Conflict => {
             let old = tree.node(target).children.get(name).copied();
-            let edges = package_edges(&dep);
             let id = tree.add_child(target, name, dep, edges);
             if let Some(old) = old {
                 // The new node takes over the old one's nested packages, as arborist's
@@ -151,7 +248,7 @@ fn place_one(tree: &mut Tree, from: NodeId, edge: &Edge, dep: Resolved) -> Optio
                 tree.node_mut(id).children = kids;
                 tree.node_mut(old).removed = true;
             }
-            Some(id)
+            Placed::Added(id)
         }
     }
 }

@@ -3,6 +3,7 @@
 //! dev/optional/peer flags computed from the tree's edges, and npm's key order (DESIGN.md
 //! §Install). An install from a lockfile lays out exactly its `packages` without resolving.
 
+pub mod graph;
 mod json;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,6 +16,8 @@ use serde_json::{Map, Value, json};
 use super::error::LockfileError;
 use super::project::{DepKind, Project};
 use super::tree::{EdgeKind, NodeId, Tree};
+
+pub use graph::Graph;
 
 /// A parsed or generated lockfile.
 #[derive(Debug, Clone, PartialEq)]

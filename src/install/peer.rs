@@ -215,7 +215,17 @@ impl ResolvePlanner {
         let resolver = Resolver::new(recording, query.pick.clone());
         let run = async {
             let Ok(_slot) = self.slots.acquire().await else { return };
-            if let Err(e) = tree::build(&resolver, tree::root_edges(&query.roots)).await {
+            if let Err(e) = tree::build(
+                &resolver,
+                tree::root_edges(&query.roots),
+                tree::BuildOptions {
+                    root_name: "(root)".to_owned(),
+                    // Peers are planned too: a reader with --legacy-peer-deps reads a subset.
+                    legacy_peer_deps: false,
+                },
+            )
+            .await
+            {
                 // The reader meets the same error, or resolves past it with upstream's help
                 // (a package this index lacks); what was read so far is still the answer.
                 tracing::debug!(error = %e, "resolve plan stopped early");

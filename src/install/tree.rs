@@ -3,7 +3,7 @@
 //! a queue ordered by depth then path, problem edges resolved in name order, each new node
 //! placed by [`hoist`](super::hoist)) (DESIGN.md §Install; spec §1.9).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use futures_util::future::join_all;
 
@@ -29,6 +29,13 @@ pub enum EdgeKind {
     Peer,
     /// A peer dependency marked optional in `peerDependenciesMeta`: only used if present.
     PeerOptional,
+}
+
+impl EdgeKind {
+    /// A peer dependency, optional or not.
+    pub fn is_peer(self) -> bool {
+        matches!(self, EdgeKind::Peer | EdgeKind::PeerOptional)
+    }
 }
 
 /// A dependency edge out of a node.
@@ -59,27 +66,116 @@ pub struct Node {
     pub(crate) removed: bool,
 }
 
+/// How the ideal tree is built.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The project's name, for dependency paths in errors (`app > express > body-parser`);
+    /// `(root)` when empty.
+    pub root_name: String,
+    /// npm's `--legacy-peer-deps`: peer dependencies are not edges, so they are neither
+    /// installed nor checked (npm 3-6 behaviour).
+    pub legacy_peer_deps: bool,
+}
+
 /// The ideal tree of an install.
 #[derive(Debug, Clone)]
 pub struct Tree {
     nodes: Vec<Node>,
+    /// Dependency name → the nodes with an edge of that name (removed ones included), so
+    /// finding a package's dependents does not scan the whole tree.
+    by_edge_name: HashMap<String, Vec<NodeId>>,
+    opts: BuildOptions,
 }
 
 impl Tree {
     /// The project itself.
     pub const ROOT: NodeId = 0;
 
-    /// A tree holding only the root, with the root's dependency edges.
-    pub fn new(root_edges: Vec<Edge>) -> Self {
+    /// A tree holding only the root, with the root's dependency edges (its peer edges are
+    /// dropped under `--legacy-peer-deps`).
+    pub fn new(mut root_edges: Vec<Edge>, opts: BuildOptions) -> Self {
+        if opts.legacy_peer_deps {
+            root_edges.retain(|e| !e.kind.is_peer());
+        }
         let root = Node {
             name: String::new(),
             resolved: None,
             parent: None,
             children: BTreeMap::new(),
-            edges: root_edges,
+            edges: Vec::new(),
             removed: false,
         };
-        Tree { nodes: vec![root] }
+        let mut tree = Tree { nodes: vec![root], by_edge_name: HashMap::new(), opts };
+        tree.set_edges(Tree::ROOT, root_edges);
+        tree
+    }
+
+    fn set_edges(&mut self, id: NodeId, edges: Vec<Edge>) {
+        for e in &edges {
+            self.by_edge_name.entry(e.request.name.clone()).or_default().push(id);
+        }
+        self.nodes[id].edges = edges;
+    }
+
+    /// The edges a resolved package gets in this tree ([`package_edges`], without peers under
+    /// `--legacy-peer-deps`).
+    pub fn edges_for(&self, r: &Resolved) -> Vec<Edge> {
+        let mut edges = package_edges(r);
+        if self.opts.legacy_peer_deps {
+            edges.retain(|e| !e.kind.is_peer());
+        }
+        edges
+    }
+
+    /// Live nodes with an edge named `name`, with that edge.
+    pub(crate) fn edges_named<'t>(&'t self, name: &'t str) -> impl Iterator<Item = (NodeId, &'t Edge)> + 't {
+        self.by_edge_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&n| !self.nodes[n].removed)
+            .flat_map(move |n| {
+                self.nodes[n].edges.iter().filter(move |e| e.request.name == name).map(move |e| (n, e))
+            })
+    }
+
+    /// How a node is named in explanations: `the root project`, else `name@version`.
+    pub fn describe(&self, id: NodeId) -> String {
+        match &self.nodes[id].resolved {
+            None => "the root project".to_owned(),
+            Some(r) => format!("{}@{}", r.package(), r.version),
+        }
+    }
+
+    /// The shortest dependency path from the project to `id`, by folder names:
+    /// `app > express > body-parser`.
+    pub fn dependency_path(&self, id: NodeId) -> String {
+        let mut prev: HashMap<NodeId, NodeId> = HashMap::new();
+        let mut queue = VecDeque::from([Tree::ROOT]);
+        let mut seen = BTreeSet::from([Tree::ROOT]);
+        while let Some(n) = queue.pop_front() {
+            if n == id {
+                break;
+            }
+            for e in &self.nodes[n].edges {
+                if let Some(to) = self.resolve(n, &e.request.name)
+                    && seen.insert(to)
+                {
+                    prev.insert(to, n);
+                    queue.push_back(to);
+                }
+            }
+        }
+        let mut chain = vec![id];
+        while let Some(&p) = chain.last().and_then(|c| prev.get(c)) {
+            chain.push(p);
+        }
+        chain.reverse();
+        let root = if self.opts.root_name.is_empty() { "(root)" } else { self.opts.root_name.as_str() };
+        let mut names = vec![root.to_owned()];
+        names.extend(chain.into_iter().filter(|&n| n != Tree::ROOT).map(|n| self.nodes[n].name.clone()));
+        names.join(" > ")
     }
 
     /// A node.
@@ -163,9 +259,10 @@ impl Tree {
             resolved: Some(resolved),
             parent: Some(parent),
             children: BTreeMap::new(),
-            edges,
+            edges: Vec::new(),
             removed: false,
         });
+        self.set_edges(id, edges);
         self.nodes[parent].children.insert(name.to_owned(), id);
         id
     }
@@ -246,12 +343,14 @@ fn problem_edges(tree: &Tree, node: NodeId) -> Vec<Edge> {
         .collect()
 }
 
-/// Build the ideal tree for `root_edges`, resolving through `resolver`.
+/// Build the ideal tree for `root_edges`, resolving through `resolver`. A failure names the
+/// dependency path that needed the package ([`ResolveError::Dependency`]).
 pub async fn build<S: ManifestSource>(
     resolver: &Resolver<S>,
     root_edges: Vec<Edge>,
+    opts: BuildOptions,
 ) -> Result<Tree, ResolveError> {
-    let mut tree = Tree::new(root_edges);
+    let mut tree = Tree::new(root_edges, opts);
     let mut queue: BTreeSet<(usize, String, NodeId)> = BTreeSet::new();
     queue.insert((0, String::new(), Tree::ROOT));
     while let Some(entry) = queue.pop_first() {
@@ -274,7 +373,7 @@ pub async fn build<S: ManifestSource>(
                     tracing::warn!(dep = %edge.request, error = %e, "optional dependency skipped");
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(in_tree(&tree, node, &edge.request.name, e)),
             };
             // The edge may have been satisfied meanwhile by a peer placed for a sibling.
             if tree.resolve(node, &edge.request.name).is_some_and(|to| tree.satisfies(to, edge)) {
@@ -288,4 +387,16 @@ pub async fn build<S: ManifestSource>(
     }
     hoist::prune(&mut tree);
     Ok(tree)
+}
+
+/// `err`, for the dependency `name` of `node`, with the dependency path that led there.
+pub(crate) fn in_tree(tree: &Tree, node: NodeId, name: &str, err: ResolveError) -> ResolveError {
+    match err {
+        // Already explained (a peer conflict names its own paths).
+        e @ (ResolveError::Dependency { .. } | ResolveError::PeerConflict { .. }) => e,
+        e => ResolveError::Dependency {
+            path: format!("{} > {name}", tree.dependency_path(node)),
+            source: Box::new(e),
+        },
+    }
 }
