@@ -29,7 +29,7 @@ fn source(packages: &[(&str, &str, Value)]) -> MemorySource {
     }
     let mut s = MemorySource::new();
     for (name, versions) in docs {
-        let latest = versions.keys().last().unwrap().clone();
+        let latest = versions.keys().next_back().unwrap().clone();
         let doc = json!({ "name": name, "dist-tags": { "latest": latest }, "versions": versions });
         s.insert(Packument::from_value(doc).unwrap());
     }
