@@ -17,6 +17,12 @@
 //! * [`semver`]: npm-flavoured semver behind a guard.
 //! * [`tree`], [`hoist`]: the ideal tree, built breadth-first and placed where npm's arborist
 //!   would place each package.
+//!   Peers go beside their dependent (the dependent nests when its peer set cannot hoist); a
+//!   peer conflict in the project's own `node_modules` is npm's ERESOLVE
+//!   ([`ResolveError::PeerConflict`]); `--legacy-peer-deps` drops peer edges.
+//! * [`lockfile`]: `package-lock.json`, and its `require` graph ([`lockfile::Graph`]): npm's
+//!   optional sets (what a skipped optional package takes with it) and the dependency path
+//!   an error names (`app > express > body-parser`).
 //! * [`link`]: store → `node_modules` by hardlink, falling back to copy.
 //! * [`peer`]: resolution from a peer's index in one round trip: the key form of a resolve
 //!   prefetch, the seeder's [`ResolvePlanner`](peer::ResolvePlanner), and the reader's layered

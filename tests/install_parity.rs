@@ -399,6 +399,7 @@ fn peer_conflict_fails_like_npm_unless_legacy_peer_deps() {
 
 /// All corpus roots at once (229 packages): real npm install vs ims install.
 #[test]
+#[allow(clippy::print_stderr)] // the timing figures
 fn full_corpus_roots_like_npm() {
     let dir = tempfile::tempdir().unwrap();
     let corpus_roots = Corpus::dir().join("roots.json");
@@ -411,9 +412,17 @@ fn full_corpus_roots_like_npm() {
         fs::write(p.join("package.json"), serde_json::to_string_pretty(&pkg).unwrap()).unwrap();
         sides.push(p);
     }
+    let started = Instant::now();
     let out = npm_install(dir.path(), &sides[0], &[]);
+    let npm_took = started.elapsed();
     assert!(out.status.success(), "npm: {}", stderr(&out));
+    let started = Instant::now();
     let out = ims_install(dir.path(), &sides[1], &[]);
+    eprintln!(
+        "corpus roots: npm install {npm_took:.2?}, ims install {:.2?}: {}",
+        started.elapsed(),
+        stderr(&out).trim()
+    );
     assert!(out.status.success(), "ims: {}", stderr(&out));
     let (want, got) = (installed(&sides[0]), installed(&sides[1]));
     assert!(want.len() > 200, "{}", want.len());

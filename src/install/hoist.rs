@@ -168,6 +168,8 @@ fn peer_conflict(tree: &Tree, from: NodeId, edge: &Edge, at: NodeId) -> ResolveE
     let needs = |target: NodeId, name: &str| -> String {
         dependents(tree, target, name)
             .iter()
+            // Who it serves (not the edge in conflict, which it does not satisfy).
+            .filter(|(_, e)| tree.satisfies(target, e))
             .map(|(n, e)| {
                 let loc =
                     if *n == Tree::ROOT { String::new() } else { format!("\n    {}", tree.location(*n)) };
