@@ -161,6 +161,7 @@ async fn closed_registry_port_is_named_with_a_hint() {
     // debug is in the local index (recorded by the good install, still fresh); semver is not,
     // so it is the one that needs the registry.
     write_package_json(&s.project, &[("debug", "2"), ("semver", "7")]);
-    let err = assert_fails_cleanly(&s, &url, &[], &["app > semver", "cannot reach the registry", "--offline"]);
+    let err =
+        assert_fails_cleanly(&s, &url, &[], &["app > semver", "cannot reach the registry", "--offline"]);
     assert!(err.contains(&url), "{err}");
 }
