@@ -18,7 +18,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hypercore::protocol::{ChannelMessage, Data, DataNode, Message, SessionKeys};
+use hypercore::protocol::{ChannelMessage, Data, Message, SessionKeys};
 use hypercore::replicate::{BlockPlanner, PeerRouter, ReplicateOptions, ReplicateStats, prefetch, replicate};
 use hypercore::{Feed, FeedBuilder, KeyPair, ProofOptions, Storage};
 use hypertrie::Trie;
@@ -288,16 +288,7 @@ async fn answer_sizes(writer: &Feed, replica: &Feed, planner: &TriePlanner, keys
         .iter()
         .filter_map(|&seq| {
             let (proof, _) = writer.proof_with(seq, ProofOptions::default()).ok()?;
-            Some(Data {
-                index: seq,
-                value: writer.get_local(seq).ok()?,
-                nodes: proof
-                    .nodes
-                    .iter()
-                    .map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size })
-                    .collect(),
-                signature: proof.signature.map(|s| s.as_bytes().to_vec()),
-            })
+            Some(prefetch::data_message(writer.get_local(seq).ok()?, &proof))
         })
         .collect();
     let (n, nodes, sigs, bytes) = tally(&shared);

@@ -11,7 +11,9 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::prefetch::{MAX_HAVE_BYTES, MAX_PREFETCH_BLOCKS, PREFETCH_EXTENSION, PrefetchMessage};
+use super::prefetch::{
+    MAX_HAVE_BYTES, MAX_PREFETCH_BLOCKS, PREFETCH_EXTENSION, PrefetchMessage, data_message,
+};
 use super::router::Command;
 use super::{MAX_UNSOLICITED, MAX_UNSOLICITED_BYTES, ReplicateError, ReplicateOptions, ReplicateStats};
 use crate::bitfield::Bitfield;
@@ -20,8 +22,8 @@ use crate::error::VerifyError;
 use crate::feed::{Feed, FeedEvent, PendingPut};
 use crate::proof::{Proof, ProofOptions};
 use crate::protocol::{
-    ChannelMessage, Data, DataNode, Event, Have, Message, MessageSender, Request, Session, SessionKeys,
-    Status, StreamError, Want, message_stream, rle,
+    ChannelMessage, Data, Event, Have, Message, MessageSender, Request, Session, SessionKeys, Status,
+    StreamError, Want, message_stream, rle,
 };
 use crate::tree::Node;
 
@@ -345,7 +347,7 @@ impl Conn {
         if !hash && value.is_none() {
             return Ok(());
         }
-        self.send(local_id, Message::Data(to_data(seq, value, &proof))).await?;
+        self.send(local_id, Message::Data(data_message(value, &proof))).await?;
         self.stats.uploaded += 1;
         Ok(())
     }
@@ -621,18 +623,5 @@ fn on_have(chan: &mut Chan, have: &Have) {
             }
             chan.remote_len = chan.remote_len.max(end);
         }
-    }
-}
-
-fn to_data(seq: u64, value: Option<Vec<u8>>, proof: &Proof) -> Data {
-    Data {
-        index: seq,
-        value,
-        nodes: proof
-            .nodes
-            .iter()
-            .map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size })
-            .collect(),
-        signature: proof.signature.map(|s| s.as_bytes().to_vec()),
     }
 }

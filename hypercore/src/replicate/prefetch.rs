@@ -24,6 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::feed::Feed;
+use crate::proof::Proof;
 use crate::protocol::{Data, DataNode};
 
 /// The extension's name, advertised in `Options.extensions` on every feed channel.
@@ -100,15 +101,21 @@ pub fn answer<'a>(
 ) -> impl Iterator<Item = Data> + 'a {
     feed.shared_proofs(seqs, have, length).into_iter().map_while(move |proof| {
         let value = feed.get_local(proof.index).ok().flatten()?;
-        Some(Data {
-            index: proof.index,
-            value: Some(value),
-            nodes: proof
-                .nodes
-                .iter()
-                .map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size })
-                .collect(),
-            signature: proof.signature.map(|s| s.as_bytes().to_vec()),
-        })
+        Some(data_message(Some(value), &proof))
     })
+}
+
+/// The Data message carrying `value` (none for a hash-only answer) with `proof`, for the
+/// block `proof.index`.
+pub fn data_message(value: Option<Vec<u8>>, proof: &Proof) -> Data {
+    Data {
+        index: proof.index,
+        value,
+        nodes: proof
+            .nodes
+            .iter()
+            .map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size })
+            .collect(),
+        signature: proof.signature.map(|s| s.as_bytes().to_vec()),
+    }
 }
