@@ -251,7 +251,9 @@ mod tests {
     fn cfg(env: &[(&str, &str)]) -> NpmConfig {
         NpmConfig {
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            npm_timeout: Duration::from_millis(300),
+            // Generous: a loaded CI machine can take a while to start `/bin/sh`. Only the hang
+            // test shortens it.
+            npm_timeout: Duration::from_secs(20),
             ..NpmConfig::default()
         }
     }
@@ -282,13 +284,30 @@ mod tests {
         assert!(matches!(c.registry(&project), Err(NpmrcError::NotUrl { .. })));
     }
 
+    /// An executable `/bin/sh` script, returned only once it can be started.
+    ///
+    /// A file just written cannot be exec'd while any process still holds a writable descriptor
+    /// to it (`ETXTBSY`), and a child forked by a concurrently running test holds a copy of ours
+    /// until it execs. So the script is started with `--probe` (which exits at once) until the
+    /// kernel lets it run.
     #[cfg(unix)]
     fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt as _;
+        const ETXTBSY: i32 = 26;
         let p = dir.join(name);
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::write(&p, format!("#!/bin/sh\n[ \"$1\" = --probe ] && exit 0\n{body}\n")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        p
+        for _ in 0..500 {
+            match Command::new(&p).arg("--probe").status() {
+                Err(e) if e.raw_os_error() == Some(ETXTBSY) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => panic!("cannot run {}: {e}", p.display()),
+                Ok(status) => {
+                    assert!(status.success(), "{} --probe: {status}", p.display());
+                    return p;
+                }
+            }
+        }
+        panic!("{} stayed busy (ETXTBSY)", p.display());
     }
 
     #[cfg(unix)]
@@ -299,6 +318,7 @@ mod tests {
         c.npm = Some(script(dir.path(), "npm-ok", "echo http://from-npm.test/"));
         assert_eq!(c.registry(dir.path()).unwrap(), "http://from-npm.test/");
         c.npm = Some(script(dir.path(), "npm-hang", "exec sleep 30"));
+        c.npm_timeout = Duration::from_millis(300);
         assert!(matches!(c.registry(dir.path()), Err(NpmrcError::NoRegistry)));
         c.npm = Some(dir.path().join("missing-npm"));
         let err = c.registry(dir.path()).unwrap_err().to_string();
