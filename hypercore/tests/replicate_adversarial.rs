@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hypercore::protocol::{
-    ChannelMessage, Data, DataNode, Event, Have, Message, Session, SessionKeys, Status, StreamOptions,
-    message_stream, rle,
+    ChannelMessage, Data, Event, Have, Message, Session, SessionKeys, Status, StreamOptions, message_stream,
+    rle,
 };
+use hypercore::replicate::prefetch::data_message;
 use hypercore::replicate::{MAX_UNSOLICITED, PeerRouter, ReplicateError, ReplicateOptions, replicate};
 use hypercore::{Feed, FeedBuilder, KeyPair, Storage};
 use tokio::io::{AsyncWriteExt, DuplexStream};
@@ -63,16 +64,8 @@ async fn setup() -> (Feed, Feed, PeerRouter) {
 
 fn data(writer: &Feed, seq: u64, digest: u64) -> Data {
     let (proof, _) = writer.proof_with(seq, hypercore::ProofOptions { digest, hash: false }).expect("proof");
-    Data {
-        index: seq,
-        value: writer.get_local(seq).expect("read"),
-        nodes: proof
-            .nodes
-            .iter()
-            .map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size })
-            .collect(),
-        signature: proof.signature.map(|s| s.as_bytes().to_vec()),
-    }
+    assert_eq!(proof.index, seq);
+    data_message(writer.get_local(seq).expect("read"), &proof)
 }
 
 /// Speaks the protocol correctly up to the first Request, then misbehaves as told.

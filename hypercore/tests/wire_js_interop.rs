@@ -7,9 +7,10 @@ use std::process::Child;
 use std::time::Duration;
 
 use hypercore::protocol::{
-    ChannelMessage, Channels, Close, Data, DataNode, FrameDecoder, Have, Message, RemoteOpen, Request,
-    SessionKeys, Status, Want,
+    ChannelMessage, Channels, Close, Data, FrameDecoder, Have, Message, RemoteOpen, Request, SessionKeys,
+    Status, Want,
 };
+use hypercore::replicate::prefetch::data_message;
 use hypercore::{FeedBuilder, KeyPair, Node, Proof, PublicKey, Signature, Storage};
 use swarm::{HandshakeConfig, Identity, NodeId, Role, SecureStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -236,16 +237,7 @@ async fn js_initiator_downloads_and_verifies_blocks_from_an_ims_writer() {
                 Message::Request(req) => {
                     assert_eq!(channels.route(msg.channel), ours);
                     let proof = writer.proof(req.index, req.nodes()).await.expect("proof");
-                    let data = Data {
-                        index: req.index,
-                        value: Some(writer.get(req.index).await.expect("block")),
-                        nodes: proof
-                            .nodes
-                            .iter()
-                            .map(|n| DataNode { index: n.index, hash: n.hash.to_vec(), size: n.size })
-                            .collect(),
-                        signature: proof.signature.map(|s| s.as_bytes().to_vec()),
-                    };
+                    let data = data_message(Some(writer.get(req.index).await.expect("block")), &proof);
                     conn.send(ChannelMessage::new(ours.expect("open"), Message::Data(data))).await;
                     served.push(req.index);
                 }
