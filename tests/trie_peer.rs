@@ -3,47 +3,20 @@
 //! (verifying every block) and lists an index served by `ims seed --listen 127.0.0.1:0
 //! --no-dht`. Also ims ↔ ims with the prefetch extension.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::mpsc;
-use std::time::Duration;
 
 use hypercore::{FeedBuilder, KeyPair, Storage};
 use hypertrie::Trie;
 use serde_json::Value;
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/js.rs"]
 mod js;
 
-/// A child process, killed on drop.
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The child's stdout as lines, read on a thread so a test can wait with a deadline.
-fn lines(out: ChildStdout) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines() {
-            let Ok(l) = l else { return };
-            if tx.send(l).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// The next line, failing after 30 s instead of hanging.
-fn line(rx: &mpsc::Receiver<String>) -> String {
-    rx.recv_timeout(Duration::from_secs(30)).expect("the child printed nothing within 30 s")
-}
+use child::{Kill, line, lines};
 
 fn node(args: &[&str]) -> (Kill, mpsc::Receiver<String>) {
     let mut child = js::spawn_node("tests/js/scripts/trie_peer.js", args, "hypertrie");
@@ -67,22 +40,11 @@ fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("utf-8")
 }
 
-/// `ims seed` on a free port; returns the process and its address.
+/// `ims seed` on a free port; returns the process, its address and key.
 fn seed(home: &Path) -> (Kill, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ims"))
-        .arg("--home")
-        .arg(home)
-        .args(["seed", "--listen", "127.0.0.1:0", "--no-dht"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ims seed");
-    let out = lines(child.stdout.take().expect("stdout"));
-    let kill = Kill(child);
-    let listening = line(&out);
-    let addr = listening.trim().strip_prefix("listening on ").expect("listening line").to_owned();
-    let key = line(&out).trim().strip_prefix("key ").expect("key line").to_owned();
-    (kill, addr, key)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
+    cmd.arg("--home").arg(home).args(["seed", "--listen", "127.0.0.1:0", "--no-dht"]);
+    child::seed(cmd)
 }
 
 /// An index of `n` keys under `home/index`, written through hypertrie as `ims index` would.
