@@ -9,7 +9,8 @@
 //!   ├── download: Want window 0; Request what the feeds' PeerRouter wants (sparse) or
 //!   │             everything (`download_all`); learn new lengths from Haves (live);
 //!   │             every Data is verified by Feed::put before anything is stored
-//!   └── prefetch: the `ims/prefetch` extension (see [`prefetch`])
+//!   ├── prefetch: the `ims/prefetch` extension (see [`prefetch`])
+//!   └── extensions: other named extensions, served by [`ExtensionHandler`]s
 //! ```
 //!
 //! A peer is never trusted. A Data for a block we did not request (outside our outstanding
@@ -38,6 +39,7 @@
 //! ```
 
 mod conn;
+mod extension;
 pub mod prefetch;
 mod router;
 
@@ -51,6 +53,7 @@ use crate::error::VerifyError;
 use crate::feed::Feed;
 use crate::protocol::{ChannelError, SessionKeys, StreamError, StreamOptions};
 
+pub use extension::{ExtensionHandler, ExtensionPeer, PeerGone};
 pub use prefetch::{BlockPlanner, MAX_PREFETCH_BLOCKS, PREFETCH_EXTENSION, PlanFuture, PrefetchMessage};
 pub use router::{MAX_WANTED, PeerRouter};
 
@@ -75,6 +78,9 @@ pub struct ReplicateOptions {
     pub download_all: bool,
     /// Serves the `ims/prefetch` extension (which blocks a list of lookups touches).
     pub planner: Option<Arc<dyn BlockPlanner>>,
+    /// Further extensions served and used on every channel (names other than
+    /// [`PREFETCH_EXTENSION`]).
+    pub extensions: Vec<Arc<dyn ExtensionHandler>>,
 }
 
 impl std::fmt::Debug for ReplicateOptions {
@@ -86,6 +92,7 @@ impl std::fmt::Debug for ReplicateOptions {
             .field("router", &self.router.is_some())
             .field("download_all", &self.download_all)
             .field("planner", &self.planner.is_some())
+            .field("extensions", &self.extensions.iter().map(|e| e.name().to_owned()).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -99,6 +106,7 @@ impl Default for ReplicateOptions {
             router: None,
             download_all: false,
             planner: None,
+            extensions: Vec::new(),
         }
     }
 }
@@ -117,6 +125,12 @@ impl ReplicateOptions {
     /// Serve the prefetch extension with `planner`.
     pub fn with_planner(mut self, planner: Arc<dyn BlockPlanner>) -> Self {
         self.planner = Some(planner);
+        self
+    }
+
+    /// Serve and use the extension `handler` too.
+    pub fn with_extension(mut self, handler: Arc<dyn ExtensionHandler>) -> Self {
+        self.extensions.push(handler);
         self
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -11,6 +12,7 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::extension::{ExtensionPeer, Handlers, OUTGOING_QUEUE, Outgoing};
 use super::prefetch::{
     MAX_HAVE_BYTES, MAX_PREFETCH_BLOCKS, PREFETCH_EXTENSION, PrefetchMessage, data_message,
 };
@@ -35,6 +37,9 @@ const MAX_HAVE_RANGE: u64 = 1 << 23;
 const MAX_REMOTE_AHEAD: u64 = 1 << 24;
 /// Verified blocks whose write may still be in progress before we wait for the oldest.
 const MAX_STORING: usize = 32;
+
+/// Source of [`ExtensionPeer::id`]s, unique in the process.
+static NEXT_EXTENSION_PEER: AtomicU64 = AtomicU64::new(1);
 
 /// A prefetch we sent and wait to be answered.
 struct Pending {
@@ -64,6 +69,8 @@ struct Chan {
     storing: VecDeque<(u64, PendingPut)>,
     /// Valid Data we did not request since the last one we did: messages and value bytes.
     unsolicited: (u64, u64),
+    /// Handles given to extension handlers, by handler position.
+    ext_peers: HashMap<usize, ExtensionPeer>,
 }
 
 impl Chan {
@@ -84,6 +91,7 @@ impl Chan {
             prefetch: None,
             storing: VecDeque::new(),
             unsolicited: (0, 0),
+            ext_peers: HashMap::new(),
         }
     }
 }
@@ -109,6 +117,8 @@ impl Drop for Tasks {
 struct Conn {
     session: Session,
     out: MessageSender,
+    handlers: Handlers,
+    ext_tx: mpsc::Sender<Outgoing>,
     chans: HashMap<u64, Chan>,
     opts: ReplicateOptions,
     stats: ReplicateStats,
@@ -157,9 +167,16 @@ where
     let wake = Arc::new(Notify::new());
     let (cmd_tx, mut cmd_rx) = mpsc::channel(16);
     let conn_id = opts.router.as_ref().map(|r| r.connection_id());
+    let handlers: Handlers =
+        opts.extensions.iter().filter(|h| h.name() != PREFETCH_EXTENSION).cloned().collect();
+    let mut names = vec![PREFETCH_EXTENSION];
+    names.extend(handlers.iter().map(|h| h.name()));
+    let (ext_tx, mut ext_rx) = mpsc::channel(OUTGOING_QUEUE);
     let mut conn = Conn {
-        session: Session::new(keys, &[PREFETCH_EXTENSION], &[]),
+        session: Session::new(keys, &names, &[]),
         out,
+        handlers,
+        ext_tx,
         chans: HashMap::new(),
         opts: opts.clone(),
         stats: ReplicateStats::default(),
@@ -201,6 +218,7 @@ where
                     }
                 }
                 Some((dk, cmd)) = cmd_rx.recv() => conn.on_command(dk, cmd).await?,
+                Some(o) = ext_rx.recv() => conn.send_extension(o).await?,
                 _ = tick.tick() => conn.check_timeouts()?,
             }
         }
@@ -239,9 +257,44 @@ fn to_proof(dk: DiscoveryKey, data: &Data) -> Result<Proof, ReplicateError> {
     Ok(Proof { index: data.index, nodes, signature })
 }
 
+impl Drop for Conn {
+    /// However the connection ends (an error, or its future dropped), the extension handlers
+    /// learn that their peers are gone.
+    fn drop(&mut self) {
+        for chan in self.chans.values() {
+            for (&i, peer) in &chan.ext_peers {
+                self.handlers[i].on_close(peer);
+            }
+        }
+    }
+}
+
 impl Conn {
     async fn send(&self, local_id: u64, message: Message) -> Result<(), StreamError> {
         self.out.send(&ChannelMessage::new(local_id, message)).await
+    }
+
+    /// The handle of handler `i` for the peer on channel `local_id`, made (and announced with
+    /// [`ExtensionHandler::on_peer`](super::ExtensionHandler::on_peer)) on first use.
+    fn extension_peer(&mut self, local_id: u64, i: usize) -> Option<ExtensionPeer> {
+        let chan = self.chans.get_mut(&local_id)?;
+        if let Some(peer) = chan.ext_peers.get(&i) {
+            return Some(peer.clone());
+        }
+        let id = NEXT_EXTENSION_PEER.fetch_add(1, Ordering::Relaxed);
+        let peer = ExtensionPeer::new(id, chan.dk, local_id, i, self.ext_tx.clone());
+        chan.ext_peers.insert(i, peer.clone());
+        self.handlers[i].on_peer(peer.clone());
+        Some(peer)
+    }
+
+    /// Sends a handler's message, if its channel is still open.
+    async fn send_extension(&mut self, o: Outgoing) -> Result<(), StreamError> {
+        let Some(handler) = self.handlers.get(o.extension) else { return Ok(()) };
+        match self.session.extension(Some(o.channel), handler.name(), o.payload) {
+            Some(msg) => self.out.send(&msg).await,
+            None => Ok(()),
+        }
     }
 
     /// Handles one message; `Ok(true)` when the connection is done (every channel closed).
@@ -261,11 +314,22 @@ impl Conn {
                 if let Some(reply) = reply {
                     self.out.send(&reply).await?;
                 }
+                for chan in self.chans.values().filter(|c| c.dk == discovery_key) {
+                    for (&i, peer) in &chan.ext_peers {
+                        self.handlers[i].on_close(peer);
+                    }
+                }
                 self.chans.retain(|_, c| c.dk != discovery_key);
                 return Ok(self.chans.is_empty());
             }
             Event::Extension { local_id: Some(local_id), name, payload } if name == PREFETCH_EXTENSION => {
                 self.on_prefetch(local_id, &payload).await?;
+            }
+            Event::Extension { local_id: Some(local_id), name, payload } => {
+                let Some(i) = self.handlers.iter().position(|h| h.name() == name) else { return Ok(false) };
+                if let Some(peer) = self.extension_peer(local_id, i) {
+                    self.handlers[i].on_message(&peer, payload);
+                }
             }
             Event::Extension { .. } => {}
             Event::Message { local_id, message } => self.on_channel_message(local_id, message).await?,
@@ -277,7 +341,13 @@ impl Conn {
         let Some(chan) = self.chans.get_mut(&local_id) else { return Ok(()) };
         match message {
             Message::Options(options) => {
-                chan.remote_prefetch = options.extensions.iter().any(|e| e == PREFETCH_EXTENSION)
+                chan.remote_prefetch = options.extensions.iter().any(|e| e == PREFETCH_EXTENSION);
+                let spoken: Vec<usize> = (0..self.handlers.len())
+                    .filter(|&i| options.extensions.iter().any(|e| e == self.handlers[i].name()))
+                    .collect();
+                for i in spoken {
+                    self.extension_peer(local_id, i);
+                }
             }
             Message::Status(status) => {
                 chan.remote_uploading = status.uploading.unwrap_or(false);
