@@ -69,6 +69,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures_util::StreamExt as _;
 use indexer::tarballs::{Integrity, TarballStore};
 
+use crate::tarball_peers::TarballClient;
 use link::{LayoutReport, Placement};
 use lockfile::LockedPackage;
 
@@ -201,13 +202,36 @@ pub struct Installer<S> {
     opts: InstallOptions,
     resolver: Resolver<S>,
     registry: RegistrySource,
+    peers: Option<TarballClient>,
 }
 
 impl<S: ManifestSource> Installer<S> {
     /// An installer resolving through `source` and fetching tarballs from `registry`.
     pub fn new(source: S, registry: RegistrySource, opts: InstallOptions) -> Self {
         let resolver = Resolver::new(source, opts.pick.clone());
-        Installer { opts, resolver, registry }
+        Installer { opts, resolver, registry, peers: None }
+    }
+
+    /// Fetch tarballs from the peers `client` is connected to first (each verified against
+    /// the plan's integrity), and from the registry when a peer does not deliver one.
+    pub fn with_peer_tarballs(mut self, client: TarballClient) -> Self {
+        self.peers = Some(client);
+        self
+    }
+
+    /// How many tarballs of `plan` the store does not have yet.
+    pub fn missing_tarballs(&self, plan: &Plan) -> usize {
+        plan.lockfile
+            .entries()
+            .into_iter()
+            .filter(|e| self.wanted(e))
+            .filter(|e| {
+                e.integrity
+                    .as_deref()
+                    .and_then(|i| i.parse::<Integrity>().ok())
+                    .is_none_or(|i| !self.opts.store.has_tarball(&i))
+            })
+            .count()
     }
 
     /// The options.
@@ -292,9 +316,16 @@ impl<S: ManifestSource> Installer<S> {
         let registry = &self.registry;
         let store = &self.opts.store;
         let progress = &self.opts.progress;
+        let peers = self.peers.as_ref();
         progress.to_fetch.store(todo.len(), Ordering::Relaxed);
         let mut results = futures_util::stream::iter(todo)
             .map(|(e, integrity, resolved)| async move {
+                if let Some(peers) = peers.filter(|_| !store.has_tarball(&integrity)) {
+                    // Peers first; a tarball a peer does not deliver intact comes from upstream.
+                    if let Err(err) = peers.fetch(store, &e.package, &e.version, &integrity).await {
+                        tracing::debug!(package = %e.location, error = %err, "tarball not from a peer");
+                    }
+                }
                 let r = registry.fetch_tarball(store, &integrity, &resolved).await;
                 progress.fetched.fetch_add(1, Ordering::Relaxed);
                 (e, r)

@@ -12,3 +12,4 @@ pub mod install;
 pub mod npmrc;
 pub mod remote;
 pub mod report;
+pub mod tarball_peers;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use hypercore::protocol::SessionKeys;
-use hypercore::replicate::{PeerRouter, ReplicateOptions, replicate};
+use hypercore::replicate::{ExtensionHandler, PeerRouter, ReplicateOptions, replicate};
 use hypercore::{BlockSource, DiscoveryKey, Feed, FeedBuilder, FeedEvent, PublicKey, Storage};
 use swarm::{HandshakeConfig, Identity};
 use tokio::sync::broadcast;
@@ -123,8 +123,13 @@ impl RemoteFeed {
 }
 
 /// Opens the sparse replica of the feed `key_hex` and connects it to the first reachable
-/// `--peer`; returns once the peer has told us the signed length.
-pub async fn open(ctx: &Context, key_hex: &str) -> anyhow::Result<RemoteFeed> {
+/// `--peer`, with `extensions` on the connection too; returns once the peer has told us the
+/// signed length (by then its Options have named the extensions it speaks).
+pub async fn open(
+    ctx: &Context,
+    key_hex: &str,
+    extensions: Vec<Arc<dyn ExtensionHandler>>,
+) -> anyhow::Result<RemoteFeed> {
     let key_hex = key_hex.to_ascii_lowercase();
     let bytes = hex::decode(&key_hex).with_context(|| format!("--key {key_hex} is not hex"))?;
     let key =
@@ -162,7 +167,9 @@ pub async fn open(ctx: &Context, key_hex: &str) -> anyhow::Result<RemoteFeed> {
     let conn = tokio::spawn({
         let (feed, router) = (feed.clone(), router.clone());
         async move {
-            match replicate(stream, keys, vec![feed], ReplicateOptions::sparse(router)).await {
+            let mut options = ReplicateOptions::sparse(router);
+            options.extensions = extensions;
+            match replicate(stream, keys, vec![feed], options).await {
                 Ok(stats) => tracing::debug!(?stats, "peer connection closed"),
                 Err(e) => tracing::warn!(error = %e, "peer connection dropped"),
             }

@@ -5,40 +5,15 @@
 //! (block by block); and a package the peer's index lacks fetched upstream.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output};
 
 use fixtures::{Corpus, Registry};
 
-/// A child process, killed on drop.
-struct Kill(Child);
+#[path = "support/child.rs"]
+mod child;
 
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn lines(out: ChildStdout) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines() {
-            let Ok(l) = l else { return };
-            if tx.send(l).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-fn line(rx: &mpsc::Receiver<String>) -> String {
-    rx.recv_timeout(Duration::from_secs(30)).expect("the child printed nothing within 30 s")
-}
+use child::Kill;
 
 fn command(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
@@ -63,17 +38,9 @@ fn ims(home: &Path, args: &[&str]) -> Output {
 
 /// `ims seed` on a free port with this `--prefetch` mode; returns the process, address, key.
 fn seed(home: &Path, prefetch: &str) -> (Kill, String, String) {
-    let mut child = command(home)
-        .args(["seed", "--listen", "127.0.0.1:0", "--no-dht", "--prefetch", prefetch])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ims seed");
-    let out = lines(child.stdout.take().expect("stdout"));
-    let kill = Kill(child);
-    let addr = line(&out).trim().strip_prefix("listening on ").expect("listening line").to_owned();
-    let key = line(&out).trim().strip_prefix("key ").expect("key line").to_owned();
-    (kill, addr, key)
+    let mut cmd = command(home);
+    cmd.args(["seed", "--listen", "127.0.0.1:0", "--no-dht", "--prefetch", prefetch]);
+    child::seed(cmd)
 }
 
 fn project(dir: &Path, deps: &BTreeMap<String, String>) -> std::path::PathBuf {
@@ -239,4 +206,115 @@ async fn resolve_planner_answers_and_is_bounded() {
     let with_key = plan(PlanLimits::default(), keys).await.unwrap();
     let express = trie.touched("p/express").await.unwrap();
     assert!(with_key.is_superset(&full) && with_key.is_superset(&express));
+}
+
+/// Tarball requests the registry saw for these `(name, version)`s.
+fn tarball_hits(registry: &Registry, packages: &[(&str, &str)]) -> usize {
+    packages.iter().map(|(n, v)| registry.hits(&format!("/{n}/-/{n}-{v}.tgz"))).sum()
+}
+
+/// The counts of the `tarballs from peer:` line: delivered by the peer, fetched upstream instead.
+fn tarball_counts(out: &Output) -> (u64, u64) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let l = err
+        .lines()
+        .find(|l| l.starts_with("tarballs from peer:"))
+        .unwrap_or_else(|| panic!("no tarball line: {err}"));
+    let n: Vec<u64> = l.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse().ok()).collect();
+    (n[0], n[1])
+}
+
+/// `ims seed --upstream URL` serves tarballs over `ims/tarball`: a reader gets every tarball
+/// from the peer (its own registry sees no request at all), the seeder fetches each from its
+/// upstream once and keeps it; a tarball the seeder holds corrupted fails verification and
+/// comes from the reader's registry instead; a seeder without `--upstream` serves only its
+/// store; and an install from a lockfile (no resolution) still takes its tarballs from the peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarballs_come_from_the_peer_first() {
+    let corpus = Corpus::load().unwrap();
+    // The seeder's upstream, and the registry readers are configured with.
+    let upstream = Registry::with_corpus(&corpus).await.unwrap();
+    let own = Registry::with_corpus(&corpus).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let roots: BTreeMap<String, String> = [("debug".to_owned(), "^2".to_owned())].into();
+    let reference = project(&dir.path().join("reference"), &roots);
+    install(&dir.path().join("home-ref"), &reference, &own, None);
+    let want = lockfile(&reference);
+    let packages: Vec<(String, String)> = want["packages"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| !path.is_empty())
+        .map(|(path, p)| {
+            (path.trim_start_matches("node_modules/").to_owned(), p["version"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let packages: Vec<(&str, &str)> = packages.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    assert_eq!(packages.len(), 2, "debug and ms: {packages:?}");
+    let own_hits = own.total_hits();
+
+    let seeder = dir.path().join("home-seed");
+    ims(&seeder, &["index", "--from-registry", &upstream.url(), "debug", "ms"]);
+    let mut cmd = command(&seeder);
+    cmd.args(["seed", "--listen", "127.0.0.1:0", "--no-dht", "--upstream", &upstream.url()]);
+    let (seed_proc, addr, key) = child::seed(cmd);
+
+    // Two readers in a row: the first makes the seeder fetch from its upstream, the second
+    // is served from the seeder's store.
+    for (i, upstream_fetches) in [(1, 2), (2, 2)] {
+        let app = project(&dir.path().join(format!("app-{i}")), &roots);
+        let out = install(&dir.path().join(format!("home-{i}")), &app, &own, Some((&key, &addr)));
+        assert_eq!(tarball_counts(&out), (2, 0), "reader {i}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(own.total_hits(), own_hits, "reader {i}: nothing asked of the reader's registry");
+        assert_eq!(
+            tarball_hits(&upstream, &packages),
+            upstream_fetches,
+            "reader {i}: the seeder fetched each once"
+        );
+        assert_eq!(lockfile(&app), want, "reader {i}");
+        assert!(app.join("node_modules/ms/package.json").is_file(), "reader {i}");
+    }
+
+    // The seeder's copy of ms is corrupted: the reader refuses it and asks its registry.
+    let ms = packages.iter().find(|(n, _)| *n == "ms").unwrap();
+    let integrity: indexer::tarballs::Integrity =
+        want["packages"]["node_modules/ms"]["integrity"].as_str().unwrap().parse().unwrap();
+    let stored =
+        indexer::tarballs::TarballStore::open(seeder.join("store")).unwrap().tarball_path(&integrity);
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&stored, &bytes).unwrap();
+    let app = project(&dir.path().join("app-corrupt"), &roots);
+    let reader = dir.path().join("home-corrupt");
+    let ms_hits = tarball_hits(&own, &[*ms]);
+    let out = install(&reader, &app, &own, Some((&key, &addr)));
+    assert_eq!(tarball_counts(&out), (1, 1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(tarball_hits(&own, &[*ms]), ms_hits + 1, "ms came from the reader's registry");
+    assert_eq!(lockfile(&app), want);
+    let reader_store = indexer::tarballs::TarballStore::open(reader.join("store")).unwrap();
+    assert_ne!(
+        std::fs::read(reader_store.tarball_path(&integrity)).unwrap(),
+        bytes,
+        "the corrupt bytes were not kept"
+    );
+
+    // From a lockfile: no resolution, but the tarballs still come from the peer.
+    let locked = project(&dir.path().join("app-locked"), &roots);
+    std::fs::copy(reference.join("package-lock.json"), locked.join("package-lock.json")).unwrap();
+    let before = own.total_hits();
+    let out = install(&dir.path().join("home-locked"), &locked, &own, Some((&key, &addr)));
+    assert_eq!(tarball_counts(&out), (1, 1), "debug from the peer, the corrupt ms from the registry");
+    assert_eq!(own.total_hits(), before + 1);
+    assert!(locked.join("node_modules/debug/package.json").is_file());
+    drop(seed_proc);
+
+    // A seeder without --upstream serves only what its store holds.
+    let bare = dir.path().join("home-bare");
+    ims(&bare, &["index", "--from-registry", &upstream.url(), "debug", "ms"]);
+    let (_bare_proc, addr, key) = seed(&bare, "resolve");
+    let app = project(&dir.path().join("app-bare"), &roots);
+    let out = install(&dir.path().join("home-bare-reader"), &app, &own, Some((&key, &addr)));
+    assert_eq!(tarball_counts(&out), (0, 2));
+    assert_eq!(lockfile(&app), want);
 }

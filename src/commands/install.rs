@@ -5,10 +5,12 @@
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Args;
+use hypercore::replicate::ExtensionHandler;
 use indexer::tarballs::TarballStore;
 
 use crate::context::Context;
@@ -20,6 +22,7 @@ use crate::install::{
     global,
 };
 use crate::npmrc::NpmConfig;
+use crate::tarball_peers::TarballClient;
 
 /// `ims install` options (npm's spellings).
 #[derive(Debug, Clone, Args)]
@@ -139,11 +142,12 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     }
     // `--key` with `--peer`: the peer's index in front of the local one (one round trip for
     // the whole tree's metadata; crate::install::peer).
-    let remote = match &ctx.args.key {
-        Some(key) if !ctx.args.peers.is_empty() && !ctx.args.offline => {
-            peer_index(ctx, key, &project, &specs, &opts.pick).await?
-        }
-        _ => None,
+    // Tarballs from the same peer: the `ims/tarball` extension on that connection.
+    let peer_key = ctx.args.key.as_deref().filter(|_| !ctx.args.peers.is_empty() && !ctx.args.offline);
+    let tarballs = TarballClient::default();
+    let remote = match peer_key {
+        Some(key) => peer_index(ctx, key, &project, &specs, &opts.pick, &tarballs).await?,
+        None => None,
     };
     let layered = match &remote {
         Some((_, index)) => PeerSource::new(index.clone(), source.clone(), &registry_url),
@@ -153,6 +157,8 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     let quiet = !std::io::stderr().is_terminal();
     let bar = (!quiet).then(|| spinner(opts.progress.clone()));
     let installer = Installer::new(layered, registry, opts);
+    let installer =
+        if peer_key.is_some() { installer.with_peer_tarballs(tarballs.clone()) } else { installer };
 
     let plan = match installer.resolve(&specs).await {
         Ok(plan) => plan,
@@ -165,7 +171,7 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     // Record what resolution fetched while the tarballs download.
     source.flush();
     let resolved_at = started.elapsed();
-    if let Some((remote, _)) = remote {
+    if let Some((remote, _)) = &remote {
         let s = remote.stats();
         let n = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::Relaxed);
         eprintln!(
@@ -177,7 +183,22 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
             n(&peer_stats.from_upstream),
         );
     }
+    // A lockfile made resolution local; the tarballs the store lacks still come from the peer.
+    let _late = match peer_key {
+        Some(key) if remote.is_none() && installer.missing_tarballs(&plan) > 0 => {
+            let extension: Arc<dyn ExtensionHandler> = Arc::new(tarballs.clone());
+            crate::remote::open(ctx, key, vec![extension])
+                .await
+                .inspect_err(|e| tracing::warn!("cannot reach the peer for tarballs, using upstream: {e:#}"))
+                .ok()
+        }
+        _ => None,
+    };
     let fetched = installer.fetch(&plan).await.map_err(|e| explain(e, &registry_url))?;
+    if peer_key.is_some() {
+        let (from_peer, failed) = tarballs.counts();
+        eprintln!("tarballs from peer: {from_peer}; {failed} not delivered by the peer, fetched upstream");
+    }
     let layout = installer.link(&plan, &fetched).context("writing node_modules")?;
     let ran = installer.run_scripts(&plan, &fetched, &layout).context("running allowed install scripts")?;
     installer.save(&plan).context("saving package.json / package-lock.json")?;
@@ -279,6 +300,7 @@ async fn peer_index(
     project: &std::path::Path,
     specs: &[Request],
     pick: &PickOptions,
+    tarballs: &TarballClient,
 ) -> anyhow::Result<Option<(crate::remote::RemoteFeed, indexer::Index)>> {
     let loaded = Project::load(project).ok();
     if specs.is_empty()
@@ -288,7 +310,8 @@ async fn peer_index(
     {
         return Ok(None);
     }
-    let remote = crate::remote::open(ctx, key).await?;
+    let extension: Arc<dyn ExtensionHandler> = Arc::new(tarballs.clone());
+    let remote = crate::remote::open(ctx, key, vec![extension]).await?;
     // The roots as the installer will ask (a bad package.json is reported by the installer).
     let mut roots = loaded.and_then(|p| p.requests(false).ok()).unwrap_or_default();
     for spec in specs {

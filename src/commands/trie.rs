@@ -54,7 +54,7 @@ pub enum TrieCommand {
 pub async fn run(args: TrieArgs, ctx: &Context) -> anyhow::Result<()> {
     // `--key` with `--peer`: a sparse replica read from the peer (crate::remote).
     let remote = match (&ctx.args.key, ctx.args.peers.is_empty()) {
-        (Some(key), false) => Some(crate::remote::open(ctx, key).await?),
+        (Some(key), false) => Some(crate::remote::open(ctx, key, Vec::new()).await?),
         _ => None,
     };
     let trie = match &remote {

@@ -115,30 +115,50 @@ impl RegistrySource {
             return Ok(Unpacked { path, report: None });
         }
         if !store.has_tarball(integrity) {
-            if self.offline {
-                return Err(FetchError::Offline { what: resolved.to_owned() }.into());
-            }
-            let url = self.tarball_url(resolved);
-            let http = |source| FetchError::Http { url: url.clone(), source };
-            let resp = self.client.get(&url).send().await.map_err(http)?;
-            if !resp.status().is_success() {
-                let status = resp.status().as_u16();
-                return Err(FetchError::Status { url, status }.into());
-            }
-            let mut pending = store.begin(integrity)?;
-            let mut body = resp.bytes_stream();
-            while let Some(chunk) = body.next().await {
-                pending.write_chunk(&chunk.map_err(http)?)?;
-            }
-            pending.commit()?;
+            self.download_tarball(store, integrity, resolved).await?;
         }
-        // Extraction is file-system work: keep it off the async workers.
-        let (store, integrity) = (store.clone(), integrity.clone());
-        let unpacked = tokio::task::spawn_blocking(move || store.unpack(&integrity))
-            .await
-            .map_err(|e| FetchTarballError::Join(e.to_string()))??;
-        Ok(unpacked)
+        unpack(store, integrity).await
     }
+
+    /// Download a tarball into `store` (not unpacked), verifying `integrity` while it
+    /// streams; nothing is stored unless it matches.
+    pub async fn download_tarball(
+        &self,
+        store: &TarballStore,
+        integrity: &Integrity,
+        resolved: &str,
+    ) -> Result<(), FetchTarballError> {
+        if self.offline {
+            return Err(FetchError::Offline { what: resolved.to_owned() }.into());
+        }
+        let url = self.tarball_url(resolved);
+        let http = |source| FetchError::Http { url: url.clone(), source };
+        let resp = self.client.get(&url).send().await.map_err(http)?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            return Err(FetchError::Status { url, status }.into());
+        }
+        let mut pending = store.begin(integrity)?;
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            pending.write_chunk(&chunk.map_err(http)?)?;
+        }
+        pending.commit()?;
+        Ok(())
+    }
+}
+
+/// Unpack a stored tarball (once; later calls find it unpacked).
+pub async fn unpack(store: &TarballStore, integrity: &Integrity) -> Result<Unpacked, FetchTarballError> {
+    if let Some(path) = store.unpacked(integrity) {
+        return Ok(Unpacked { path, report: None });
+    }
+    // Extraction is file-system work: keep it off the async workers.
+    let (store, integrity) = (store.clone(), integrity.clone());
+    let unpacked = tokio::task::spawn_blocking(move || store.unpack(&integrity))
+        .await
+        .map_err(|e| FetchTarballError::Join(e.to_string()))??;
+    Ok(unpacked)
 }
 
 /// Why one tarball could not be made available in the store.
