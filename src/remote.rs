@@ -11,17 +11,14 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use hypercore::protocol::SessionKeys;
 use hypercore::replicate::{ExtensionHandler, PeerRouter, ReplicateOptions, replicate};
-use hypercore::{BlockSource, DiscoveryKey, Feed, FeedBuilder, FeedEvent, PublicKey, Storage};
+use hypercore::{BlockSource, DiscoveryKey, Feed, FeedBuilder, PublicKey, Storage};
 use swarm::{HandshakeConfig, Identity};
-use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::context::Context;
 
 /// How long to wait for the peer to tell us the trie's length.
 const LENGTH_WAIT: Duration = Duration::from_secs(20);
-/// How long a prefetch waits for the blocks it received to be stored.
-const STORE_WAIT: Duration = Duration::from_secs(10);
 
 /// A sparse replica connected to one peer; the connection ends when this is dropped.
 #[derive(Debug)]
@@ -80,27 +77,11 @@ impl RemoteFeed {
     /// extension make this a no-op.
     pub async fn prefetch(&self, keys: &[String]) -> u64 {
         self.counts.prefetches.fetch_add(1, Ordering::Relaxed);
-        let mut events = self.feed.subscribe();
         match self.router.prefetch(&self.feed.discovery_key(), keys.to_vec()).await {
+            // Resolved once every block of the answer is stored (readable).
             Ok(n) => {
                 tracing::debug!(blocks = n, "prefetched");
                 self.counts.prefetched.fetch_add(n, Ordering::Relaxed);
-                // The answer's last blocks may still be on their way to disk; once each is
-                // durable (a Download event) reads find it without asking the peer again.
-                let stored = async {
-                    let mut seen = 0u64;
-                    while seen < n {
-                        match events.recv().await {
-                            Ok(FeedEvent::Download { .. }) => seen += 1,
-                            Ok(_) => {}
-                            Err(broadcast::error::RecvError::Lagged(k)) => seen += k,
-                            Err(broadcast::error::RecvError::Closed) => break,
-                        }
-                    }
-                };
-                if tokio::time::timeout(STORE_WAIT, stored).await.is_err() {
-                    tracing::debug!("prefetched blocks still being stored");
-                }
                 n
             }
             Err(e) => {

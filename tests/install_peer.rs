@@ -121,7 +121,12 @@ async fn corpus_tree_from_a_peer_in_one_round_trip() {
         assert!(from_peer > 150, "{mode}: {from_peer} packages from the peer");
         if one_round_trip {
             assert!(prefetched > 0, "{mode}");
-            assert_eq!(singly, 0, "{mode}: every block the resolution read came in the prefetch");
+            assert_eq!(
+                singly,
+                0,
+                "{mode}: every block the resolution read came in the prefetch:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         } else {
             assert_eq!(prefetched, 0, "{mode}: a key-only planner knows no resolve keys");
             assert!(singly > 100, "{mode}: block by block ({singly})");

@@ -596,8 +596,16 @@ impl Conn {
         let msg = PrefetchMessage::from_bytes(payload)
             .map_err(|reason| ReplicateError::Prefetch { feed: dk, reason })?;
         if let Some(sent) = msg.sent {
-            // The end of our prefetch's answer.
+            // The end of our prefetch's answer. Its last blocks may still be being written:
+            // the prefetch is done once every one is readable, so the reads it was made for
+            // find them instead of asking the peer again.
             if let Some(p) = chan.prefetch.take() {
+                for (_, pending) in chan.storing.drain(..) {
+                    pending
+                        .durable()
+                        .await
+                        .map_err(|e| ReplicateError::Verify { feed: dk, source: VerifyError::Storage(e) })?;
+                }
                 tracing::debug!(feed = %dk, sent, received = p.received, "prefetch answered");
                 let _ = p.done.send(Ok(p.received));
             }

@@ -112,7 +112,8 @@ impl PeerRouter {
     }
 
     /// Asks one connection carrying `feed` to prefetch every block the lookups of `keys`
-    /// touch (the `ims/prefetch` extension); resolves to the number of blocks received.
+    /// touch (the `ims/prefetch` extension); resolves to the number of blocks received, once
+    /// each of them is stored (readable).
     pub async fn prefetch(&self, feed: &DiscoveryKey, keys: Vec<String>) -> Result<u64, ReplicateError> {
         let commands = {
             let s = self.lock();
