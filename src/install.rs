@@ -54,7 +54,7 @@ pub use fetch::RegistrySource;
 pub use layered::{LayeredSource, Network, Policy, SourceReport};
 pub use local::LocalIndex;
 pub use lockfile::Lockfile;
-pub use platform::Platform;
+pub use platform::{NodeRuntime, Platform};
 pub use project::{DepKind, Project};
 pub use request::{Request, VersionSpec};
 pub use resolve::{ManifestSource, PickOptions, Resolved, Resolver};
@@ -106,6 +106,8 @@ pub struct InstallOptions {
     pub use_lockfile: bool,
     /// The platform optional packages are filtered for.
     pub platform: Platform,
+    /// The Node.js optional packages' `engines.node` is checked against.
+    pub node: NodeRuntime,
     /// npm's pick preferences.
     pub pick: PickOptions,
     /// Parallel downloads.
@@ -133,6 +135,7 @@ impl InstallOptions {
             resolve_dev: true,
             use_lockfile: true,
             platform: Platform::current(),
+            node: NodeRuntime::probe("node"),
             pick: PickOptions::default(),
             concurrency: 32,
             scripts: ScriptPolicy::Deny,
@@ -291,12 +294,16 @@ impl<S: ManifestSource> Installer<S> {
         let graph = lockfile::Graph::new(&plan.lockfile, !self.opts.legacy_peer_deps);
         let mut failed: Vec<String> = Vec::new();
         for e in &entries {
-            if !self.opts.platform.allows(&e.os, &e.cpu, &e.libc) {
-                if e.optional || e.dev_optional {
+            let platform_ok = self.opts.platform.allows(&e.os, &e.cpu, &e.libc);
+            if e.optional || e.dev_optional {
+                // npm's reify skips an optional package whose platform or engines do not fit
+                // (whatever --force or engine-strict say).
+                if !platform_ok || !self.opts.node.satisfies(e.engine_node.as_deref()) {
+                    tracing::debug!(package = %e.location, "optional package does not fit this platform or Node.js");
                     failed.push(e.location.clone());
-                } else {
-                    tracing::warn!(package = %e.location, "installing a package built for another platform");
                 }
+            } else if !platform_ok {
+                tracing::warn!(package = %e.location, "installing a package built for another platform");
             }
         }
         let mut left_out = graph.optional_set(failed.iter().map(String::as_str));

@@ -71,10 +71,18 @@ fn publish_synthetic(r: &Registry) {
     p(Package::new("opt-broken", "1.0.0").dependency("opt-broken-dep", "1"));
     // A 404 rather than bad bytes: npm retries integrity failures for minutes.
     r.fail(Fault::status("/opt-broken/-/", 404, usize::MAX));
+    // Optional packages whose engines.node this Node.js does not (or does) satisfy.
+    p(Package::new("opt-engine-helper", "1.0.0"));
+    p(Package::new("opt-engine", "1.0.0")
+        .field("engines", serde_json::json!({"node": ">=999"}))
+        .dependency("opt-engine-helper", "1"));
+    p(Package::new("opt-engine-ok", "1.0.0").field("engines", serde_json::json!({"node": ">=10"})));
     p(Package::new("opt-parent", "1.0.0")
         .dependency("opt-shared", "1")
         .optional_dependency("opt-native-aix", "1")
-        .optional_dependency("opt-broken", "1"));
+        .optional_dependency("opt-broken", "1")
+        .optional_dependency("opt-engine", "1")
+        .optional_dependency("opt-engine-ok", "1"));
     p(Package::new("bin-tool", "1.0.0")
         .bin("bin-tool", "./cli.js")
         .file("cli.js", b"#!/usr/bin/env node\nconsole.log('bin-tool ok')\n"));
@@ -309,12 +317,20 @@ fn optional_for_other_platforms_or_broken_is_left_out_like_npm() {
     let dir = tempfile::tempdir().unwrap();
     let p = assert_parity(dir.path(), "optional", &[]);
     let names: BTreeSet<String> = installed(&p).into_iter().map(|(_, n, _)| n).collect();
-    for gone in
-        ["opt-native-aix", "opt-helper", "opt-native-win", "opt-win-helper", "opt-broken", "opt-broken-dep"]
-    {
+    for gone in [
+        "opt-native-aix",
+        "opt-helper",
+        "opt-native-win",
+        "opt-win-helper",
+        "opt-broken",
+        "opt-broken-dep",
+        "opt-engine",
+        "opt-engine-helper",
+    ] {
         assert!(!names.contains(gone), "{gone} installed: {names:?}");
     }
     assert!(names.contains("opt-shared"), "opt-shared is also a required dependency");
+    assert!(names.contains("opt-engine-ok"), "its engines fit this Node.js");
     assert_roots_load(&p);
     assert_eq!(run_bin(&p, "bin-tool", &[]), "bin-tool ok");
 }

@@ -57,6 +57,9 @@ pub struct LockedPackage {
     pub cpu: Vec<String>,
     /// libc list.
     pub libc: Vec<String>,
+    /// `engines.node`: an optional package whose range the running Node.js does not
+    /// satisfy is left out (npm's reify).
+    pub engine_node: Option<String>,
     /// `bin` commands: name → path inside the package.
     pub bin: BTreeMap<String, String>,
     /// Whether it has install scripts.
@@ -324,6 +327,11 @@ impl Lockfile {
                 os: strings(e.get("os")),
                 cpu: strings(e.get("cpu")),
                 libc: strings(e.get("libc")),
+                engine_node: e
+                    .get("engines")
+                    .and_then(|v| v.get("node"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 bin,
                 has_install_script: flag("hasInstallScript"),
                 in_bundle: flag("inBundle"),

@@ -1,6 +1,12 @@
 //! `os` / `cpu` / `libc` filtering for optional dependencies, with npm-install-checks' list
 //! rules (`"any"`, `!negations`), and the running platform in Node's spelling
-//! (DESIGN.md §Install).
+//! (DESIGN.md §Install); and the running Node.js version an optional package's
+//! `engines.node` is checked against ([`NodeRuntime`]).
+
+use std::ffi::OsString;
+use std::sync::{Arc, OnceLock};
+
+use super::semver::{self, Version};
 
 /// A platform in Node's names (`process.platform`, `process.arch`, glibc/musl).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +44,55 @@ impl Platform {
             && check_list(&self.cpu, cpu)
             // npm checks libc only on Linux.
             && self.libc.as_deref().is_none_or(|l| check_list(l, libc))
+    }
+}
+
+/// The Node.js that will run the packages: its version, asked of `node --version` the first
+/// time an optional package declares `engines.node` (most installs never ask). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct NodeRuntime {
+    inner: Arc<NodeInner>,
+}
+
+#[derive(Debug)]
+struct NodeInner {
+    program: Option<OsString>,
+    version: OnceLock<Option<Version>>,
+}
+
+impl NodeRuntime {
+    /// Ask `program --version` (normally `node`, found on `PATH`) when first needed. A Node.js
+    /// that cannot be run is an unknown version: engines are then not checked.
+    pub fn probe(program: impl Into<OsString>) -> Self {
+        NodeRuntime { inner: Arc::new(NodeInner { program: Some(program.into()), version: OnceLock::new() }) }
+    }
+
+    /// A known version (`None`: unknown, engines are not checked).
+    pub fn known(version: Option<Version>) -> Self {
+        NodeRuntime { inner: Arc::new(NodeInner { program: None, version: OnceLock::from(version) }) }
+    }
+
+    /// The version, probing once.
+    pub fn version(&self) -> Option<&Version> {
+        self.inner
+            .version
+            .get_or_init(|| {
+                let program = self.inner.program.as_ref()?;
+                let out = std::process::Command::new(program).arg("--version").output().ok()?;
+                let v = semver::parse_version(String::from_utf8_lossy(&out.stdout).trim());
+                if v.is_none() {
+                    tracing::debug!("cannot tell the Node.js version; engines are not checked");
+                }
+                v
+            })
+            .as_ref()
+    }
+
+    /// npm-install-checks' engine check for `engines.node`: satisfied with prereleases
+    /// included; no range, an unreadable range or an unknown Node.js never excludes.
+    pub fn satisfies(&self, engine_node: Option<&str>) -> bool {
+        let Some(range) = engine_node.and_then(semver::parse_range) else { return true };
+        self.version().is_none_or(|v| range.satisfies_with_prerelease(v, true))
     }
 }
 
@@ -79,5 +134,18 @@ mod tests {
         assert!(!p.allows(&l(&["!linux"]), &[], &[]));
         assert!(!p.allows(&[], &[], &l(&["musl"])));
         assert!(p.allows(&l(&["any"]), &[], &[]));
+    }
+
+    #[test]
+    fn engines() {
+        let node = NodeRuntime::known(semver::parse_version("20.1.0"));
+        assert!(node.satisfies(Some(">=18")));
+        assert!(!node.satisfies(Some(">=999")));
+        assert!(node.satisfies(Some(">=20.1.0-rc.1")), "prereleases included");
+        assert!(node.satisfies(None));
+        assert!(node.satisfies(Some("not a range")), "an unreadable range never excludes");
+        assert!(NodeRuntime::known(None).satisfies(Some(">=999")), "unknown Node.js: not checked");
+        let missing = NodeRuntime::probe("/nonexistent/node");
+        assert!(missing.version().is_none() && missing.satisfies(Some(">=999")));
     }
 }
