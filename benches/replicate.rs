@@ -9,8 +9,9 @@
 //!    cold sparse replica of a peer's index of the corpus: with the resolve planner (one
 //!    prefetch), with a key-only planner and with none (block by block): requests, wall time.
 //!
-//! `cargo bench --bench replicate [-- MIB]`; JS numbers need node and `tests/js/node_modules`
-//! (installed with `npm ci --prefix tests/js` if missing).
+//! `cargo bench --bench replicate [-- MIB]`; `IMS_BENCH_ONLY=throughput` runs part 1 only and
+//! `IMS_BENCH_RUNS=n` repeats it n times (ims and JS alternating, a ratio per run). JS numbers
+//! need node and `tests/js/node_modules` (installed with `npm ci --prefix tests/js` if missing).
 #![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
@@ -303,12 +304,35 @@ async fn answer_sizes(writer: &Feed, replica: &Feed, planner: &TriePlanner, keys
 
 fn main() {
     let mib: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100);
+    // `IMS_BENCH_ONLY=throughput` runs only part 1; `IMS_BENCH_RUNS=n` repeats it n times,
+    // ims and JS alternating, so each ratio compares runs made under the same machine load.
+    let only_throughput = std::env::var("IMS_BENCH_ONLY").is_ok_and(|v| v == "throughput");
+    let runs: usize = std::env::var("IMS_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     println!("== replicate a {mib} MiB feed ({} KiB blocks) over loopback TCP", BLOCK / 1024);
-    let ims = rt.block_on(ims_throughput(mib << 20));
-    match js_throughput(mib << 20) {
-        Some(js) => println!("ratio ims/JS: {:.2}x", ims / js),
-        None => println!("JS -> JS: skipped (node or tests/js/node_modules unavailable)"),
+    let mut ratios = Vec::new();
+    for _ in 0..runs {
+        let ims = rt.block_on(ims_throughput(mib << 20));
+        match js_throughput(mib << 20) {
+            Some(js) => {
+                println!("ratio ims/JS: {:.2}x", ims / js);
+                ratios.push(ims / js);
+            }
+            None => println!("JS -> JS: skipped (node or tests/js/node_modules unavailable)"),
+        }
+    }
+    if ratios.len() > 1 {
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "ratio ims/JS over {} runs: min {:.2}x, median {:.2}x, max {:.2}x",
+            ratios.len(),
+            ratios[0],
+            ratios[ratios.len() / 2],
+            ratios[ratios.len() - 1]
+        );
+    }
+    if only_throughput {
+        return;
     }
 
     println!("== 300 package lookups on a cold replica of a 20 000-key trie");
