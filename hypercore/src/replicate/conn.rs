@@ -241,7 +241,7 @@ fn to_proof(dk: DiscoveryKey, data: &Data) -> Result<Proof, ReplicateError> {
 
 impl Conn {
     async fn send(&self, local_id: u64, message: Message) -> Result<(), StreamError> {
-        self.out.send(&ChannelMessage::new(local_id, message)).await
+        self.out.send_owned(ChannelMessage::new(local_id, message)).await
     }
 
     /// Handles one message; `Ok(true)` when the connection is done (every channel closed).
