@@ -528,6 +528,14 @@ impl Conn {
         if let Some(sent) = msg.sent {
             // The end of our prefetch's answer.
             if let Some(p) = chan.prefetch.take() {
+                // The answer's blocks become readable once written: wait for them, so the
+                // lookups the prefetch was for find them instead of requesting them again.
+                for (_, pending) in chan.storing.drain(..) {
+                    pending
+                        .durable()
+                        .await
+                        .map_err(|e| ReplicateError::Verify { feed: dk, source: VerifyError::Storage(e) })?;
+                }
                 tracing::debug!(feed = %dk, sent, received = p.received, "prefetch answered");
                 let _ = p.done.send(Ok(p.received));
             }
