@@ -9,8 +9,9 @@
 //!    cold sparse replica of a peer's index of the corpus: with the resolve planner (one
 //!    prefetch), with a key-only planner and with none (block by block): requests, wall time.
 //!
-//! `cargo bench --bench replicate [-- MIB]`; JS numbers need node and `tests/js/node_modules`
-//! (installed with `npm ci --prefix tests/js` if missing).
+//! `cargo bench --bench replicate [-- MIB]`; `IMS_BENCH_ONLY=throughput` runs part 1 only and
+//! `IMS_BENCH_RUNS=n` repeats it n times (ims and JS alternating, a ratio per run). JS numbers
+//! need node and `tests/js/node_modules` (installed with `npm ci --prefix tests/js` if missing).
 #![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
@@ -27,6 +28,25 @@ use swarm::{HandshakeConfig, Identity, Role};
 use tokio::net::TcpListener;
 
 const BLOCK: usize = 64 * 1024;
+
+/// CPU seconds (user + system) used so far by this process and by its waited-for children,
+/// from `/proc/self/stat` (Linux; clock ticks of 1/100 s). `None` elsewhere. On a loaded
+/// machine the CPU a transfer costs varies far less than its wall time.
+fn cpu_seconds() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14 ... cstime 17.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<f64> = rest.split_whitespace().skip(11).take(4).filter_map(|x| x.parse().ok()).collect();
+    (f.len() == 4).then(|| ((f[0] + f[1]) / 100.0, (f[2] + f[3]) / 100.0))
+}
+
+/// Wall-clock MB/s of one transfer, and MB per CPU second of the whole job (building the
+/// source feed and replicating it, as the JS figure has to be measured).
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    mb_s: f64,
+    mb_per_cpu_s: Option<f64>,
+}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -65,7 +85,8 @@ async fn connect(
     tokio::spawn(async move { replicate(stream, keys, vec![replica], opts).await.ok() })
 }
 
-async fn ims_throughput(total: usize) -> f64 {
+async fn ims_throughput(total: usize) -> Rate {
+    let cpu_build = cpu_seconds();
     let writer =
         FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.expect("writer");
     let pool: Vec<Vec<u8>> =
@@ -80,6 +101,7 @@ async fn ims_throughput(total: usize) -> f64 {
     let replica =
         FeedBuilder::new(Storage::memory()).public_key(writer.public_key()).open().await.expect("replica");
     let mut events = replica.subscribe();
+    let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let opts = ReplicateOptions { download_all: true, max_inflight: 128, ..ReplicateOptions::default() };
     let conn = connect(port, replica.clone(), opts).await;
@@ -94,15 +116,34 @@ async fn ims_throughput(total: usize) -> f64 {
         }
     }
     let secs = t0.elapsed().as_secs_f64();
+    let cpu_end = cpu_seconds();
+    let cpu = cpu0.zip(cpu_end).map(|(a, b)| b.0 - a.0);
+    let job_cpu = cpu_build.zip(cpu_end).map(|(a, b)| b.0 - a.0);
     assert!(replica.len() as usize == n && (0..n as u64).all(|s| replica.has(s)), "replica incomplete");
     conn.abort();
     server.abort();
-    let mb_s = bytes as f64 / 1e6 / secs;
-    println!("ims -> ims   {n} blocks, {:.1} MB in {:.3} s: {mb_s:.1} MB/s", bytes as f64 / 1e6, secs);
-    mb_s
+    let mb = bytes as f64 / 1e6;
+    let rate = Rate { mb_s: mb / secs, mb_per_cpu_s: job_cpu.filter(|c| *c > 0.0).map(|c| mb / c) };
+    let replicate_cpu = cpu.map(|c| format!(", CPU {c:.2} s replicating")).unwrap_or_default();
+    println!(
+        "ims -> ims   {n} blocks, {mb:.1} MB in {secs:.3} s: {:.1} MB/s{replicate_cpu}{}",
+        rate.mb_s,
+        cpu_note(job_cpu, &rate)
+    );
+    rate
 }
 
-fn js_throughput(total: usize) -> Option<f64> {
+/// ", CPU x s with the build (y MB per CPU s)" when the job's CPU time is known.
+fn cpu_note(cpu: Option<f64>, rate: &Rate) -> String {
+    match (cpu, rate.mb_per_cpu_s) {
+        (Some(c), Some(r)) => format!(", CPU {c:.2} s with the source build ({r:.1} MB per CPU s)"),
+        _ => String::new(),
+    }
+}
+
+/// JS → JS. Its CPU time is that of both node processes (the replica and the server it forks),
+/// from start to exit, the source feed's build included.
+fn js_throughput(total: usize) -> Option<Rate> {
     let js = repo().join("tests/js");
     if !js.join("node_modules/hypercore").is_dir() {
         let ok = Command::new("npm")
@@ -115,6 +156,7 @@ fn js_throughput(total: usize) -> Option<f64> {
             return None;
         }
     }
+    let cpu0 = cpu_seconds();
     let out = Command::new("node")
         .arg(js.join("bench/bench-replicate.js"))
         .args(["mem", &BLOCK.to_string(), &total.to_string()])
@@ -125,14 +167,26 @@ fn js_throughput(total: usize) -> Option<f64> {
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().rev().find(|l| l.starts_with('{'))?;
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    let mb_s = v["MB_s"].as_f64()?;
+    let mb = v["bytes"].as_f64()? / 1e6;
+    let cpu = cpu0.zip(cpu_seconds()).map(|(a, b)| b.1 - a.1);
+    let rate = Rate { mb_s: v["MB_s"].as_f64()?, mb_per_cpu_s: cpu.filter(|c| *c > 0.0).map(|c| mb / c) };
     println!(
-        "JS  -> JS    {} blocks, {:.1} MB in {:.3} s: {mb_s:.1} MB/s",
+        "JS  -> JS    {} blocks, {mb:.1} MB in {:.3} s: {:.1} MB/s{}",
         v["blocks"],
-        v["bytes"].as_f64()? / 1e6,
-        v["ms"].as_f64()? / 1e3
+        v["ms"].as_f64()? / 1e3,
+        rate.mb_s,
+        cpu_note(cpu, &rate)
     );
-    Some(mb_s)
+    Some(rate)
+}
+
+/// Prints min/median/max of `values` when there are several.
+fn summary(label: &str, values: &mut [f64]) {
+    if values.len() > 1 {
+        values.sort_by(f64::total_cmp);
+        let (n, mid) = (values.len(), values[values.len() / 2]);
+        println!("{label} over {n} runs: min {:.2}x, median {mid:.2}x, max {:.2}x", values[0], values[n - 1]);
+    }
 }
 
 /// The npm-like key `i` of `tests/js/bench/lib.js` (`npmKey`).
@@ -303,12 +357,34 @@ async fn answer_sizes(writer: &Feed, replica: &Feed, planner: &TriePlanner, keys
 
 fn main() {
     let mib: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100);
+    // `IMS_BENCH_ONLY=throughput` runs only part 1; `IMS_BENCH_RUNS=n` repeats it n times,
+    // ims and JS alternating, so each ratio compares runs made under the same machine load.
+    let only_throughput = std::env::var("IMS_BENCH_ONLY").is_ok_and(|v| v == "throughput");
+    let runs: usize = std::env::var("IMS_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     println!("== replicate a {mib} MiB feed ({} KiB blocks) over loopback TCP", BLOCK / 1024);
-    let ims = rt.block_on(ims_throughput(mib << 20));
-    match js_throughput(mib << 20) {
-        Some(js) => println!("ratio ims/JS: {:.2}x", ims / js),
-        None => println!("JS -> JS: skipped (node or tests/js/node_modules unavailable)"),
+    let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let ims = rt.block_on(ims_throughput(mib << 20));
+        match js_throughput(mib << 20) {
+            Some(js) => {
+                let ratio = ims.mb_s / js.mb_s;
+                ratios.push(ratio);
+                match ims.mb_per_cpu_s.zip(js.mb_per_cpu_s) {
+                    Some((a, b)) => {
+                        println!("ratio ims/JS: {ratio:.2}x (MB per CPU s: {:.2}x)", a / b);
+                        cpu_ratios.push(a / b);
+                    }
+                    None => println!("ratio ims/JS: {ratio:.2}x"),
+                }
+            }
+            None => println!("JS -> JS: skipped (node or tests/js/node_modules unavailable)"),
+        }
+    }
+    summary("ratio ims/JS", &mut ratios);
+    summary("ratio ims/JS of MB per CPU s", &mut cpu_ratios);
+    if only_throughput {
+        return;
     }
 
     println!("== 300 package lookups on a cold replica of a 20 000-key trie");

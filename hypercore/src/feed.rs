@@ -340,8 +340,7 @@ impl Feed {
 
     fn read_block(&self, seq: u64, pos: u64, leaf: &Node) -> Result<Vec<u8>, GetError> {
         let store = &self.inner.store;
-        let mut buf = vec![0u8; leaf.size as usize];
-        store.read_at(pos, &mut buf)?;
+        let buf = store.read_vec(pos, leaf.size as usize)?;
         if store.checks_reads() && leaf_hash(&buf) != leaf.hash {
             return Err(StorageError::Corrupt {
                 path: store.path().into(),

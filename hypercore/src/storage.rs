@@ -167,6 +167,25 @@ impl Store {
         }
     }
 
+    /// The `len` bytes at `offset` as a new buffer (from memory: one copy, no zeroing first).
+    pub(crate) fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        match &self.backend {
+            Backend::Memory(v) => {
+                let v = v.read().map_err(|_| corrupt(&self.path, offset, "memory store poisoned"))?;
+                let start = offset as usize;
+                let src = v
+                    .get(start..start.saturating_add(len))
+                    .ok_or_else(|| corrupt(&self.path, offset, "read past end"))?;
+                Ok(src.to_vec())
+            }
+            Backend::Disk(_) => {
+                let mut buf = vec![0u8; len];
+                self.read_at(offset, &mut buf)?;
+                Ok(buf)
+            }
+        }
+    }
+
     /// Make every write so far durable.
     pub(crate) fn sync(&self) -> Result<(), StorageError> {
         match &self.backend {

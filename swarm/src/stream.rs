@@ -73,7 +73,105 @@ where
 
 enum Reader {
     XSalsa20(KeyStream),
-    Aead { cipher: RecordCipher, raw: Vec<u8>, plain: Vec<u8>, pos: usize, dead: bool },
+    Aead(Box<AeadReader>),
+}
+
+/// Size of the AEAD receive buffer: four of the largest records, so that after compaction a
+/// pending record always fits and one read can take several records.
+const RECV_BUF: usize = 4 * (HEADER_LEN + u16::MAX as usize);
+/// The free tail below which the receive buffer is compacted before a read.
+const MIN_READ: usize = 16 * 1024;
+/// Plaintext sealed into records per `poll_write` before they are written out: one write
+/// (one syscall) for several records.
+const WRITE_BATCH: usize = 512 * 1024;
+
+/// The receive side of the record transport: one fixed buffer (allocated and zeroed once)
+/// that the socket is read into and records are opened in place in.
+struct AeadReader {
+    cipher: RecordCipher,
+    /// `buf[plain.0..plain.1]`: opened plaintext not yet returned; `buf[start..end]`: raw
+    /// bytes after it, not yet opened.
+    buf: Vec<u8>,
+    plain: (usize, usize),
+    start: usize,
+    end: usize,
+    dead: bool,
+}
+
+impl AeadReader {
+    fn new(cipher: RecordCipher, overflow: Vec<u8>) -> Self {
+        let end = overflow.len();
+        let mut buf = overflow;
+        buf.resize(end.max(RECV_BUF), 0);
+        Self { cipher, buf, plain: (0, 0), start: 0, end, dead: false }
+    }
+
+    fn poll_read<S: AsyncRead + Unpin>(
+        &mut self,
+        inner: &mut S,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            if self.dead {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "secure stream failed earlier",
+                )));
+            }
+            let (from, to) = self.plain;
+            if from < to {
+                let n = (to - from).min(out.remaining());
+                out.put_slice(&self.buf[from..from + n]);
+                self.plain.0 += n;
+                return Poll::Ready(Ok(()));
+            }
+            match RecordCipher::record_len(&self.buf[self.start..self.end]) {
+                Err(e) => {
+                    self.dead = true;
+                    return Poll::Ready(Err(e.into()));
+                }
+                Ok(Some(len)) => {
+                    let at = self.start;
+                    let header = [self.buf[at], self.buf[at + 1]];
+                    let sealed = &mut self.buf[at + HEADER_LEN..at + HEADER_LEN + len];
+                    match self.cipher.open(header, sealed) {
+                        Ok(n) => self.plain = (at + HEADER_LEN, at + HEADER_LEN + n),
+                        Err(e) => {
+                            self.dead = true;
+                            return Poll::Ready(Err(e.into()));
+                        }
+                    }
+                    self.start += HEADER_LEN + len;
+                }
+                Ok(None) => {
+                    // Every opened byte was returned: the buffer before `start` is free.
+                    if self.start == self.end {
+                        (self.start, self.end) = (0, 0);
+                    }
+                    let need =
+                        RecordCipher::pending_len(&self.buf[self.start..self.end]).unwrap_or(HEADER_LEN);
+                    if self.start + need > self.buf.len() || self.buf.len() - self.end < MIN_READ {
+                        self.buf.copy_within(self.start..self.end, 0);
+                        (self.start, self.end) = (0, self.end - self.start);
+                    }
+                    // The buffer holds at most one unfinished record (<= 64 KiB + 2 bytes) plus
+                    // whole ones waiting to be returned, whatever the peer sends.
+                    let mut rb = ReadBuf::new(&mut self.buf[self.end..]);
+                    ready!(Pin::new(&mut *inner).poll_read(cx, &mut rb))?;
+                    let n = rb.filled().len();
+                    if n == 0 {
+                        if self.start == self.end {
+                            return Poll::Ready(Ok(())); // clean EOF between records
+                        }
+                        self.dead = true;
+                        return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+                    }
+                    self.end += n;
+                }
+            }
+        }
+    }
 }
 
 enum Writer {
@@ -84,7 +182,7 @@ enum Writer {
 /// An encrypted stream to an authenticated peer.
 ///
 /// Implements `AsyncRead` + `AsyncWrite` (`S: Unpin`). Writes are encrypted into an internal
-/// buffer of at most one write (or one 64 KiB record) and pushed out eagerly; call `flush`
+/// buffer of at most one write (or 512 KiB of records) and pushed out eagerly; call `flush`
 /// to be sure they left. Over [`Transport::XSalsa20`] nothing is authenticated after the
 /// handshake (v8 compatibility); over [`Transport::Aead`] a tampered byte makes `read` fail
 /// with `InvalidData` and the stream stays failed.
@@ -113,30 +211,23 @@ impl<S> SecureStream<S> {
     /// the last handshake message.
     pub fn new(inner: S, outcome: HandshakeOutcome, overflow: Vec<u8>) -> Self {
         let split = &outcome.split;
-        let (mut reader, writer) = match outcome.transport {
-            Transport::XSalsa20 => (
-                Reader::XSalsa20(KeyStream::new(&split.rx, &outcome.remote_nonce)),
-                Writer::XSalsa20(KeyStream::new(&split.tx, &outcome.local_nonce)),
-            ),
+        let (reader, writer, early) = match outcome.transport {
+            Transport::XSalsa20 => {
+                let mut rx = KeyStream::new(&split.rx, &outcome.remote_nonce);
+                let mut early = overflow;
+                rx.apply(&mut early);
+                (
+                    Reader::XSalsa20(rx),
+                    Writer::XSalsa20(KeyStream::new(&split.tx, &outcome.local_nonce)),
+                    early,
+                )
+            }
             Transport::Aead => (
-                Reader::Aead {
-                    cipher: RecordCipher::new(&split.rx),
-                    raw: Vec::new(),
-                    plain: Vec::new(),
-                    pos: 0,
-                    dead: false,
-                },
+                Reader::Aead(Box::new(AeadReader::new(RecordCipher::new(&split.rx), overflow))),
                 Writer::Aead(RecordCipher::new(&split.tx)),
+                Vec::new(),
             ),
         };
-        let mut early = Vec::new();
-        match &mut reader {
-            Reader::XSalsa20(ks) => {
-                early = overflow;
-                ks.apply(&mut early);
-            }
-            Reader::Aead { raw, .. } => *raw = overflow,
-        }
         Self { inner, outcome, reader, writer, early, out: Vec::new(), out_pos: 0 }
     }
 
@@ -203,65 +294,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for SecureStream<S> {
                 ks.apply(&mut buf.filled_mut()[start..]);
                 Poll::Ready(Ok(()))
             }
-            Reader::Aead { cipher, raw, plain, pos, dead } => loop {
-                if *dead {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "secure stream failed earlier",
-                    )));
-                }
-                if *pos < plain.len() {
-                    let n = (plain.len() - *pos).min(buf.remaining());
-                    buf.put_slice(&plain[*pos..*pos + n]);
-                    *pos += n;
-                    return Poll::Ready(Ok(()));
-                }
-                match RecordCipher::record_len(raw) {
-                    Err(e) => {
-                        *dead = true;
-                        return Poll::Ready(Err(e.into()));
-                    }
-                    Ok(Some(len)) => {
-                        let header = [raw[0], raw[1]];
-                        // Reuse the plaintext buffer: no allocation per record.
-                        plain.clear();
-                        plain.extend_from_slice(&raw[HEADER_LEN..HEADER_LEN + len]);
-                        raw.drain(..HEADER_LEN + len);
-                        *pos = 0;
-                        match cipher.open(header, plain) {
-                            Ok(n) => plain.truncate(n),
-                            Err(e) => {
-                                *dead = true;
-                                plain.clear();
-                                return Poll::Ready(Err(e.into()));
-                            }
-                        }
-                    }
-                    Ok(None) => {
-                        // Read what completes the pending record, at least 16 KiB: the buffer stays
-                        // below one record (<= 64 KiB + 2 bytes) plus 16 KiB, whatever the peer sends.
-                        let want = match RecordCipher::pending_len(raw) {
-                            Some(total) => total - raw.len(),
-                            None => HEADER_LEN - raw.len(),
-                        }
-                        .max(16 * 1024);
-                        let start = raw.len();
-                        raw.resize(start + want, 0);
-                        let mut rb = ReadBuf::new(&mut raw[start..]);
-                        let res = Pin::new(&mut this.inner).poll_read(cx, &mut rb);
-                        let n = rb.filled().len();
-                        raw.truncate(start + n);
-                        ready!(res)?;
-                        if n == 0 {
-                            if raw.is_empty() {
-                                return Poll::Ready(Ok(())); // clean EOF between records
-                            }
-                            *dead = true;
-                            return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
-                        }
-                    }
-                }
-            },
+            Reader::Aead(r) => r.poll_read(&mut this.inner, cx, buf),
         }
     }
 }
@@ -280,9 +313,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SecureStream<S> {
                 data.len()
             }
             Writer::Aead(cipher) => {
-                let n = data.len().min(MAX_RECORD_PLAINTEXT);
-                cipher.seal(&data[..n], &mut this.out)?;
-                n
+                // Several records per write: one syscall for up to WRITE_BATCH bytes.
+                let mut taken = 0;
+                while taken < data.len() && taken < WRITE_BATCH {
+                    let n = (data.len() - taken).min(MAX_RECORD_PLAINTEXT);
+                    cipher.seal(&data[taken..taken + n], &mut this.out)?;
+                    taken += n;
+                }
+                taken
             }
         };
         // Push eagerly; what does not fit now goes out on the next write or flush.

@@ -77,17 +77,38 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
 
 /// Appends the frame for (`channel`, `kind`, `body`).
 pub fn encode(channel: u64, kind: u8, body: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
+    encode_header(channel, kind, body.len(), out)?;
+    out.extend_from_slice(body);
+    Ok(())
+}
+
+/// The frame's length prefix and header for (`channel`, `kind`) and a body of `body_len`
+/// bytes, checked against the cap: the frame is `prefix ‖ body`. Returns the whole frame's size.
+fn header(channel: u64, kind: u8, body_len: usize) -> Result<(u64, u64, usize), FrameError> {
     let header =
         channel.checked_mul(16).filter(|h| *h < 1 << 56).ok_or(FrameError::ChannelTooLarge(channel))?
             | u64::from(kind & 0x0f);
-    let len = (varint::encoded_len(header) + body.len()) as u64;
+    let len = (varint::encoded_len(header) + body_len) as u64;
     if len > MAX_FRAME_LEN {
         return Err(FrameError::TooLarge { len });
     }
-    out.reserve(varint::encoded_len(len) + len as usize);
+    Ok((len, header, varint::encoded_len(len) + len as usize))
+}
+
+/// The size of the frame for (`channel`, `kind`) with a body of `body_len` bytes, or why it
+/// cannot be sent.
+pub fn frame_len(channel: u64, kind: u8, body_len: usize) -> Result<usize, FrameError> {
+    header(channel, kind, body_len).map(|(_, _, total)| total)
+}
+
+/// Appends the length prefix and header of the frame for (`channel`, `kind`) with a body of
+/// `body_len` bytes, reserving room for the body, which the caller appends next (so a body
+/// can be encoded straight into `out`).
+pub fn encode_header(channel: u64, kind: u8, body_len: usize, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    let (len, header, total) = header(channel, kind, body_len)?;
+    out.reserve(total);
     varint::encode(len, out);
     varint::encode(header, out);
-    out.extend_from_slice(body);
     Ok(())
 }
 

@@ -384,6 +384,25 @@ impl Message {
         })
     }
 
+    /// The size of the body [`Message::encode_body`] writes.
+    pub fn body_len(&self) -> usize {
+        match self {
+            Self::Open(m) => m.encoded_len(),
+            Self::Options(m) => m.encoded_len(),
+            Self::Status(m) => m.encoded_len(),
+            Self::Have(m) => m.encoded_len(),
+            Self::Unhave(m) => m.encoded_len(),
+            Self::Want(m) => m.encoded_len(),
+            Self::Unwant(m) => m.encoded_len(),
+            Self::Request(m) => m.encoded_len(),
+            Self::Cancel(m) => m.encoded_len(),
+            Self::Data(m) => m.encoded_len(),
+            Self::Close(m) => m.encoded_len(),
+            Self::Extension { id, payload } => varint::encoded_len(*id) + payload.len(),
+            Self::Unknown { body, .. } => body.len(),
+        }
+    }
+
     /// Appends the body (without frame or header) to `out`.
     pub fn encode_body(&self, out: &mut Vec<u8>) {
         // prost writes fields in declaration (= ascending tag) order; `Vec<u8>` grows as
@@ -438,12 +457,18 @@ impl ChannelMessage {
         }
     }
 
-    /// Appends the whole frame (length, header, body) to `out`.
+    /// Appends the whole frame (length, header, body) to `out`; the body is encoded in place,
+    /// without an intermediate buffer.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), MessageError> {
-        let mut body = Vec::new();
-        self.message.encode_body(&mut body);
-        frame::encode(self.channel, self.message.kind(), &body, out)?;
+        frame::encode_header(self.channel, self.message.kind(), self.message.body_len(), out)?;
+        self.message.encode_body(out);
         Ok(())
+    }
+
+    /// The size of the whole frame [`ChannelMessage::encode`] writes, or why it cannot be sent
+    /// (over the frame cap, or a channel id too large).
+    pub fn frame_len(&self) -> Result<usize, MessageError> {
+        Ok(frame::frame_len(self.channel, self.message.kind(), self.message.body_len())?)
     }
 
     /// The whole frame as a new buffer.

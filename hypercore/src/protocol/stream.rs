@@ -57,17 +57,46 @@ pub enum StreamError {
     TruncatedFrame,
 }
 
+/// What the writer task is handed: a frame encoded by the sender, or a message it encodes
+/// itself straight into its write batch.
+#[derive(Debug)]
+enum Outgoing {
+    Frame(Vec<u8>),
+    Message(ChannelMessage),
+}
+
 /// Sends messages on a connection. Dropping every sender closes the write side.
 #[derive(Debug, Clone)]
 pub struct MessageSender {
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Outgoing>,
 }
 
 impl MessageSender {
     /// Queues `message` (encoded now, so an oversized message fails here, not later).
     pub async fn send(&self, message: &ChannelMessage) -> Result<(), StreamError> {
         let frame = message.to_frame()?;
-        self.tx.send(frame).await.map_err(|_| StreamError::Closed)
+        self.tx.send(Outgoing::Frame(frame)).await.map_err(|_| StreamError::Closed)
+    }
+
+    /// Queues `message` itself: the writer encodes it straight into its next write, with no
+    /// buffer of its own (for large messages, e.g. Data). Its size is checked now, so an
+    /// oversized message fails here, not later.
+    pub async fn send_owned(&self, message: ChannelMessage) -> Result<(), StreamError> {
+        message.frame_len()?;
+        self.tx.send(Outgoing::Message(message)).await.map_err(|_| StreamError::Closed)
+    }
+}
+
+/// Appends what `item` stands for to the write batch `out`.
+fn append(item: Outgoing, out: &mut Vec<u8>) {
+    match item {
+        Outgoing::Frame(frame) => out.extend_from_slice(&frame),
+        // Checked by `send_owned`: encoding cannot fail here.
+        Outgoing::Message(message) => {
+            if let Err(e) = message.encode(out) {
+                tracing::warn!(error = %e, "dropped a message that cannot be encoded");
+            }
+        }
     }
 }
 
@@ -78,6 +107,9 @@ pub struct MessageReceiver<S> {
     decoder: FrameDecoder,
     timeout: Duration,
 }
+
+/// Frames the writer task gathers into one write.
+const WRITE_BATCH: usize = 256 * 1024;
 
 /// Room made in the decoder's buffer before each read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -121,19 +153,19 @@ where
     (MessageSender { tx }, receiver)
 }
 
-async fn write_loop<W: AsyncWrite>(writer: W, mut rx: mpsc::Receiver<Vec<u8>>, keepalive: Duration) {
+async fn write_loop<W: AsyncWrite>(writer: W, mut rx: mpsc::Receiver<Outgoing>, keepalive: Duration) {
     tokio::pin!(writer);
     let mut out = Vec::new();
     let mut idle_until = Instant::now() + keepalive;
     loop {
         tokio::select! {
             next = rx.recv() => {
-                let Some(frame) = next else { break };
-                out.extend_from_slice(&frame);
+                let Some(item) = next else { break };
+                append(item, &mut out);
                 // Batch whatever else is queued into the same write.
-                while out.len() < 256 * 1024 {
+                while out.len() < WRITE_BATCH {
                     match rx.try_recv() {
-                        Ok(frame) => out.extend_from_slice(&frame),
+                        Ok(item) => append(item, &mut out),
                         Err(_) => break,
                     }
                 }

@@ -271,7 +271,7 @@ impl Drop for Conn {
 
 impl Conn {
     async fn send(&self, local_id: u64, message: Message) -> Result<(), StreamError> {
-        self.out.send(&ChannelMessage::new(local_id, message)).await
+        self.out.send_owned(ChannelMessage::new(local_id, message)).await
     }
 
     /// The handle of handler `i` for the peer on channel `local_id`, made (and announced with
