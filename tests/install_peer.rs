@@ -199,11 +199,35 @@ async fn resolve_planner_answers_and_is_bounded() {
         let (trie, feed) = (trie.clone(), feed.clone());
         async move { ResolvePlanner::new(trie, limits).blocks(&feed, &keys).await }
     };
+    // What the resolution picks: debug, then the ms its manifest asks for.
+    let resolver = ims::install::Resolver::new(index.clone(), PickOptions::default());
+    let debug = resolver.resolve(&Request::from_dependency("debug", "^2").unwrap()).await.unwrap();
+    let ms_range = debug.manifest().dependencies["ms"].clone();
+    let ms = resolver.resolve(&Request::from_dependency("ms", &ms_range).unwrap()).await.unwrap();
+    let picks = [("debug", debug.version.as_str()), ("ms", ms.version.as_str())];
+
     let full = plan(PlanLimits::default(), keys.clone()).await.unwrap();
-    assert_eq!(full, index.touched_packuments(&["debug", "ms"]).await.unwrap(), "debug and its dependency");
+    let want = index.touched_summaries(&["debug", "ms"], &picks).await.unwrap();
+    assert_eq!(full, want, "the summaries of debug and its dependency, and the pages of the picks");
+    assert!(full.is_subset(&index.touched_packuments(&["debug", "ms"]).await.unwrap()));
+    // For a package of many pages, the pick reads one of them, not all.
+    let summary = index.versions("express").await.unwrap().unwrap();
+    assert!(summary.versions.len() > 64, "express has {} versions", summary.versions.len());
+    let latest = summary.dist_tags["latest"].as_str();
+    let picked = index.touched_summaries(&["express"], &[("express", latest)]).await.unwrap();
+    let whole = index.touched_packuments(&["express"]).await.unwrap();
+    assert!(
+        picked.is_subset(&whole) && picked.len() < whole.len(),
+        "a summary and one page touch fewer blocks than a whole packument ({} of {})",
+        picked.len(),
+        whole.len()
+    );
 
     let one = PlanLimits { max_packages: 1, ..PlanLimits::default() };
-    assert_eq!(plan(one, keys.clone()).await.unwrap(), index.touched_packuments(&["debug"]).await.unwrap());
+    assert_eq!(
+        plan(one, keys.clone()).await.unwrap(),
+        index.touched_summaries(&["debug"], &picks[..1]).await.unwrap()
+    );
     let none = PlanLimits { max_roots: 0, ..PlanLimits::default() };
     assert!(plan(none, keys.clone()).await.is_err(), "too many roots: not planned");
 

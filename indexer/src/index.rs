@@ -36,6 +36,9 @@ pub struct PackageSummary {
     pub modified: Option<String>,
     /// When the whole package was unpublished (a tombstone): it then has no versions.
     pub unpublished: Option<String>,
+    /// Whether the package is a tombstone (unpublished as a whole, no versions), even when
+    /// upstream gave no time for it.
+    pub tombstone: bool,
 }
 
 /// One version, as npm's pick rules see it.
@@ -49,6 +52,8 @@ pub struct VersionSummary {
     pub engine_node: Option<String>,
     /// The publish time (`time[version]`), as upstream has it.
     pub time: Option<String>,
+    /// The page holding its version record (what [`Index::version_in`] reads).
+    pub page: u32,
 }
 
 impl Index {
@@ -127,6 +132,7 @@ impl Index {
                     deprecated: rec.string(e.deprecated),
                     engine_node: rec.string(e.engine_node),
                     time: e.time.as_ref().map(|t| t.unpack()),
+                    page: e.page,
                 })
                 .collect(),
             modified: rec.times.iter().find(|(k, _)| k == "modified").map(|(_, t)| t.unpack()),
@@ -135,6 +141,28 @@ impl Index {
                 .as_ref()
                 .and_then(|u| u.time.clone())
                 .filter(|_| rec.versions.is_empty()),
+            tombstone: rec.unpublished.is_some() && rec.versions.is_empty(),
+        }))
+    }
+
+    /// One version's manifest given the package's summary (from [`Index::versions`]): one
+    /// lookup, the page holding the version. `None` when the summary lists no such version
+    /// or its page lacks it.
+    pub async fn version_in(
+        &self,
+        summary: &PackageSummary,
+        version: &str,
+    ) -> Result<Option<Manifest>, IndexError> {
+        let Some(entry) = summary.versions.iter().find(|e| e.version == version) else { return Ok(None) };
+        let Some(page) = self.page(&summary.name, entry.page).await? else { return Ok(None) };
+        Ok(page.get(version).map(|vr| {
+            vr.to_manifest(
+                &summary.name,
+                version,
+                entry.deprecated.clone(),
+                &page.bundles,
+                self.upstream.as_deref(),
+            )
         }))
     }
 
@@ -210,6 +238,37 @@ impl Index {
                 }
             }
         }
+        self.trie
+            .touched_many(keys.iter().map(String::as_str))
+            .await
+            .map_err(|source| IndexError::Read { key: keys.first().cloned().unwrap_or_default(), source })
+    }
+
+    /// The feed blocks that opening this index ([`Index::open`]), reading the summary
+    /// ([`Index::versions`]) of each of `names` and the manifest ([`Index::version_in`]) of
+    /// each of `picks` touch: the upstream key, each package record and the pages holding the
+    /// picked versions, with every trie node on the way (for names the index lacks, the blocks
+    /// that prove the absence). This is what a reader resolving with npm's pick rules from
+    /// summaries over a sparse replica reads.
+    pub async fn touched_summaries(
+        &self,
+        names: &[&str],
+        picks: &[(&str, &str)],
+    ) -> Result<BTreeSet<u64>, IndexError> {
+        let mut keys = vec![schema::UPSTREAM_KEY.to_owned()];
+        keys.extend(names.iter().map(|name| schema::package_key(name)));
+        let mut pages = BTreeSet::new();
+        let mut last: Option<(&str, Option<PackageSummary>)> = None;
+        for &(name, version) in picks {
+            if last.as_ref().is_none_or(|(n, _)| *n != name) {
+                last = Some((name, self.versions(name).await?));
+            }
+            let Some((_, Some(summary))) = &last else { continue };
+            if let Some(e) = summary.versions.iter().find(|e| e.version == version) {
+                pages.insert(schema::page_key(name, e.page));
+            }
+        }
+        keys.extend(pages);
         self.trie
             .touched_many(keys.iter().map(String::as_str))
             .await

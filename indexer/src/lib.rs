@@ -3,7 +3,7 @@
 //! ```text
 //!  upstream npm registry ──ingest──▶ model (tolerant serde) ──records/codec──▶ hypertrie batch
 //!                                         │
-//!  registry proxy, installer ◀──Index::{versions, version, packument, abbreviated, touched_blocks}
+//!  registry proxy, installer ◀──Index::{versions, version_in, version, packument, abbreviated, touched_*}
 //! ```
 //!
 //! * [`model`] parses npm documents (full packuments, version manifests, `dist`) without ever
@@ -48,8 +48,10 @@
 //! as raw bytes, canonical timestamps as milliseconds, npm's signing key ids interned, and
 //! anything unusual kept verbatim so reads give back exactly what was ingested. Trie keys are
 //! split on `/` and hashed per component by hypertrie, so every key above is found in
-//! O(log n) blocks of the feed, and [`Index::touched_blocks`] names those blocks for a
-//! one-round-trip prefetch from a peer.
+//! O(log n) blocks of the feed, and [`Index::touched_blocks`] (or, for a whole resolution,
+//! [`Index::touched_summaries`]) names those blocks for a one-round-trip prefetch from a peer.
+//! Resolution reads the package record ([`Index::versions`]) and then only the page of the
+//! picked version ([`Index::version_in`]), never every page.
 //!
 //! Spec: `spec/npm-registry-and-installers.md` §1.3 (fields, the install superset) and §6
 //! (the replication feed).

@@ -125,6 +125,22 @@ async fn pages_grow_across_writes_and_touched_blocks_cover_a_read() {
     }
     assert!(all.is_superset(&touched));
     assert!(all.is_superset(&index.trie().touched("p/absent").await.unwrap()));
+
+    // From the summary, one version reads only its page: the same manifest as `version`.
+    let summary = index.versions("grow").await.unwrap().unwrap();
+    for v in ["1.0.0", "1.0.40", "1.0.69"] {
+        assert_eq!(
+            index.version_in(&summary, v).await.unwrap(),
+            index.version("grow", v).await.unwrap(),
+            "{v}"
+        );
+    }
+    assert_eq!(index.version_in(&summary, "9.9.9").await.unwrap(), None);
+    let picked = index.touched_summaries(&["grow", "absent"], &[("grow", "1.0.69")]).await.unwrap();
+    assert!(picked.is_superset(&touched) && picked.contains(&v_node.seq()));
+    assert!(picked.is_superset(&index.trie().touched("p/absent").await.unwrap()));
+    // (The trie path to page 2 may pass through an earlier page's node, but not through all.)
+    assert!(picked.is_subset(&all) && picked.len() < all.len(), "{picked:?} vs {all:?}");
 }
 
 #[tokio::test]

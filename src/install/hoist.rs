@@ -31,7 +31,7 @@ fn dep_satisfies(dep: &Resolved, edge: &Edge) -> bool {
         return false;
     }
     match &edge.request.spec {
-        VersionSpec::Tag(tag) => dep.packument.dist_tags.get(tag) == Some(&dep.version),
+        VersionSpec::Tag(tag) => dep.is_tagged(tag),
         spec => spec.satisfies(&dep.semver),
     }
 }

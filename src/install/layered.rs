@@ -2,7 +2,7 @@
 //! last, and what upstream sends recorded into the local index (issue 5).
 //!
 //! ```text
-//!  packument(name) ──▶ front layers (e.g. a sparse replica of a peer's index): used as is
+//!  summary(name)   ──▶ front layers (e.g. a sparse replica of a peer's index): used as is
 //!                 ──▶ the local index ($IMS_HOME/index):
 //!                        fetched < max-age ago          → used, no request
 //!                        older                          → GET If-None-Match: ETag
@@ -10,6 +10,10 @@
 //!                                                            error → used, with a warning
 //!                 ──▶ not in any index                  → GET; 200 → recorded, used
 //! ```
+//!
+//! From an index only the package's summary is read for the pick, and then the picked
+//! version's manifest ([`ManifestSource::manifest`], from the same layer); a document
+//! fetched from the registry is used whole.
 //!
 //! This is npm's own cache policy for the registry's `Cache-Control: max-age=300`
 //! (`--prefer-offline`: no revalidation; `--offline`: the index only), with the local index as
@@ -33,14 +37,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use indexer::model::Packument;
-use indexer::{Document, Index, IndexError, Update, WriteReport};
+use std::collections::HashMap;
+
+use indexer::model::{Manifest, Packument};
+use indexer::{Document, Index, IndexError, PackageSummary, Update, WriteReport};
 use tokio::task::JoinHandle;
 
 use super::error::FetchError;
 use super::fetch::{RegistrySource, Revalidated};
 use super::local::{LocalIndex, LocalIndexError};
-use super::resolve::{ManifestSource, SourceError};
+use super::resolve::{ManifestSource, SourceError, Summary};
 
 /// npm's registry sends `Cache-Control: max-age=300` with every packument; npm then uses its
 /// cached copy for that long without asking.
@@ -153,6 +159,26 @@ struct Inner {
     warned: AtomicBool,
     /// Packages already re-asked by [`LayeredSource::refresh_local`] in this install.
     refreshed: Mutex<std::collections::HashSet<String>>,
+    /// Which index layer each summary handed out came from: its manifests are read there.
+    origins: Mutex<HashMap<String, Origin>>,
+}
+
+/// The index layer a package's summary came from.
+#[derive(Debug, Clone)]
+enum Origin {
+    /// The front layer at this position.
+    Front(usize, Arc<PackageSummary>),
+    /// The local index.
+    Local(Arc<PackageSummary>),
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+enum Found {
+    /// A package record of an index layer (read versions from the same layer).
+    Index(Origin),
+    /// A document fetched from the registry, whole.
+    Whole(Arc<Packument>),
 }
 
 /// Indexes, then the registry; a cheap cloneable handle (the installer owns one clone, the
@@ -189,6 +215,7 @@ impl LayeredSource {
                 down: AtomicBool::new(false),
                 warned: AtomicBool::new(false),
                 refreshed: Mutex::default(),
+                origins: Mutex::default(),
             }),
         }
     }
@@ -292,15 +319,13 @@ impl LayeredSource {
         }
     }
 
-    async fn lookup(&self, name: &str) -> Result<Option<Arc<Packument>>, LayerError> {
+    async fn lookup(&self, name: &str) -> Result<Option<Found>, LayerError> {
         let inner = &*self.inner;
-        for front in &self.front {
-            match front.packument(name).await {
-                Ok(Some(mut p)) => {
-                    let bases: Vec<String> = front.upstream().into_iter().map(str::to_owned).collect();
-                    self.retarget(&mut p, &bases);
+        for (at, front) in self.front.iter().enumerate() {
+            match front.versions(name).await {
+                Ok(Some(s)) => {
                     lock(&inner.report).front += 1;
-                    return Ok(Some(Arc::new(p)));
+                    return Ok(Some(Found::Index(Origin::Front(at, Arc::new(s)))));
                 }
                 Ok(None) => {}
                 Err(error) => {
@@ -310,30 +335,30 @@ impl LayeredSource {
         }
         let local = inner.local.get().await?;
         let registry = inner.registry.base();
-        if let Some(mut have) = local.index.packument(name).await? {
-            self.retarget(&mut have, &local.bases);
+        if let Some(have) = local.index.versions(name).await? {
+            let have = Found::Index(Origin::Local(Arc::new(have)));
             let fresh = match inner.policy.network {
                 Network::Offline | Network::PreferOffline => true,
                 Network::Online => local.is_fresh(registry, name, inner.policy.max_age),
             };
             if fresh {
                 lock(&inner.report).fresh += 1;
-                return Ok(Some(Arc::new(have)));
+                return Ok(Some(have));
             }
             if inner.down.load(Ordering::Relaxed) {
                 tracing::debug!(package = name, "the registry is down: using the local index");
                 lock(&inner.report).stale += 1;
-                return Ok(Some(Arc::new(have)));
+                return Ok(Some(have));
             }
             let etag = local.index.etag(name).await?;
             return match inner.registry.fetch_packument(name, etag.as_deref()).await {
                 Ok(Revalidated::NotModified) => {
                     local.fetched(registry, name, SystemTime::now());
                     lock(&inner.report).not_modified += 1;
-                    Ok(Some(Arc::new(have)))
+                    Ok(Some(have))
                 }
                 Ok(Revalidated::Modified { packument, etag }) => {
-                    self.record(name, *packument, etag).map(Some)
+                    self.record(name, *packument, etag).map(|p| Some(Found::Whole(p)))
                 }
                 Ok(Revalidated::NotFound) => Ok(None),
                 Err(error) => {
@@ -349,7 +374,7 @@ impl LayeredSource {
                         );
                     }
                     lock(&inner.report).stale += 1;
-                    Ok(Some(Arc::new(have)))
+                    Ok(Some(have))
                 }
             };
         }
@@ -357,9 +382,77 @@ impl LayeredSource {
             return Err(FetchError::Offline { what: name.to_owned() }.into());
         }
         match inner.registry.fetch_packument(name, None).await? {
-            Revalidated::Modified { packument, etag } => self.record(name, *packument, etag).map(Some),
+            Revalidated::Modified { packument, etag } => {
+                self.record(name, *packument, etag).map(|p| Some(Found::Whole(p)))
+            }
             Revalidated::NotFound | Revalidated::NotModified => Ok(None),
         }
+    }
+
+    /// The summary of `name` from the first layer that has it, remembering an index layer
+    /// for [`Self::read_manifest`].
+    async fn summary_of(&self, name: &str) -> Result<Option<Summary>, LayerError> {
+        Ok(match self.lookup(name).await? {
+            None => None,
+            Some(Found::Whole(p)) => Some(Summary::from_packument(p)),
+            Some(Found::Index(origin)) => {
+                let summary = match &origin {
+                    Origin::Front(_, s) | Origin::Local(s) => Summary::from_index(s),
+                };
+                lock(&self.inner.origins).insert(name.to_owned(), origin);
+                Some(summary)
+            }
+        })
+    }
+
+    /// The index layer of `origin` and the registries its canonical tarball URLs are under.
+    async fn layer(&self, origin: &Origin) -> Result<(Index, Vec<String>), LayerError> {
+        Ok(match origin {
+            Origin::Front(at, _) => {
+                let front = self.front[*at].clone();
+                let bases = front.upstream().into_iter().map(str::to_owned).collect();
+                (front, bases)
+            }
+            Origin::Local(_) => {
+                let local = self.inner.local.get().await?;
+                (local.index.clone(), local.bases.clone())
+            }
+        })
+    }
+
+    /// The whole packument of `name` (for callers that want every version).
+    async fn whole(&self, name: &str) -> Result<Option<Arc<Packument>>, LayerError> {
+        let origin = match self.lookup(name).await? {
+            None => return Ok(None),
+            Some(Found::Whole(p)) => return Ok(Some(p)),
+            Some(Found::Index(origin)) => origin,
+        };
+        let (index, bases) = self.layer(&origin).await?;
+        let Some(mut p) = index.packument(name).await? else { return Ok(None) };
+        self.retarget(&mut p, &bases);
+        Ok(Some(Arc::new(p)))
+    }
+
+    /// The manifest of `name@version` from the layer its summary came from.
+    async fn read_manifest(&self, name: &str, version: &str) -> Result<Option<Manifest>, LayerError> {
+        let known = lock(&self.inner.origins).get(name).cloned();
+        let origin = match known {
+            Some(origin) => origin,
+            None => match self.lookup(name).await? {
+                None => return Ok(None),
+                Some(Found::Whole(p)) => return Ok(p.versions.get(version).cloned()),
+                Some(Found::Index(origin)) => origin,
+            },
+        };
+        let (index, bases) = self.layer(&origin).await?;
+        let summary = match &origin {
+            Origin::Front(_, s) | Origin::Local(s) => s,
+        };
+        let Some(mut m) = index.version_in(summary, version).await? else { return Ok(None) };
+        if let Some(to) = &self.retarget {
+            retarget_manifest(name, version, &mut m, &bases, to);
+        }
+        Ok(Some(m))
     }
 
     /// Past the max-age: ask the registry (with the stored ETag) whether it has a newer
@@ -453,14 +546,19 @@ fn retarget(p: &mut Packument, bases: &[String], to: &str) {
     }
     let name = p.name.clone();
     for (version, m) in &mut p.versions {
-        let Some(url) = m.dist.tarball.as_mut() else { continue };
-        let suffix = format!("{name}/-/{}", indexer::names::tarball_file_name(&name, version));
-        if let Some(prefix) = url.strip_suffix(suffix.as_str())
-            && prefix != to
-            && bases.iter().any(|b| b == prefix)
-        {
-            *url = format!("{to}{suffix}");
-        }
+        retarget_manifest(&name, version, m, bases, to);
+    }
+}
+
+/// [`retarget`] for the one manifest of `name@version`.
+fn retarget_manifest(name: &str, version: &str, m: &mut Manifest, bases: &[String], to: &str) {
+    let Some(url) = m.dist.tarball.as_mut() else { return };
+    let suffix = format!("{name}/-/{}", indexer::names::tarball_file_name(name, version));
+    if let Some(prefix) = url.strip_suffix(suffix.as_str())
+        && prefix != to
+        && bases.iter().any(|b| b == prefix)
+    {
+        *url = format!("{to}{suffix}");
     }
 }
 
@@ -471,7 +569,15 @@ impl ManifestSource for LayeredSource {
     }
 
     async fn packument(&self, name: &str) -> Result<Option<Arc<Packument>>, SourceError> {
-        Ok(self.lookup(name).await?)
+        Ok(self.whole(name).await?)
+    }
+
+    async fn summary(&self, name: &str) -> Result<Option<Summary>, SourceError> {
+        Ok(self.summary_of(name).await?)
+    }
+
+    async fn manifest(&self, name: &str, version: &str) -> Result<Option<Manifest>, SourceError> {
+        Ok(self.read_manifest(name, version).await?)
     }
 }
 

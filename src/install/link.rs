@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::bins::link_bins;
 use super::error::LinkError;
@@ -23,6 +24,14 @@ pub struct LinkStats {
     pub copied: u64,
     /// Directories created.
     pub dirs: u64,
+}
+
+impl LinkStats {
+    fn add(&mut self, other: LinkStats) {
+        self.linked += other.linked;
+        self.copied += other.copied;
+        self.dirs += other.dirs;
+    }
 }
 
 /// Recreate `src` (an unpacked package in the store) at `dest`, replacing whatever `dest`
@@ -102,6 +111,86 @@ pub struct LayoutReport {
 /// touch only what changed.
 const HIDDEN: &str = "node_modules/.package-lock.json";
 
+/// The most threads linking at once.
+const MAX_LINK_THREADS: usize = 8;
+
+/// The top-level folder a location is under (`node_modules/a` for
+/// `node_modules/a/node_modules/b`): a package and those nested in it are linked in order by
+/// one thread, since relinking a package replaces its whole folder.
+fn top_level(location: &str) -> &str {
+    match location.find("/node_modules/") {
+        Some(i) => &location[..i],
+        None => location,
+    }
+}
+
+/// Link every one of `todo` (sorted by location) into `project`, the top-level folders spread
+/// over a few threads: on a warm install this is nearly all syscalls (a `mkdir` per folder,
+/// a `link` per file), which the kernel runs in parallel for different folders.
+fn link_all(
+    project: &Path,
+    todo: &[&Placement],
+    copy: &(dyn Fn(&LockedPackage) -> bool + Sync),
+) -> Result<LinkStats, LinkError> {
+    let mut groups: Vec<&[&Placement]> = Vec::new();
+    let mut rest = todo;
+    while let Some(first) = rest.first() {
+        let top = top_level(&first.package.location);
+        let n = rest.iter().take_while(|p| top_level(&p.package.location) == top).count();
+        let (group, tail) = rest.split_at(n);
+        groups.push(group);
+        rest = tail;
+    }
+    let link_group = |group: &[&Placement]| -> Result<LinkStats, LinkError> {
+        let mut stats = LinkStats::default();
+        for p in group {
+            stats.add(link_package(&p.source, &project.join(&p.package.location), copy(&p.package))?);
+        }
+        Ok(stats)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, MAX_LINK_THREADS);
+    if threads == 1 || groups.len() < 2 {
+        return groups.into_iter().try_fold(LinkStats::default(), |mut total, g| {
+            total.add(link_group(g)?);
+            Ok(total)
+        });
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Vec<Result<LinkStats, LinkError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(groups.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut stats = LinkStats::default();
+                    loop {
+                        if failed.load(Ordering::Relaxed) {
+                            return Ok(stats);
+                        }
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(group) = groups.get(i) else { return Ok(stats) };
+                        match link_group(group) {
+                            Ok(s) => stats.add(s),
+                            Err(e) => {
+                                failed.store(true, Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    let mut total = LinkStats::default();
+    for r in results {
+        total.add(r?);
+    }
+    Ok(total)
+}
+
 /// Make `project/node_modules` hold exactly `placements`, touching only what differs from the
 /// previous run (recorded in `node_modules/.package-lock.json`). Packages that will run
 /// install scripts are copied rather than hardlinked (`copy`).
@@ -109,7 +198,7 @@ pub fn layout(
     project: &Path,
     placements: &[Placement],
     wanted: &Lockfile,
-    copy: &dyn Fn(&LockedPackage) -> bool,
+    copy: &(dyn Fn(&LockedPackage) -> bool + Sync),
 ) -> Result<LayoutReport, LinkError> {
     let hidden_path = project.join(HIDDEN);
     let before: BTreeMap<String, Option<String>> = fs::read_to_string(&hidden_path)
@@ -131,6 +220,7 @@ pub fn layout(
     // Relinking a package replaces its folder, nested node_modules included: everything
     // below it must be relinked too.
     let mut relinked: Vec<String> = Vec::new();
+    let mut todo: Vec<&Placement> = Vec::new();
     for p in sorted.iter().copied() {
         let loc = &p.package.location;
         let dest = project.join(loc);
@@ -140,13 +230,11 @@ pub fn layout(
             report.unchanged += 1;
             continue;
         }
-        let s = link_package(&p.source, &dest, copy(&p.package))?;
-        report.stats.linked += s.linked;
-        report.stats.copied += s.copied;
-        report.stats.dirs += s.dirs;
-        report.linked += 1;
+        todo.push(p);
         relinked.push(loc.clone());
     }
+    report.stats.add(link_all(project, &todo, copy)?);
+    report.linked += todo.len();
     report.relinked = relinked;
     if report.linked == 0 && report.removed == 0 {
         return Ok(report);
@@ -190,5 +278,59 @@ mod tests {
         assert_eq!(fs::read_to_string(dest.join("lib/a.js")).unwrap(), "a");
         let copied = link_package(&src, &dir.path().join("c"), true).unwrap();
         assert_eq!(copied.copied, 2);
+    }
+
+    fn placement(store: &Path, location: &str) -> Placement {
+        let name = location.rsplit_once("node_modules/").map_or(location, |(_, n)| n).to_owned();
+        let source = store.join(name.replace('/', "+"));
+        fs::create_dir_all(source.join("lib")).unwrap();
+        fs::write(source.join("package.json"), format!("{{\"name\":\"{name}\"}}")).unwrap();
+        fs::write(source.join("lib/index.js"), &name).unwrap();
+        let package = LockedPackage {
+            location: location.to_owned(),
+            name: name.clone(),
+            package: name,
+            version: "1.0.0".to_owned(),
+            resolved: None,
+            integrity: None,
+            dev: false,
+            optional: false,
+            dev_optional: false,
+            os: Vec::new(),
+            cpu: Vec::new(),
+            libc: Vec::new(),
+            bin: BTreeMap::new(),
+            has_install_script: false,
+            in_bundle: false,
+        };
+        Placement { package, source }
+    }
+
+    #[test]
+    fn nested_packages_are_linked_after_the_folder_holding_them() {
+        assert_eq!(top_level("node_modules/a/node_modules/@s/b"), "node_modules/a");
+        assert_eq!(top_level("node_modules/@s/d"), "node_modules/@s/d");
+        let dir = tempfile::tempdir().unwrap();
+        let (store, project) = (dir.path().join("store"), dir.path().join("app"));
+        let locations = [
+            "node_modules/@s/d",
+            "node_modules/a",
+            "node_modules/a/node_modules/b",
+            "node_modules/a/node_modules/b/node_modules/@s/e",
+            "node_modules/c",
+            "node_modules/c/node_modules/b",
+        ];
+        let placements: Vec<Placement> = locations.iter().map(|l| placement(&store, l)).collect();
+        // A stale copy where the nested one goes: replaced, not kept.
+        fs::create_dir_all(project.join("node_modules/a/node_modules/b")).unwrap();
+        fs::write(project.join("node_modules/a/node_modules/b/stale.js"), "old").unwrap();
+        let todo: Vec<&Placement> = placements.iter().collect();
+        let stats = link_all(&project, &todo, &|_| false).unwrap();
+        assert_eq!(stats.linked + stats.copied, 2 * locations.len() as u64);
+        for (l, p) in locations.iter().zip(&placements) {
+            let got = fs::read_to_string(project.join(l).join("lib/index.js")).unwrap();
+            assert_eq!(got, p.package.name, "{l}");
+        }
+        assert!(!project.join("node_modules/a/node_modules/b/stale.js").exists());
     }
 }

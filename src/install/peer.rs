@@ -5,8 +5,9 @@
 //! reader                                              seeding peer (ims seed)
 //!   ResolveQuery{roots, pick}.to_keys() ──ims/prefetch──▶ ResolvePlanner: the same resolver
 //!                                                        (tree::build over its own index,
-//!                                                        recording every packument read)
-//!   replica ◀── every block those reads touch, verified ── Index::touched_packuments
+//!                                                        recording every summary and
+//!                                                        manifest read)
+//!   replica ◀── every block those reads touch, verified ── Index::touched_summaries
 //!   tree::build over PeerSource (replica, then upstream) — locally, no further round trip
 //! ```
 //!
@@ -33,7 +34,7 @@
 //! [`PlanLimits`] caps the roots, the packuments read, the wall time and how many plans run at
 //! once; past a limit the planner answers with what it has read so far.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,13 +44,13 @@ use hypercore::replicate::prefetch::{MAX_PREFETCH_KEY_LEN, MAX_PREFETCH_KEYS};
 use hypercore::replicate::{BlockPlanner, PlanFuture};
 use hypertrie::Trie;
 use hypertrie::extension::TriePlanner;
-use indexer::Index;
-use indexer::model::Packument;
+use indexer::model::{Manifest, Packument};
+use indexer::{Index, PackageSummary};
 use tokio::sync::Semaphore;
 
 use super::project::DepKind;
 use super::request::Request;
-use super::resolve::{ManifestSource, PickOptions, Resolver, SourceError};
+use super::resolve::{ManifestSource, PickOptions, Resolver, SourceError, Summary};
 use super::semver;
 use super::tree;
 
@@ -203,15 +204,20 @@ impl ResolvePlanner {
     }
 
     /// The blocks resolving `query` reads from this index (bounded by the limits): opening the
-    /// index and the whole packument of every package the resolver asked for.
+    /// index, the summary of every package the resolver asked for and the page of every
+    /// version it picked (the whole packument where it asked for one).
     pub async fn resolve_blocks(&self, query: &ResolveQuery) -> Result<BTreeSet<u64>, String> {
         if query.roots.len() > self.limits.max_roots {
             return Err(format!("{} roots, more than {}", query.roots.len(), self.limits.max_roots));
         }
         let index = Index::open(self.trie.snapshot()).await.map_err(|e| e.to_string())?;
-        let names = Arc::new(Mutex::new(BTreeSet::new()));
-        let recording =
-            Recording { index: index.clone(), names: names.clone(), max: self.limits.max_packages };
+        let reads = Arc::new(Mutex::new(Reads::default()));
+        let recording = Recording {
+            index: index.clone(),
+            reads: reads.clone(),
+            summaries: Mutex::default(),
+            max: self.limits.max_packages,
+        };
         let resolver = Resolver::new(recording, query.pick.clone());
         let run = async {
             let Ok(_slot) = self.slots.acquire().await else { return };
@@ -235,10 +241,22 @@ impl ResolvePlanner {
             tracing::debug!(limit = ?self.limits.time, "resolve plan hit its time limit");
         }
         drop(resolver);
-        let names = names.lock().map(|n| n.clone()).unwrap_or_default();
-        tracing::debug!(roots = query.roots.len(), packages = names.len(), "resolve planned");
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        index.touched_packuments(&names).await.map_err(|e| e.to_string())
+        let reads = reads.lock().map(|r| r.clone()).unwrap_or_default();
+        tracing::debug!(
+            roots = query.roots.len(),
+            packages = reads.names.len(),
+            versions = reads.versions.len(),
+            "resolve planned"
+        );
+        let names: Vec<&str> = reads.names.iter().map(String::as_str).collect();
+        let versions: Vec<(&str, &str)> =
+            reads.versions.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let mut blocks = index.touched_summaries(&names, &versions).await.map_err(|e| e.to_string())?;
+        if !reads.whole.is_empty() {
+            let whole: Vec<&str> = reads.whole.iter().map(String::as_str).collect();
+            blocks.extend(index.touched_packuments(&whole).await.map_err(|e| e.to_string())?);
+        }
+        Ok(blocks)
     }
 }
 
@@ -259,11 +277,23 @@ impl BlockPlanner for ResolvePlanner {
     }
 }
 
-/// The seeder's local index, recording which packuments the resolver reads (at most `max`).
+/// What a plan's resolution read of the index.
+#[derive(Debug, Clone, Default)]
+struct Reads {
+    /// Package records (summaries).
+    names: BTreeSet<String>,
+    /// Picked versions (their pages).
+    versions: BTreeSet<(String, String)>,
+    /// Whole packuments.
+    whole: BTreeSet<String>,
+}
+
+/// The seeder's local index, recording what the resolver reads (at most `max` packages).
 #[derive(Debug)]
 struct Recording {
     index: Index,
-    names: Arc<Mutex<BTreeSet<String>>>,
+    reads: Arc<Mutex<Reads>>,
+    summaries: Mutex<HashMap<String, Arc<PackageSummary>>>,
     max: usize,
 }
 
@@ -272,16 +302,41 @@ struct Recording {
 #[error("the resolution reads more than {0} packages")]
 struct TooManyPackages(usize);
 
+impl Recording {
+    fn note(&self, name: &str, what: impl FnOnce(&mut Reads)) -> Result<(), SourceError> {
+        let mut reads = self.reads.lock().map_err(|_| "recording lock poisoned")?;
+        if reads.names.len() >= self.max && !reads.names.contains(name) {
+            return Err(Box::new(TooManyPackages(self.max)));
+        }
+        reads.names.insert(name.to_owned());
+        what(&mut reads);
+        Ok(())
+    }
+}
+
 impl ManifestSource for Recording {
     async fn packument(&self, name: &str) -> Result<Option<Arc<Packument>>, SourceError> {
-        {
-            let mut names = self.names.lock().map_err(|_| "recording lock poisoned")?;
-            if names.len() >= self.max && !names.contains(name) {
-                return Err(Box::new(TooManyPackages(self.max)));
-            }
-            names.insert(name.to_owned());
-        }
+        self.note(name, |r| {
+            r.whole.insert(name.to_owned());
+        })?;
         Ok(self.index.packument(name).await?.map(Arc::new))
+    }
+
+    async fn summary(&self, name: &str) -> Result<Option<Summary>, SourceError> {
+        self.note(name, |_| ())?;
+        let Some(s) = self.index.versions(name).await? else { return Ok(None) };
+        let summary = Summary::from_index(&s);
+        self.summaries.lock().map_err(|_| "recording lock poisoned")?.insert(name.to_owned(), Arc::new(s));
+        Ok(Some(summary))
+    }
+
+    async fn manifest(&self, name: &str, version: &str) -> Result<Option<Manifest>, SourceError> {
+        self.note(name, |r| {
+            r.versions.insert((name.to_owned(), version.to_owned()));
+        })?;
+        let known = self.summaries.lock().map_err(|_| "recording lock poisoned")?.get(name).cloned();
+        let Some(s) = known else { return Ok(self.index.version(name, version).await?) };
+        Ok(self.index.version_in(&s, version).await?)
     }
 }
 
@@ -308,6 +363,8 @@ pub struct PeerSource<U> {
     registry: String,
     failed: AtomicBool,
     stats: Arc<PeerStats>,
+    /// Summaries the peer's index gave: those packages' manifests are read from it too.
+    from_peer: Mutex<HashMap<String, Arc<PackageSummary>>>,
 }
 
 impl<U: ManifestSource> PeerSource<U> {
@@ -320,6 +377,7 @@ impl<U: ManifestSource> PeerSource<U> {
             registry,
             failed: AtomicBool::new(false),
             stats: Arc::default(),
+            from_peer: Mutex::default(),
         }
     }
 
@@ -331,6 +389,7 @@ impl<U: ManifestSource> PeerSource<U> {
             registry: String::new(),
             failed: AtomicBool::new(false),
             stats: Arc::default(),
+            from_peer: Mutex::default(),
         }
     }
 
@@ -340,36 +399,85 @@ impl<U: ManifestSource> PeerSource<U> {
     }
 
     fn rebase(&self, mut p: Packument) -> Packument {
-        let base = self.index.as_ref().and_then(Index::upstream);
-        let Some(base) = base.filter(|b| *b != self.registry) else { return p };
         for m in p.versions.values_mut() {
-            if let Some(rest) = m.dist.tarball.as_deref().and_then(|t| t.strip_prefix(base)) {
-                m.dist.tarball = Some(format!("{}{rest}", self.registry));
-            }
+            self.rebase_manifest(m);
         }
         p
+    }
+
+    fn rebase_manifest(&self, m: &mut Manifest) {
+        let base = self.index.as_ref().and_then(Index::upstream);
+        let Some(base) = base.filter(|b| *b != self.registry) else { return };
+        if let Some(rest) = m.dist.tarball.as_deref().and_then(|t| t.strip_prefix(base)) {
+            m.dist.tarball = Some(format!("{}{rest}", self.registry));
+        }
+    }
+
+    /// The peer's index, unless it failed.
+    fn peer(&self) -> Option<&Index> {
+        self.index.as_ref().filter(|_| !self.failed.load(Ordering::Relaxed))
+    }
+
+    fn peer_failed(&self, name: &str, error: &indexer::IndexError) {
+        tracing::warn!(package = name, %error, "the peer's index failed; resolving the rest upstream");
+        self.failed.store(true, Ordering::Relaxed);
+    }
+
+    fn asking_upstream(&self) {
+        if self.index.is_some() {
+            self.stats.from_upstream.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
 impl<U: ManifestSource> ManifestSource for PeerSource<U> {
     async fn packument(&self, name: &str) -> Result<Option<Arc<Packument>>, SourceError> {
-        if let Some(index) = self.index.as_ref().filter(|_| !self.failed.load(Ordering::Relaxed)) {
+        if let Some(index) = self.peer() {
             match index.packument(name).await {
                 Ok(Some(p)) => {
                     self.stats.from_peer.fetch_add(1, Ordering::Relaxed);
                     return Ok(Some(Arc::new(self.rebase(p))));
                 }
                 Ok(None) => tracing::info!(package = name, "not in the peer's index; asking upstream"),
-                Err(error) => {
-                    tracing::warn!(package = name, %error, "the peer's index failed; resolving the rest upstream");
-                    self.failed.store(true, Ordering::Relaxed);
-                }
+                Err(error) => self.peer_failed(name, &error),
             }
         }
-        if self.index.is_some() {
-            self.stats.from_upstream.fetch_add(1, Ordering::Relaxed);
-        }
+        self.asking_upstream();
         self.upstream.packument(name).await
+    }
+
+    async fn summary(&self, name: &str) -> Result<Option<Summary>, SourceError> {
+        if let Some(index) = self.peer() {
+            match index.versions(name).await {
+                Ok(Some(s)) => {
+                    self.stats.from_peer.fetch_add(1, Ordering::Relaxed);
+                    let summary = Summary::from_index(&s);
+                    if let Ok(mut known) = self.from_peer.lock() {
+                        known.insert(name.to_owned(), Arc::new(s));
+                    }
+                    return Ok(Some(summary));
+                }
+                Ok(None) => tracing::info!(package = name, "not in the peer's index; asking upstream"),
+                Err(error) => self.peer_failed(name, &error),
+            }
+        }
+        self.asking_upstream();
+        self.upstream.summary(name).await
+    }
+
+    async fn manifest(&self, name: &str, version: &str) -> Result<Option<Manifest>, SourceError> {
+        let known = self.from_peer.lock().ok().and_then(|k| k.get(name).cloned());
+        if let (Some(index), Some(s)) = (self.peer(), known) {
+            match index.version_in(&s, version).await {
+                Ok(Some(mut m)) => {
+                    self.rebase_manifest(&mut m);
+                    return Ok(Some(m));
+                }
+                Ok(None) => return Ok(None),
+                Err(error) => self.peer_failed(name, &error),
+            }
+        }
+        self.upstream.manifest(name, version).await
     }
 
     async fn refresh(&self, name: &str) -> Result<Option<Arc<Packument>>, SourceError> {

@@ -236,7 +236,7 @@ impl Tree {
             return false;
         }
         match &edge.request.spec {
-            VersionSpec::Tag(tag) => r.packument.dist_tags.get(tag) == Some(&r.version),
+            VersionSpec::Tag(tag) => r.is_tagged(tag),
             spec => spec.satisfies(&r.semver),
         }
     }
