@@ -355,6 +355,7 @@ async fn answer_sizes(writer: &Feed, replica: &Feed, planner: &TriePlanner, keys
     );
 }
 
+#[allow(clippy::disallowed_methods)] // a bench is a program: it reads its switches from the environment
 fn main() {
     let mib: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100);
     // `IMS_BENCH_ONLY=throughput` runs only part 1; `IMS_BENCH_RUNS=n` repeats it n times,

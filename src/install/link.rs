@@ -299,6 +299,7 @@ mod tests {
             os: Vec::new(),
             cpu: Vec::new(),
             libc: Vec::new(),
+            engine_node: None,
             bin: BTreeMap::new(),
             has_install_script: false,
             in_bundle: false,
