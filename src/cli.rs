@@ -56,7 +56,7 @@ pub enum Command {
     Install(crate::commands::install::InstallArgs),
     /// Print the local index's public key (hex)
     Key,
-    /// Serve the local index to peers (--listen HOST:PORT; --no-dht for now)
+    /// Serve the local index and tarballs to peers (--listen HOST:PORT, --upstream URL; --no-dht for now)
     Seed(crate::commands::seed::SeedArgs),
     /// Inspect a hypertrie: info, get KEY..., list [PREFIX]
     Trie(crate::commands::trie::TrieArgs),
