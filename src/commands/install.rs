@@ -186,8 +186,7 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     // A lockfile made resolution local; the tarballs the store lacks still come from the peer.
     let _late = match peer_key {
         Some(key) if remote.is_none() && installer.missing_tarballs(&plan) > 0 => {
-            let extension: Arc<dyn ExtensionHandler> = Arc::new(tarballs.clone());
-            crate::remote::open(ctx, key, vec![extension])
+            open_peer(ctx, key, &tarballs)
                 .await
                 .inspect_err(|e| tracing::warn!("cannot reach the peer for tarballs, using upstream: {e:#}"))
                 .ok()
@@ -291,6 +290,16 @@ async fn run_global(
     Ok(())
 }
 
+/// The connection to the peer's index `key`, carrying `tarballs` (`ims/tarball`) too.
+async fn open_peer(
+    ctx: &Context,
+    key: &str,
+    tarballs: &TarballClient,
+) -> anyhow::Result<crate::remote::RemoteFeed> {
+    let extension: Arc<dyn ExtensionHandler> = Arc::new(tarballs.clone());
+    crate::remote::open(ctx, key, vec![extension]).await
+}
+
 /// The peer's index for `--key` with `--peer`: a sparse replica asked, in one prefetch, for
 /// every block resolving the project's tree reads (`None` when a matching lockfile makes
 /// resolution unnecessary).
@@ -310,8 +319,7 @@ async fn peer_index(
     {
         return Ok(None);
     }
-    let extension: Arc<dyn ExtensionHandler> = Arc::new(tarballs.clone());
-    let remote = crate::remote::open(ctx, key, vec![extension]).await?;
+    let remote = open_peer(ctx, key, tarballs).await?;
     // The roots as the installer will ask (a bad package.json is reported by the installer).
     let mut roots = loaded.and_then(|p| p.requests(false).ok()).unwrap_or_default();
     for spec in specs {
