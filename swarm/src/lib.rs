@@ -8,8 +8,9 @@
 //! ```text
 //!  TCP / any AsyncRead+AsyncWrite
 //!     └── noise::handshake  (Noise_XX_25519_ChaChaPoly_BLAKE2b, v8 payload, raw split)
-//!            └── SecureStream  — XSalsa20 with JS peers (v8), ChaCha20-Poly1305 records
-//!                               between two ims nodes (negotiated inside the handshake)
+//!            └── SecureStream  — XSalsa20 with JS peers (v8), AES-256-GCM or
+//!                               ChaCha20-Poly1305 records between two ims nodes
+//!                               (negotiated inside the handshake)
 //! ```
 //!
 //! ```no_run
@@ -34,7 +35,7 @@ pub mod noise;
 pub mod stream;
 mod varint;
 
-pub use cipher::Transport;
+pub use cipher::{AeadSuite, Transport};
 pub use dial::{accept, dial};
 pub use error::{AcceptError, DialError, HandshakeError, IdentityError, RecordError};
 pub use identity::{Identity, NodeId};

@@ -16,8 +16,10 @@
 //! * Each ims side sets bit [`payload::FEATURE_AEAD`] in field 2 of its NoisePayload. JS's
 //!   decoder skips unknown fields, so a JS peer sees an ordinary payload; JS never sets it, so
 //!   with JS both sides fall back to XSalsa20 exactly as v8 does.
-//! * The transport is [`Transport::Aead`] iff *both* payloads carry the bit.
-//! * Why a MITM cannot strip it: payloads are part of the Noise transcript. msg1's payload is
+//! * The transport is [`Transport::Aead`] iff *both* payloads carry the bit. Its records are
+//!   sealed with AES-256-GCM iff both payloads also carry [`payload::FEATURE_AES_GCM`] (a
+//!   node sets it only where AES runs in hardware), else with ChaCha20-Poly1305.
+//! * Why a MITM cannot strip either bit: payloads are part of the Noise transcript. msg1's payload is
 //!   sent in clear but is mixed into the handshake hash `h`, which is the associated data of
 //!   every later AEAD operation; msg2 and msg3 payloads are encrypted and authenticated.
 //!   Removing the bit from msg1 makes the responder's `h` differ from the initiator's, so the
@@ -31,11 +33,11 @@ pub mod payload;
 
 use snow::{Builder, HandshakeState};
 
-use crate::cipher::Transport;
+use crate::cipher::{AeadSuite, Transport};
 use crate::error::HandshakeError;
 use crate::identity::{Identity, NodeId};
 use crate::varint::{self, Varint};
-use payload::{FEATURE_AEAD, NONCE_LEN, NoisePayload};
+use payload::{FEATURE_AEAD, FEATURE_AES_GCM, NONCE_LEN, NoisePayload};
 
 /// The Noise protocol name v8 uses (wire spec §3.1).
 pub const PROTOCOL_NAME: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2b";
@@ -71,6 +73,7 @@ impl std::fmt::Debug for Split {
 #[derive(Clone, Debug)]
 pub struct HandshakeConfig {
     offer_aead: bool,
+    offer_aes_gcm: bool,
     expected_remote: Option<NodeId>,
     timeout: Option<std::time::Duration>,
     #[cfg(feature = "test-utils")]
@@ -83,6 +86,7 @@ impl Default for HandshakeConfig {
     fn default() -> Self {
         Self {
             offer_aead: true,
+            offer_aes_gcm: AeadSuite::aes_is_fast(),
             expected_remote: None,
             timeout: Some(std::time::Duration::from_secs(20)),
             #[cfg(feature = "test-utils")]
@@ -103,6 +107,13 @@ impl HandshakeConfig {
     /// behave exactly like a JS v8 peer.
     pub fn offer_aead(mut self, offer: bool) -> Self {
         self.offer_aead = offer;
+        self
+    }
+
+    /// Whether to offer AES-256-GCM for the records (default: where the CPU has AES
+    /// instructions). Has no effect without [`offer_aead`](Self::offer_aead).
+    pub fn offer_aes_gcm(mut self, offer: bool) -> Self {
+        self.offer_aes_gcm = offer;
         self
     }
 
@@ -197,7 +208,11 @@ impl Handshake {
             Role::Initiator => builder.build_initiator()?,
             Role::Responder => builder.build_responder()?,
         };
-        let ims_features = if config.offer_aead { FEATURE_AEAD } else { 0 };
+        let ims_features = match (config.offer_aead, config.offer_aes_gcm) {
+            (false, _) => 0,
+            (true, false) => FEATURE_AEAD,
+            (true, true) => FEATURE_AEAD | FEATURE_AES_GCM,
+        };
         Ok(Self {
             role,
             state,
@@ -267,7 +282,13 @@ impl Handshake {
             Role::Responder => Split { tx: c2, rx: c1 },
         };
         let both = self.local.ims_features & remote.ims_features;
-        let transport = if both & FEATURE_AEAD != 0 { Transport::Aead } else { Transport::XSalsa20 };
+        let transport = if both & FEATURE_AEAD == 0 {
+            Transport::XSalsa20
+        } else if both & FEATURE_AES_GCM != 0 {
+            Transport::Aead(AeadSuite::Aes256Gcm)
+        } else {
+            Transport::Aead(AeadSuite::ChaCha20Poly1305)
+        };
         Ok(HandshakeOutcome {
             role: self.role,
             remote_static_key: NodeId::from_bytes(remote_static),

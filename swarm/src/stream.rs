@@ -222,9 +222,9 @@ impl<S> SecureStream<S> {
                     early,
                 )
             }
-            Transport::Aead => (
-                Reader::Aead(Box::new(AeadReader::new(RecordCipher::new(&split.rx), overflow))),
-                Writer::Aead(RecordCipher::new(&split.tx)),
+            Transport::Aead(suite) => (
+                Reader::Aead(Box::new(AeadReader::new(RecordCipher::new(suite, &split.rx), overflow))),
+                Writer::Aead(RecordCipher::new(suite, &split.tx)),
                 Vec::new(),
             ),
         };
@@ -243,7 +243,7 @@ impl<S> SecureStream<S> {
 
     /// Whether every transport byte is authenticated (both sides are ims nodes).
     pub fn is_authenticated(&self) -> bool {
-        self.outcome.transport == Transport::Aead
+        self.outcome.transport.is_authenticated()
     }
 
     /// The negotiated transport.

@@ -2,7 +2,7 @@
 //! downgrade attempts, peer pinning, and malformed input.
 
 use swarm::noise::{Handshake, decode_length_prefix};
-use swarm::{HandshakeConfig, HandshakeError, Identity, Role, Transport};
+use swarm::{AeadSuite, HandshakeConfig, HandshakeError, Identity, Role, Transport};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 
 fn ids() -> (Identity, Identity) {
@@ -32,10 +32,30 @@ fn run_pure(
 fn two_ims_nodes_negotiate_aead() {
     let (i, r) =
         run_pure(&HandshakeConfig::default(), &HandshakeConfig::default(), |_, m| m).expect("handshake");
-    assert_eq!((i.transport, r.transport), (Transport::Aead, Transport::Aead));
+    let suite = if AeadSuite::aes_is_fast() { AeadSuite::Aes256Gcm } else { AeadSuite::ChaCha20Poly1305 };
+    assert_eq!((i.transport, r.transport), (Transport::Aead(suite), Transport::Aead(suite)));
     assert_eq!(i.split.tx, r.split.rx);
     assert_eq!(i.split.rx, r.split.tx);
     assert_ne!(i.split.tx, i.split.rx);
+}
+
+#[test]
+fn aes_gcm_only_when_both_offer_it() {
+    let aes = HandshakeConfig::default().offer_aes_gcm(true);
+    let chacha = HandshakeConfig::default().offer_aes_gcm(false);
+    let suite = |ic: &HandshakeConfig, rc: &HandshakeConfig| {
+        let (i, r) = run_pure(ic, rc, |_, m| m).expect("handshake");
+        assert_eq!(i.transport, r.transport);
+        i.transport
+    };
+    assert_eq!(suite(&aes, &aes), Transport::Aead(AeadSuite::Aes256Gcm));
+    assert_eq!(suite(&aes, &chacha), Transport::Aead(AeadSuite::ChaCha20Poly1305));
+    assert_eq!(suite(&chacha, &aes), Transport::Aead(AeadSuite::ChaCha20Poly1305));
+    assert_eq!(suite(&chacha, &chacha), Transport::Aead(AeadSuite::ChaCha20Poly1305));
+    // The AES bit means nothing without the record transport: a v8-compatible config sends
+    // no feature bits at all.
+    let v8 = HandshakeConfig::v8_compatible().offer_aes_gcm(true);
+    assert_eq!(suite(&aes, &v8), Transport::XSalsa20);
 }
 
 #[test]
@@ -84,17 +104,32 @@ fn flipping_any_byte_of_msg2_or_msg3_fails_the_handshake() {
 
 #[test]
 fn stripping_the_aead_offer_from_msg1_fails_the_handshake() {
-    let cfg = HandshakeConfig::default();
-    let res = run_pure(&cfg, &cfg, |step, m| {
-        if step != 0 {
-            return m;
+    for cfg in [HandshakeConfig::default().offer_aes_gcm(false), HandshakeConfig::default().offer_aes_gcm(true)] {
+        let res = run_pure(&cfg, &cfg, |step, m| {
+            if step != 0 {
+                return m;
+            }
+            // msg1 = prefix ‖ e(32) ‖ payload(0a 18 nonce ‖ 10 bits). Drop field 2, re-prefix.
+            assert_eq!(m[m.len() - 2], 0x10);
+            let body = &m[1..m.len() - 2];
+            let mut out = vec![body.len() as u8];
+            out.extend_from_slice(body);
+            out
+        });
+        assert!(matches!(res, Err(HandshakeError::Noise(_))), "downgrade went unnoticed: {res:?}");
+    }
+}
+
+#[test]
+fn downgrading_aes_gcm_to_chacha_in_msg1_fails_the_handshake() {
+    let cfg = HandshakeConfig::default().offer_aes_gcm(true);
+    let res = run_pure(&cfg, &cfg, |step, mut m| {
+        if step == 0 {
+            let at = m.len() - 1;
+            assert_eq!(&m[at - 1..], &[0x10, 0x03]);
+            m[at] = 0x01;
         }
-        // msg1 = prefix ‖ e(32) ‖ payload(0a 18 nonce ‖ 10 01). Drop field 2 and re-prefix.
-        assert_eq!(&m[m.len() - 2..], &[0x10, 0x01]);
-        let body = &m[1..m.len() - 2];
-        let mut out = vec![body.len() as u8];
-        out.extend_from_slice(body);
-        out
+        m
     });
     assert!(matches!(res, Err(HandshakeError::Noise(_))), "downgrade went unnoticed: {res:?}");
 }
@@ -185,14 +220,20 @@ where
 
 #[tokio::test]
 async fn tcp_loopback_aead_stream_carries_large_writes_both_ways() {
+    for aes in [false, true] {
+        tcp_loopback_large_writes(HandshakeConfig::default().offer_aes_gcm(aes)).await;
+    }
+}
+
+async fn tcp_loopback_large_writes(config: HandshakeConfig) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (dial, accept) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
     let (mut i, mut r) = connect(
         dial.expect("dial"),
         accept.expect("accept").0,
-        HandshakeConfig::default(),
-        HandshakeConfig::default(),
+        config.clone(),
+        config,
     )
     .await;
     assert!(i.is_authenticated() && r.is_authenticated());
@@ -231,12 +272,18 @@ async fn v8_peer_gets_xsalsa20_and_bytes_flow() {
 
 #[tokio::test]
 async fn tampered_aead_record_is_rejected() {
+    for aes in [false, true] {
+        tampered_record(HandshakeConfig::default().offer_aes_gcm(aes)).await;
+    }
+}
+
+async fn tampered_record(config: HandshakeConfig) {
     // Handshake bytes from the initiator: 59 + 93 (msg1 + msg3 with the 2-byte feature field
     // is 61 + 93). Flip a byte well past them, inside the first transport record.
     let (i_end, relay_a) = tokio::io::duplex(1 << 16);
     let (relay_b, r_end) = tokio::io::duplex(1 << 16);
     relay(relay_a, relay_b, Some(61 + 93 + 10));
-    let (mut i, mut r) = connect(i_end, r_end, HandshakeConfig::default(), HandshakeConfig::default()).await;
+    let (mut i, mut r) = connect(i_end, r_end, config.clone(), config).await;
     assert!(r.is_authenticated());
     i.write_all(&[7u8; 100]).await.expect("write");
     i.flush().await.expect("flush");

@@ -16,6 +16,11 @@ pub const NONCE_LEN: usize = 24;
 /// ([`crate::cipher::RecordCipher`]).
 pub const FEATURE_AEAD: u64 = 1;
 
+/// Feature bit: this node offers to seal those records with AES-256-GCM (set only where the
+/// CPU has AES instructions, [`crate::cipher::AeadSuite::aes_is_fast`]). Chosen over
+/// ChaCha20-Poly1305 when both sides set it.
+pub const FEATURE_AES_GCM: u64 = 2;
+
 /// A decoded handshake payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoisePayload {
