@@ -176,7 +176,7 @@ impl AeadReader {
 
 enum Writer {
     XSalsa20(KeyStream),
-    Aead(RecordCipher),
+    Aead(Box<RecordCipher>),
 }
 
 /// An encrypted stream to an authenticated peer.
@@ -224,7 +224,7 @@ impl<S> SecureStream<S> {
             }
             Transport::Aead(suite) => (
                 Reader::Aead(Box::new(AeadReader::new(RecordCipher::new(suite, &split.rx), overflow))),
-                Writer::Aead(RecordCipher::new(suite, &split.tx)),
+                Writer::Aead(Box::new(RecordCipher::new(suite, &split.tx))),
                 Vec::new(),
             ),
         };
