@@ -2,9 +2,10 @@
 //! the signed "signable", key pairs, discovery keys and the wire capability.
 
 mod discovery;
-mod hash;
+pub(crate) mod hash;
 mod keys;
 
 pub use discovery::{DiscoveryKey, capability};
-pub use hash::{Signable, leaf_hash, parent_hash, roots_hash, signable};
+pub(crate) use hash::blake2b_256;
+pub use hash::{Signable, leaf_hash, leaf_hashes, parent_hash, roots_hash, signable};
 pub use keys::{KeyError, KeyPair, PublicKey, SecretKey, Signature, Signer, Verifier};

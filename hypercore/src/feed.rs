@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::bitfield::Bitfield;
 use crate::block_source::BlockSource;
 use crate::commit::{self, Committer, Kind};
-use crate::crypto::{DiscoveryKey, PublicKey, Signature, Signer, Verifier, leaf_hash, signable};
+use crate::crypto::{DiscoveryKey, PublicKey, Signature, Signer, Verifier, leaf_hash, leaf_hashes, signable};
 use crate::error::{AppendError, GetError, ProofError, StorageError, VerifyError};
 use crate::pages::Pages;
 use crate::proof::{self, MAX_BLOCK_SIZE, Proof, ProofOptions};
@@ -309,8 +309,8 @@ impl Feed {
             return Err(AppendError::NotContiguous { key: key() });
         };
         let mut nodes = Vec::with_capacity(2 * blocks.len() + 1);
-        for (k, b) in blocks.iter().enumerate() {
-            builder.push(first + k as u64, b.as_ref(), &mut nodes);
+        for (k, (b, hash)) in blocks.iter().zip(leaf_hashes(blocks)).enumerate() {
+            builder.push(Node::leaf_hashed(first + k as u64, hash, b.as_ref().len()), &mut nodes);
         }
         let length = first + blocks.len() as u64;
         let sig = signer.sign(&signable(builder.roots(), length));
@@ -541,7 +541,7 @@ impl Feed {
         B: AsRef<[u8]>,
         P: Borrow<Proof>,
     {
-        self.start_put_checked(blocks, false).await
+        self.start_put_checked(blocks, None, false).await
     }
 
     /// [`Feed::start_put`] that verifies (and stores) every node of the proof, also those
@@ -555,27 +555,55 @@ impl Feed {
         data: &[u8],
         proof: &Proof,
     ) -> Result<PendingPut, VerifyError> {
-        self.start_put_checked(&[(seq, data, proof)], true).await
+        self.start_put_checked(&[(seq, data, proof)], None, true).await
+    }
+
+    /// [`Feed::start_put`] (or, with `every_node`, [`Feed::start_put_every_node`]) of a block
+    /// whose [`leaf_hash`] the caller already computed (replication hashes several received
+    /// blocks at once, on the task that decodes them). `leaf` must be `leaf_hash(data)` of
+    /// these very bytes: the proof and the signature are checked against it, not against
+    /// `data`.
+    pub(crate) async fn start_put_prehashed(
+        &self,
+        seq: u64,
+        data: &[u8],
+        leaf: [u8; 32],
+        proof: &Proof,
+        every_node: bool,
+    ) -> Result<PendingPut, VerifyError> {
+        self.start_put_checked(&[(seq, data, proof)], Some(&[leaf]), every_node).await
     }
 
     async fn start_put_checked<B, P>(
         &self,
         blocks: &[(u64, B, P)],
+        leaves: Option<&[[u8; 32]]>,
         every_node: bool,
     ) -> Result<PendingPut, VerifyError>
     where
         B: AsRef<[u8]>,
         P: Borrow<Proof>,
     {
+        for (seq, block, _) in blocks {
+            let size = block.as_ref().len() as u64;
+            if size > MAX_BLOCK_SIZE {
+                return Err(VerifyError::BlockTooLarge { seq: *seq, size });
+            }
+        }
+        // Hash outside the lock (blocks may be large), all blocks at once.
+        let computed;
+        let leaves = match leaves.filter(|l| l.len() == blocks.len()) {
+            Some(given) => given,
+            None => {
+                computed = leaf_hashes(&blocks.iter().map(|(_, b, _)| b.as_ref()).collect::<Vec<_>>());
+                &computed
+            }
+        };
         let mut records = Vec::with_capacity(blocks.len());
         let mut grows_to = 0;
-        for (seq, block, proof) in blocks {
+        for ((seq, block, proof), hash) in blocks.iter().zip(leaves) {
             let (seq, data) = (*seq, block.as_ref());
-            if data.len() as u64 > MAX_BLOCK_SIZE {
-                return Err(VerifyError::BlockTooLarge { seq, size: data.len() as u64 });
-            }
-            // Hash outside the lock: blocks may be large.
-            let leaf = Node::leaf(seq, data);
+            let leaf = Node::leaf_hashed(seq, *hash, data.len());
             let unsigned = {
                 let st = self.state();
                 if st.data_bits.get(seq) && st.tree.get(2 * seq).is_some_and(|l| l.hash == leaf.hash) {

@@ -68,7 +68,7 @@ pub use block_source::BlockSource;
 pub use builder::{DEFAULT_GET_TIMEOUT, FeedBuilder};
 pub use crypto::{
     DiscoveryKey, KeyError, KeyPair, PublicKey, SecretKey, Signable, Signature, Signer, Verifier, capability,
-    leaf_hash, parent_hash, roots_hash, signable,
+    leaf_hash, leaf_hashes, parent_hash, roots_hash, signable,
 };
 pub use error::{AppendError, GetError, OpenError, ProofError, StorageError, VerifyError};
 pub use feed::{Feed, FeedEvent, MAX_BATCH, PendingPut};

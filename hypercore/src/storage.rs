@@ -47,10 +47,6 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use blake2::Blake2b;
-use blake2::digest::Digest;
-use blake2::digest::consts::U32;
-
 use crate::crypto::{PublicKey, SecretKey, leaf_hash};
 use crate::error::StorageError;
 pub(crate) use record::{Meta, encode_header};
@@ -225,7 +221,7 @@ fn header_bytes(public: &PublicKey) -> [u8; HEADER_LEN as usize] {
     h[..8].copy_from_slice(LOG_MAGIC);
     h[8..12].copy_from_slice(&LOG_VERSION.to_be_bytes());
     h[12..44].copy_from_slice(public.as_bytes());
-    let sum: [u8; 32] = Blake2b::<U32>::digest(&h[..44]).into();
+    let sum = crate::crypto::blake2b_256(&h[..44]);
     h[44..].copy_from_slice(&sum);
     h
 }

@@ -22,7 +22,12 @@ pub struct Node {
 impl Node {
     /// The leaf node of block `seq` holding `data`.
     pub fn leaf(seq: u64, data: &[u8]) -> Self {
-        Self { index: 2 * seq, hash: leaf_hash(data), size: data.len() as u64 }
+        Self::leaf_hashed(seq, leaf_hash(data), data.len())
+    }
+
+    /// The leaf node of block `seq`, `len` bytes whose [`leaf_hash`] is `hash`.
+    pub fn leaf_hashed(seq: u64, hash: [u8; 32], len: usize) -> Self {
+        Self { index: 2 * seq, hash, size: len as u64 }
     }
 
     /// The parent of two siblings (given in either order).
@@ -263,9 +268,9 @@ impl Builder {
         Self { roots }
     }
 
-    /// Add block `seq`; pushes every new node (leaf first, then parents) to `out`.
-    pub(crate) fn push(&mut self, seq: u64, data: &[u8], out: &mut Vec<Node>) {
-        let leaf = Node::leaf(seq, data);
+    /// Add the block whose leaf node is `leaf`; pushes every new node (leaf first, then
+    /// parents) to `out`.
+    pub(crate) fn push(&mut self, leaf: Node, out: &mut Vec<Node>) {
         out.push(leaf);
         self.roots.push(leaf);
         while self.roots.len() >= 2 {

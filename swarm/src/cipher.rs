@@ -242,11 +242,17 @@ mod tests {
         let expected = [
             (
                 AeadSuite::ChaCha20Poly1305,
-                ["00155813ceff839383704b0c0e64ba235c5800a7670eb0", "00163f88a863b157906d9dc453f998752af6afe8a5f59c91"],
+                [
+                    "00155813ceff839383704b0c0e64ba235c5800a7670eb0",
+                    "00163f88a863b157906d9dc453f998752af6afe8a5f59c91",
+                ],
             ),
             (
                 AeadSuite::Aes256Gcm,
-                ["00151caa94a477b510cadec939500bffcae5d3e5ffc5fc", "0016e962e94a375bec80fcd28ed462d338959770a6b53689"],
+                [
+                    "00151caa94a477b510cadec939500bffcae5d3e5ffc5fc",
+                    "0016e962e94a375bec80fcd28ed462d338959770a6b53689",
+                ],
             ),
         ];
         for (suite, records) in expected {

@@ -124,7 +124,14 @@ impl AeadReader {
                 let n = (to - from).min(out.remaining());
                 out.put_slice(&self.buf[from..from + n]);
                 self.plain.0 += n;
-                return Poll::Ready(Ok(()));
+                // Go on with the next record if it is already here (no socket read): one
+                // read can return several records.
+                let next_whole =
+                    matches!(RecordCipher::record_len(&self.buf[self.start..self.end]), Ok(Some(_)));
+                if out.remaining() == 0 || self.plain.0 < self.plain.1 || !next_whole {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
             }
             match RecordCipher::record_len(&self.buf[self.start..self.end]) {
                 Err(e) => {

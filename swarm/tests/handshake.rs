@@ -104,7 +104,9 @@ fn flipping_any_byte_of_msg2_or_msg3_fails_the_handshake() {
 
 #[test]
 fn stripping_the_aead_offer_from_msg1_fails_the_handshake() {
-    for cfg in [HandshakeConfig::default().offer_aes_gcm(false), HandshakeConfig::default().offer_aes_gcm(true)] {
+    for cfg in
+        [HandshakeConfig::default().offer_aes_gcm(false), HandshakeConfig::default().offer_aes_gcm(true)]
+    {
         let res = run_pure(&cfg, &cfg, |step, m| {
             if step != 0 {
                 return m;
@@ -229,13 +231,8 @@ async fn tcp_loopback_large_writes(config: HandshakeConfig) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (dial, accept) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-    let (mut i, mut r) = connect(
-        dial.expect("dial"),
-        accept.expect("accept").0,
-        config.clone(),
-        config,
-    )
-    .await;
+    let (mut i, mut r) =
+        connect(dial.expect("dial"), accept.expect("accept").0, config.clone(), config).await;
     assert!(i.is_authenticated() && r.is_authenticated());
     assert_eq!(i.remote_static_key(), ids().1.public_key());
     assert_eq!(r.remote_static_key(), ids().0.public_key());

@@ -2,13 +2,7 @@
 
 use std::fmt;
 
-use blake2::Blake2bMac;
-use blake2::digest::Mac;
-use blake2::digest::consts::U32;
-
 use super::keys::PublicKey;
-
-type Blake2bMac256 = Blake2bMac<U32>;
 
 /// `Hk(key = public key; "hypercore")`: the feed's public topic; it does not reveal the key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,15 +39,14 @@ impl fmt::Display for DiscoveryKey {
 
 /// Keyed BLAKE2b-256 of `parts` under `key` (libsodium `crypto_generichash` with a key).
 fn keyed_hash(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    // A 32-byte key is always a valid BLAKE2b key (1..=64 bytes), so this cannot fail;
-    // fall back to an all-zero output rather than panicking to keep the library total.
-    let Ok(mut mac) = Blake2bMac256::new_from_slice(key) else {
-        return [0u8; 32];
-    };
+    // Every caller passes a 32-byte key, a valid BLAKE2b key (at most 64 bytes; longer
+    // would panic in `Params::key`).
+    debug_assert!(key.len() <= blake2b_simd::KEYBYTES);
+    let mut state = blake2b_simd::Params::new().hash_length(32).key(&key[..key.len().min(64)]).to_state();
     for part in parts {
-        mac.update(part);
+        state.update(part);
     }
-    mac.finalize().into_bytes().into()
+    super::hash::to_32(&state.finalize())
 }
 
 impl PublicKey {

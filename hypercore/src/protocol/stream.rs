@@ -111,18 +111,17 @@ pub struct MessageReceiver<S> {
 /// Frames the writer task gathers into one write.
 const WRITE_BATCH: usize = 256 * 1024;
 
-/// Room made in the decoder's buffer before each read.
-const READ_CHUNK: usize = 64 * 1024;
+/// Room made in the decoder's buffer before each read: several 64 KiB blocks, so that a
+/// burst of Data arrives in one read and is taken together ([`MessageReceiver::try_recv_buffered`]).
+const READ_CHUNK: usize = 256 * 1024;
 
 impl<S: AsyncRead> MessageReceiver<S> {
     /// The next message; `Ok(None)` when the peer closed the stream between frames.
     /// Keepalives are consumed silently (they only refresh the timeout).
     pub async fn recv(&mut self) -> Result<Option<ChannelMessage>, StreamError> {
         loop {
-            while let Some(frame) = self.decoder.next_frame()? {
-                if let Some(message) = ChannelMessage::from_frame(frame)? {
-                    return Ok(Some(message));
-                }
+            if let Some(message) = self.try_recv_buffered()? {
+                return Ok(Some(message));
             }
             // Straight into the decoder's buffer: no copy.
             let buf = self.decoder.read_buffer(READ_CHUNK);
@@ -136,6 +135,19 @@ impl<S: AsyncRead> MessageReceiver<S> {
                 };
             }
         }
+    }
+}
+
+impl<S> MessageReceiver<S> {
+    /// The next message if the bytes already read hold it whole; never reads. After
+    /// [`recv`](Self::recv), this takes the rest of a burst that arrived in the same read.
+    pub fn try_recv_buffered(&mut self) -> Result<Option<ChannelMessage>, StreamError> {
+        while let Some(frame) = self.decoder.next_frame()? {
+            if let Some(message) = ChannelMessage::from_frame(frame)? {
+                return Ok(Some(message));
+            }
+        }
+        Ok(None)
     }
 }
 

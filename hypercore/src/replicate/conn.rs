@@ -19,13 +19,13 @@ use super::prefetch::{
 use super::router::Command;
 use super::{MAX_UNSOLICITED, MAX_UNSOLICITED_BYTES, ReplicateError, ReplicateOptions, ReplicateStats};
 use crate::bitfield::Bitfield;
-use crate::crypto::{DiscoveryKey, Signature};
+use crate::crypto::{DiscoveryKey, Signature, leaf_hash, leaf_hashes};
 use crate::error::VerifyError;
 use crate::feed::{Feed, FeedEvent, PendingPut};
 use crate::proof::{Proof, ProofOptions};
 use crate::protocol::{
-    ChannelMessage, Data, Event, Have, Message, MessageSender, Request, Session, SessionKeys, Status,
-    StreamError, Want, message_stream, rle,
+    ChannelMessage, Data, Event, Have, Message, MessageReceiver, MessageSender, Request, Session,
+    SessionKeys, Status, StreamError, Want, message_stream, rle,
 };
 use crate::tree::Node;
 
@@ -133,18 +133,10 @@ pub(super) async fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (out, mut receiver) = message_stream(io, opts.stream);
+    let (out, receiver) = message_stream(io, opts.stream);
     let (in_tx, mut in_rx) = mpsc::channel(64);
     let mut tasks = Tasks(Vec::new());
-    tasks.0.push(tokio::spawn(async move {
-        loop {
-            let next = receiver.recv().await;
-            let end = !matches!(next, Ok(Some(_)));
-            if in_tx.send(next).await.is_err() || end {
-                return;
-            }
-        }
-    }));
+    tasks.0.push(tokio::spawn(read_loop(receiver, in_tx)));
     let (ev_tx, mut ev_rx) = mpsc::channel(256);
     for feed in &feeds {
         let mut events = feed.subscribe();
@@ -204,8 +196,8 @@ where
                 next = in_rx.recv() => match next {
                     None | Some(Ok(None)) => return Ok(()),
                     Some(Err(e)) => return Err(e.into()),
-                    Some(Ok(Some(msg))) => {
-                        if conn.on_message(msg).await? {
+                    Some(Ok(Some((msg, leaf)))) => {
+                        if conn.on_message(msg, leaf).await? {
                             return Ok(());
                         }
                     }
@@ -233,6 +225,66 @@ where
         Err(e) => {
             tracing::debug!(error = %e, "replication connection dropped");
             Err(e)
+        }
+    }
+}
+
+/// Messages taken from the stream together at most.
+const READ_BURST: usize = 16;
+
+/// A received message and, for a Data message with a value, that value's leaf hash.
+type Incoming = (ChannelMessage, Option<[u8; 32]>);
+
+fn data_value(msg: &ChannelMessage) -> Option<&[u8]> {
+    match &msg.message {
+        Message::Data(data) => data.value.as_deref(),
+        _ => None,
+    }
+}
+
+/// Decodes the peer's messages for the connection task. The values of Data messages that
+/// arrived together (one read) are hashed here, all at once ([`leaf_hashes`]: four at a time
+/// with AVX2): hashing is most of the cost of verifying a block, and this task runs beside
+/// the one that verifies and stores.
+async fn read_loop<S: AsyncRead>(
+    mut receiver: MessageReceiver<S>,
+    tx: mpsc::Sender<Result<Option<Incoming>, StreamError>>,
+) {
+    loop {
+        let first = match receiver.recv().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => {
+                let _ = tx.send(Ok(None)).await;
+                return;
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        let mut burst = vec![first];
+        let mut failed = None;
+        while burst.len() < READ_BURST {
+            match receiver.try_recv_buffered() {
+                Ok(Some(msg)) => burst.push(msg),
+                Ok(None) => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let values: Vec<&[u8]> = burst.iter().filter_map(data_value).collect();
+        let mut hashes = leaf_hashes(&values).into_iter();
+        for msg in burst {
+            let leaf = if data_value(&msg).is_some() { hashes.next() } else { None };
+            if tx.send(Ok(Some((msg, leaf)))).await.is_err() {
+                return;
+            }
+        }
+        if let Some(e) = failed {
+            let _ = tx.send(Err(e)).await;
+            return;
         }
     }
 }
@@ -298,7 +350,11 @@ impl Conn {
     }
 
     /// Handles one message; `Ok(true)` when the connection is done (every channel closed).
-    async fn on_message(&mut self, msg: ChannelMessage) -> Result<bool, ReplicateError> {
+    async fn on_message(
+        &mut self,
+        msg: ChannelMessage,
+        leaf: Option<[u8; 32]>,
+    ) -> Result<bool, ReplicateError> {
         let Some(event) = self.session.on_message(msg)? else { return Ok(false) };
         match event {
             Event::DiscoveryKey(dk) => tracing::debug!(%dk, "peer opened a feed we do not replicate here"),
@@ -332,12 +388,17 @@ impl Conn {
                 }
             }
             Event::Extension { .. } => {}
-            Event::Message { local_id, message } => self.on_channel_message(local_id, message).await?,
+            Event::Message { local_id, message } => self.on_channel_message(local_id, message, leaf).await?,
         }
         Ok(false)
     }
 
-    async fn on_channel_message(&mut self, local_id: u64, message: Message) -> Result<(), ReplicateError> {
+    async fn on_channel_message(
+        &mut self,
+        local_id: u64,
+        message: Message,
+        leaf: Option<[u8; 32]>,
+    ) -> Result<(), ReplicateError> {
         let Some(chan) = self.chans.get_mut(&local_id) else { return Ok(()) };
         match message {
             Message::Options(options) => {
@@ -361,7 +422,7 @@ impl Conn {
             }
             Message::Want(want) => self.on_want(local_id, want).await?,
             Message::Request(request) => self.on_request(local_id, request).await?,
-            Message::Data(data) => self.on_data(local_id, data).await?,
+            Message::Data(data) => self.on_data(local_id, data, leaf).await?,
             // Unhave, Unwant, Cancel: JS does not act on them either.
             _ => {}
         }
@@ -422,7 +483,13 @@ impl Conn {
         Ok(())
     }
 
-    async fn on_data(&mut self, local_id: u64, data: Data) -> Result<(), ReplicateError> {
+    /// `leaf`: the value's leaf hash, if [`read_loop`] computed it.
+    async fn on_data(
+        &mut self,
+        local_id: u64,
+        data: Data,
+        leaf: Option<[u8; 32]>,
+    ) -> Result<(), ReplicateError> {
         let Some(chan) = self.chans.get_mut(&local_id) else { return Ok(()) };
         let (dk, seq) = (chan.dk, data.index);
         let requested = chan.inflight.remove(&seq).is_some();
@@ -452,22 +519,23 @@ impl Conn {
             return Ok(());
         }
         chan.unsolicited = (0, 0);
+        let leaf = leaf.unwrap_or_else(|| leaf_hash(value));
         // Verify now; the write and its sync overlap with the next blocks (shared syncs).
         let pending = if prefetched {
             // A shared proof may rely on nodes of an earlier block still being written (on
             // disk they are applied once synced): on failure, wait for those and check again.
-            match chan.feed.start_put_every_node(seq, value, &proof).await {
+            match chan.feed.start_put_prehashed(seq, value, leaf, &proof, true).await {
                 Ok(p) => p,
                 Err(_) if !chan.storing.is_empty() => {
                     for (_, earlier) in chan.storing.drain(..) {
                         earlier.durable().await.map_err(|e| verify(VerifyError::Storage(e)))?;
                     }
-                    chan.feed.start_put_every_node(seq, value, &proof).await.map_err(verify)?
+                    chan.feed.start_put_prehashed(seq, value, leaf, &proof, true).await.map_err(verify)?
                 }
                 Err(e) => return Err(verify(e)),
             }
         } else {
-            chan.feed.start_put(seq, value, &proof).await.map_err(verify)?
+            chan.feed.start_put_prehashed(seq, value, leaf, &proof, false).await.map_err(verify)?
         };
         chan.storing.push_back((seq, pending));
         while chan.storing.len() > MAX_STORING {

@@ -1,10 +1,6 @@
 //! The log record codec: one record per append call or verified put, or one group record for
 //! several committed together (layout in `storage.rs`).
 
-use blake2::Blake2b;
-use blake2::digest::Digest;
-use blake2::digest::consts::U32;
-
 use crate::crypto::Signature;
 use crate::tree::Node;
 
@@ -59,11 +55,11 @@ impl Meta {
 }
 
 fn checksum(prefix16: &[u8], meta: &[u8]) -> [u8; 32] {
-    let mut h = Blake2b::<U32>::new();
+    let mut h = crate::crypto::hash::state_256();
     h.update(b"ims-hypercore-record");
     h.update(prefix16);
     h.update(meta);
-    h.finalize().into()
+    crate::crypto::hash::to_32(&h.finalize())
 }
 
 /// Append the prefix and meta of a record holding `metas` (an "HCR1" record for one, a group
