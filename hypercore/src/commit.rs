@@ -246,7 +246,7 @@ fn run(inner: &Inner) {
     let c = &inner.committer;
     let mut header = Vec::new();
     loop {
-        let (data, entries, at) = {
+        let (mut data, entries, at) = {
             let mut q = linger(c, c.lock(), inner.store.is_memory());
             if q.entries.is_empty() {
                 q.committing = false;
@@ -266,15 +266,24 @@ fn run(inner: &Inner) {
         };
         let metas: Vec<&Meta> = entries.iter().filter_map(|e| e.record.as_ref().map(|(_, m)| m)).collect();
         header.clear();
+        let data_len = data.len() as u64;
         let written = if metas.is_empty() {
             Ok(()) // barriers only
         } else {
-            encode_header(&metas, data.len() as u64, &mut header);
+            encode_header(&metas, data_len, &mut header);
             let store = &inner.store;
             let started = Instant::now();
+            let data_at = at + header.len() as u64;
             let res = store
                 .write_at(at, &header)
-                .and_then(|()| store.write_at(at + header.len() as u64, &data))
+                .and_then(|()| {
+                    if store.is_memory() {
+                        // The log keeps this buffer itself: no copy.
+                        store.write_owned(data_at, std::mem::take(&mut data))
+                    } else {
+                        store.write_at(data_at, &data)
+                    }
+                })
                 .and_then(|()| store.sync());
             let mut q = c.lock();
             q.last_group = metas.len();
@@ -301,8 +310,8 @@ fn run(inner: &Inner) {
         let data_at = at + header.len() as u64;
         {
             let mut q = c.lock();
-            q.end = data_at + data.len() as u64;
-            if data.capacity() <= KEEP_BUFFER {
+            q.end = data_at + data_len;
+            if data.capacity() > 0 && data.capacity() <= KEEP_BUFFER {
                 let mut data = data;
                 data.clear();
                 q.spare = data;

@@ -89,8 +89,73 @@ const LOG_VERSION: u32 = 1;
 pub(crate) const HEADER_LEN: u64 = 76;
 
 enum Backend {
-    Memory(RwLock<Vec<u8>>),
+    Memory(RwLock<MemoryLog>),
     Disk(File),
+}
+
+/// Writes below this size are appended to the last segment of a [`MemoryLog`] (record
+/// headers); larger ones become segments of their own.
+const SMALL_WRITE: usize = 4096;
+
+/// An in-memory log: contiguous segments covering `0..len`, keyed by their offset. Large
+/// writes keep their own buffer ([`Store::write_owned`] takes it without a copy), so the log
+/// is never copied as it grows, unlike one `Vec` that is reallocated.
+#[derive(Default)]
+struct MemoryLog {
+    segments: std::collections::BTreeMap<u64, Vec<u8>>,
+    len: u64,
+}
+
+impl MemoryLog {
+    fn truncate(&mut self, len: u64) {
+        if len >= self.len {
+            return;
+        }
+        let _ = self.segments.split_off(&len);
+        if let Some((&at, seg)) = self.segments.iter_mut().next_back() {
+            seg.truncate((len - at) as usize);
+        }
+        self.len = len;
+    }
+
+    /// `truncate(offset)` (zero-filling up to `offset` if the log is shorter), then `bytes`.
+    fn write(&mut self, offset: u64, bytes: Vec<u8>) {
+        self.truncate(offset);
+        if offset > self.len {
+            let gap = (offset - self.len) as usize;
+            self.segments.insert(self.len, vec![0; gap]);
+            self.len = offset;
+        }
+        if bytes.is_empty() {
+            return;
+        }
+        self.len += bytes.len() as u64;
+        self.segments.insert(offset, bytes);
+    }
+
+    /// Copies out `buf.len()` bytes at `offset`; false if that runs past the end.
+    fn read(&self, offset: u64, buf: &mut [u8]) -> bool {
+        if offset.checked_add(buf.len() as u64).is_none_or(|end| end > self.len) {
+            return false;
+        }
+        let mut done = 0;
+        for (&at, seg) in self.segments.range(..offset + buf.len() as u64).rev() {
+            // Walk back from the last segment that starts before the end of the read.
+            let seg_end = at + seg.len() as u64;
+            let from = offset.max(at);
+            let to = (offset + buf.len() as u64).min(seg_end);
+            if from < to {
+                let (dst, src) = ((from - offset) as usize, (from - at) as usize);
+                let n = (to - from) as usize;
+                buf[dst..dst + n].copy_from_slice(&seg[src..src + n]);
+                done += n;
+            }
+            if at <= offset {
+                break;
+            }
+        }
+        done == buf.len()
+    }
 }
 
 /// The open log: positioned reads and writes, sync, truncate.
@@ -121,7 +186,7 @@ impl Store {
 
     pub(crate) fn len(&self) -> Result<u64, StorageError> {
         match &self.backend {
-            Backend::Memory(v) => Ok(v.read().map_or(0, |v| v.len() as u64)),
+            Backend::Memory(v) => Ok(v.read().map_or(0, |v| v.len)),
             Backend::Disk(f) => Ok(f.metadata().map_err(io("stat", &self.path))?.len()),
         }
     }
@@ -130,15 +195,33 @@ impl Store {
         match &self.backend {
             Backend::Memory(v) => {
                 let mut v = v.write().map_err(|_| corrupt(&self.path, offset, "memory store poisoned"))?;
-                let start = offset as usize;
-                if v.len() < start {
-                    v.resize(start, 0);
+                // A small write at the end joins the last segment (no segment per header).
+                if bytes.len() < SMALL_WRITE
+                    && offset == v.len
+                    && let Some((_, last)) = v.segments.iter_mut().next_back()
+                    && last.len() < SMALL_WRITE
+                {
+                    last.extend_from_slice(bytes);
+                    v.len += bytes.len() as u64;
+                    return Ok(());
                 }
-                v.truncate(start);
-                v.extend_from_slice(bytes);
+                v.write(offset, bytes.to_vec());
                 Ok(())
             }
             Backend::Disk(f) => f.write_all_at(bytes, offset).map_err(io("write", &self.path)),
+        }
+    }
+
+    /// [`write_at`](Self::write_at) of a buffer we may keep: in memory it becomes part of the
+    /// log as it is, without a copy.
+    pub(crate) fn write_owned(&self, offset: u64, bytes: Vec<u8>) -> Result<(), StorageError> {
+        match &self.backend {
+            Backend::Memory(v) => {
+                let mut v = v.write().map_err(|_| corrupt(&self.path, offset, "memory store poisoned"))?;
+                v.write(offset, bytes);
+                Ok(())
+            }
+            Backend::Disk(_) => self.write_at(offset, &bytes),
         }
     }
 
@@ -146,12 +229,7 @@ impl Store {
         match &self.backend {
             Backend::Memory(v) => {
                 let v = v.read().map_err(|_| corrupt(&self.path, offset, "memory store poisoned"))?;
-                let start = offset as usize;
-                let src = v
-                    .get(start..start + buf.len())
-                    .ok_or_else(|| corrupt(&self.path, offset, "read past end"))?;
-                buf.copy_from_slice(src);
-                Ok(())
+                if v.read(offset, buf) { Ok(()) } else { Err(corrupt(&self.path, offset, "read past end")) }
             }
             Backend::Disk(f) => f.read_exact_at(buf, offset).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -163,16 +241,20 @@ impl Store {
         }
     }
 
-    /// The `len` bytes at `offset` as a new buffer (from memory: one copy, no zeroing first).
+    /// The `len` bytes at `offset` as a new buffer (from memory: one copy, no zeroing first
+    /// when they lie in one segment, as a block does).
     pub(crate) fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
         match &self.backend {
             Backend::Memory(v) => {
                 let v = v.read().map_err(|_| corrupt(&self.path, offset, "memory store poisoned"))?;
-                let start = offset as usize;
-                let src = v
-                    .get(start..start.saturating_add(len))
-                    .ok_or_else(|| corrupt(&self.path, offset, "read past end"))?;
-                Ok(src.to_vec())
+                if let Some((&at, seg)) = v.segments.range(..=offset).next_back() {
+                    let from = (offset - at) as usize;
+                    if let Some(src) = seg.get(from..from.saturating_add(len)) {
+                        return Ok(src.to_vec());
+                    }
+                }
+                let mut buf = vec![0u8; len];
+                if v.read(offset, &mut buf) { Ok(buf) } else { Err(corrupt(&self.path, offset, "read past end")) }
             }
             Backend::Disk(_) => {
                 let mut buf = vec![0u8; len];
@@ -194,7 +276,7 @@ impl Store {
         match &self.backend {
             Backend::Memory(v) => {
                 if let Ok(mut v) = v.write() {
-                    v.truncate(len as usize);
+                    v.truncate(len);
                 }
                 Ok(())
             }
@@ -297,7 +379,11 @@ pub(crate) fn create(storage: &Storage, public: &PublicKey) -> Result<Store, Sto
     let header = header_bytes(public);
     match storage {
         Storage::Memory => Ok(Store {
-            backend: Backend::Memory(RwLock::new(header.to_vec())),
+            backend: Backend::Memory(RwLock::new({
+                let mut log = MemoryLog::default();
+                log.write(0, header.to_vec());
+                log
+            })),
             path: PathBuf::from("<memory>/log"),
         }),
         Storage::Disk(dir) => {
@@ -474,4 +560,43 @@ fn is_zero_tail(store: &Store, pos: u64, file_len: u64) -> Result<bool, StorageE
         off += n as u64;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryLog;
+
+    fn read(log: &MemoryLog, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let mut buf = vec![0xee; len];
+        log.read(offset, &mut buf).then_some(buf)
+    }
+
+    #[test]
+    fn memory_log_reads_across_segments_and_truncates_inside_one() {
+        let mut log = MemoryLog::default();
+        log.write(0, b"head".to_vec());
+        log.write(4, (0..100u8).collect());
+        log.write(104, b"tail".to_vec());
+        assert_eq!(log.len, 108);
+        let whole: Vec<u8> = b"head".iter().copied().chain(0..100u8).chain(*b"tail").collect();
+        assert_eq!(read(&log, 0, 108).as_deref(), Some(&whole[..]));
+        assert_eq!(read(&log, 2, 10).as_deref(), Some(&whole[2..12]));
+        assert_eq!(read(&log, 100, 8).as_deref(), Some(&whole[100..108]));
+        assert_eq!(read(&log, 108, 0).as_deref(), Some(&[][..]));
+        assert_eq!(read(&log, 100, 9), None);
+        assert_eq!(read(&log, u64::MAX, 2), None);
+        // Cut inside the middle segment, then write over the cut.
+        log.truncate(50);
+        assert_eq!(log.len, 50);
+        assert_eq!(read(&log, 0, 50).as_deref(), Some(&whole[..50]));
+        assert_eq!(read(&log, 49, 2), None);
+        log.write(20, b"new".to_vec());
+        assert_eq!(log.len, 23);
+        assert_eq!(read(&log, 18, 5).as_deref(), Some(&[whole[18], whole[19], b'n', b'e', b'w'][..]));
+        // A write past the end zero-fills the gap, as a file would.
+        log.write(30, b"x".to_vec());
+        assert_eq!(read(&log, 22, 9).as_deref(), Some(&[b'w', 0, 0, 0, 0, 0, 0, 0, b'x'][..]));
+        log.truncate(0);
+        assert_eq!((log.len, log.segments.len()), (0, 0));
+    }
 }
