@@ -342,7 +342,7 @@ async fn answer_sizes(writer: &Feed, replica: &Feed, planner: &TriePlanner, keys
         .iter()
         .filter_map(|&seq| {
             let (proof, _) = writer.proof_with(seq, ProofOptions::default()).ok()?;
-            Some(prefetch::data_message(writer.get_local(seq).ok()?, &proof))
+            Some(prefetch::data_message(writer.get_local(seq).ok()?.map(Into::into), &proof))
         })
         .collect();
     let (n, nodes, sigs, bytes) = tally(&shared);

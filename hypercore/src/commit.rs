@@ -130,13 +130,41 @@ impl Committer {
     }
 }
 
+/// The data of a queued record: its blocks' bytes, appended to the group buffer.
+pub(crate) trait BlockData {
+    /// Appends the bytes to `buf`.
+    fn append_to(self, buf: &mut Vec<u8>);
+}
+
+impl<B: AsRef<[u8]>> BlockData for &[B] {
+    fn append_to(self, buf: &mut Vec<u8>) {
+        for b in self {
+            buf.extend_from_slice(b.as_ref());
+        }
+    }
+}
+
+/// One block's bytes handed over: it becomes the group buffer itself when that is empty (no
+/// copy; in memory the log then keeps it as it is).
+pub(crate) struct Owned(pub(crate) Vec<u8>);
+
+impl BlockData for Owned {
+    fn append_to(self, buf: &mut Vec<u8>) {
+        if buf.is_empty() {
+            *buf = self.0;
+        } else {
+            buf.extend_from_slice(&self.0);
+        }
+    }
+}
+
 /// Queue records (each: what it is, its meta, its blocks' data) and make sure a leader will
 /// write them. Appends pass the `epoch` they were prepared in and are refused if a write
 /// failed since; puts (verified against the applied state only) pass `None`.
-pub(crate) fn submit<'a, B: AsRef<[u8]> + 'a>(
+pub(crate) fn submit<D: BlockData>(
     inner: &Arc<Inner>,
     epoch: Option<u64>,
-    records: impl IntoIterator<Item = (Kind, Meta, &'a [B])>,
+    records: impl IntoIterator<Item = (Kind, Meta, D)>,
 ) -> Result<Vec<Done>, StorageError> {
     let mut dones = Vec::new();
     let lead = {
@@ -150,9 +178,7 @@ pub(crate) fn submit<'a, B: AsRef<[u8]> + 'a>(
         }
         for (kind, meta, blocks) in records {
             let start = q.buf.len();
-            for b in blocks {
-                q.buf.extend_from_slice(b.as_ref());
-            }
+            blocks.append_to(&mut q.buf);
             let data_len = (q.buf.len() - start) as u64;
             let (done, rx) = oneshot::channel();
             q.entries.push(Entry { record: Some((kind, meta)), data_len, done });

@@ -352,6 +352,23 @@ impl Feed {
         Ok(buf)
     }
 
+    /// [`Feed::get_local`] as shared bytes: from memory, a view of the log without a copy
+    /// (what replication serves).
+    pub(crate) fn get_local_shared(&self, seq: u64) -> Result<Option<bytes::Bytes>, GetError> {
+        let Some((pos, leaf)) = self.state().location(seq) else { return Ok(None) };
+        let store = &self.inner.store;
+        let buf = store.read_shared(pos, leaf.size as usize)?;
+        if store.checks_reads() && leaf_hash(&buf) != leaf.hash {
+            return Err(StorageError::Corrupt {
+                path: store.path().into(),
+                offset: pos,
+                reason: format!("block {seq} does not match its tree hash"),
+            }
+            .into());
+        }
+        Ok(Some(buf))
+    }
+
     /// Block `seq` if stored locally; never waits.
     pub fn get_local(&self, seq: u64) -> Result<Option<Vec<u8>>, GetError> {
         let loc = self.state().location(seq);
@@ -602,27 +619,71 @@ impl Feed {
         let mut records = Vec::with_capacity(blocks.len());
         let mut grows_to = 0;
         for ((seq, block, proof), hash) in blocks.iter().zip(leaves) {
-            let (seq, data) = (*seq, block.as_ref());
-            let leaf = Node::leaf_hashed(seq, *hash, data.len());
-            let unsigned = {
-                let st = self.state();
-                if st.data_bits.get(seq) && st.tree.get(2 * seq).is_some_and(|l| l.hash == leaf.hash) {
-                    continue;
-                }
-                proof::verify_nodes(&st.tree, seq, leaf, proof.borrow(), every_node)?
+            let Some((meta, grows)) =
+                self.check_put(*seq, block.as_ref(), *hash, proof.borrow(), every_node)?
+            else {
+                continue;
             };
-            // The Ed25519 check runs outside the state lock, so readers are not held up.
-            let verified = unsigned.check(&self.inner.verifier)?;
-            let mut nodes = verified.nodes;
-            if !nodes.iter().any(|n| n.index == 2 * seq) {
-                nodes.push(leaf);
-            }
-            if let Some((slot, _)) = verified.signature {
-                grows_to = grows_to.max(slot + 1);
-            }
-            let meta = Meta { first_seq: seq, block_count: 1, signature: verified.signature, nodes };
-            records.push((Kind::Put { seq }, meta, std::slice::from_ref(block)));
+            grows_to = grows_to.max(grows);
+            records.push((Kind::Put { seq: *seq }, meta, std::slice::from_ref(block)));
         }
+        self.submit_puts(records, grows_to).await
+    }
+
+    /// [`Feed::start_put`] of a block the caller hands over, whose [`leaf_hash`] it already
+    /// computed (see [`Feed::start_put_prehashed`]): in memory the buffer is stored as it is,
+    /// without a copy.
+    pub(crate) async fn start_put_owned(
+        &self,
+        seq: u64,
+        data: Vec<u8>,
+        leaf: [u8; 32],
+        proof: &Proof,
+    ) -> Result<PendingPut, VerifyError> {
+        if data.len() as u64 > MAX_BLOCK_SIZE {
+            return Err(VerifyError::BlockTooLarge { seq, size: data.len() as u64 });
+        }
+        let Some((meta, grows_to)) = self.check_put(seq, &data, leaf, proof, false)? else {
+            return Ok(PendingPut { feed: self.clone(), done: Vec::new() });
+        };
+        self.submit_puts(vec![(Kind::Put { seq }, meta, commit::Owned(data))], grows_to).await
+    }
+
+    /// Verifies block `seq` (`data`, whose leaf hash is `hash`) against the feed: the record
+    /// meta to store and the length its signature proves (0 without one), or `None` if the
+    /// block is already held.
+    fn check_put(
+        &self,
+        seq: u64,
+        data: &[u8],
+        hash: [u8; 32],
+        proof: &Proof,
+        every_node: bool,
+    ) -> Result<Option<(Meta, u64)>, VerifyError> {
+        let leaf = Node::leaf_hashed(seq, hash, data.len());
+        let unsigned = {
+            let st = self.state();
+            if st.data_bits.get(seq) && st.tree.get(2 * seq).is_some_and(|l| l.hash == leaf.hash) {
+                return Ok(None);
+            }
+            proof::verify_nodes(&st.tree, seq, leaf, proof, every_node)?
+        };
+        // The Ed25519 check runs outside the state lock, so readers are not held up.
+        let verified = unsigned.check(&self.inner.verifier)?;
+        let mut nodes = verified.nodes;
+        if !nodes.iter().any(|n| n.index == 2 * seq) {
+            nodes.push(leaf);
+        }
+        let grows_to = verified.signature.map_or(0, |(slot, _)| slot + 1);
+        Ok(Some((Meta { first_seq: seq, block_count: 1, signature: verified.signature, nodes }, grows_to)))
+    }
+
+    /// Queues verified puts for the log.
+    async fn submit_puts<D: commit::BlockData>(
+        &self,
+        records: Vec<(Kind, Meta, D)>,
+        grows_to: u64,
+    ) -> Result<PendingPut, VerifyError> {
         if records.is_empty() {
             return Ok(PendingPut { feed: self.clone(), done: Vec::new() });
         }

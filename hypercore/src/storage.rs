@@ -93,16 +93,12 @@ enum Backend {
     Disk(File),
 }
 
-/// Writes below this size are appended to the last segment of a [`MemoryLog`] (record
-/// headers); larger ones become segments of their own.
-const SMALL_WRITE: usize = 4096;
-
 /// An in-memory log: contiguous segments covering `0..len`, keyed by their offset. Large
 /// writes keep their own buffer ([`Store::write_owned`] takes it without a copy), so the log
 /// is never copied as it grows, unlike one `Vec` that is reallocated.
 #[derive(Default)]
 struct MemoryLog {
-    segments: std::collections::BTreeMap<u64, Vec<u8>>,
+    segments: std::collections::BTreeMap<u64, bytes::Bytes>,
     len: u64,
 }
 
@@ -123,14 +119,22 @@ impl MemoryLog {
         self.truncate(offset);
         if offset > self.len {
             let gap = (offset - self.len) as usize;
-            self.segments.insert(self.len, vec![0; gap]);
+            self.segments.insert(self.len, vec![0; gap].into());
             self.len = offset;
         }
         if bytes.is_empty() {
             return;
         }
         self.len += bytes.len() as u64;
-        self.segments.insert(offset, bytes);
+        self.segments.insert(offset, bytes.into());
+    }
+
+    /// The `len` bytes at `offset` if they lie in one segment, without a copy.
+    fn view(&self, offset: u64, len: usize) -> Option<bytes::Bytes> {
+        let (&at, seg) = self.segments.range(..=offset).next_back()?;
+        let from = (offset - at) as usize;
+        let to = from.checked_add(len).filter(|&to| to <= seg.len())?;
+        Some(seg.slice(from..to))
     }
 
     /// Copies out `buf.len()` bytes at `offset`; false if that runs past the end.
@@ -195,16 +199,6 @@ impl Store {
         match &self.backend {
             Backend::Memory(v) => {
                 let mut v = v.write().map_err(|_| corrupt(&self.path, offset, "memory store poisoned"))?;
-                // A small write at the end joins the last segment (no segment per header).
-                if bytes.len() < SMALL_WRITE
-                    && offset == v.len
-                    && let Some((_, last)) = v.segments.iter_mut().next_back()
-                    && last.len() < SMALL_WRITE
-                {
-                    last.extend_from_slice(bytes);
-                    v.len += bytes.len() as u64;
-                    return Ok(());
-                }
                 v.write(offset, bytes.to_vec());
                 Ok(())
             }
@@ -247,14 +241,15 @@ impl Store {
         match &self.backend {
             Backend::Memory(v) => {
                 let v = v.read().map_err(|_| corrupt(&self.path, offset, "memory store poisoned"))?;
-                if let Some((&at, seg)) = v.segments.range(..=offset).next_back() {
-                    let from = (offset - at) as usize;
-                    if let Some(src) = seg.get(from..from.saturating_add(len)) {
-                        return Ok(src.to_vec());
-                    }
+                if let Some(view) = v.view(offset, len) {
+                    return Ok(view.to_vec());
                 }
                 let mut buf = vec![0u8; len];
-                if v.read(offset, &mut buf) { Ok(buf) } else { Err(corrupt(&self.path, offset, "read past end")) }
+                if v.read(offset, &mut buf) {
+                    Ok(buf)
+                } else {
+                    Err(corrupt(&self.path, offset, "read past end"))
+                }
             }
             Backend::Disk(_) => {
                 let mut buf = vec![0u8; len];
@@ -262,6 +257,18 @@ impl Store {
                 Ok(buf)
             }
         }
+    }
+
+    /// [`read_vec`](Self::read_vec) as shared bytes: from memory, a view of the log (no
+    /// copy) when they lie in one segment, as a block does.
+    pub(crate) fn read_shared(&self, offset: u64, len: usize) -> Result<bytes::Bytes, StorageError> {
+        if let Backend::Memory(v) = &self.backend {
+            let v = v.read().map_err(|_| corrupt(&self.path, offset, "memory store poisoned"))?;
+            if let Some(view) = v.view(offset, len) {
+                return Ok(view);
+            }
+        }
+        self.read_vec(offset, len).map(bytes::Bytes::from)
     }
 
     /// Make every write so far durable.

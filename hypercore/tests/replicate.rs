@@ -204,7 +204,7 @@ fn unshared(w: &Feed, seqs: &[u64]) -> Vec<Data> {
             let (proof, _) = w.proof_with(seq, ProofOptions::default()).expect("proof");
             Data {
                 index: seq,
-                value: w.get_local(seq).expect("read"),
+                value: w.get_local(seq).expect("read").map(Into::into),
                 nodes: proof
                     .nodes
                     .iter()

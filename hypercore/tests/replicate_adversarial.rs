@@ -65,7 +65,7 @@ async fn setup() -> (Feed, Feed, PeerRouter) {
 fn data(writer: &Feed, seq: u64, digest: u64) -> Data {
     let (proof, _) = writer.proof_with(seq, hypercore::ProofOptions { digest, hash: false }).expect("proof");
     assert_eq!(proof.index, seq);
-    data_message(writer.get_local(seq).expect("read"), &proof)
+    data_message(writer.get_local(seq).expect("read").map(Into::into), &proof)
 }
 
 /// Speaks the protocol correctly up to the first Request, then misbehaves as told.

@@ -72,7 +72,7 @@ fn message() -> impl Strategy<Value = Message> {
         )
             .prop_map(|(index, value, nodes, signature)| Message::Data(Data {
                 index,
-                value,
+                value: value.map(Into::into),
                 nodes,
                 signature
             })),

@@ -237,7 +237,7 @@ async fn js_initiator_downloads_and_verifies_blocks_from_an_ims_writer() {
                 Message::Request(req) => {
                     assert_eq!(channels.route(msg.channel), ours);
                     let proof = writer.proof(req.index, req.nodes()).await.expect("proof");
-                    let data = data_message(Some(writer.get(req.index).await.expect("block")), &proof);
+                    let data = data_message(Some(writer.get(req.index).await.expect("block").into()), &proof);
                     conn.send(ChannelMessage::new(ours.expect("open"), Message::Data(data))).await;
                     served.push(req.index);
                 }

@@ -23,7 +23,7 @@ fn arr<const N: usize>(v: &Value) -> [u8; N] {
     hex_of(v).try_into().expect("fixed size")
 }
 
-fn opt_hex(v: &Option<Vec<u8>>) -> Value {
+fn opt_hex<B: AsRef<[u8]>>(v: &Option<B>) -> Value {
     v.as_ref().map_or(Value::Null, |b| json!(hex::encode(b)))
 }
 
@@ -249,7 +249,7 @@ async fn recorded_requests_and_data_match_a_rust_replica() {
                         .as_deref()
                         .map(|s| hypercore::Signature::from_bytes(s).expect("sig")),
                 };
-                let value = d.value.expect("value");
+                let value: Vec<u8> = d.value.expect("value").into();
                 replica.put(d.index, &value, &proof).await.expect("JS proof verifies");
                 // A flipped bit in the value must not verify on a fresh replica.
                 let fresh = hypercore::FeedBuilder::new(hypercore::Storage::memory())

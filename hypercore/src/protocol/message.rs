@@ -209,9 +209,10 @@ pub struct Data {
     /// Block index.
     #[prost(uint64, required, tag = "1")]
     pub index: u64,
-    /// The block (absent for hash-only replies).
-    #[prost(bytes = "vec", optional, tag = "2")]
-    pub value: Option<Vec<u8>>,
+    /// The block (absent for hash-only replies). Shared bytes: a served block is a view of
+    /// the log, not a copy.
+    #[prost(bytes = "bytes", optional, tag = "2")]
+    pub value: Option<bytes::Bytes>,
     /// Proof nodes (wire spec §8.6 order).
     #[prost(message, repeated, tag = "3")]
     pub nodes: Vec<DataNode>,

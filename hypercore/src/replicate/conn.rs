@@ -467,7 +467,7 @@ impl Conn {
         }
         let hash = req.hash.unwrap_or(false);
         let opts = ProofOptions { digest: req.nodes.unwrap_or(0), hash };
-        let value = if hash { None } else { feed.get_local(seq).ok().flatten() };
+        let value = if hash { None } else { feed.get_local_shared(seq).ok().flatten() };
         let proof = match feed.proof_with(seq, opts) {
             Ok((proof, _)) => proof,
             Err(e) => {
@@ -502,13 +502,13 @@ impl Conn {
                 _ => false,
             };
         let proof = to_proof(dk, &data)?;
-        let value =
-            data.value.as_deref().ok_or(ReplicateError::BadData { feed: dk, seq, reason: "no value" })?;
+        let value: Vec<u8> =
+            data.value.ok_or(ReplicateError::BadData { feed: dk, seq, reason: "no value" })?.into();
         let verify = |source| ReplicateError::Verify { feed: dk, source };
         if !requested && !prefetched {
             // JS drops Data it did not ask for. A forged one still ends the connection, and a
             // run of them is a flood: bounded by count and bytes.
-            chan.feed.verify(seq, value, &proof).map_err(verify)?;
+            chan.feed.verify(seq, &value, &proof).map_err(verify)?;
             chan.unsolicited.0 += 1;
             chan.unsolicited.1 += value.len() as u64;
             let (count, bytes) = chan.unsolicited;
@@ -519,23 +519,24 @@ impl Conn {
             return Ok(());
         }
         chan.unsolicited = (0, 0);
-        let leaf = leaf.unwrap_or_else(|| leaf_hash(value));
+        let leaf = leaf.unwrap_or_else(|| leaf_hash(&value));
         // Verify now; the write and its sync overlap with the next blocks (shared syncs).
         let pending = if prefetched {
             // A shared proof may rely on nodes of an earlier block still being written (on
             // disk they are applied once synced): on failure, wait for those and check again.
-            match chan.feed.start_put_prehashed(seq, value, leaf, &proof, true).await {
+            match chan.feed.start_put_prehashed(seq, &value, leaf, &proof, true).await {
                 Ok(p) => p,
                 Err(_) if !chan.storing.is_empty() => {
                     for (_, earlier) in chan.storing.drain(..) {
                         earlier.durable().await.map_err(|e| verify(VerifyError::Storage(e)))?;
                     }
-                    chan.feed.start_put_prehashed(seq, value, leaf, &proof, true).await.map_err(verify)?
+                    chan.feed.start_put_prehashed(seq, &value, leaf, &proof, true).await.map_err(verify)?
                 }
                 Err(e) => return Err(verify(e)),
             }
         } else {
-            chan.feed.start_put_prehashed(seq, value, leaf, &proof, false).await.map_err(verify)?
+            // Handed over: stored without another copy.
+            chan.feed.start_put_owned(seq, value, leaf, &proof).await.map_err(verify)?
         };
         chan.storing.push_back((seq, pending));
         while chan.storing.len() > MAX_STORING {
@@ -544,7 +545,12 @@ impl Conn {
             }
         }
         self.stats.downloaded += 1;
-        self.request_more(local_id).await?;
+        // Refill the window once a quarter of it is free, not after every block: the
+        // Requests then leave in one write and reach the peer in one read.
+        let max = self.opts.max_inflight.max(1);
+        if self.chans.get(&local_id).is_some_and(|c| c.inflight.len() + max / 4 <= max) {
+            self.request_more(local_id).await?;
+        }
         Ok(())
     }
 

@@ -100,14 +100,14 @@ pub fn answer<'a>(
     length: Option<u64>,
 ) -> impl Iterator<Item = Data> + 'a {
     feed.shared_proofs(seqs, have, length).into_iter().map_while(move |proof| {
-        let value = feed.get_local(proof.index).ok().flatten()?;
+        let value = feed.get_local_shared(proof.index).ok().flatten()?;
         Some(data_message(Some(value), &proof))
     })
 }
 
 /// The Data message carrying `value` (none for a hash-only answer) with `proof`, for the
 /// block `proof.index`.
-pub fn data_message(value: Option<Vec<u8>>, proof: &Proof) -> Data {
+pub fn data_message(value: Option<bytes::Bytes>, proof: &Proof) -> Data {
     Data {
         index: proof.index,
         value,
