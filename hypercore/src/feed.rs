@@ -339,33 +339,30 @@ impl Feed {
     }
 
     fn read_block(&self, seq: u64, pos: u64, leaf: &Node) -> Result<Vec<u8>, GetError> {
+        let buf = self.inner.store.read_vec(pos, leaf.size as usize)?;
+        self.check_read(seq, pos, leaf, &buf)?;
+        Ok(buf)
+    }
+
+    /// Where storage can rot (disk), a block read back must still match its tree hash.
+    fn check_read(&self, seq: u64, pos: u64, leaf: &Node, block: &[u8]) -> Result<(), StorageError> {
         let store = &self.inner.store;
-        let buf = store.read_vec(pos, leaf.size as usize)?;
-        if store.checks_reads() && leaf_hash(&buf) != leaf.hash {
+        if store.checks_reads() && leaf_hash(block) != leaf.hash {
             return Err(StorageError::Corrupt {
                 path: store.path().into(),
                 offset: pos,
                 reason: format!("block {seq} does not match its tree hash"),
-            }
-            .into());
+            });
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// [`Feed::get_local`] as shared bytes: from memory, a view of the log without a copy
     /// (what replication serves).
     pub(crate) fn get_local_shared(&self, seq: u64) -> Result<Option<bytes::Bytes>, GetError> {
         let Some((pos, leaf)) = self.state().location(seq) else { return Ok(None) };
-        let store = &self.inner.store;
-        let buf = store.read_shared(pos, leaf.size as usize)?;
-        if store.checks_reads() && leaf_hash(&buf) != leaf.hash {
-            return Err(StorageError::Corrupt {
-                path: store.path().into(),
-                offset: pos,
-                reason: format!("block {seq} does not match its tree hash"),
-            }
-            .into());
-        }
+        let buf = self.inner.store.read_shared(pos, leaf.size as usize)?;
+        self.check_read(seq, pos, &leaf, &buf)?;
         Ok(Some(buf))
     }
 
