@@ -40,6 +40,35 @@ async fn messages_arrive_in_order_and_drop_closes() {
 }
 
 #[tokio::test]
+async fn a_burst_from_one_read_is_taken_without_reading_again() {
+    let (a, mut peer) = tokio::io::duplex(1 << 20);
+    let (_tx, mut rx) = message_stream(a, StreamOptions::default());
+    let msgs: Vec<ChannelMessage> = (0..3u64)
+        .map(|i| ChannelMessage::new(1, Message::Want(Want { start: i, length: Some(1) })))
+        .collect();
+    // Three frames and a keepalive in one write, then half of a fourth frame.
+    let mut bytes = Vec::new();
+    for m in &msgs {
+        m.encode(&mut bytes).expect("encode");
+    }
+    bytes.push(0);
+    let fourth =
+        ChannelMessage::new(2, Message::Status(Status::new(true, false))).to_frame().expect("encode");
+    bytes.extend_from_slice(&fourth[..fourth.len() / 2]);
+    peer.write_all(&bytes).await.expect("write");
+    assert_eq!(rx.recv().await.expect("recv").as_ref(), Some(&msgs[0]));
+    assert_eq!(rx.try_recv_buffered().expect("buffered").as_ref(), Some(&msgs[1]));
+    assert_eq!(rx.try_recv_buffered().expect("buffered").as_ref(), Some(&msgs[2]));
+    // The keepalive is skipped; half a frame is not a message yet, and nothing is read.
+    assert_eq!(rx.try_recv_buffered().expect("buffered"), None);
+    peer.write_all(&fourth[fourth.len() / 2..]).await.expect("write");
+    assert!(rx.recv().await.expect("recv").is_some());
+    // A malformed frame in a burst is an error from the buffered path too.
+    peer.write_all(&[0x03, 0x19, 0xff, 0xff, 0x03, 0x19, 0xff, 0xff]).await.expect("write");
+    assert!(matches!(rx.recv().await, Err(StreamError::Message(_))));
+}
+
+#[tokio::test]
 async fn an_idle_sender_emits_keepalives() {
     let (a, mut peer) = tokio::io::duplex(1 << 16);
     let (_tx, _rx) = message_stream(a, opts(10_000, 20));
