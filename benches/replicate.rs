@@ -11,7 +11,9 @@
 //!    prefetch), with a key-only planner and with none (block by block): requests, wall time.
 //!
 //! `cargo bench --bench replicate [-- MIB]`; `IMS_BENCH_ONLY=throughput` runs part 1 only and
-//! `IMS_BENCH_RUNS=n` repeats it n times (ims and JS alternating, a ratio per run). JS numbers
+//! `IMS_BENCH_RUNS=n` repeats it n times (ims and JS alternating, a ratio per run). Each JS
+//! run is a fresh pair of node processes; only ims's first run is a fresh process (later ones
+//! reuse the memory the previous run freed), so the summary gives the first run apart. JS numbers
 //! need node and `tests/js/node_modules` (installed with `npm ci --prefix tests/js` if missing).
 #![allow(clippy::print_stdout)]
 
@@ -181,13 +183,22 @@ fn js_throughput(total: usize) -> Option<Rate> {
     Some(rate)
 }
 
-/// Prints min/median/max of `values` when there are several.
-fn summary(label: &str, values: &mut [f64]) {
-    if values.len() > 1 {
-        values.sort_by(f64::total_cmp);
-        let (n, mid) = (values.len(), values[values.len() / 2]);
-        println!("{label} over {n} runs: min {:.2}x, median {mid:.2}x, max {:.2}x", values[0], values[n - 1]);
+/// Prints the first run's value apart (a fresh ims process, as every JS run is one: its
+/// replica's memory is new to the process and costs page faults; later runs reuse what the
+/// previous run freed), then min/median/max of the later runs.
+fn summary(label: &str, values: &[f64]) {
+    let Some((first, rest)) = values.split_first() else { return };
+    if rest.is_empty() {
+        return;
     }
+    let mut rest = rest.to_vec();
+    rest.sort_by(f64::total_cmp);
+    let (n, mid) = (rest.len(), rest[rest.len() / 2]);
+    println!(
+        "{label}: first run (fresh process) {first:.2}x; {n} later runs min {:.2}x, median {mid:.2}x, max {:.2}x",
+        rest[0],
+        rest[n - 1]
+    );
 }
 
 /// The npm-like key `i` of `tests/js/bench/lib.js` (`npmKey`).
@@ -385,8 +396,8 @@ fn main() {
             None => println!("JS -> JS: skipped (node or tests/js/node_modules unavailable)"),
         }
     }
-    summary("ratio ims/JS", &mut ratios);
-    summary("ratio ims/JS of MB per CPU s", &mut cpu_ratios);
+    summary("ratio ims/JS", &ratios);
+    summary("ratio ims/JS of MB per CPU s", &cpu_ratios);
     if only_throughput {
         return;
     }
