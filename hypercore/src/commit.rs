@@ -303,12 +303,9 @@ fn run(inner: &Inner) {
             let res = store
                 .write_at(at, &header)
                 .and_then(|()| {
-                    if store.is_memory() {
-                        // The log keeps this buffer itself: no copy.
-                        store.write_owned(data_at, std::mem::take(&mut data))
-                    } else {
-                        store.write_at(data_at, &data)
-                    }
+                    // In memory the log keeps this buffer itself (no copy); disk hands it back.
+                    data = store.write_owned(data_at, std::mem::take(&mut data))?.unwrap_or_default();
+                    Ok(())
                 })
                 .and_then(|()| store.sync());
             let mut q = c.lock();

@@ -207,15 +207,16 @@ impl Store {
     }
 
     /// [`write_at`](Self::write_at) of a buffer we may keep: in memory it becomes part of the
-    /// log as it is, without a copy.
-    pub(crate) fn write_owned(&self, offset: u64, bytes: Vec<u8>) -> Result<(), StorageError> {
+    /// log as it is, without a copy. A backend that does not keep it (disk) hands it back,
+    /// for the caller to reuse.
+    pub(crate) fn write_owned(&self, offset: u64, bytes: Vec<u8>) -> Result<Option<Vec<u8>>, StorageError> {
         match &self.backend {
             Backend::Memory(v) => {
                 let mut v = v.write().map_err(|_| corrupt(&self.path, offset, "memory store poisoned"))?;
                 v.write(offset, bytes);
-                Ok(())
+                Ok(None)
             }
-            Backend::Disk(_) => self.write_at(offset, &bytes),
+            Backend::Disk(_) => self.write_at(offset, &bytes).map(|()| Some(bytes)),
         }
     }
 

@@ -38,11 +38,9 @@ impl fmt::Display for DiscoveryKey {
 }
 
 /// Keyed BLAKE2b-256 of `parts` under `key` (libsodium `crypto_generichash` with a key).
-fn keyed_hash(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    // Every caller passes a 32-byte key, a valid BLAKE2b key (at most 64 bytes; longer
-    // would panic in `Params::key`).
-    debug_assert!(key.len() <= blake2b_simd::KEYBYTES);
-    let mut state = blake2b_simd::Params::new().hash_length(32).key(&key[..key.len().min(64)]).to_state();
+fn keyed_hash(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    // A 32-byte key is always a valid BLAKE2b key (at most 64 bytes).
+    let mut state = blake2b_simd::Params::new().hash_length(32).key(key).to_state();
     for part in parts {
         state.update(part);
     }
