@@ -76,9 +76,13 @@ enum Reader {
     Aead(Box<AeadReader>),
 }
 
-/// Size of the AEAD receive buffer: four of the largest records, so that after compaction a
-/// pending record always fits and one read can take several records.
+/// Size of the AEAD receive buffer at first: four of the largest records, so that after
+/// compaction a pending record always fits and one read can take several records.
 const RECV_BUF: usize = 4 * (HEADER_LEN + u16::MAX as usize);
+/// What it grows to once a read fills it (the peer sends faster than we take): sixteen
+/// records, so that one read returns at least four 64 KiB blocks (hashed together, four at a
+/// time, by the replication layer). Quiet connections keep the small buffer.
+const RECV_BUF_BULK: usize = 16 * (HEADER_LEN + u16::MAX as usize);
 /// The free tail below which the receive buffer is compacted before a read.
 const MIN_READ: usize = 16 * 1024;
 /// Plaintext sealed into records per `poll_write` before they are written out: one write
@@ -163,10 +167,14 @@ impl AeadReader {
                         (self.start, self.end) = (0, self.end - self.start);
                     }
                     // The buffer holds at most one unfinished record (<= 64 KiB + 2 bytes) plus
-                    // whole ones waiting to be returned, whatever the peer sends.
+                    // whole ones waiting to be returned, whatever the peer sends; it is never
+                    // larger than RECV_BUF_BULK.
                     let mut rb = ReadBuf::new(&mut self.buf[self.end..]);
                     ready!(Pin::new(&mut *inner).poll_read(cx, &mut rb))?;
-                    let n = rb.filled().len();
+                    let (n, filled_up) = (rb.filled().len(), rb.remaining() == 0);
+                    if filled_up && self.buf.len() < RECV_BUF_BULK {
+                        self.buf.resize(RECV_BUF_BULK, 0);
+                    }
                     if n == 0 {
                         if self.start == self.end {
                             return Poll::Ready(Ok(())); // clean EOF between records

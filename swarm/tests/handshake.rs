@@ -255,6 +255,33 @@ async fn tcp_loopback_large_writes(config: HandshakeConfig) {
     assert_eq!(&pong, b"pong");
 }
 
+/// A receiver that falls behind a bulk sender grows its receive buffer, so one read returns
+/// many records (at least four 64 KiB blocks, which the replication layer hashes together);
+/// the first read, before it grows, takes at most four records.
+#[tokio::test]
+async fn a_backlog_is_read_many_records_at_a_time() {
+    let (x, y) = tokio::io::duplex(8 << 20);
+    let (mut i, mut r) = connect(x, y, HandshakeConfig::default(), HandshakeConfig::default()).await;
+    let big: Vec<u8> = (0..3_000_000u32).map(|n| (n * 13 % 251) as u8).collect();
+    i.write_all(&big).await.expect("write");
+    i.shutdown().await.expect("shutdown");
+    let (mut got, mut reads) = (Vec::new(), Vec::new());
+    let mut buf = vec![0u8; 4 << 20];
+    loop {
+        let n = r.read(&mut buf).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        reads.push(n);
+    }
+    assert_eq!(got, big);
+    let record = u16::MAX as usize;
+    assert!(reads[0] <= 4 * record, "first read {}", reads[0]);
+    assert!(reads.iter().any(|&n| n > 8 * record), "reads {reads:?}");
+    assert!(reads.iter().all(|&n| n <= 16 * record), "reads {reads:?}");
+}
+
 #[tokio::test]
 async fn v8_peer_gets_xsalsa20_and_bytes_flow() {
     let (x, y) = tokio::io::duplex(1 << 16);

@@ -111,9 +111,11 @@ pub struct MessageReceiver<S> {
 /// Frames the writer task gathers into one write.
 const WRITE_BATCH: usize = 256 * 1024;
 
-/// Room made in the decoder's buffer before each read: several 64 KiB blocks, so that a
-/// burst of Data arrives in one read and is taken together ([`MessageReceiver::try_recv_buffered`]).
-const READ_CHUNK: usize = 256 * 1024;
+/// Room made in the decoder's buffer before each read: sixteen 64 KiB blocks, so that a
+/// burst of Data arrives in one read and is taken together ([`MessageReceiver::try_recv_buffered`];
+/// the replication layer hashes the blocks of a burst four at a time). The buffer's memory is
+/// only touched as far as reads fill it.
+const READ_CHUNK: usize = 1024 * 1024;
 
 impl<S: AsyncRead> MessageReceiver<S> {
     /// The next message; `Ok(None)` when the peer closed the stream between frames.
