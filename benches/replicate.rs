@@ -11,10 +11,13 @@
 //!    prefetch), with a key-only planner and with none (block by block): requests, wall time.
 //!
 //! `cargo bench --bench replicate [-- MIB]`; `IMS_BENCH_ONLY=throughput` runs part 1 only and
-//! `IMS_BENCH_RUNS=n` repeats it n times (ims and JS alternating, a ratio per run). Each JS
-//! run is a fresh pair of node processes; only ims's first run is a fresh process (later ones
-//! reuse the memory the previous run freed), so the summary gives the first run apart. JS numbers
-//! need node and `tests/js/node_modules` (installed with `npm ci --prefix tests/js` if missing).
+//! `IMS_BENCH_RUNS=n` makes n transfers on each side (default 1). Each side builds its source
+//! feed once and replicates it n times into new replicas over new connections, in one process
+//! (ims) or one pair of processes (JS). The first transfer is made by fresh processes (ims pays
+//! the page faults of memory new to the process, JS also its JIT warm-up); later ones are warm.
+//! The ratio is given both ways: first run against first run, and the medians of the later
+//! runs against each other. JS numbers need node and `tests/js/node_modules` (installed with
+//! `npm ci --prefix tests/js` if missing).
 #![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
@@ -43,12 +46,26 @@ fn cpu_seconds() -> Option<(f64, f64)> {
     (f.len() == 4).then(|| ((f[0] + f[1]) / 100.0, (f[2] + f[3]) / 100.0))
 }
 
-/// Wall-clock MB/s of one transfer, and MB per CPU second of the whole job (building the
-/// source feed and replicating it, as the JS figure has to be measured).
+/// Wall-clock MB/s of one transfer, and MB per CPU second (the CPU both sides spent on it).
 #[derive(Debug, Clone, Copy)]
 struct Rate {
     mb_s: f64,
     mb_per_cpu_s: Option<f64>,
+}
+
+impl Rate {
+    fn new(mb: f64, secs: f64, cpu: Option<f64>) -> Self {
+        Rate { mb_s: mb / secs, mb_per_cpu_s: cpu.filter(|c| *c > 0.0).map(|c| mb / c) }
+    }
+
+    /// "x.xxx s: y MB/s, CPU z s (w MB per CPU s)".
+    fn describe(&self, secs: f64, cpu: Option<f64>) -> String {
+        let cpu = match (cpu, self.mb_per_cpu_s) {
+            (Some(c), Some(r)) => format!(", CPU {c:.2} s ({r:.0} MB per CPU s)"),
+            _ => String::new(),
+        };
+        format!("{secs:.3} s: {:.1} MB/s{cpu}", self.mb_s)
+    }
 }
 
 fn repo() -> PathBuf {
@@ -88,8 +105,15 @@ async fn connect(
     tokio::spawn(async move { replicate(stream, keys, vec![replica], opts).await.ok() })
 }
 
-async fn ims_throughput(total: usize) -> Rate {
-    let cpu_build = cpu_seconds();
+/// The run's label: the first is made in fresh processes, later ones in warm ones.
+fn run_label(run: usize) -> String {
+    if run == 0 { "run 1 (fresh)".to_string() } else { format!("run {} (warm) ", run + 1) }
+}
+
+/// ims → ims: builds the source feed once, then replicates it `runs` times, each into a new
+/// in-memory replica over a new connection. CPU is this process's (both sides) during the
+/// transfer.
+async fn ims_throughput(total: usize, runs: usize) -> Vec<Rate> {
     let writer =
         FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.expect("writer");
     let pool: Vec<Vec<u8>> =
@@ -99,54 +123,42 @@ async fn ims_throughput(total: usize) -> Rate {
         let batch: Vec<&[u8]> = (start..n.min(start + 16)).map(|i| pool[i & 15].as_slice()).collect();
         writer.append_batch(&batch).await.expect("append");
     }
-    let bytes = writer.byte_len();
-    let (port, server) = serve(writer.clone(), None).await;
-    let replica =
-        FeedBuilder::new(Storage::memory()).public_key(writer.public_key()).open().await.expect("replica");
-    let mut events = replica.subscribe();
-    let cpu0 = cpu_seconds();
-    let t0 = Instant::now();
-    let opts = ReplicateOptions { download_all: true, max_inflight: 128, ..ReplicateOptions::default() };
-    let conn = connect(port, replica.clone(), opts).await;
-    // Count downloads instead of rescanning the bitfield per event (quadratic, and it contends
-    // the feed's state lock with the replication task).
-    let mut downloaded = 0;
-    while downloaded < n {
-        match events.recv().await {
-            Ok(hypercore::FeedEvent::Download { .. }) => downloaded += 1,
-            Ok(_) => {}
-            Err(_) => downloaded = (0..n as u64).filter(|&s| replica.has(s)).count(),
+    let mut rates = Vec::new();
+    for run in 0..runs {
+        let (port, server) = serve(writer.clone(), None).await;
+        let replica =
+            FeedBuilder::new(Storage::memory()).public_key(writer.public_key()).open().await.expect("replica");
+        let mut events = replica.subscribe();
+        let cpu0 = cpu_seconds();
+        let t0 = Instant::now();
+        let opts = ReplicateOptions { download_all: true, max_inflight: 128, ..ReplicateOptions::default() };
+        let conn = connect(port, replica.clone(), opts).await;
+        // Count downloads instead of rescanning the bitfield per event (quadratic, and it
+        // contends the feed's state lock with the replication task).
+        let mut downloaded = 0;
+        while downloaded < n {
+            match events.recv().await {
+                Ok(hypercore::FeedEvent::Download { .. }) => downloaded += 1,
+                Ok(_) => {}
+                Err(_) => downloaded = (0..n as u64).filter(|&s| replica.has(s)).count(),
+            }
         }
+        let secs = t0.elapsed().as_secs_f64();
+        let cpu = cpu0.zip(cpu_seconds()).map(|(a, b)| b.0 - a.0);
+        assert!(replica.len() as usize == n && (0..n as u64).all(|s| replica.has(s)), "replica incomplete");
+        conn.abort();
+        server.abort();
+        let rate = Rate::new(writer.byte_len() as f64 / 1e6, secs, cpu);
+        println!("ims -> ims   {} {n} blocks, {}", run_label(run), rate.describe(secs, cpu));
+        rates.push(rate);
     }
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu_end = cpu_seconds();
-    let cpu = cpu0.zip(cpu_end).map(|(a, b)| b.0 - a.0);
-    let job_cpu = cpu_build.zip(cpu_end).map(|(a, b)| b.0 - a.0);
-    assert!(replica.len() as usize == n && (0..n as u64).all(|s| replica.has(s)), "replica incomplete");
-    conn.abort();
-    server.abort();
-    let mb = bytes as f64 / 1e6;
-    let rate = Rate { mb_s: mb / secs, mb_per_cpu_s: job_cpu.filter(|c| *c > 0.0).map(|c| mb / c) };
-    let replicate_cpu = cpu.map(|c| format!(", CPU {c:.2} s replicating")).unwrap_or_default();
-    println!(
-        "ims -> ims   {n} blocks, {mb:.1} MB in {secs:.3} s: {:.1} MB/s{replicate_cpu}{}",
-        rate.mb_s,
-        cpu_note(job_cpu, &rate)
-    );
-    rate
+    rates
 }
 
-/// ", CPU x s with the build (y MB per CPU s)" when the job's CPU time is known.
-fn cpu_note(cpu: Option<f64>, rate: &Rate) -> String {
-    match (cpu, rate.mb_per_cpu_s) {
-        (Some(c), Some(r)) => format!(", CPU {c:.2} s with the source build ({r:.1} MB per CPU s)"),
-        _ => String::new(),
-    }
-}
-
-/// JS → JS. Its CPU time is that of both node processes (the replica and the server it forks),
-/// from start to exit, the source feed's build included.
-fn js_throughput(total: usize) -> Option<Rate> {
+/// JS → JS, the same workload: `tests/js/bench/bench-replicate.js` making `runs` transfers in
+/// one pair of node processes (the replica and the server it forks), so later runs are warm
+/// (JIT-compiled) as ims's are. CPU is both processes' during each transfer.
+fn js_throughput(total: usize, runs: usize) -> Option<Vec<Rate>> {
     let js = repo().join("tests/js");
     if !js.join("node_modules/hypercore").is_dir() {
         let ok = Command::new("npm")
@@ -159,46 +171,58 @@ fn js_throughput(total: usize) -> Option<Rate> {
             return None;
         }
     }
-    let cpu0 = cpu_seconds();
     let out = Command::new("node")
         .arg(js.join("bench/bench-replicate.js"))
-        .args(["mem", &BLOCK.to_string(), &total.to_string()])
+        .args(["mem", &BLOCK.to_string(), &total.to_string(), "nonlive", &runs.to_string()])
         .env("NODE_PATH", js.join("node_modules"))
         .current_dir(&js)
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.starts_with('{'))?;
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    let mb = v["bytes"].as_f64()? / 1e6;
-    let cpu = cpu0.zip(cpu_seconds()).map(|(a, b)| b.1 - a.1);
-    let rate = Rate { mb_s: v["MB_s"].as_f64()?, mb_per_cpu_s: cpu.filter(|c| *c > 0.0).map(|c| mb / c) };
-    println!(
-        "JS  -> JS    {} blocks, {mb:.1} MB in {:.3} s: {:.1} MB/s{}",
-        v["blocks"],
-        v["ms"].as_f64()? / 1e3,
-        rate.mb_s,
-        cpu_note(cpu, &rate)
-    );
-    Some(rate)
+    let mut rates = Vec::new();
+    for (run, line) in text.lines().filter(|l| l.starts_with('{')).enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        let secs = v["ms"].as_f64()? / 1e3;
+        let cpu = v["cpu_ms"].as_f64().map(|ms| ms / 1e3);
+        let rate = Rate::new(v["bytes"].as_f64()? / 1e6, secs, cpu);
+        println!("JS  -> JS    {} {} blocks, {}", run_label(run), v["blocks"], rate.describe(secs, cpu));
+        rates.push(rate);
+    }
+    (rates.len() == runs).then_some(rates)
 }
 
-/// Prints the first run's value apart (a fresh ims process, as every JS run is one: its
-/// replica's memory is new to the process and costs page faults; later runs reuse what the
-/// previous run freed), then min/median/max of the later runs.
-fn summary(label: &str, values: &[f64]) {
-    let Some((first, rest)) = values.split_first() else { return };
-    if rest.is_empty() {
-        return;
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
+/// The ratios ims/JS: the first runs (fresh processes on both sides) against each other, and
+/// the medians of the later (warm) runs against each other; by wall clock and per CPU second.
+fn compare(ims: &[Rate], js: &[Rate]) {
+    const TARGET: f64 = 5.0;
+    let verdict = |r: f64| if r >= TARGET { "meets" } else { "below" };
+    let per_cpu = |a: Option<f64>, b: Option<f64>| match a.zip(b) {
+        Some((a, b)) => format!("; MB per CPU s {:.2}x", a / b),
+        None => String::new(),
+    };
+    if let (Some(i), Some(j)) = (ims.first(), js.first()) {
+        let r = i.mb_s / j.mb_s;
+        println!(
+            "ratio ims/JS, fresh vs fresh (first runs): {r:.2}x ({} the {TARGET}x target){}",
+            verdict(r),
+            per_cpu(i.mb_per_cpu_s, j.mb_per_cpu_s)
+        );
     }
-    let mut rest = rest.to_vec();
-    rest.sort_by(f64::total_cmp);
-    let (n, mid) = (rest.len(), rest[rest.len() / 2]);
-    println!(
-        "{label}: first run (fresh process) {first:.2}x; {n} later runs min {:.2}x, median {mid:.2}x, max {:.2}x",
-        rest[0],
-        rest[n - 1]
-    );
+    let later = |rates: &[Rate], f: fn(&Rate) -> Option<f64>| median(rates.iter().skip(1).filter_map(f).collect());
+    if let (Some(i), Some(j)) = (later(ims, |r| Some(r.mb_s)), later(js, |r| Some(r.mb_s))) {
+        let r = i / j;
+        println!(
+            "ratio ims/JS, warm vs warm (medians of the {} later runs, {i:.1} vs {j:.1} MB/s): {r:.2}x ({} the {TARGET}x target){}",
+            ims.len().min(js.len()) - 1,
+            verdict(r),
+            per_cpu(later(ims, |r| r.mb_per_cpu_s), later(js, |r| r.mb_per_cpu_s))
+        );
+    }
 }
 
 /// The npm-like key `i` of `tests/js/bench/lib.js` (`npmKey`).
@@ -370,34 +394,19 @@ async fn answer_sizes(writer: &Feed, replica: &Feed, planner: &TriePlanner, keys
 #[allow(clippy::disallowed_methods)] // a bench is a program: it reads its switches from the environment
 fn main() {
     let mib: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100);
-    // `IMS_BENCH_ONLY=throughput` runs only part 1; `IMS_BENCH_RUNS=n` repeats it n times,
-    // ims and JS alternating, so each ratio compares runs made under the same machine load.
+    // `IMS_BENCH_ONLY=throughput` runs only part 1; `IMS_BENCH_RUNS=n` makes n transfers on
+    // each side (the first in fresh processes, the later ones warm).
     let only_throughput = std::env::var("IMS_BENCH_ONLY").is_ok_and(|v| v == "throughput");
     let runs: usize = std::env::var("IMS_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     println!("== replicate a {mib} MiB feed ({} KiB blocks) over loopback TCP", BLOCK / 1024);
     let suite = if swarm::AeadSuite::aes_is_fast() { "AES-256-GCM" } else { "ChaCha20-Poly1305" };
     println!("   ims records sealed with {suite} (negotiated); JS: v8's unauthenticated XSalsa20");
-    let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        let ims = rt.block_on(ims_throughput(mib << 20));
-        match js_throughput(mib << 20) {
-            Some(js) => {
-                let ratio = ims.mb_s / js.mb_s;
-                ratios.push(ratio);
-                match ims.mb_per_cpu_s.zip(js.mb_per_cpu_s) {
-                    Some((a, b)) => {
-                        println!("ratio ims/JS: {ratio:.2}x (MB per CPU s: {:.2}x)", a / b);
-                        cpu_ratios.push(a / b);
-                    }
-                    None => println!("ratio ims/JS: {ratio:.2}x"),
-                }
-            }
-            None => println!("JS -> JS: skipped (node or tests/js/node_modules unavailable)"),
-        }
+    let ims = rt.block_on(ims_throughput(mib << 20, runs));
+    match js_throughput(mib << 20, runs) {
+        Some(js) => compare(&ims, &js),
+        None => println!("JS -> JS: skipped (node or tests/js/node_modules unavailable)"),
     }
-    summary("ratio ims/JS", &ratios);
-    summary("ratio ims/JS of MB per CPU s", &cpu_ratios);
     if only_throughput {
         return;
     }
