@@ -134,7 +134,8 @@ where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (out, receiver) = message_stream(io, opts.stream);
-    let (in_tx, mut in_rx) = mpsc::channel(64);
+    // Bursts of up to a read (1 MiB) each: a few are enough to keep both tasks busy.
+    let (in_tx, mut in_rx) = mpsc::channel(4);
     let mut tasks = Tasks(Vec::new());
     tasks.0.push(tokio::spawn(read_loop(receiver, in_tx)));
     let (ev_tx, mut ev_rx) = mpsc::channel(256);
@@ -196,9 +197,14 @@ where
                 next = in_rx.recv() => match next {
                     None | Some(Ok(None)) => return Ok(()),
                     Some(Err(e)) => return Err(e.into()),
-                    Some(Ok(Some((msg, leaf)))) => {
-                        if conn.on_message(msg, leaf).await? {
-                            return Ok(());
+                    Some(Ok(Some(burst))) => {
+                        let values: Vec<&[u8]> = burst.iter().filter_map(data_value).collect();
+                        let mut hashes = leaf_hashes(&values).into_iter();
+                        for msg in burst {
+                            let leaf = if data_value(&msg).is_some() { hashes.next() } else { None };
+                            if conn.on_message(msg, leaf).await? {
+                                return Ok(());
+                            }
                         }
                     }
                 },
@@ -232,8 +238,9 @@ where
 /// Messages taken from the stream together at most.
 const READ_BURST: usize = 16;
 
-/// A received message and, for a Data message with a value, that value's leaf hash.
-type Incoming = (ChannelMessage, Option<[u8; 32]>);
+/// Messages that arrived together (one read). The connection task hashes the values of their
+/// Data messages together ([`leaf_hashes`]: four at a time with AVX2).
+type Incoming = Vec<ChannelMessage>;
 
 fn data_value(msg: &ChannelMessage) -> Option<&[u8]> {
     match &msg.message {
@@ -242,10 +249,10 @@ fn data_value(msg: &ChannelMessage) -> Option<&[u8]> {
     }
 }
 
-/// Decodes the peer's messages for the connection task. The values of Data messages that
-/// arrived together (one read) are hashed here, all at once ([`leaf_hashes`]: four at a time
-/// with AVX2): hashing is most of the cost of verifying a block, and this task runs beside
-/// the one that verifies and stores.
+/// Decodes the peer's messages for the connection task, in bursts: the messages that arrived
+/// in one read. Reading, opening records and decoding take about as much CPU as hashing the
+/// blocks, so the connection task hashes (and verifies and stores) while this task reads the
+/// next burst.
 async fn read_loop<S: AsyncRead>(
     mut receiver: MessageReceiver<S>,
     tx: mpsc::Sender<Result<Option<Incoming>, StreamError>>,
@@ -274,13 +281,8 @@ async fn read_loop<S: AsyncRead>(
                 }
             }
         }
-        let values: Vec<&[u8]> = burst.iter().filter_map(data_value).collect();
-        let mut hashes = leaf_hashes(&values).into_iter();
-        for msg in burst {
-            let leaf = if data_value(&msg).is_some() { hashes.next() } else { None };
-            if tx.send(Ok(Some((msg, leaf)))).await.is_err() {
-                return;
-            }
+        if tx.send(Ok(Some(burst))).await.is_err() {
+            return;
         }
         if let Some(e) = failed {
             let _ = tx.send(Err(e)).await;
@@ -483,7 +485,7 @@ impl Conn {
         Ok(())
     }
 
-    /// `leaf`: the value's leaf hash, if [`read_loop`] computed it.
+    /// `leaf`: the value's leaf hash, if it was computed with its burst's.
     async fn on_data(
         &mut self,
         local_id: u64,
