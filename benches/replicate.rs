@@ -126,8 +126,11 @@ async fn ims_throughput(total: usize, runs: usize) -> Vec<Rate> {
     let mut rates = Vec::new();
     for run in 0..runs {
         let (port, server) = serve(writer.clone(), None).await;
-        let replica =
-            FeedBuilder::new(Storage::memory()).public_key(writer.public_key()).open().await.expect("replica");
+        let replica = FeedBuilder::new(Storage::memory())
+            .public_key(writer.public_key())
+            .open()
+            .await
+            .expect("replica");
         let mut events = replica.subscribe();
         let cpu0 = cpu_seconds();
         let t0 = Instant::now();
@@ -213,7 +216,8 @@ fn compare(ims: &[Rate], js: &[Rate]) {
             per_cpu(i.mb_per_cpu_s, j.mb_per_cpu_s)
         );
     }
-    let later = |rates: &[Rate], f: fn(&Rate) -> Option<f64>| median(rates.iter().skip(1).filter_map(f).collect());
+    let later =
+        |rates: &[Rate], f: fn(&Rate) -> Option<f64>| median(rates.iter().skip(1).filter_map(f).collect());
     if let (Some(i), Some(j)) = (later(ims, |r| Some(r.mb_s)), later(js, |r| Some(r.mb_s))) {
         let r = i / j;
         println!(

@@ -164,14 +164,24 @@ impl RecordCipher {
     /// Seals `plaintext` (at most [`MAX_RECORD_PLAINTEXT`] bytes; the caller chunks) and
     /// appends the record to `out`.
     pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
-        if plaintext.len() > MAX_RECORD_PLAINTEXT {
-            return Err(RecordError::TooLong(plaintext.len()));
+        self.seal_parts(&[plaintext], out)
+    }
+
+    /// [`seal`](Self::seal) of the concatenation of `parts` (one record), gathered straight
+    /// into `out`.
+    pub fn seal_parts(&mut self, parts: &[&[u8]], out: &mut Vec<u8>) -> Result<(), RecordError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > MAX_RECORD_PLAINTEXT {
+            return Err(RecordError::TooLong(len));
         }
         let (_, nonce) = self.next_nonce()?;
-        let header = ((plaintext.len() + TAG_LEN) as u16).to_be_bytes();
+        let header = ((len + TAG_LEN) as u16).to_be_bytes();
         let start = out.len();
+        out.reserve(HEADER_LEN + len + TAG_LEN);
         out.extend_from_slice(&header);
-        out.extend_from_slice(plaintext);
+        for part in parts {
+            out.extend_from_slice(part);
+        }
         let tag = self
             .key
             .seal_in_place_separate_tag(nonce, Aad::from(header), &mut out[start + HEADER_LEN..])
@@ -311,6 +321,33 @@ mod tests {
             rx.open([wire[0], wire[1]], &mut a).expect("first open");
             let mut b = wire[2..].to_vec();
             assert!(rx.open([wire[0], wire[1]], &mut b).is_err());
+        }
+    }
+
+    #[test]
+    fn a_record_gathered_from_parts_is_the_record_of_their_concatenation() {
+        for suite in SUITES {
+            let (mut whole, mut gathered) =
+                (RecordCipher::new(suite, &[9; 32]), RecordCipher::new(suite, &[9; 32]));
+            let data: Vec<u8> = (0..MAX_RECORD_PLAINTEXT).map(|i| (i * 31 % 256) as u8).collect();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for cuts in [&[][..], &[0, 0][..], &[1, 100, 65_000][..], &[MAX_RECORD_PLAINTEXT][..]] {
+                let mut parts = Vec::new();
+                let mut at = 0;
+                for &c in cuts {
+                    parts.push(&data[at..c]);
+                    at = c;
+                }
+                parts.push(&data[at..]);
+                whole.seal(&data, &mut a).expect("seal");
+                gathered.seal_parts(&parts, &mut b).expect("seal parts");
+                assert_eq!(a, b, "{suite:?} cut at {cuts:?}");
+            }
+            let too_long = [&data[..], &b"x"[..]];
+            assert_eq!(
+                gathered.seal_parts(&too_long, &mut b),
+                Err(RecordError::TooLong(MAX_RECORD_PLAINTEXT + 1))
+            );
         }
     }
 

@@ -314,35 +314,79 @@ impl<S: AsyncRead + Unpin> AsyncRead for SecureStream<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for SecureStream<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        ready!(this.poll_drain(cx))?;
-        if data.is_empty() {
+impl<S: AsyncWrite + Unpin> SecureStream<S> {
+    /// Encrypts (a prefix of) the concatenation of `bufs` into the buffer and pushes it out
+    /// eagerly; what does not fit now goes out on the next write or flush.
+    fn poll_write_parts(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        ready!(self.poll_drain(cx))?;
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total == 0 {
             return Poll::Ready(Ok(0));
         }
-        let taken = match &mut this.writer {
+        let taken = match &mut self.writer {
             Writer::XSalsa20(ks) => {
-                this.out.extend_from_slice(data);
-                ks.apply(&mut this.out);
-                data.len()
+                // The buffer is empty (drained above): all of it is new bytes.
+                for b in bufs {
+                    self.out.extend_from_slice(b);
+                }
+                ks.apply(&mut self.out);
+                total
             }
             Writer::Aead(cipher) => {
-                // Several records per write: one syscall for up to WRITE_BATCH bytes.
+                // Several records per write (one syscall for up to WRITE_BATCH bytes), each
+                // gathered from as many of the slices as it spans.
+                let mut parts: Vec<&[u8]> = Vec::new();
+                let (mut slices, mut rest): (&[io::IoSlice<'_>], &[u8]) = (bufs, &[]);
                 let mut taken = 0;
-                while taken < data.len() && taken < WRITE_BATCH {
-                    let n = (data.len() - taken).min(MAX_RECORD_PLAINTEXT);
-                    cipher.seal(&data[taken..taken + n], &mut this.out)?;
+                while taken < total && taken < WRITE_BATCH {
+                    let n = (total - taken).min(MAX_RECORD_PLAINTEXT);
+                    let mut need = n;
+                    parts.clear();
+                    while need > 0 {
+                        if rest.is_empty() {
+                            let Some((first, more)) = slices.split_first() else { break };
+                            (rest, slices) = (&first[..], more);
+                            continue;
+                        }
+                        let k = need.min(rest.len());
+                        parts.push(&rest[..k]);
+                        rest = &rest[k..];
+                        need -= k;
+                    }
+                    cipher.seal_parts(&parts, &mut self.out)?;
                     taken += n;
                 }
                 taken
             }
         };
-        // Push eagerly; what does not fit now goes out on the next write or flush.
-        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
+        if let Poll::Ready(Err(e)) = self.poll_drain(cx) {
             return Poll::Ready(Err(e));
         }
         Poll::Ready(Ok(taken))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SecureStream<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_parts(cx, &[io::IoSlice::new(data)])
+    }
+
+    /// Gathers the slices into the records it seals: a caller with its data in pieces (frame
+    /// headers around block values) needs no buffer of its own to join them.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_parts(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

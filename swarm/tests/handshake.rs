@@ -282,6 +282,36 @@ async fn a_backlog_is_read_many_records_at_a_time() {
     assert!(reads.iter().all(|&n| n <= 16 * record), "reads {reads:?}");
 }
 
+/// A vectored write (frame headers around block values, as the replication writer sends
+/// them) arrives as the concatenation of its slices, over both record ciphers and XSalsa20.
+#[tokio::test]
+async fn vectored_writes_arrive_as_their_concatenation() {
+    use std::io::IoSlice;
+    for (ic, rc) in [
+        (HandshakeConfig::default().offer_aes_gcm(true), HandshakeConfig::default().offer_aes_gcm(true)),
+        (HandshakeConfig::default().offer_aes_gcm(false), HandshakeConfig::default()),
+        (HandshakeConfig::default(), HandshakeConfig::v8_compatible()),
+    ] {
+        let (x, y) = tokio::io::duplex(8 << 20);
+        let (mut i, mut r) = connect(x, y, ic, rc).await;
+        assert!(i.is_write_vectored());
+        let pieces: Vec<Vec<u8>> =
+            (0..40u32).map(|k| (0..(k * 7919 % 70_000)).map(|n| (n * 13 + k) as u8).collect()).collect();
+        let want: Vec<u8> = pieces.concat();
+        let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
+        let mut left = &mut slices[..];
+        while !left.is_empty() {
+            let n = i.write_vectored(left).await.expect("write");
+            assert!(n > 0);
+            IoSlice::advance_slices(&mut left, n);
+        }
+        i.shutdown().await.expect("shutdown");
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.expect("read");
+        assert_eq!(got, want);
+    }
+}
+
 #[tokio::test]
 async fn v8_peer_gets_xsalsa20_and_bytes_flow() {
     let (x, y) = tokio::io::duplex(1 << 16);

@@ -472,6 +472,34 @@ impl ChannelMessage {
         Ok(frame::frame_len(self.channel, self.message.kind(), self.message.body_len())?)
     }
 
+    /// [`encode`](Self::encode), except that a Data value of at least `min` bytes is left
+    /// out: the frame is `out[..at]`, the value, then the rest of `out` (returned as `(at,
+    /// value)`). The writer sends the value from where it is instead of copying it in.
+    pub(crate) fn encode_around_value(
+        &self,
+        min: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<(usize, bytes::Bytes)>, MessageError> {
+        let Message::Data(data) = &self.message else { return self.encode(out).map(|()| None) };
+        let Some(value) = data.value.as_ref().filter(|v| v.len() >= min) else {
+            return self.encode(out).map(|()| None);
+        };
+        use prost::encoding::{WireType, bytes as pbytes, encode_key, encode_varint, message, uint64};
+        frame::encode_header(self.channel, self.message.kind(), self.message.body_len(), out)?;
+        // Field by field as prost's derived encoding of `Data` writes them (tag order).
+        uint64::encode(1, &data.index, out);
+        encode_key(2, WireType::LengthDelimited, out);
+        encode_varint(value.len() as u64, out);
+        let at = out.len();
+        for node in &data.nodes {
+            message::encode(3, node, out);
+        }
+        if let Some(signature) = &data.signature {
+            pbytes::encode(4, signature, out);
+        }
+        Ok(Some((at, value.clone())))
+    }
+
     /// The whole frame as a new buffer.
     pub fn to_frame(&self) -> Result<Vec<u8>, MessageError> {
         let mut out = Vec::new();
@@ -483,6 +511,38 @@ impl ChannelMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_encoded_around_its_value_is_the_whole_frame() {
+        let node = |i: u64| DataNode { index: i, hash: vec![i as u8; 32], size: i * 1000 };
+        let datas = [
+            Data { index: 7, value: Some(vec![1u8; 70_000].into()), nodes: vec![], signature: None },
+            Data {
+                index: 0,
+                value: Some(vec![2u8; 5].into()),
+                nodes: vec![node(1), node(300)],
+                signature: Some(vec![9; 64]),
+            },
+            Data { index: u64::MAX, value: Some(bytes::Bytes::new()), nodes: vec![node(2)], signature: None },
+            Data { index: 3, value: None, nodes: vec![node(5)], signature: Some(vec![4; 64]) },
+        ];
+        for (k, data) in datas.into_iter().enumerate() {
+            let msg = ChannelMessage::new(300, Message::Data(data));
+            let whole = msg.to_frame().expect("frame");
+            for min in [0, 5, 6, 100_000] {
+                let mut out = Vec::new();
+                let joined = match msg.encode_around_value(min, &mut out).expect("encode") {
+                    Some((at, value)) => [&out[..at], &value[..], &out[at..]].concat(),
+                    None => out,
+                };
+                assert_eq!(joined, whole, "data {k}, min {min}");
+            }
+        }
+        let have = ChannelMessage::new(1, Message::Have(Have { start: 4, ..Default::default() }));
+        let mut out = Vec::new();
+        assert_eq!(have.encode_around_value(0, &mut out).expect("encode"), None);
+        assert_eq!(out, have.to_frame().expect("frame"));
+    }
 
     #[test]
     fn js_defaults_and_encodings() {

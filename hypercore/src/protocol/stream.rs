@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -79,23 +80,101 @@ impl MessageSender {
     }
 
     /// Queues `message` itself: the writer encodes it straight into its next write, with no
-    /// buffer of its own (for large messages, e.g. Data). Its size is checked now, so an
-    /// oversized message fails here, not later.
+    /// buffer of its own, and sends a large Data value from where it is (for large messages,
+    /// e.g. Data). Its size is checked now, so an oversized message fails here, not later.
     pub async fn send_owned(&self, message: ChannelMessage) -> Result<(), StreamError> {
         message.frame_len()?;
         self.tx.send(Outgoing::Message(message)).await.map_err(|_| StreamError::Closed)
     }
 }
 
-/// Appends what `item` stands for to the write batch `out`.
-fn append(item: Outgoing, out: &mut Vec<u8>) {
-    match item {
-        Outgoing::Frame(frame) => out.extend_from_slice(&frame),
-        // Checked by `send_owned`: encoding cannot fail here.
-        Outgoing::Message(message) => {
-            if let Err(e) = message.encode(out) {
-                tracing::warn!(error = %e, "dropped a message that cannot be encoded");
+/// Block values at least this large are sent from where they are (a served block is a view
+/// of the log) instead of being copied into the write batch.
+const GATHER_MIN: usize = 4 * 1024;
+
+/// A write batch: encoded frames end to end, cut where a large block value goes, the values
+/// held by reference. It is written with vectored writes, which `swarm::SecureStream` gathers
+/// straight into the records it seals: each block is copied once on the way out, not twice.
+#[derive(Debug, Default)]
+struct Batch {
+    /// Whole parts, in order: encoded bytes and values.
+    parts: std::collections::VecDeque<Bytes>,
+    /// Encoded bytes after the last part.
+    open: Vec<u8>,
+    len: usize,
+}
+
+impl Batch {
+    /// Appends what `item` stands for.
+    fn push(&mut self, item: Outgoing) {
+        let before = self.open.len();
+        match item {
+            Outgoing::Frame(frame) => self.open.extend_from_slice(&frame),
+            // Checked by `send_owned`: encoding cannot fail here.
+            Outgoing::Message(message) => match message.encode_around_value(GATHER_MIN, &mut self.open) {
+                Ok(None) => {}
+                Ok(Some((at, value))) => {
+                    self.len += self.open.len() - before + value.len();
+                    let rest = self.open.split_off(at);
+                    self.parts.push_back(Bytes::from(std::mem::replace(&mut self.open, rest)));
+                    self.parts.push_back(value);
+                    return;
+                }
+                Err(e) => {
+                    self.open.truncate(before);
+                    tracing::warn!(error = %e, "dropped a message that cannot be encoded");
+                }
+            },
+        }
+        self.len += self.open.len() - before;
+    }
+
+    fn keepalive(&mut self) {
+        let before = self.open.len();
+        frame::encode_keepalive(&mut self.open);
+        self.len += self.open.len() - before;
+    }
+
+    /// Ends the batch: every byte is in `parts`.
+    fn close(&mut self) {
+        if !self.open.is_empty() {
+            self.parts.push_back(Bytes::from(std::mem::take(&mut self.open)));
+        }
+    }
+}
+
+/// Reads a closed [`Batch`] (its `parts`) in order, for `write_all_buf`.
+impl bytes::Buf for Batch {
+    fn remaining(&self) -> usize {
+        self.len
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.parts.front().map_or(&[], |p| &p[..])
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for (slot, part) in dst.iter_mut().zip(self.parts.iter().filter(|p| !p.is_empty())) {
+            *slot = std::io::IoSlice::new(part);
+            n += 1;
+        }
+        n
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        self.len -= cnt.min(self.len);
+        while cnt > 0 {
+            let Some(front) = self.parts.front_mut() else { return };
+            if cnt < front.len() {
+                front.advance(cnt);
+                return;
             }
+            cnt -= front.len();
+            self.parts.pop_front();
+        }
+        while self.parts.front().is_some_and(|p| p.is_empty()) {
+            self.parts.pop_front();
         }
     }
 }
@@ -169,25 +248,26 @@ where
 
 async fn write_loop<W: AsyncWrite>(writer: W, mut rx: mpsc::Receiver<Outgoing>, keepalive: Duration) {
     tokio::pin!(writer);
-    let mut out = Vec::new();
+    let mut batch = Batch::default();
     let mut idle_until = Instant::now() + keepalive;
     loop {
         tokio::select! {
             next = rx.recv() => {
                 let Some(item) = next else { break };
-                append(item, &mut out);
+                batch.push(item);
                 // Batch whatever else is queued into the same write.
-                while out.len() < WRITE_BATCH {
+                while batch.len < WRITE_BATCH {
                     match rx.try_recv() {
-                        Ok(item) => append(item, &mut out),
+                        Ok(item) => batch.push(item),
                         Err(_) => break,
                     }
                 }
             }
-            () = tokio::time::sleep_until(idle_until) => frame::encode_keepalive(&mut out),
+            () = tokio::time::sleep_until(idle_until) => batch.keepalive(),
         }
+        batch.close();
         if let Err(e) = async {
-            writer.write_all(&out).await?;
+            writer.write_all_buf(&mut batch).await?;
             writer.flush().await
         }
         .await
@@ -195,8 +275,65 @@ async fn write_loop<W: AsyncWrite>(writer: W, mut rx: mpsc::Receiver<Outgoing>, 
             tracing::debug!(error = %e, "protocol stream write failed");
             return;
         }
-        out.clear();
         idle_until = Instant::now() + keepalive;
     }
     let _ = writer.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Buf;
+
+    use super::{Batch, GATHER_MIN, Outgoing};
+    use crate::protocol::{ChannelMessage, Data, Have, Message};
+
+    /// A batch read out through `chunks_vectored` and `advance` in uneven steps, as partial
+    /// vectored writes do, is the frames end to end; large values are parts of their own.
+    #[test]
+    fn a_batch_reads_out_as_its_frames_in_order() {
+        let data = |i: u64, len: usize| {
+            let value = (0..len).map(|j| (j as u64 * 7 + i) as u8).collect::<Vec<u8>>();
+            ChannelMessage::new(
+                1,
+                Message::Data(Data { index: i, value: Some(value.into()), ..Default::default() }),
+            )
+        };
+        let have = ChannelMessage::new(2, Message::Have(Have { start: 9, ..Default::default() }));
+        let messages =
+            [data(0, 70_000), have.clone(), data(1, GATHER_MIN - 1), data(2, GATHER_MIN), data(3, 65_536)];
+        let want: Vec<u8> = messages.iter().flat_map(|m| m.to_frame().expect("frame")).collect();
+        for step in [1usize, 1000, 65_537, usize::MAX] {
+            let mut batch = Batch::default();
+            for (k, m) in messages.iter().enumerate() {
+                if k == 1 {
+                    batch.push(Outgoing::Frame(m.to_frame().expect("frame")));
+                } else {
+                    batch.push(Outgoing::Message(m.clone()));
+                }
+            }
+            batch.close();
+            assert_eq!(batch.remaining(), want.len());
+            // Three values kept apart: encoded, value, encoded, value, encoded, value (the last
+            // Data has no proof after its value).
+            assert_eq!(batch.parts.len(), 6);
+            let mut got = Vec::new();
+            while batch.has_remaining() {
+                let mut slices = [std::io::IoSlice::new(&[]); 3];
+                let n = batch.chunks_vectored(&mut slices);
+                assert!(n > 0);
+                let mut taken = 0;
+                for s in &slices[..n] {
+                    let k = s.len().min(step - taken);
+                    got.extend_from_slice(&s[..k]);
+                    taken += k;
+                    if taken == step {
+                        break;
+                    }
+                }
+                batch.advance(taken);
+            }
+            assert_eq!(got, want, "step {step}");
+            assert!(batch.parts.is_empty());
+        }
+    }
 }
