@@ -572,20 +572,18 @@ impl Feed {
         self.start_put_checked(&[(seq, data, proof)], None, true).await
     }
 
-    /// [`Feed::start_put`] (or, with `every_node`, [`Feed::start_put_every_node`]) of a block
-    /// whose [`leaf_hash`] the caller already computed (replication hashes several received
-    /// blocks at once, on the task that decodes them). `leaf` must be `leaf_hash(data)` of
-    /// these very bytes: the proof and the signature are checked against it, not against
-    /// `data`.
-    pub(crate) async fn start_put_prehashed(
+    /// [`Feed::start_put_every_node`] of a block whose [`leaf_hash`] the caller already
+    /// computed (replication hashes the blocks of a burst together, four at a time). `leaf`
+    /// must be `leaf_hash(data)` of these very bytes: the proof and the signature are checked
+    /// against it, not against `data`.
+    pub(crate) async fn start_put_every_node_prehashed(
         &self,
         seq: u64,
         data: &[u8],
         leaf: [u8; 32],
         proof: &Proof,
-        every_node: bool,
     ) -> Result<PendingPut, VerifyError> {
-        self.start_put_checked(&[(seq, data, proof)], Some(&[leaf]), every_node).await
+        self.start_put_checked(&[(seq, data, proof)], Some(&[leaf]), true).await
     }
 
     async fn start_put_checked<B, P>(
@@ -628,8 +626,8 @@ impl Feed {
     }
 
     /// [`Feed::start_put`] of a block the caller hands over, whose [`leaf_hash`] it already
-    /// computed (see [`Feed::start_put_prehashed`]): in memory the buffer is stored as it is,
-    /// without a copy.
+    /// computed (see [`Feed::start_put_every_node_prehashed`]): in memory the buffer is
+    /// stored as it is, without a copy.
     pub(crate) async fn start_put_owned(
         &self,
         seq: u64,

@@ -526,13 +526,16 @@ impl Conn {
         let pending = if prefetched {
             // A shared proof may rely on nodes of an earlier block still being written (on
             // disk they are applied once synced): on failure, wait for those and check again.
-            match chan.feed.start_put_prehashed(seq, &value, leaf, &proof, true).await {
+            match chan.feed.start_put_every_node_prehashed(seq, &value, leaf, &proof).await {
                 Ok(p) => p,
                 Err(_) if !chan.storing.is_empty() => {
                     for (_, earlier) in chan.storing.drain(..) {
                         earlier.durable().await.map_err(|e| verify(VerifyError::Storage(e)))?;
                     }
-                    chan.feed.start_put_prehashed(seq, &value, leaf, &proof, true).await.map_err(verify)?
+                    chan.feed
+                        .start_put_every_node_prehashed(seq, &value, leaf, &proof)
+                        .await
+                        .map_err(verify)?
                 }
                 Err(e) => return Err(verify(e)),
             }
