@@ -197,7 +197,20 @@ where
                 next = in_rx.recv() => match next {
                     None | Some(Ok(None)) => return Ok(()),
                     Some(Err(e)) => return Err(e.into()),
-                    Some(Ok(Some(burst))) => {
+                    Some(Ok(Some(mut burst))) => {
+                        // Bursts already queued behind this one join it: more blocks are
+                        // hashed four at a time.
+                        let mut end = None;
+                        while burst.len() < MAX_HASHED_TOGETHER {
+                            match in_rx.try_recv() {
+                                Ok(Ok(Some(more))) => burst.extend(more),
+                                Ok(last) => {
+                                    end = Some(last);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
                         let values: Vec<&[u8]> = burst.iter().filter_map(data_value).collect();
                         let mut hashes = leaf_hashes(&values).into_iter();
                         for msg in burst {
@@ -205,6 +218,11 @@ where
                             if conn.on_message(msg, leaf).await? {
                                 return Ok(());
                             }
+                        }
+                        match end {
+                            Some(Ok(None)) => return Ok(()),
+                            Some(Err(e)) => return Err(e.into()),
+                            _ => {}
                         }
                     }
                 },
@@ -237,6 +255,8 @@ where
 
 /// Messages taken from the stream together at most.
 const READ_BURST: usize = 16;
+/// Messages whose blocks the connection task hashes together at most (queued bursts join).
+const MAX_HASHED_TOGETHER: usize = 4 * READ_BURST;
 
 /// Messages that arrived together (one read). The connection task hashes the values of their
 /// Data messages together ([`leaf_hashes`]: four at a time with AVX2).
