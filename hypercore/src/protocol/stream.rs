@@ -108,34 +108,32 @@ impl Batch {
     /// Appends what `item` stands for.
     fn push(&mut self, item: Outgoing) {
         let before = self.open.len();
-        match item {
-            Outgoing::Frame(frame) => self.open.extend_from_slice(&frame),
+        let value = match item {
+            Outgoing::Frame(frame) => {
+                self.open.extend_from_slice(&frame);
+                None
+            }
             // Checked by `send_owned`: encoding cannot fail here.
-            Outgoing::Message(message) => match message.encode_around_value(GATHER_MIN, &mut self.open) {
-                Ok(None) => {}
-                Ok(Some((at, value))) => {
-                    self.len += self.open.len() - before + value.len();
-                    let rest = self.open.split_off(at);
-                    self.parts.push_back(Bytes::from(std::mem::replace(&mut self.open, rest)));
-                    self.parts.push_back(value);
-                    return;
-                }
-                Err(e) => {
+            Outgoing::Message(message) => {
+                message.encode_around_value(GATHER_MIN, &mut self.open).unwrap_or_else(|e| {
                     self.open.truncate(before);
                     tracing::warn!(error = %e, "dropped a message that cannot be encoded");
-                }
-            },
+                    None
+                })
+            }
+        };
+        self.len += self.open.len() - before;
+        if let Some((at, value)) = value {
+            // The bytes before the value become a part (never empty: they hold its frame
+            // header); the ones after it stay open.
+            self.len += value.len();
+            let rest = self.open.split_off(at);
+            self.parts.push_back(Bytes::from(std::mem::replace(&mut self.open, rest)));
+            self.parts.push_back(value);
         }
-        self.len += self.open.len() - before;
     }
 
-    fn keepalive(&mut self) {
-        let before = self.open.len();
-        frame::encode_keepalive(&mut self.open);
-        self.len += self.open.len() - before;
-    }
-
-    /// Ends the batch: every byte is in `parts`.
+    /// Ends the batch: every byte is in `parts` (none of them empty).
     fn close(&mut self) {
         if !self.open.is_empty() {
             self.parts.push_back(Bytes::from(std::mem::take(&mut self.open)));
@@ -155,7 +153,7 @@ impl bytes::Buf for Batch {
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
         let mut n = 0;
-        for (slot, part) in dst.iter_mut().zip(self.parts.iter().filter(|p| !p.is_empty())) {
+        for (slot, part) in dst.iter_mut().zip(&self.parts) {
             *slot = std::io::IoSlice::new(part);
             n += 1;
         }
@@ -171,9 +169,6 @@ impl bytes::Buf for Batch {
                 return;
             }
             cnt -= front.len();
-            self.parts.pop_front();
-        }
-        while self.parts.front().is_some_and(|p| p.is_empty()) {
             self.parts.pop_front();
         }
     }
@@ -263,7 +258,11 @@ async fn write_loop<W: AsyncWrite>(writer: W, mut rx: mpsc::Receiver<Outgoing>, 
                     }
                 }
             }
-            () = tokio::time::sleep_until(idle_until) => batch.keepalive(),
+            () = tokio::time::sleep_until(idle_until) => {
+                let mut keepalive = Vec::new();
+                frame::encode_keepalive(&mut keepalive);
+                batch.push(Outgoing::Frame(keepalive));
+            }
         }
         batch.close();
         if let Err(e) = async {
