@@ -211,13 +211,8 @@ where
                                 Err(_) => break,
                             }
                         }
-                        let values: Vec<&[u8]> = burst.iter().filter_map(data_value).collect();
-                        let mut hashes = leaf_hashes(&values).into_iter();
-                        for msg in burst {
-                            let leaf = if data_value(&msg).is_some() { hashes.next() } else { None };
-                            if conn.on_message(msg, leaf).await? {
-                                return Ok(());
-                            }
+                        if conn.on_burst(burst).await? {
+                            return Ok(());
                         }
                         match end {
                             Some(Ok(None)) => return Ok(()),
@@ -369,6 +364,20 @@ impl Conn {
             Some(msg) => self.out.send(&msg).await,
             None => Ok(()),
         }
+    }
+
+    /// Handles messages that arrived together, their blocks hashed together ([`leaf_hashes`]:
+    /// four at a time with AVX2); `Ok(true)` when the connection is done.
+    async fn on_burst(&mut self, burst: Incoming) -> Result<bool, ReplicateError> {
+        let values: Vec<&[u8]> = burst.iter().filter_map(data_value).collect();
+        let mut hashes = leaf_hashes(&values).into_iter();
+        for msg in burst {
+            let leaf = if data_value(&msg).is_some() { hashes.next() } else { None };
+            if self.on_message(msg, leaf).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Handles one message; `Ok(true)` when the connection is done (every channel closed).
