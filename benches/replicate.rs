@@ -1,4 +1,4 @@
-//! Replication benchmark (issue 6), in one run:
+//! Replication benchmark (wire spec §7–9; the ims/prefetch extension of §7.5), in one run:
 //!
 //! 1. A 100 MiB feed (64 KiB blocks) replicated over loopback TCP, ims → ims (Noise handshake,
 //!    authenticated transport: AES-256-GCM where both CPUs have AES, else ChaCha20-Poly1305;
@@ -302,7 +302,7 @@ async fn corpus_index() -> (Feed, Trie) {
         FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.expect("writer");
     let trie = Trie::open(writer.clone()).await.expect("trie");
     let mut index = Index::open(trie.clone()).await.expect("index");
-    index.set_upstream("http://127.0.0.1:9/").await.expect("upstream");
+    index.set_upstream(&"http://127.0.0.1:9/".parse().unwrap()).await.expect("upstream");
     let docs: Vec<Packument> =
         corpus.packuments().map(|(_, j)| Packument::from_slice(j).expect("packument")).collect();
     for chunk in docs.chunks(32) {
@@ -314,9 +314,10 @@ async fn corpus_index() -> (Feed, Trie) {
 
 /// Resolves the corpus roots over a cold replica served with `planner`; prints the figures.
 async fn resolve_from_peer(writer: &Feed, planner: Option<Arc<dyn BlockPlanner>>, label: &str) {
-    use ims::install::peer::{PeerSource, ResolveQuery};
-    use ims::install::resolve::MemorySource;
-    use ims::install::{DepKind, PickOptions, Request, Resolver, tree};
+    use indexer::source::ReplicaSource;
+    use installer::planner::ResolveQuery;
+    use installer::resolve::MemorySource;
+    use installer::{DepKind, PickOptions, Request, Resolver, tree};
     let corpus = fixtures::Corpus::load().expect("corpus");
     let roots: Vec<(DepKind, Request)> = corpus
         .roots()
@@ -340,9 +341,11 @@ async fn resolve_from_peer(writer: &Feed, planner: Option<Arc<dyn BlockPlanner>>
     let query = ResolveQuery { roots: roots.clone(), pick: PickOptions::default() };
     let prefetched = router.prefetch(&replica.discovery_key(), query.to_keys()).await.expect("prefetch");
     let index = indexer::Index::open(Trie::open(replica.clone()).await.expect("trie")).await.expect("index");
-    let source = PeerSource::new(index, MemorySource::new(), "http://127.0.0.1:9/");
+    let source = ReplicaSource::new(index, MemorySource::new(), "http://127.0.0.1:9/".parse().unwrap());
     let resolver = Resolver::new(source, PickOptions::default());
-    let built = tree::build(&resolver, tree::root_edges(&roots), Default::default()).await.expect("tree");
+    let built = installer::ideal_tree::build(&resolver, tree::root_edges(&roots), Default::default())
+        .await
+        .expect("tree");
     let secs = t0.elapsed().as_secs_f64();
     server.abort();
     let stats = tokio::time::timeout(Duration::from_secs(5), conn)
@@ -434,7 +437,7 @@ fn main() {
     rt.block_on(async {
         let (writer, trie) = corpus_index().await;
         let resolve: Arc<dyn BlockPlanner> =
-            Arc::new(ims::install::peer::ResolvePlanner::new(trie.clone(), Default::default()));
+            Arc::new(installer::planner::ResolvePlanner::new(trie.clone(), Default::default()));
         let keys: Arc<dyn BlockPlanner> = Arc::new(TriePlanner::new(trie));
         resolve_from_peer(&writer, Some(resolve), "resolve planner").await;
         resolve_from_peer(&writer, Some(keys), "key planner only").await;

@@ -9,10 +9,11 @@
 
 use std::time::{Duration, Instant};
 
-use ims::install::resolve::MemorySource;
-use ims::install::tree::{BuildOptions, build, root_edges};
-use ims::install::{DepKind, PickOptions, Request, Resolver};
 use indexer::model::Packument;
+use installer::ideal_tree::build;
+use installer::resolve::MemorySource;
+use installer::tree::{BuildOptions, root_edges};
+use installer::{DepKind, PickOptions, Request, Resolver};
 use serde_json::{Map, Value, json};
 
 fn registry(n: usize) -> MemorySource {

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// ims — a peer-to-peer npm registry mirror and installer.
 #[derive(Debug, Parser)]
-#[command(name = "ims", version, about, propagate_version = true)]
+#[command(name = "ims", version, about, propagate_version = true, after_help = crate::report::EXIT_CODES)]
 pub struct Cli {
     /// Options every command understands.
     #[command(flatten)]

@@ -1,18 +1,56 @@
-//! Global options resolved once into what commands use (ripgrep's low args -> high args).
+//! Global options resolved once into what commands use (ripgrep's low args -> high args):
+//! typed fields, each parsed and checked here, so a command never re-reads a raw flag.
 
-use anyhow::{Context as _, bail};
-use hypercore::{Feed, FeedBuilder, Storage};
+use std::path::{Path, PathBuf};
+
+use hypercore::PublicKey;
+use indexer::Index;
+use indexer::remote::RemoteConfig;
+use indexer::source::{LocalIndexError, Network, open_index};
+use indexer::upstream::RegistryUrl;
+use swarm::Identity;
 
 use crate::cli::GlobalArgs;
 use crate::home::Home;
+use crate::npmrc::NpmConfig;
+use crate::report::Failure;
+
+/// How peers are found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Discovery {
+    /// `--no-dht`: only the `--peer` addresses.
+    Off,
+    /// The DHT, through these bootstrap nodes (empty: the public Mainline ones).
+    Dht {
+        /// `--bootstrap HOST:PORT` nodes.
+        bootstrap: Vec<String>,
+    },
+}
 
 /// What every command needs, resolved once from the global options.
 #[derive(Debug, Clone)]
 pub struct Context {
     /// The `IMS_HOME` layout.
     pub home: Home,
-    /// The raw global options, for what is resolved lazily.
-    pub args: GlobalArgs,
+    /// `--key`: the index to follow.
+    pub key: Option<PublicKey>,
+    /// `--peer`: peers to connect to directly.
+    pub peers: Vec<String>,
+    /// How peers are found beyond `--peer`.
+    pub discovery: Discovery,
+    /// How much the network may be used (`--offline`, `--prefer-offline`).
+    pub network: Network,
+    /// `--registry`, when given (else npm's configuration decides, per project).
+    pub registry: Option<RegistryUrl>,
+}
+
+/// Whether a command may create the local index or needs one that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// Create it (with a fresh key pair) when there is none: `ims index`, `ims install`.
+    OrCreate,
+    /// Refuse, with the command that builds one, when there is none.
+    Existing,
 }
 
 impl Context {
@@ -20,37 +58,97 @@ impl Context {
     pub fn from_args(args: &GlobalArgs) -> anyhow::Result<Self> {
         let root = match &args.home {
             Some(dir) => dir.clone(),
-            None => {
-                default_home().context("cannot find a home directory; pass --home DIR or set IMS_HOME")?
-            }
+            None => default_home().ok_or_else(|| {
+                Failure::usage("cannot find a home directory", "pass --home DIR or set IMS_HOME")
+            })?,
         };
-        Ok(Self { home: Home::new(root), args: args.clone() })
+        let key = match &args.key {
+            Some(hex) => Some(parse_key(hex)?),
+            None => None,
+        };
+        let registry = match &args.registry {
+            Some(url) => Some(RegistryUrl::parse(url).map_err(|e| {
+                Failure::usage(format!("--registry: {e}"), "pass an http:// or https:// URL")
+            })?),
+            None => None,
+        };
+        Ok(Self {
+            home: Home::new(root),
+            key,
+            peers: args.peers.iter().map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
+            discovery: if args.no_dht {
+                Discovery::Off
+            } else {
+                Discovery::Dht { bootstrap: args.bootstrap.clone() }
+            },
+            network: match (args.offline, args.prefer_offline) {
+                (true, _) => Network::Offline,
+                (false, true) => Network::PreferOffline,
+                (false, false) => Network::Online,
+            },
+            registry,
+        })
     }
 
-    /// The local index's storage directory, or a clear error (with the command that builds one)
-    /// when `ims index` has never written it.
-    pub fn require_local_index(&self) -> anyhow::Result<std::path::PathBuf> {
-        let dir = self.home.index_dir();
-        if !dir.join("log").exists() {
-            bail!(
-                "there is no local index under {}\nhint: build one with `ims index --from-registry URL NAME...`",
-                self.home.root().display()
-            );
+    /// `--offline`.
+    pub fn offline(&self) -> bool {
+        self.network == Network::Offline
+    }
+
+    /// The upstream registry for a command run in `project`: `--registry`, else npm's own
+    /// configuration (`.npmrc` files, `NPM_CONFIG_REGISTRY`, `npm config get registry`).
+    pub fn registry_for(&self, project: &Path) -> anyhow::Result<RegistryUrl> {
+        if let Some(url) = &self.registry {
+            return Ok(url.clone());
         }
-        Ok(dir)
+        let url = NpmConfig::from_env(None).registry(project)?;
+        Ok(RegistryUrl::parse(&url)
+            .map_err(|e| Failure::usage(e.to_string(), "fix it in .npmrc or pass --registry URL"))?)
     }
 
-    /// Open the feed the local index is stored in (see [`require_local_index`](Self::require_local_index)).
-    pub async fn open_local_feed(&self) -> anyhow::Result<Feed> {
-        let dir = self.require_local_index()?;
-        FeedBuilder::new(Storage::disk(&dir))
-            .open()
-            .await
-            .with_context(|| format!("opening the index feed in {}", dir.display()))
+    /// The one opener of the local index (`$IMS_HOME/index`).
+    pub async fn local_index(&self, open: Open) -> anyhow::Result<Index> {
+        let dir = self.home.index_dir();
+        if open == Open::Existing && !dir.join("log").exists() {
+            return Err(Failure::other(
+                format!("there is no local index under {}", self.home.root().display()),
+                "build one with `ims index --from-registry URL NAME...`",
+            )
+            .into());
+        }
+        Ok(open_index(&dir).await.map_err(|e: LocalIndexError| anyhow::Error::new(e))?)
+    }
+
+    /// The node's identity (created on first use).
+    pub async fn identity(&self) -> anyhow::Result<Identity> {
+        let file = self.home.identity_file();
+        Identity::load_or_create(&file).await.map_err(|e| {
+            anyhow::Error::new(e).context(format!("loading the node identity {}", file.display()))
+        })
+    }
+
+    /// Where the replica of `key` lives and which peers to dial for it.
+    pub async fn remote_config(&self, key: &PublicKey) -> anyhow::Result<RemoteConfig> {
+        Ok(RemoteConfig {
+            replica_dir: self.home.replica_dir(&key.to_hex()),
+            identity: self.identity().await?,
+            peers: self.peers.clone(),
+        })
     }
 }
 
+fn parse_key(hex_key: &str) -> anyhow::Result<PublicKey> {
+    let bad = || {
+        Failure::usage(
+            format!("--key {hex_key} is not a public key"),
+            "pass the 64 hex characters `ims key` prints",
+        )
+    };
+    let bytes = hex::decode(hex_key.trim()).map_err(|_| bad())?;
+    Ok(PublicKey::from_bytes(&bytes).map_err(|_| bad())?)
+}
+
 #[allow(clippy::disallowed_methods)] // the binary is where the environment is read
-fn default_home() -> Option<std::path::PathBuf> {
-    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".ims"))
+fn default_home() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ims"))
 }

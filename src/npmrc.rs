@@ -28,24 +28,33 @@ pub const NPM_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum NpmrcError {
     /// Nothing configured one and npm did not answer.
     #[error(
-        "no upstream registry is configured (no --registry, NPM_CONFIG_REGISTRY, `registry=` in an .npmrc, and `npm config get registry` gave no answer)\nhint: pass --registry URL, e.g. --registry http://127.0.0.1:4873/"
+        "no upstream registry is configured (no --registry, NPM_CONFIG_REGISTRY, `registry=` in an .npmrc, and `npm config get registry` gave no answer)"
     )]
     NoRegistry,
     /// No global prefix could be found for `-g`.
     #[error(
-        "cannot tell where global packages go (no --prefix, NPM_CONFIG_PREFIX, `prefix=` in an .npmrc, no answer from `npm config get prefix`, and no `node` on PATH)\nhint: pass --prefix DIR with -g"
+        "cannot tell where global packages go (no --prefix, NPM_CONFIG_PREFIX, `prefix=` in an .npmrc, no answer from `npm config get prefix`, and no `node` on PATH)"
     )]
     NoPrefix,
     /// A configured value is not an http(s) URL.
-    #[error(
-        "the registry {value:?} from {origin} is not an http:// or https:// URL\nhint: fix it there or pass --registry URL"
-    )]
+    #[error("the registry {value:?} from {origin} is not an http:// or https:// URL")]
     NotUrl {
         /// The value found.
         value: String,
         /// Where it came from (`--registry`, a variable name or a file path).
         origin: String,
     },
+}
+
+impl NpmrcError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            NpmrcError::NoRegistry => "pass --registry URL, e.g. --registry http://127.0.0.1:4873/",
+            NpmrcError::NoPrefix => "pass --prefix DIR with -g",
+            NpmrcError::NotUrl { .. } => "fix it there or pass --registry URL",
+        }
+    }
 }
 
 /// The inputs npm's configuration is read from; [`NpmConfig::from_env`] fills it from the

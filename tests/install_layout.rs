@@ -8,13 +8,18 @@ use std::path::Path;
 use std::process::Command;
 
 use fixtures::{Corpus, Registry};
-use ims::install::semver::parse_version;
-use ims::install::{InstallOptions, Installer, Lockfile, PickOptions, RegistrySource, Request, Save};
 use indexer::tarballs::TarballStore;
+use installer::semver::parse_version;
+use installer::{InstallOptions, Installer, Lockfile, PickOptions, Request, Save};
 use serde_json::Value;
 
-fn installer(registry: &Registry, project: &Path, store: &TarballStore) -> Installer<RegistrySource> {
-    let source = RegistrySource::new(reqwest::Client::new(), &registry.url());
+fn installer(
+    registry: &Registry,
+    project: &Path,
+    store: &TarballStore,
+) -> Installer<indexer::upstream::Registry> {
+    let source =
+        indexer::upstream::Registry::new(registry.url().parse().unwrap(), Default::default()).unwrap();
     let mut opts = InstallOptions::new(project, store.clone());
     // The corpus was resolved by npm 11.19.1 on Node 20.20.2.
     opts.pick = PickOptions {
@@ -143,7 +148,8 @@ async fn install_spec_saves_like_npm_and_no_save_does_not() {
 
     let mut opts = i.options().clone();
     opts.save = Save::No;
-    let source = RegistrySource::new(reqwest::Client::new(), &registry.url());
+    let source =
+        indexer::upstream::Registry::new(registry.url().parse().unwrap(), Default::default()).unwrap();
     i = Installer::new(source.clone(), source, opts);
     i.install(&[Request::parse("semver@7").unwrap()]).await.unwrap();
     assert!(project.join("node_modules/semver/package.json").is_file());

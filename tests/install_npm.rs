@@ -8,12 +8,10 @@ use std::path::Path;
 use std::process::Command;
 
 use fixtures::{Corpus, Registry};
-use ims::install::semver::parse_version;
-use ims::install::{
-    InstallOptions, Installer, LayeredSource, LocalIndex, Lockfile, Network, PickOptions, Policy,
-    RegistrySource,
-};
+use indexer::source::{LayeredSource, LocalIndex, Network, Policy};
 use indexer::tarballs::TarballStore;
+use installer::semver::parse_version;
+use installer::{InstallOptions, Installer, Lockfile, PickOptions};
 use serde_json::Value;
 
 fn npm(project: &Path, cache: &Path, registry: &str, args: &[&str]) {
@@ -56,8 +54,9 @@ fn installer(
     store: &TarballStore,
     network: Network,
 ) -> (Installer<LayeredSource>, LayeredSource) {
-    let registry = RegistrySource::new(reqwest::Client::new(), &registry.url());
-    let local = LocalIndex::at(home.join("index"), home.join("index-fetched.json")).upstream(registry.base());
+    let registry =
+        indexer::upstream::Registry::new(registry.url().parse().unwrap(), Default::default()).unwrap();
+    let local = LocalIndex::at(home.join("index"), home.join("index-fetched.json")).upstream(registry.url());
     let policy = Policy { network, ..Policy::default() };
     let source = LayeredSource::new(local, registry.clone(), policy);
     let mut opts = InstallOptions::new(project, store.clone());

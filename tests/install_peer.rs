@@ -174,16 +174,16 @@ async fn resolve_planner_answers_and_is_bounded() {
     use hypercore::replicate::BlockPlanner;
     use hypercore::{FeedBuilder, KeyPair, Storage};
     use hypertrie::Trie;
-    use ims::install::peer::{PlanLimits, ResolvePlanner, ResolveQuery};
-    use ims::install::{DepKind, PickOptions, Request};
     use indexer::model::Packument;
     use indexer::{Document, Index, Update};
+    use installer::planner::{PlanLimits, ResolvePlanner, ResolveQuery};
+    use installer::{DepKind, PickOptions, Request};
 
     let corpus = Corpus::load().unwrap();
     let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.unwrap();
     let trie = Trie::open(feed.clone()).await.unwrap();
     let mut index = Index::open(trie.clone()).await.unwrap();
-    index.set_upstream("http://127.0.0.1:9/").await.unwrap();
+    index.set_upstream(&"http://127.0.0.1:9/".parse().unwrap()).await.unwrap();
     let documents = ["debug", "ms", "express"]
         .iter()
         .map(|n| Document {
@@ -200,7 +200,7 @@ async fn resolve_planner_answers_and_is_bounded() {
         async move { ResolvePlanner::new(trie, limits).blocks(&feed, &keys).await }
     };
     // What the resolution picks: debug, then the ms its manifest asks for.
-    let resolver = ims::install::Resolver::new(index.clone(), PickOptions::default());
+    let resolver = installer::Resolver::new(index.clone(), PickOptions::default());
     let debug = resolver.resolve(&Request::from_dependency("debug", "^2").unwrap()).await.unwrap();
     let ms_range = debug.manifest().dependencies["ms"].clone();
     let ms = resolver.resolve(&Request::from_dependency("ms", &ms_range).unwrap()).await.unwrap();

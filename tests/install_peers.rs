@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use ims::install::resolve::MemorySource;
-use ims::install::tree::{BuildOptions, Tree, build, root_edges};
-use ims::install::{DepKind, PickOptions, Request, ResolveError, Resolver};
 use indexer::model::Packument;
+use installer::ideal_tree::build;
+use installer::resolve::MemorySource;
+use installer::tree::{BuildOptions, Tree, root_edges};
+use installer::{DepKind, PickOptions, Request, ResolveError, Resolver};
 use serde_json::{Map, Value, json};
 
 /// `(name, version, manifest fields)`; the highest version of each name is `latest`.

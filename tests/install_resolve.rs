@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use fixtures::Corpus;
-use ims::install::resolve::{MemorySource, pick};
-use ims::install::semver::parse_version;
-use ims::install::{PickOptions, Request, ResolveError, Resolver, VersionSpec};
 use indexer::model::Packument;
+use installer::resolve::{MemorySource, pick};
+use installer::semver::parse_version;
+use installer::{PickOptions, Request, ResolveError, Resolver, VersionSpec};
 use serde_json::{Value, json};
 
 fn packument(name: &str, latest: &str, versions: &[(&str, Value)]) -> Packument {
@@ -202,8 +202,9 @@ fn lookup<'a>(at: &BTreeMap<&str, &'a str>, from: &str, dep: &str) -> Option<&'a
 /// The whole ideal tree: every (location, name, version) equals npm's.
 #[tokio::test]
 async fn corpus_tree_matches_npm() {
-    use ims::install::DepKind;
-    use ims::install::tree::{BuildOptions, build, root_edges};
+    use installer::DepKind;
+    use installer::ideal_tree::build;
+    use installer::tree::{BuildOptions, root_edges};
     let corpus = Corpus::load().unwrap();
     let r = corpus_resolver(&corpus);
     let requests: Vec<(DepKind, Request)> = corpus
@@ -241,14 +242,15 @@ async fn corpus_tree_matches_npm() {
 async fn corpus_tree_from_the_index_matches_npm() {
     use hypercore::{FeedBuilder, KeyPair, Storage};
     use hypertrie::Trie;
-    use ims::install::DepKind;
-    use ims::install::tree::{BuildOptions, build, root_edges};
     use indexer::{Document, Index, Update};
+    use installer::DepKind;
+    use installer::ideal_tree::build;
+    use installer::tree::{BuildOptions, root_edges};
 
     let corpus = Corpus::load().unwrap();
     let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.unwrap();
     let mut index = Index::open(Trie::open(feed).await.unwrap()).await.unwrap();
-    index.set_upstream("https://registry.npmjs.org/").await.unwrap();
+    index.set_upstream(&"https://registry.npmjs.org/".parse().unwrap()).await.unwrap();
     let docs: Vec<Packument> = corpus.packuments().map(|(_, j)| Packument::from_slice(j).unwrap()).collect();
     for chunk in docs.chunks(32) {
         let documents = chunk.iter().map(|p| Document { packument: p.clone(), etag: None }).collect();
@@ -287,8 +289,10 @@ async fn corpus_tree_from_the_index_matches_npm() {
 /// recorded: both equal npm's, tarball URLs included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_tree_recorded_from_the_registry_matches_npm() {
-    use ims::install::tree::{build, root_edges};
-    use ims::install::{DepKind, LayeredSource, LocalIndex, Network, Policy, RegistrySource};
+    use indexer::source::{LayeredSource, LocalIndex, Network, Policy};
+    use installer::DepKind;
+    use installer::ideal_tree::build;
+    use installer::tree::root_edges;
 
     let corpus = Corpus::load().unwrap();
     let registry = fixtures::Registry::with_corpus(&corpus).await.unwrap();
@@ -315,9 +319,10 @@ async fn corpus_tree_recorded_from_the_registry_matches_npm() {
         })
         .collect();
     for network in [Network::Online, Network::Offline] {
-        let upstream = RegistrySource::new(reqwest::Client::new(), &registry.url());
+        let upstream =
+            indexer::upstream::Registry::new(registry.url().parse().unwrap(), Default::default()).unwrap();
         let local =
-            LocalIndex::at(dir.path().join("index"), dir.path().join("times.json")).upstream(upstream.base());
+            LocalIndex::at(dir.path().join("index"), dir.path().join("times.json")).upstream(upstream.url());
         let source = LayeredSource::new(local, upstream, Policy { network, ..Policy::default() });
         let r = Resolver::new(source.clone(), opts.clone());
         let tree = build(&r, root_edges(&requests), Default::default()).await.unwrap();

@@ -12,9 +12,8 @@ use hypercore::protocol::SessionKeys;
 use hypercore::replicate::{ExtensionHandler, ExtensionPeer, PeerRouter, ReplicateOptions, replicate};
 use hypercore::{Feed, FeedBuilder, KeyPair, Storage};
 use hypertrie::Trie;
-use ims::install::RegistrySource;
-use ims::tarball_peers::wire::{self, Message};
-use ims::tarball_peers::{PeerFetchError, TARBALL_EXTENSION, TarballClient, TarballServer};
+use indexer::tarball_peers::wire::{self, Message};
+use indexer::tarball_peers::{PeerFetchError, TARBALL_EXTENSION, TarballClient, TarballServer};
 use indexer::tarballs::{Integrity, TarballError, TarballStore};
 use indexer::{Document, Index, Update};
 use tokio::task::JoinHandle;
@@ -120,7 +119,7 @@ async fn a_seeder_fetches_upstream_only_what_its_index_records() {
     let dir = tempfile::tempdir().unwrap();
     let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.unwrap();
     let mut index = Index::open(Trie::open(feed.clone()).await.unwrap()).await.unwrap();
-    index.set_upstream(&registry.url()).await.unwrap();
+    index.set_upstream(&registry.url().parse().unwrap()).await.unwrap();
     let packument = indexer::model::Packument::from_slice(corpus.packument("ms").unwrap()).unwrap();
     index
         .write(Update { documents: vec![Document { packument, etag: None }], ..Update::default() })
@@ -128,7 +127,8 @@ async fn a_seeder_fetches_upstream_only_what_its_index_records() {
         .unwrap();
 
     let seed_store = TarballStore::open(dir.path().join("seed")).unwrap();
-    let upstream = RegistrySource::new(reqwest::Client::new(), &registry.url());
+    let upstream =
+        indexer::upstream::Registry::new(registry.url().parse().unwrap(), Default::default()).unwrap();
     let server = TarballServer::with_upstream(seed_store.clone(), upstream, index);
     let client = client();
     let _pair = connect_feed(&feed, &client, Some(Arc::new(server))).await;

@@ -4,7 +4,7 @@
 //! 3. a synthetic index of `IMS_BENCH_VERSIONS` versions (default 1,000,000) with realistic
 //!    names and dependency maps: build time, size on disk, lookups/s, blocks per lookup.
 //!
-//! Targets (issue 4): at least 20,000 versions/s ingest on one core; at most 40 % of the
+//! Targets: at least 20,000 versions/s ingest on one core; at most 40 % of the
 //! abbreviated JSON size.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
@@ -19,7 +19,7 @@ use indexer::{Document, Index, Update};
 async fn index_on(storage: Storage) -> Index {
     let feed = FeedBuilder::new(storage).key_pair(KeyPair::generate()).open().await.unwrap();
     let mut index = Index::open(Trie::open(feed).await.unwrap()).await.unwrap();
-    index.set_upstream("https://registry.npmjs.org/").await.unwrap();
+    index.set_upstream(&"https://registry.npmjs.org/".parse().unwrap()).await.unwrap();
     index
 }
 

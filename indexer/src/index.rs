@@ -77,14 +77,14 @@ impl Index {
 
     /// Set the upstream base URL (with a trailing `/`) if the index has none yet; the first
     /// one stays. Returns the one in effect.
-    pub async fn set_upstream(&mut self, url: &str) -> Result<&str, IndexError> {
+    pub async fn set_upstream(&mut self, url: &crate::upstream::RegistryUrl) -> Result<&str, IndexError> {
         if self.upstream.is_none() {
-            let url = if url.ends_with('/') { url.to_owned() } else { format!("{url}/") };
+            let url = url.as_str();
             self.trie
                 .put(schema::UPSTREAM_KEY, url.as_bytes())
                 .await
                 .map_err(|source| IndexError::Write { ops: 1, source })?;
-            self.upstream = Some(url);
+            self.upstream = Some(url.to_owned());
         }
         Ok(self.upstream.as_deref().unwrap_or_default())
     }

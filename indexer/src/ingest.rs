@@ -7,7 +7,6 @@
 //! anything already indexed.
 
 mod changes;
-mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +14,9 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 
 use crate::model::Packument;
+pub use crate::upstream::FetchError;
+use crate::upstream::{Document as Fetched, Registry, RegistryOptions, RegistryUrl, UrlError};
 use crate::{Document, Index, IndexError, Skipped, Update, WriteReport, names};
-pub use upstream::FetchError;
-use upstream::{Fetched, Limits, Upstream};
 
 /// How an ingest runs.
 #[derive(Debug, Clone)]
@@ -121,6 +120,9 @@ pub enum IngestError {
     /// Reading or writing the index failed.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// The registry URL is not usable.
+    #[error(transparent)]
+    Url(#[from] UrlError),
     /// The `_changes` feed answered something that is not a changes page.
     #[error("{url} is not an npm _changes feed: {reason}")]
     Feed {
@@ -134,7 +136,7 @@ pub enum IngestError {
 /// Ingests into an [`Index`] from one registry.
 pub struct Ingest {
     index: Index,
-    upstream: Upstream,
+    upstream: Registry,
     options: IngestOptions,
     progress: Option<Callback>,
 }
@@ -160,13 +162,18 @@ impl Ingest {
     /// An ingest from the registry at `registry` (its base URL) into `index`. The index's
     /// upstream (for canonical tarball URLs) is set to this registry if it has none.
     pub async fn new(mut index: Index, registry: &str, options: IngestOptions) -> Result<Self, IngestError> {
-        let limits = Limits {
-            max_document_bytes: options.max_document_bytes,
-            retries: options.retries,
-            backoff: options.backoff,
-        };
-        let upstream = Upstream::new(registry, limits)?;
-        index.set_upstream(upstream.base()).await?;
+        let url = RegistryUrl::parse(registry)?;
+        let upstream = Registry::new(
+            url,
+            RegistryOptions {
+                user_agent: concat!("ims-indexer/", env!("CARGO_PKG_VERSION")).to_owned(),
+                max_document_bytes: options.max_document_bytes,
+                retries: options.retries,
+                backoff: options.backoff,
+                ..RegistryOptions::default()
+            },
+        )?;
+        index.set_upstream(upstream.url()).await?;
         Ok(Self { index, upstream, options, progress: None })
     }
 
@@ -264,8 +271,8 @@ impl Ingest {
                 None
             }
         };
-        let (body, etag) = match self.upstream.packument(name, etag.as_deref()).await? {
-            Fetched::Document { body, etag } => (body, etag),
+        let (body, etag) = match self.upstream.document(name, etag.as_deref()).await? {
+            Fetched::Body { body, etag } => (body, etag),
             Fetched::NotModified => return Ok(Outcome::NotModified),
             Fetched::NotFound => return Ok(Outcome::NotFound),
             Fetched::TooLarge { bytes } => {

@@ -1,9 +1,18 @@
-//! indexer: the npm index — its schema, reads, and ingest from upstream.
+//! indexer: the npm index — its schema, reads, and ingest from upstream — and everything
+//! the installer, the seeder and the registry proxy share about registries, sources and
+//! tarballs, so each rule (tarball URLs, integrity, freshness) is written once.
 //!
 //! ```text
-//!  upstream npm registry ──ingest──▶ model (tolerant serde) ──records/codec──▶ hypertrie batch
-//!                                         │
-//!  registry proxy, installer ◀──Index::{versions, version_in, version, packument, abbreviated, touched_*}
+//!  upstream npm registry ◀──upstream::Registry (the one HTTP client: deadlines, retries, caps)
+//!        │                        │
+//!        ├──ingest──▶ model (tolerant serde) ──records/codec──▶ hypertrie batch (Index::write)
+//!        │
+//!  source: ReplicaSource (a peer's index) ─▶ LayeredSource (local index, npm's cache policy)
+//!          ─▶ Registry; what the registry sends is recorded back into the local index
+//!        │
+//!  installer, registry proxy ◀──Index::{versions, version_in, version, packument, abbreviated, touched_*}
+//!  tarballs: TarballStore (content-addressed, verified) ◀── Registry, tarball_peers (ims/tarball)
+//!  remote: a sparse replica of a peer's index over swarm (PeerLink: index + tarballs, one connection)
 //! ```
 //!
 //! * [`model`] parses npm documents (full packuments, version manifests, `dist`) without ever
@@ -15,6 +24,16 @@
 //!   tombstones final.
 //! * [`ingest::Ingest`] fills it from any npm registry: a list of names, or npm's `_changes`
 //!   feed followed from the checkpoint stored in the trie.
+//! * [`upstream`]: [`upstream::Registry`], the one registry client, and
+//!   [`upstream::RegistryUrl`], the one normalisation of a registry base and the one rule for
+//!   tarball URLs.
+//! * [`source`]: the [`source::ManifestSource`] seam resolution reads through, and the stack
+//!   installs and the proxy use: [`source::LayeredSource`] over [`source::LocalIndex`], with a
+//!   peer's [`source::ReplicaSource`] in front.
+//! * [`tarballs`]: the content-addressed tarball store (integrity, safe extraction);
+//!   [`tarball_peers`]: tarballs between peers (`ims/tarball`).
+//! * [`remote`]: a sparse replica of a peer's index over a Noise connection
+//!   ([`remote::PeerLink`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -66,7 +85,11 @@ pub mod ingest;
 pub mod model;
 pub mod names;
 mod records;
+pub mod remote;
 mod schema;
+pub mod source;
+pub mod tarball_peers;
+pub mod upstream;
 
 pub use codec::CodecError;
 pub use error::IndexError;

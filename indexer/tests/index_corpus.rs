@@ -12,7 +12,7 @@ const UPSTREAM: &str = "https://registry.npmjs.org/";
 async fn memory_index() -> Index {
     let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.unwrap();
     let mut index = Index::open(Trie::open(feed).await.unwrap()).await.unwrap();
-    index.set_upstream(UPSTREAM).await.unwrap();
+    index.set_upstream(&UPSTREAM.parse().unwrap()).await.unwrap();
     index
 }
 

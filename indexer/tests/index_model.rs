@@ -121,7 +121,7 @@ proptest! {
         rt.block_on(async {
             let feed = FeedBuilder::new(Storage::memory()).key_pair(KeyPair::generate()).open().await.unwrap();
             let mut index = Index::open(Trie::open(feed).await.unwrap()).await.unwrap();
-            index.set_upstream("https://registry.npmjs.org/").await.unwrap();
+            index.set_upstream(&"https://registry.npmjs.org/".parse().unwrap()).await.unwrap();
             // First an older state of the package (a prefix of its versions), then all of it.
             let mut older = p.clone();
             let keep: Vec<String> = older.versions.keys().take(cut.max(1)).cloned().collect();

@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Args;
-use indexer::Index;
 use indexer::ingest::{Event, Ingest, IngestOptions, IngestReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::context::Context;
+use crate::context::{Context, Open};
+use crate::report::Failure;
 
 /// `ims index --from-registry URL (NAME... | --names FILE | --changes URL)`.
 #[derive(Debug, Args)]
@@ -43,16 +43,16 @@ pub struct IndexArgs {
     pub max_doc_mib: usize,
 }
 
-/// Open (or create) the local index under `--home`.
-pub async fn open_local_index(ctx: &Context) -> anyhow::Result<Index> {
-    Ok(crate::install::local::open_index(&ctx.home.index_dir()).await?)
-}
-
 /// Run `ims index`.
 #[allow(clippy::print_stdout)]
 pub async fn run(args: IndexArgs, ctx: &Context) -> anyhow::Result<()> {
-    let Some(registry) = args.from_registry.clone().or_else(|| ctx.args.registry.clone()) else {
-        bail!("no registry to index from\nhint: pass --from-registry URL (or --registry URL)");
+    let Some(registry) = args.from_registry.clone().or_else(|| ctx.registry.as_ref().map(|r| r.to_string()))
+    else {
+        return Err(Failure::usage(
+            "no registry to index from",
+            "pass --from-registry URL (or --registry URL)",
+        )
+        .into());
     };
     let names: Vec<String> = match &args.names {
         Some(file) => std::fs::read_to_string(file)
@@ -65,7 +65,11 @@ pub async fn run(args: IndexArgs, ctx: &Context) -> anyhow::Result<()> {
         None => args.packages.clone(),
     };
     if names.is_empty() && args.changes.is_none() {
-        bail!("nothing to index\nhint: name packages, or pass --names FILE or --changes URL");
+        return Err(Failure::usage(
+            "nothing to index",
+            "name packages, or pass --names FILE or --changes URL",
+        )
+        .into());
     }
     let options = IngestOptions {
         concurrency: args.concurrency.max(1),
@@ -75,7 +79,7 @@ pub async fn run(args: IndexArgs, ctx: &Context) -> anyhow::Result<()> {
         max_document_bytes: args.max_doc_mib.max(1) << 20,
         ..IngestOptions::default()
     };
-    let index = open_local_index(ctx).await?;
+    let index = ctx.local_index(Open::OrCreate).await?;
     let key = index.trie().feed().public_key().to_hex();
     let bar = ProgressBar::new(0);
     bar.set_style(

@@ -1,29 +1,28 @@
 //! `ims seed --listen HOST:PORT --no-dht`: serve the local index to whoever connects, over
-//! TCP with the v8 Noise handshake and hypercore replication (issue 6; wire spec §7–9),
-//! including the `ims/prefetch` extension: by default whole resolutions (`ims install --key
-//! --peer` asks for its tree in one round trip; crate::install::peer) as well as trie keys;
-//! and tarballs with `ims/tarball` (crate::tarball_peers): from the store under `--home`, and
+//! TCP with the v8 Noise handshake and hypercore replication (wire spec §7–9), including the
+//! `ims/prefetch` extension: by default whole resolutions (`ims install --key --peer` asks
+//! for its tree in one round trip; `installer::planner`) as well as trie keys; and tarballs
+//! with `ims/tarball` (`indexer::tarball_peers`): from the store under `--home`, and
 //! with `--upstream URL` fetched on demand (verified against the index, then kept).
 //! DHT announcing and upstream following come with the full seeding node.
 
 use std::io::Write;
 use std::sync::Arc;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use hypercore::protocol::SessionKeys;
 use hypercore::replicate::{BlockPlanner, ExtensionHandler, ReplicateOptions, replicate};
-use hypertrie::Trie;
 use hypertrie::extension::TriePlanner;
-use indexer::Index;
+use indexer::tarball_peers::TarballServer;
 use indexer::tarballs::TarballStore;
-use swarm::{HandshakeConfig, Identity};
+use indexer::upstream::{Registry, RegistryOptions, RegistryUrl};
+use installer::planner::{PlanLimits, ResolvePlanner};
+use swarm::HandshakeConfig;
 use tokio::net::TcpListener;
 
-use crate::context::Context;
-use crate::install::RegistrySource;
-use crate::install::peer::{PlanLimits, ResolvePlanner};
-use crate::tarball_peers::TarballServer;
+use crate::context::{Context, Discovery, Open};
+use crate::report::Failure;
 
 /// `ims seed`: serve the local index to peers.
 #[derive(Debug, Args)]
@@ -54,18 +53,16 @@ pub enum Prefetch {
 
 /// Run `ims seed` until interrupted. Prints `listening on ADDR` and `key HEX` on stdout.
 pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
-    if !ctx.args.no_dht {
-        bail!(
-            "announcing on the DHT is not available yet\nhint: pass --no-dht and give readers --peer HOST:PORT"
-        );
+    if ctx.discovery != Discovery::Off {
+        return Err(Failure::usage(
+            "announcing on the DHT is not available yet",
+            "pass --no-dht and give readers --peer HOST:PORT",
+        )
+        .into());
     }
-    let dir = ctx.home.index_dir();
-    let feed = ctx.open_local_feed().await?;
-    if feed.is_empty() {
-        bail!("the local index in {} is empty", dir.display());
-    }
-    let trie = Trie::open(feed.clone()).await.context("opening the index trie")?;
-    let trie_for_index = trie.clone();
+    let index = ctx.local_index(Open::Existing).await?;
+    let trie = index.trie().clone();
+    let feed = trie.feed().clone();
     let planner: Option<Arc<dyn BlockPlanner>> = match args.prefetch {
         Prefetch::Resolve => Some(Arc::new(ResolvePlanner::new(trie, PlanLimits::default()))),
         Prefetch::Keys => Some(Arc::new(TriePlanner::new(trie))),
@@ -75,20 +72,16 @@ pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
         .with_context(|| format!("opening the tarball store {}", ctx.home.store_dir().display()))?;
     let tarballs = match &args.upstream {
         Some(url) => {
-            let client = reqwest::Client::builder()
-                .user_agent(concat!("ims/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(std::time::Duration::from_secs(10))
-                .build()
-                .context("cannot create the HTTP client")?;
-            let index = Index::open(trie_for_index).await.context("reading the index")?;
-            TarballServer::with_upstream(store, RegistrySource::new(client, url), index)
+            let url = RegistryUrl::parse(url)
+                .map_err(|e| Failure::usage(format!("--upstream: {e}"), "pass an http:// or https:// URL"))?;
+            let registry =
+                Registry::new(url, RegistryOptions::default()).context("cannot create the HTTP client")?;
+            TarballServer::with_upstream(store, registry, index)
         }
         None => TarballServer::new(store),
     };
     let tarballs: Arc<dyn ExtensionHandler> = Arc::new(tarballs);
-    let identity = Identity::load_or_create(&ctx.home.identity_file())
-        .await
-        .with_context(|| format!("loading the node identity {}", ctx.home.identity_file().display()))?;
+    let identity = ctx.identity().await?;
     let listener =
         TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;

@@ -1,15 +1,17 @@
 //! `ims trie info|get|list`: inspect a hypertrie: the local index, or a remote trie (`--key`
-//! with `--peer HOST:PORT`) read through a sparse replica kept under `--home` (crate::remote).
+//! with `--peer HOST:PORT`) read through a sparse replica kept under `--home`
+//! (`indexer::remote`).
 
 use std::io::Write;
 use std::sync::Arc;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use hypertrie::{GetOptions, ListOptions, Node, Trie};
 use serde_json::{Value, json};
 
-use crate::context::Context;
+use crate::context::{Context, Open};
+use crate::report::fail;
 
 /// `ims trie`: inspect a hypertrie.
 #[derive(Debug, Args)]
@@ -52,9 +54,11 @@ pub enum TrieCommand {
 
 /// Run `ims trie`.
 pub async fn run(args: TrieArgs, ctx: &Context) -> anyhow::Result<()> {
-    // `--key` with `--peer`: a sparse replica read from the peer (crate::remote).
-    let remote = match (&ctx.args.key, ctx.args.peers.is_empty()) {
-        (Some(key), false) => Some(crate::remote::open(ctx, key, Vec::new()).await?),
+    // `--key` with `--peer`: a sparse replica read from the peer.
+    let remote = match (&ctx.key, ctx.peers.is_empty()) {
+        (Some(key), false) => {
+            Some(indexer::remote::open(&ctx.remote_config(key).await?, *key, Vec::new()).await?)
+        }
         _ => None,
     };
     let trie = match &remote {
@@ -95,29 +99,26 @@ pub async fn run(args: TrieArgs, ctx: &Context) -> anyhow::Result<()> {
 /// Open the local index read-only-in-effect (nothing is written: an empty feed is refused).
 async fn open_local(ctx: &Context) -> anyhow::Result<Trie> {
     let dir = ctx.home.index_dir();
-    let wanted = ctx.args.key.as_deref().map(str::to_ascii_lowercase);
+    let wanted = ctx.key.map(|k| k.to_hex());
     if !dir.join("log").exists()
         && let Some(key) = wanted
     {
-        bail!(
-            "there is no local copy of the trie {key} under {}\nhint: add --peer HOST:PORT to read it from a peer",
-            ctx.home.root().display()
-        );
+        return Err(fail(
+            format!("there is no local copy of the trie {key} under {}", ctx.home.root().display()),
+            "add --peer HOST:PORT to read it from a peer",
+        ));
     }
-    let feed = ctx.open_local_feed().await?;
-    let local = feed.public_key().to_hex();
+    let index = ctx.local_index(Open::Existing).await?;
+    let local = index.trie().feed().public_key().to_hex();
     if let Some(key) = wanted
         && key != local
     {
-        bail!(
-            "--key {key} is not the local index ({local})\nhint: add --peer HOST:PORT to read that trie from a peer by replication, or omit --key to inspect the local index"
-        );
+        return Err(fail(
+            format!("--key {key} is not the local index ({local})"),
+            "add --peer HOST:PORT to read that trie from a peer by replication, or omit --key to inspect the local index",
+        ));
     }
-    if feed.is_empty() {
-        bail!("the local index in {} is empty (not even a header block yet)", dir.display());
-    }
-    // The feed is not empty, so opening writes nothing.
-    Ok(Trie::open(feed).await?)
+    Ok(index.trie().clone())
 }
 
 async fn info(trie: &Trie, args: &TrieArgs, out: &mut impl Write) -> anyhow::Result<()> {

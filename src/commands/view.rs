@@ -4,9 +4,11 @@
 use anyhow::{Context as _, bail};
 use clap::Args;
 
-use crate::context::Context;
-use crate::install::resolve::pick;
-use crate::install::{PickOptions, VersionSpec};
+use installer::resolve::pick;
+use installer::{PickOptions, VersionSpec};
+
+use crate::context::{Context, Open};
+use crate::report::fail;
 
 /// `ims view NAME[@RANGE]`.
 #[derive(Debug, Args)]
@@ -30,12 +32,14 @@ fn split(spec: &str) -> (&str, Option<&str>) {
 /// Run `ims view`.
 #[allow(clippy::print_stdout)]
 pub async fn run(args: ViewArgs, ctx: &Context) -> anyhow::Result<()> {
-    ctx.require_local_index()?;
-    let index = super::index::open_local_index(ctx).await?;
+    let index = ctx.local_index(Open::Existing).await?;
     let (name, range) = split(&args.spec);
     indexer::names::validate(name).with_context(|| format!("{name:?} is not a package name"))?;
     let Some(packument) = index.packument(name).await? else {
-        bail!("{name} is not in the index\nhint: add it with `ims index --from-registry URL {name}`");
+        return Err(fail(
+            format!("{name} is not in the index"),
+            format!("add it with `ims index --from-registry URL {name}`"),
+        ));
     };
     if packument.versions.is_empty() {
         match packument.unpublished.as_ref().and_then(|u| u.time.as_deref()) {

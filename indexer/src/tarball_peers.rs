@@ -14,7 +14,7 @@
 //! ```
 //!
 //! The seeder is not trusted: the reader streams the chunks into the store's
-//! [`PendingTarball`](indexer::tarballs::PendingTarball), which hashes them and moves the
+//! [`PendingTarball`](crate::tarballs::PendingTarball), which hashes them and moves the
 //! tarball into place only when it matches the integrity the reader's own resolution (the
 //! signed index, or a lockfile) names; anything else — a mismatch, a stall, a malformed
 //! message, an oversized answer, the peer leaving — fails that one tarball, which the install

@@ -4,15 +4,15 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::Index;
+use crate::tarballs::{Integrity, TarballStore};
 use hypercore::replicate::{ExtensionHandler, ExtensionPeer};
-use indexer::Index;
-use indexer::tarballs::{Integrity, TarballStore};
 use tokio::io::AsyncReadExt as _;
 use tokio::task::AbortHandle;
 
 use super::TARBALL_EXTENSION;
 use super::wire::{CHUNK_BYTES, Message, TarballRequest, chunk};
-use crate::install::RegistrySource;
+use crate::upstream::Registry;
 
 /// Most requests served at once to one peer; more are answered `Missing` ("busy").
 pub const MAX_ACTIVE_PER_PEER: usize = 16;
@@ -20,7 +20,7 @@ pub const MAX_ACTIVE_PER_PEER: usize = 16;
 /// Where a seeder fetches tarballs it does not have.
 #[derive(Debug, Clone)]
 struct Upstream {
-    registry: RegistrySource,
+    registry: Registry,
     /// The seeder's index: a request is fetched only for the version and integrity it records.
     index: Index,
 }
@@ -54,7 +54,7 @@ impl TarballServer {
 
     /// Serve what `store` holds, and fetch from `registry` what it lacks — only tarballs that
     /// `index` records, with the integrity it records.
-    pub fn with_upstream(store: TarballStore, registry: RegistrySource, index: Index) -> Self {
+    pub fn with_upstream(store: TarballStore, registry: Registry, index: Index) -> Self {
         Self::build(store, Some(Upstream { registry, index }))
     }
 
@@ -178,11 +178,12 @@ impl TarballServer {
             .tarball
             .as_deref()
             .ok_or_else(|| format!("the index has no tarball URL for {what}"))?;
-        let url = match up.index.upstream().and_then(|from| url.strip_prefix(from)) {
-            // Recorded from one registry, fetched from the one this seeder was told.
-            Some(rest) => format!("{}{}", up.registry.base(), rest.trim_start_matches('/')),
-            None => url.to_owned(),
-        };
+        // Recorded from one registry, fetched from the one this seeder was told.
+        let url = up
+            .registry
+            .url()
+            .retarget(url, &request.name, &request.version, up.index.upstream())
+            .unwrap_or_else(|| url.to_owned());
         let gate = lock(&self.inner.downloads).entry(integrity.clone()).or_default().clone();
         let _turn = gate.lock().await;
         let store = &self.inner.store;

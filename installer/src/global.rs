@@ -18,13 +18,13 @@ use std::path::{Path, PathBuf};
 
 use super::bins::{link_global_bins, unlink_global_bins};
 use super::error::{InstallError, LinkError};
-use super::fetch::RegistrySource;
 use super::link::link_package;
 use super::lockfile::normalize_bin;
 use super::request::Request;
 use super::resolve::{ManifestSource, Resolver};
 use super::scripts;
 use super::{InstallOptions, Installer, Save};
+use indexer::upstream::Registry;
 
 /// What one global install did.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ fn remove_any(path: &Path) -> io::Result<()> {
 /// `registry` into `opts.store`; `opts.project_dir` is ignored, and nothing is saved.
 pub async fn install_global<S: ManifestSource + Clone>(
     source: S,
-    registry: RegistrySource,
+    registry: Registry,
     opts: &InstallOptions,
     prefix: &Path,
     spec: &Request,
@@ -75,10 +75,11 @@ pub async fn install_global<S: ManifestSource + Clone>(
     let resolver = Resolver::new(source.clone(), opts.pick.clone());
     let picked = resolver.resolve(spec).await?;
     let manifest = picked.manifest();
-    let url = manifest.dist.tarball.clone().unwrap_or_else(|| {
-        let file = indexer::names::tarball_file_name(picked.package(), &picked.version);
-        format!("{}{}/-/{file}", registry.base(), picked.package())
-    });
+    let url = manifest
+        .dist
+        .tarball
+        .clone()
+        .unwrap_or_else(|| registry.url().tarball(picked.package(), &picked.version));
     let unpacked = registry.fetch_tarball(&opts.store, &picked.integrity, &url).await.map_err(|source| {
         InstallError::Fetch {
             path: format!("(global) > {}", picked.name),

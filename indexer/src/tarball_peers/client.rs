@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::tarballs::{Integrity, TarballError, TarballStore};
 use hypercore::replicate::{ExtensionHandler, ExtensionPeer};
-use indexer::tarballs::{Integrity, TarballError, TarballStore};
 use tokio::sync::mpsc;
 
 use super::TARBALL_EXTENSION;
@@ -83,7 +83,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Default for TarballClient {
     fn default() -> Self {
-        Self::new(indexer::tarballs::Limits::default().max_tarball_bytes, IDLE_TIMEOUT)
+        Self::new(crate::tarballs::Limits::default().max_tarball_bytes, IDLE_TIMEOUT)
     }
 }
 

@@ -1,14 +1,14 @@
-//! Resolution from a peer's index in one round trip (issue 5; DESIGN.md §The index, last
-//! point).
+//! Resolution from a peer's index in one round trip (DESIGN.md §The index, last point; wire
+//! spec §7.5 for the `ims/prefetch` extension that carries it).
 //!
 //! ```text
 //! reader                                              seeding peer (ims seed)
 //!   ResolveQuery{roots, pick}.to_keys() ──ims/prefetch──▶ ResolvePlanner: the same resolver
-//!                                                        (tree::build over its own index,
+//!                                                        (ideal_tree::build over its own index,
 //!                                                        recording every summary and
 //!                                                        manifest read)
 //!   replica ◀── every block those reads touch, verified ── Index::touched_summaries
-//!   tree::build over PeerSource (replica, then upstream) — locally, no further round trip
+//!   ideal_tree::build over ReplicaSource (replica, then upstream) — locally, no further round trip
 //! ```
 //!
 //! **The key form.** The prefetch carries opaque strings (hypercore knows nothing of tries).
@@ -35,7 +35,6 @@
 //! once; past a limit the planner answers with what it has read so far.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +47,7 @@ use indexer::model::{Manifest, Packument};
 use indexer::{Index, PackageSummary};
 use tokio::sync::Semaphore;
 
+pub use super::error::QueryError;
 use super::project::DepKind;
 use super::request::Request;
 use super::resolve::{ManifestSource, PickOptions, Resolver, SourceError, Summary};
@@ -64,16 +64,6 @@ pub struct ResolveQuery {
     pub roots: Vec<(DepKind, Request)>,
     /// npm's pick preferences the tree depends on.
     pub pick: PickOptions,
-}
-
-/// Why a resolve key could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad resolve key {key:?}: {reason}")]
-pub struct QueryError {
-    /// The key (after the prefix).
-    pub key: String,
-    /// What is wrong with it.
-    pub reason: String,
 }
 
 fn kind_name(kind: DepKind) -> &'static str {
@@ -221,7 +211,7 @@ impl ResolvePlanner {
         let resolver = Resolver::new(recording, query.pick.clone());
         let run = async {
             let Ok(_slot) = self.slots.acquire().await else { return };
-            if let Err(e) = tree::build(
+            if let Err(e) = super::ideal_tree::build(
                 &resolver,
                 tree::root_edges(&query.roots),
                 tree::BuildOptions {
@@ -337,152 +327,6 @@ impl ManifestSource for Recording {
         let known = self.summaries.lock().map_err(|_| "recording lock poisoned")?.get(name).cloned();
         let Some(s) = known else { return Ok(self.index.version(name, version).await?) };
         Ok(self.index.version_in(&s, version).await?)
-    }
-}
-
-/// Where the packuments of a resolution came from (read after it ends).
-#[derive(Debug, Default)]
-pub struct PeerStats {
-    /// Packuments read from the peer's index.
-    pub from_peer: AtomicUsize,
-    /// Packuments the peer's index lacked (or could not give), fetched upstream.
-    pub from_upstream: AtomicUsize,
-}
-
-/// A layered [`ManifestSource`]: a peer's index (a sparse replica: every block verified
-/// against the index key, missing ones fetched from the peer), then `upstream` for packages the
-/// index lacks. When the replica fails (the peer went away), the rest comes from upstream.
-///
-/// Tarball URLs the index derives from its own upstream base are rewritten to `registry`, so
-/// tarballs come from the registry the reader is configured with, checked against the
-/// integrity in the signed index.
-#[derive(Debug)]
-pub struct PeerSource<U> {
-    index: Option<Index>,
-    upstream: U,
-    registry: String,
-    failed: AtomicBool,
-    stats: Arc<PeerStats>,
-    /// Summaries the peer's index gave: those packages' manifests are read from it too.
-    from_peer: Mutex<HashMap<String, Arc<PackageSummary>>>,
-}
-
-impl<U: ManifestSource> PeerSource<U> {
-    /// The peer's `index` in front of `upstream`; tarballs from `registry` (its base URL).
-    pub fn new(index: Index, upstream: U, registry: &str) -> Self {
-        let registry = if registry.ends_with('/') { registry.to_owned() } else { format!("{registry}/") };
-        PeerSource {
-            index: Some(index),
-            upstream,
-            registry,
-            failed: AtomicBool::new(false),
-            stats: Arc::default(),
-            from_peer: Mutex::default(),
-        }
-    }
-
-    /// `upstream` alone (no peer was asked for).
-    pub fn without_peer(upstream: U) -> Self {
-        PeerSource {
-            index: None,
-            upstream,
-            registry: String::new(),
-            failed: AtomicBool::new(false),
-            stats: Arc::default(),
-            from_peer: Mutex::default(),
-        }
-    }
-
-    /// Counts of where packuments came from.
-    pub fn stats(&self) -> Arc<PeerStats> {
-        self.stats.clone()
-    }
-
-    fn rebase(&self, mut p: Packument) -> Packument {
-        for m in p.versions.values_mut() {
-            self.rebase_manifest(m);
-        }
-        p
-    }
-
-    fn rebase_manifest(&self, m: &mut Manifest) {
-        let base = self.index.as_ref().and_then(Index::upstream);
-        let Some(base) = base.filter(|b| *b != self.registry) else { return };
-        if let Some(rest) = m.dist.tarball.as_deref().and_then(|t| t.strip_prefix(base)) {
-            m.dist.tarball = Some(format!("{}{rest}", self.registry));
-        }
-    }
-
-    /// The peer's index, unless it failed.
-    fn peer(&self) -> Option<&Index> {
-        self.index.as_ref().filter(|_| !self.failed.load(Ordering::Relaxed))
-    }
-
-    fn peer_failed(&self, name: &str, error: &indexer::IndexError) {
-        tracing::warn!(package = name, %error, "the peer's index failed; resolving the rest upstream");
-        self.failed.store(true, Ordering::Relaxed);
-    }
-
-    fn asking_upstream(&self) {
-        if self.index.is_some() {
-            self.stats.from_upstream.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-impl<U: ManifestSource> ManifestSource for PeerSource<U> {
-    async fn packument(&self, name: &str) -> Result<Option<Arc<Packument>>, SourceError> {
-        if let Some(index) = self.peer() {
-            match index.packument(name).await {
-                Ok(Some(p)) => {
-                    self.stats.from_peer.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Some(Arc::new(self.rebase(p))));
-                }
-                Ok(None) => tracing::info!(package = name, "not in the peer's index; asking upstream"),
-                Err(error) => self.peer_failed(name, &error),
-            }
-        }
-        self.asking_upstream();
-        self.upstream.packument(name).await
-    }
-
-    async fn summary(&self, name: &str) -> Result<Option<Summary>, SourceError> {
-        if let Some(index) = self.peer() {
-            match index.versions(name).await {
-                Ok(Some(s)) => {
-                    self.stats.from_peer.fetch_add(1, Ordering::Relaxed);
-                    let summary = Summary::from_index(&s);
-                    if let Ok(mut known) = self.from_peer.lock() {
-                        known.insert(name.to_owned(), Arc::new(s));
-                    }
-                    return Ok(Some(summary));
-                }
-                Ok(None) => tracing::info!(package = name, "not in the peer's index; asking upstream"),
-                Err(error) => self.peer_failed(name, &error),
-            }
-        }
-        self.asking_upstream();
-        self.upstream.summary(name).await
-    }
-
-    async fn manifest(&self, name: &str, version: &str) -> Result<Option<Manifest>, SourceError> {
-        let known = self.from_peer.lock().ok().and_then(|k| k.get(name).cloned());
-        if let (Some(index), Some(s)) = (self.peer(), known) {
-            match index.version_in(&s, version).await {
-                Ok(Some(mut m)) => {
-                    self.rebase_manifest(&mut m);
-                    return Ok(Some(m));
-                }
-                Ok(None) => return Ok(None),
-                Err(error) => self.peer_failed(name, &error),
-            }
-        }
-        self.upstream.manifest(name, version).await
-    }
-
-    async fn refresh(&self, name: &str) -> Result<Option<Arc<Packument>>, SourceError> {
-        // The peer's index is as fresh as its seeder keeps it; only upstream can say more.
-        self.upstream.refresh(name).await
     }
 }
 

@@ -3,6 +3,7 @@
 //! `allowScripts` field of the project's `package.json` (a list of names, or an object of
 //! `name: true`) (DESIGN.md §Install).
 
+pub use crate::error::ScriptError;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -47,18 +48,6 @@ impl ScriptPolicy {
             ScriptPolicy::Names(n) => n.contains(package),
         }
     }
-}
-
-/// A script that failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{package}: `{event}` script failed ({status})")]
-pub struct ScriptError {
-    /// `name@version`.
-    pub package: String,
-    /// `preinstall`, `install` or `postinstall`.
-    pub event: String,
-    /// The exit status, or why it did not start.
-    pub status: String,
 }
 
 /// Run the lifecycle scripts of the package installed at `dir` (whose `package.json` names

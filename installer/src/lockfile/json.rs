@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use crate::install::project::locale_compare;
+use crate::project::locale_compare;
 
 /// The preferred key order of npm's lockfile (`swKeyOrder` in arborist's `shrinkwrap.js`).
 pub(crate) const LOCK_KEY_ORDER: [&str; 8] =

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::Index;
+use crate::upstream::RegistryUrl;
 use hypercore::{FeedBuilder, Storage};
 use hypertrie::Trie;
-use indexer::Index;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
@@ -51,7 +52,7 @@ pub enum LocalIndexError {
     },
     /// Reading the index failed.
     #[error(transparent)]
-    Index(#[from] indexer::IndexError),
+    Index(#[from] crate::IndexError),
 }
 
 /// Open (or create, with a fresh key pair) the index stored in `dir`: what `ims index`,
@@ -173,7 +174,7 @@ pub struct LocalIndex {
     opener: Opener,
     times_file: Option<PathBuf>,
     /// The registry to set as `meta/upstream` of a fresh index.
-    upstream: Option<String>,
+    upstream: Option<RegistryUrl>,
     cell: OnceCell<Opened>,
 }
 
@@ -195,8 +196,8 @@ impl LocalIndex {
 
     /// Make `registry` the `meta/upstream` of the index if it has none yet (what `ims index`
     /// does on its first ingest): canonical tarball URLs are then stored as such.
-    pub fn upstream(mut self, registry: &str) -> Self {
-        self.upstream = Some(registry.to_owned());
+    pub fn upstream(mut self, registry: &RegistryUrl) -> Self {
+        self.upstream = Some(registry.clone());
         self
     }
 

@@ -1,46 +1,47 @@
-//! The install engine behind `ims install` (DESIGN.md §Install; spec
+//! installer: the install engine behind `ims install` (DESIGN.md §Install; spec
 //! `npm-registry-and-installers.md` §1.9, §4.2–4.4, §5).
 //!
 //! ```text
-//!  SPEC / package.json ──request, project──▶ resolve (npm pick rules over a ManifestSource)
-//!        ──▶ fetch + verify (indexer::tarballs, sha512 while streaming) ──▶ extract once into
-//!        the store ──▶ link (hardlink, else copy) into node_modules
+//!  SPEC / package.json ──request, project──▶ resolve (npm pick rules over a ManifestSource;
+//!        a peer's index in front when one is linked) ──▶ fetch + verify (peers first, then the
+//!        registry; sha512 while streaming) ──▶ extract once into the store ──▶ link (hardlink,
+//!        else copy) into node_modules ──▶ allowed scripts ──▶ package.json, package-lock.json
 //! ```
+//!
+//! [`Installer::install`] does all of it and returns an [`InstallReport`]; the caller maps its
+//! options in and prints the report. Errors say what failed on which dependency path, with a
+//! [`hint`](InstallError::hint) and a [`kind`](InstallError::kind) a CLI maps to exit codes.
 //!
 //! * [`request`]: SPEC parsing (`name`, `name@range`, `name@tag`, `@scope/name`, `npm:` aliases).
 //! * [`project`]: `package.json` read and save (`-D`, `-E`, `--no-save`), formatting kept.
-//! * [`resolve`]: npm-pick-manifest's rules and the [`ManifestSource`](resolve::ManifestSource)
-//!   seam (the index, or an upstream registry).
-//! * [`layered`]: the source installs use — front indexes (a peer's), the local index
-//!   ([`local`]) with npm's max-age / ETag cache policy, the registry last, and what the
-//!   registry sends recorded into the local index.
+//! * [`resolve`]: npm-pick-manifest's rules over an [`indexer::source::ManifestSource`] (the
+//!   local index with the registry behind it, a peer's replica, or a registry alone).
 //! * [`semver`]: npm-flavoured semver behind a guard.
-//! * [`tree`], [`hoist`]: the ideal tree, built breadth-first and placed where npm's arborist
-//!   would place each package.
+//! * [`tree`], [`ideal_tree`], [`hoist`]: the ideal tree, built breadth-first and placed where
+//!   npm's arborist would place each package.
 //!   Peers go beside their dependent (the dependent nests when its peer set cannot hoist); a
 //!   peer conflict in the project's own `node_modules` is npm's ERESOLVE
 //!   ([`ResolveError::PeerConflict`]); `--legacy-peer-deps` drops peer edges.
 //! * [`lockfile`]: `package-lock.json`, and its `require` graph ([`lockfile::Graph`]): npm's
 //!   optional sets (what a skipped optional package takes with it) and the dependency path
 //!   an error names (`app > express > body-parser`).
-//! * [`link`]: store → `node_modules` by hardlink, falling back to copy.
-//! * [`peer`]: resolution from a peer's index in one round trip: the key form of a resolve
-//!   prefetch, the seeder's [`ResolvePlanner`](peer::ResolvePlanner), and the reader's layered
-//!   [`PeerSource`](peer::PeerSource) (replica, then upstream).
+//! * [`link`], [`bins`]: store → `node_modules` by hardlink, falling back to copy; `.bin` links.
+//! * [`scripts`], [`platform`]: which install scripts may run; os/cpu/libc and engines.
+//! * [`global`]: `-g`, npm's global layout.
+//! * [`planner`]: resolution from a peer's index in one round trip: the key form of a resolve
+//!   prefetch ([`planner::ResolveQuery`]) and the seeder's [`planner::ResolvePlanner`].
 //!
-//! Tarball integrity and safe extraction live in [`indexer::tarballs`], shared with serve and
-//! seed.
+//! Registry HTTP, the source stack, the tarball store and tarballs from peers live in
+//! [`indexer`], shared with the seeder and the registry proxy.
 
 pub mod bins;
 pub mod error;
-pub mod fetch;
 pub mod global;
 pub mod hoist;
-pub mod layered;
+pub mod ideal_tree;
 pub mod link;
-pub mod local;
 pub mod lockfile;
-pub mod peer;
+pub mod planner;
 pub mod platform;
 pub mod project;
 pub mod request;
@@ -49,15 +50,12 @@ pub mod scripts;
 pub mod semver;
 pub mod tree;
 
-pub use error::{InstallError, ProjectError, RequestError, ResolveError};
-pub use fetch::RegistrySource;
-pub use layered::{LayeredSource, Network, Policy, SourceReport};
-pub use local::LocalIndex;
+pub use error::{FailureKind, InstallError, ProjectError, RequestError, ResolveError};
 pub use lockfile::Lockfile;
 pub use platform::{NodeRuntime, Platform};
 pub use project::{DepKind, Project};
 pub use request::{Request, VersionSpec};
-pub use resolve::{ManifestSource, PickOptions, Resolved, Resolver};
+pub use resolve::{PickOptions, Resolved, Resolver};
 pub use scripts::ScriptPolicy;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,13 +63,17 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
+use indexer::remote::{PeerLink, RemoteStats};
+use indexer::source::{ManifestSource, ReplicaSource};
 use indexer::tarballs::{Integrity, TarballStore};
+use indexer::upstream::Registry;
 
-use crate::tarball_peers::TarballClient;
 use link::{LayoutReport, Placement};
 use lockfile::LockedPackage;
+use planner::ResolveQuery;
 
 /// Where `ims install` saves what it was asked to install (npm's `--save-*` flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +162,26 @@ pub struct Progress {
     pub linked: AtomicUsize,
 }
 
+/// A step of an install, reported to [`Installer::on_event`] as it happens.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Event {
+    /// The tree is decided; tarballs are fetched next. What resolution fetched can be
+    /// recorded now, overlapping the downloads.
+    Resolved {
+        /// Packages in the tree.
+        packages: usize,
+        /// Whether it came from `package-lock.json`.
+        from_lockfile: bool,
+    },
+    /// Every tarball of the tree is in the store.
+    Fetched,
+    /// `node_modules` is laid out.
+    Linked,
+}
+
+type EventFn = Arc<dyn Fn(Event) + Send + Sync>;
+
 /// What [`Installer::resolve`] decided: the project as it will be saved and the full
 /// lockfile to lay out.
 #[derive(Debug, Clone)]
@@ -181,45 +203,90 @@ pub struct Fetched {
     pub skipped_optional: Vec<String>,
 }
 
+/// What resolving from a peer's index cost, and where the packuments came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerIndexReport {
+    /// What the replica asked of the peer.
+    pub remote: RemoteStats,
+    /// Packuments read from the peer's index.
+    pub from_peer: usize,
+    /// Packuments the peer's index lacked, asked of the source behind it.
+    pub from_upstream: usize,
+}
+
 /// What a whole install did.
 #[derive(Debug, Clone, Default)]
 pub struct InstallReport {
-    /// Packages in the tree.
+    /// Packages in the tree (the root included).
     pub packages: usize,
     /// Whether the lockfile was used as is.
     pub from_lockfile: bool,
+    /// How long deciding the tree took.
+    pub resolve_time: Duration,
     /// The layout step's counts.
     pub layout: LayoutReport,
     /// Optional packages left out.
     pub skipped_optional: Vec<String>,
-    /// Packages whose install scripts were not run (not allowed).
+    /// Packages whose install scripts were not run (not allowed), `name@version`.
     pub scripts: Vec<String>,
     /// Packages whose install scripts ran (allowed).
     pub scripts_run: Vec<String>,
+    /// Resolution from a peer's index, when one was linked and resolution was needed.
+    pub peer_index: Option<PeerIndexReport>,
+    /// Tarballs from the linked peer: delivered by it, and not delivered (fetched upstream
+    /// instead); `None` without a peer.
+    pub peer_tarballs: Option<(usize, usize)>,
 }
 
-/// The install engine: resolve → fetch → link → save. Each phase is a method so the binary
-/// can time and report it.
-#[derive(Debug)]
+/// The install engine: [`install`](Self::install) resolves, fetches, links, runs allowed
+/// scripts and saves. The phases are public too, for callers that stop after one (a
+/// resolution-only planner, a benchmark).
 pub struct Installer<S> {
     opts: InstallOptions,
-    resolver: Resolver<S>,
-    registry: RegistrySource,
-    peers: Option<TarballClient>,
+    source: S,
+    resolver: Resolver<ReplicaSource<S>>,
+    registry: Registry,
+    peer: Option<Arc<PeerLink>>,
+    on_event: Option<EventFn>,
 }
 
-impl<S: ManifestSource> Installer<S> {
+impl<S> std::fmt::Debug for Installer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Installer")
+            .field("opts", &self.opts)
+            .field("registry", &self.registry.base())
+            .field("peer", &self.peer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: ManifestSource + Clone> Installer<S> {
     /// An installer resolving through `source` and fetching tarballs from `registry`.
-    pub fn new(source: S, registry: RegistrySource, opts: InstallOptions) -> Self {
-        let resolver = Resolver::new(source, opts.pick.clone());
-        Installer { opts, resolver, registry, peers: None }
+    pub fn new(source: S, registry: Registry, opts: InstallOptions) -> Self {
+        let resolver = Resolver::new(ReplicaSource::without_peer(source.clone()), opts.pick.clone());
+        Installer { opts, source, resolver, registry, peer: None, on_event: None }
     }
 
-    /// Fetch tarballs from the peers `client` is connected to first (each verified against
-    /// the plan's integrity), and from the registry when a peer does not deliver one.
-    pub fn with_peer_tarballs(mut self, client: TarballClient) -> Self {
-        self.peers = Some(client);
+    /// Use the peer `link` names: when the tree must be resolved, the peer's index goes in
+    /// front of the source (asked for every block of the resolution in one round trip);
+    /// tarballs come from the peer first (each verified against the plan's integrity), and
+    /// from the registry when the peer does not deliver one. The connection is opened only
+    /// when one of these is needed.
+    pub fn with_peer(mut self, link: Arc<PeerLink>) -> Self {
+        self.peer = Some(link);
         self
+    }
+
+    /// Call `f` at each [`Event`] (on the install's task: keep it short).
+    pub fn on_event(mut self, f: impl Fn(Event) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(f));
+        self
+    }
+
+    fn emit(&self, event: Event) {
+        if let Some(f) = &self.on_event {
+            f(event);
+        }
     }
 
     /// How many tarballs of `plan` the store does not have yet.
@@ -245,20 +312,36 @@ impl<S: ManifestSource> Installer<S> {
     /// Decide the tree: from `package-lock.json` when it matches `package.json` and no SPEC
     /// was given, else by resolving (adding each SPEC to the project as npm saves it).
     pub async fn resolve(&self, specs: &[Request]) -> Result<Plan, InstallError> {
-        let plan = self.resolve_plan(specs).await?;
-        self.opts.progress.resolved.store(plan.lockfile.packages.len().saturating_sub(1), Ordering::Relaxed);
-        Ok(plan)
+        Ok(self.resolve_reporting(specs).await?.0)
     }
 
-    async fn resolve_plan(&self, specs: &[Request]) -> Result<Plan, InstallError> {
+    async fn resolve_reporting(
+        &self,
+        specs: &[Request],
+    ) -> Result<(Plan, Option<PeerIndexReport>), InstallError> {
+        let (plan, peer) = self.resolve_plan(specs).await?;
+        self.opts.progress.resolved.store(plan.lockfile.packages.len().saturating_sub(1), Ordering::Relaxed);
+        Ok((plan, peer))
+    }
+
+    async fn resolve_plan(&self, specs: &[Request]) -> Result<(Plan, Option<PeerIndexReport>), InstallError> {
         let mut project = Project::load(&self.opts.project_dir)?;
         if specs.is_empty()
             && self.opts.use_lockfile
             && let Some(lock) = Lockfile::load(&self.opts.project_dir)?
             && lock_matches(&lock, &project)
         {
-            return Ok(Plan { project, lockfile: lock, from_lockfile: true });
+            return Ok((Plan { project, lockfile: lock, from_lockfile: true }, None));
         }
+        let (replica, peer_stats) = match &self.peer {
+            Some(link) => {
+                let source = self.peer_source(link, &project, specs).await?;
+                let stats = source.stats();
+                (Some(Resolver::new(source, self.opts.pick.clone())), Some((link, stats)))
+            }
+            None => (None, None),
+        };
+        let resolver = replica.as_ref().unwrap_or(&self.resolver);
         let kind = match self.opts.save {
             Save::Dev => DepKind::Dev,
             Save::Optional => DepKind::Optional,
@@ -266,7 +349,7 @@ impl<S: ManifestSource> Installer<S> {
         };
         let root_name = project.name().unwrap_or_else(|| "(root)".to_owned());
         for spec in specs {
-            let picked = self.resolver.resolve(spec).await.map_err(|e| ResolveError::Dependency {
+            let picked = resolver.resolve(spec).await.map_err(|e| ResolveError::Dependency {
                 path: format!("{root_name} > {}", spec.name),
                 source: Box::new(e),
             })?;
@@ -274,9 +357,40 @@ impl<S: ManifestSource> Installer<S> {
         }
         let requests = project.requests(!self.opts.resolve_dev)?;
         let build = tree::BuildOptions { root_name, legacy_peer_deps: self.opts.legacy_peer_deps };
-        let tree = tree::build(&self.resolver, tree::root_edges(&requests), build).await?;
+        let tree = ideal_tree::build(resolver, tree::root_edges(&requests), build).await?;
         let lockfile = Lockfile::from_tree(&tree, &project);
-        Ok(Plan { project, lockfile, from_lockfile: false })
+        let peer = peer_stats.map(|(link, stats)| PeerIndexReport {
+            remote: link.connection().map(|c| c.stats()).unwrap_or_default(),
+            from_peer: stats.from_peer.load(Ordering::Relaxed),
+            from_upstream: stats.from_upstream.load(Ordering::Relaxed),
+        });
+        Ok((Plan { project, lockfile, from_lockfile: false }, peer))
+    }
+
+    /// The peer's index in front of the source: connect, ask in one prefetch for every block
+    /// resolving the project's tree reads, and open the index over the verified replica.
+    async fn peer_source(
+        &self,
+        link: &PeerLink,
+        project: &Project,
+        specs: &[Request],
+    ) -> Result<ReplicaSource<S>, InstallError> {
+        let remote = link.connect().await?;
+        // The roots as the resolution will ask (a bad package.json is reported by it).
+        let mut roots = project.requests(false).unwrap_or_default();
+        for spec in specs {
+            roots.retain(|(_, r)| r.name != spec.name);
+            roots.push((DepKind::Prod, spec.clone()));
+        }
+        remote.prefetch(&ResolveQuery { roots, pick: self.opts.pick.clone() }.to_keys()).await;
+        let key = link.key().to_hex();
+        let trie = hypertrie::Trie::open(remote.feed.clone())
+            .await
+            .map_err(|e| InstallError::PeerIndex { key: key.clone(), source: Box::new(e) })?;
+        let index = indexer::Index::open(trie)
+            .await
+            .map_err(|e| InstallError::PeerIndex { key, source: Box::new(e) })?;
+        Ok(ReplicaSource::new(index, self.source.clone(), self.registry.url().clone()))
     }
 
     fn wanted(&self, e: &LockedPackage) -> bool {
@@ -314,16 +428,28 @@ impl<S: ManifestSource> Installer<S> {
             };
             // npm leaves `resolved` out for some registries; the URL is then the registry's
             // canonical one.
-            let resolved = e.resolved.clone().unwrap_or_else(|| {
-                let file = indexer::names::tarball_file_name(&e.package, &e.version);
-                format!("{}{}/-/{file}", self.registry.base(), e.package)
-            });
+            let resolved =
+                e.resolved.clone().unwrap_or_else(|| self.registry.url().tarball(&e.package, &e.version));
             todo.push((e, integrity, resolved));
         }
+        // Tarballs from the peer: its connection is opened here when resolution did not need
+        // it (a lockfile) and the store lacks some.
+        let peers = match &self.peer {
+            Some(link) if link.connection().is_none() && self.missing_tarballs(plan) > 0 => {
+                match link.connect().await {
+                    Ok(_) => Some(link.tarballs()),
+                    Err(e) => {
+                        tracing::warn!("cannot reach the peer for tarballs, using upstream: {e}");
+                        None
+                    }
+                }
+            }
+            Some(link) => link.connection().map(|_| link.tarballs()),
+            None => None,
+        };
         let registry = &self.registry;
         let store = &self.opts.store;
         let progress = &self.opts.progress;
-        let peers = self.peers.as_ref();
         progress.to_fetch.store(todo.len(), Ordering::Relaxed);
         let mut results = futures_util::stream::iter(todo)
             .map(|(e, integrity, resolved)| async move {
@@ -419,11 +545,20 @@ impl<S: ManifestSource> Installer<S> {
         Ok(ran)
     }
 
-    /// All phases.
+    /// The whole install: resolve, fetch, link, run allowed scripts, save. `node_modules` is
+    /// untouched when resolution or fetching fails.
     pub async fn install(&self, specs: &[Request]) -> Result<InstallReport, InstallError> {
-        let plan = self.resolve(specs).await?;
+        let started = Instant::now();
+        let (plan, peer_index) = self.resolve_reporting(specs).await?;
+        let resolve_time = started.elapsed();
+        self.emit(Event::Resolved {
+            packages: plan.lockfile.packages.len(),
+            from_lockfile: plan.from_lockfile,
+        });
         let fetched = self.fetch(&plan).await?;
+        self.emit(Event::Fetched);
         let layout = self.link(&plan, &fetched)?;
+        self.emit(Event::Linked);
         let scripts_run = self.run_scripts(&plan, &fetched, &layout)?;
         self.save(&plan)?;
         let entries = plan.lockfile.entries();
@@ -438,17 +573,20 @@ impl<S: ManifestSource> Installer<S> {
         Ok(InstallReport {
             packages: entries.len(),
             from_lockfile: plan.from_lockfile,
+            resolve_time,
             layout,
             skipped_optional: fetched.skipped_optional,
             scripts: scripts.into_iter().collect(),
             scripts_run,
+            peer_index,
+            peer_tarballs: self.peer.as_ref().map(|link| link.tarballs().counts()),
         })
     }
 }
 
 /// Whether the lockfile's root entry asks for exactly what `package.json` asks for (npm's
 /// check before it trusts a lockfile).
-pub(crate) fn lock_matches(lock: &Lockfile, project: &Project) -> bool {
+fn lock_matches(lock: &Lockfile, project: &Project) -> bool {
     let Some(root) = lock.packages.get("") else { return false };
     [DepKind::Prod, DepKind::Dev, DepKind::Optional, DepKind::Peer].into_iter().all(|kind| {
         let want: BTreeMap<&str, &str> = project.dependencies(kind).collect();

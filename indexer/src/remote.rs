@@ -1,21 +1,20 @@
-//! Remote tries over `--peer HOST:PORT`: a sparse replica under `IMS_HOME/replicas/<KEY>`,
-//! filled block by block from a peer over the v8 protocol (issue 6; wire spec §7–9).
+//! A peer's index over `--peer HOST:PORT`: a sparse replica in its own directory (the binary
+//! uses `IMS_HOME/replicas/<KEY>`), filled block by block from a peer over the v8 protocol
+//! (wire spec §7–9), with the `ims/prefetch` round trip (wire spec §7.5) for whole lookups.
 //!
 //! Every block is verified against the trie's public key before it is stored, so the peer is
 //! not trusted; the replica keeps what was read for the next run.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
 use hypercore::protocol::SessionKeys;
 use hypercore::replicate::{ExtensionHandler, PeerRouter, ReplicateOptions, replicate};
 use hypercore::{BlockSource, DiscoveryKey, Feed, FeedBuilder, PublicKey, Storage};
 use swarm::{HandshakeConfig, Identity};
 use tokio::task::JoinHandle;
-
-use crate::context::Context;
 
 /// How long to wait for the peer to tell us the trie's length.
 const LENGTH_WAIT: Duration = Duration::from_secs(20);
@@ -103,35 +102,71 @@ impl RemoteFeed {
     }
 }
 
-/// Opens the sparse replica of the feed `key_hex` and connects it to the first reachable
-/// `--peer`, with `extensions` on the connection too; returns once the peer has told us the
+/// Where a replica lives and how its peers are reached.
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    /// The replica's storage directory (created on first use).
+    pub replica_dir: PathBuf,
+    /// This node's identity (the Noise static key it dials with).
+    pub identity: Identity,
+    /// Peers to try, in order (`HOST:PORT`); the first that answers is used.
+    pub peers: Vec<String>,
+}
+
+/// A peer's index could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// The replica's storage could not be opened.
+    #[error("opening the replica in {dir}")]
+    Replica {
+        /// The replica directory.
+        dir: PathBuf,
+        /// The cause.
+        #[source]
+        source: hypercore::OpenError,
+    },
+    /// No peer could be dialled (or none was given).
+    #[error("could not reach any peer ({0})")]
+    Unreachable(String),
+    /// The peer never sent the feed.
+    #[error("the peer did not send the trie {0} (it may not have it)")]
+    NotServed(String),
+}
+
+impl RemoteError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            RemoteError::Replica { .. } => None,
+            RemoteError::Unreachable(_) => Some("check --peer HOST:PORT"),
+            RemoteError::NotServed(_) => Some("check --key and --peer"),
+        }
+    }
+}
+
+/// Opens the sparse replica of the feed `key` and connects it to the first reachable peer of
+/// `config`, with `extensions` on the connection too; returns once the peer has told us the
 /// signed length (by then its Options have named the extensions it speaks).
 pub async fn open(
-    ctx: &Context,
-    key_hex: &str,
+    config: &RemoteConfig,
+    key: PublicKey,
     extensions: Vec<Arc<dyn ExtensionHandler>>,
-) -> anyhow::Result<RemoteFeed> {
-    let key_hex = key_hex.to_ascii_lowercase();
-    let bytes = hex::decode(&key_hex).with_context(|| format!("--key {key_hex} is not hex"))?;
-    let key =
-        PublicKey::from_bytes(&bytes).with_context(|| format!("--key {key_hex} is not a public key"))?;
-    let dir = ctx.home.replica_dir(&key_hex);
+) -> Result<RemoteFeed, RemoteError> {
+    let dir = &config.replica_dir;
     let router = PeerRouter::new();
     let counts = Arc::new(Counts::default());
-    let feed = FeedBuilder::new(Storage::disk(&dir))
+    let feed = FeedBuilder::new(Storage::disk(dir))
         .public_key(key)
         .block_source(Arc::new(Counting { router: router.clone(), counts: counts.clone() }))
         .open()
         .await
-        .with_context(|| format!("opening the replica in {}", dir.display()))?;
-    let identity = Identity::load_or_create(&ctx.home.identity_file())
-        .await
-        .with_context(|| format!("loading the node identity {}", ctx.home.identity_file().display()))?;
+        .map_err(|source| RemoteError::Replica { dir: dir.clone(), source })?;
 
     let mut errors = Vec::new();
     let mut stream = None;
-    for peer in &ctx.args.peers {
-        match swarm::dial(peer.as_str(), &identity, None, &HandshakeConfig::default()).await {
+    for peer in &config.peers {
+        match swarm::dial(peer.as_str(), &config.identity, None, &HandshakeConfig::default()).await {
             Ok(s) => {
                 stream = Some(s);
                 break;
@@ -140,7 +175,7 @@ pub async fn open(
         }
     }
     let Some(stream) = stream else {
-        bail!("could not reach any peer ({})\nhint: check --peer HOST:PORT", errors.join("; "));
+        return Err(RemoteError::Unreachable(errors.join("; ")));
     };
     let keys = SessionKeys::new(stream.split().tx, stream.split().rx);
     let mut events = feed.subscribe();
@@ -169,7 +204,50 @@ pub async fn open(
     })
     .await;
     if feed.is_empty() {
-        bail!("the peer did not send the trie {key_hex} (it may not have it)\nhint: check --key and --peer");
+        return Err(RemoteError::NotServed(key.to_hex()));
     }
     Ok(remote)
+}
+
+/// A peer's index, connected on first use, with the `ims/tarball` extension on the same
+/// connection: what an install (or the registry proxy) asks one peer for — the blocks of a
+/// resolution and the tarballs it names.
+#[derive(Debug)]
+pub struct PeerLink {
+    config: RemoteConfig,
+    key: PublicKey,
+    tarballs: crate::tarball_peers::TarballClient,
+    conn: tokio::sync::OnceCell<RemoteFeed>,
+}
+
+impl PeerLink {
+    /// The index `key` at the peers of `config` (nothing is dialled yet).
+    pub fn new(config: RemoteConfig, key: PublicKey) -> Self {
+        PeerLink { config, key, tarballs: Default::default(), conn: tokio::sync::OnceCell::new() }
+    }
+
+    /// The index's public key.
+    pub fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// The tarball client on the connection (it serves nothing until connected).
+    pub fn tarballs(&self) -> &crate::tarball_peers::TarballClient {
+        &self.tarballs
+    }
+
+    /// The connection, opening it on the first call (a failed open is retried by the next).
+    pub async fn connect(&self) -> Result<&RemoteFeed, RemoteError> {
+        self.conn
+            .get_or_try_init(|| async {
+                let extension: Arc<dyn ExtensionHandler> = Arc::new(self.tarballs.clone());
+                open(&self.config, self.key, vec![extension]).await
+            })
+            .await
+    }
+
+    /// The connection, if it was opened.
+    pub fn connection(&self) -> Option<&RemoteFeed> {
+        self.conn.get()
+    }
 }

@@ -1,0 +1,90 @@
+//! Tarballs from a registry: streamed into the [`TarballStore`] and verified on the way in
+//! (nothing is stored unless it matches its integrity), then unpacked once (spec §5.1 rule 7).
+
+use crate::tarballs::{Integrity, TarballError, TarballStore, Unpacked};
+
+use super::{FetchError, Registry};
+
+/// Why one tarball could not be made available in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchTarballError {
+    /// The download failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The store refused it (integrity mismatch, hostile entries, IO).
+    #[error(transparent)]
+    Store(#[from] TarballError),
+    /// The extraction task died.
+    #[error("extraction task failed: {0}")]
+    Join(String),
+}
+
+impl FetchTarballError {
+    /// Whether the bytes fetched are not the ones their integrity promises.
+    pub fn is_integrity_mismatch(&self) -> bool {
+        matches!(self, FetchTarballError::Store(TarballError::IntegrityMismatch { .. }))
+    }
+
+    /// Whether the registry could not be reached at all.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, FetchTarballError::Fetch(e) if e.is_unreachable())
+    }
+}
+
+impl Registry {
+    /// Download a tarball into `store`, verifying `integrity` while it streams, and unpack it.
+    /// Returns at once when the store already has it unpacked. `resolved` is the lockfile's
+    /// or packument's URL ([`RegistryUrl::fetch_url`](super::RegistryUrl::fetch_url) applies).
+    pub async fn fetch_tarball(
+        &self,
+        store: &TarballStore,
+        integrity: &Integrity,
+        resolved: &str,
+    ) -> Result<Unpacked, FetchTarballError> {
+        if let Some(path) = store.unpacked(integrity) {
+            return Ok(Unpacked { path, report: None });
+        }
+        if !store.has_tarball(integrity) {
+            self.download_tarball(store, integrity, resolved).await?;
+        }
+        unpack(store, integrity).await
+    }
+
+    /// Download a tarball into `store` (not unpacked), verifying `integrity` while it
+    /// streams; nothing is stored unless it matches.
+    pub async fn download_tarball(
+        &self,
+        store: &TarballStore,
+        integrity: &Integrity,
+        resolved: &str,
+    ) -> Result<(), FetchTarballError> {
+        let url = self.url().fetch_url(resolved);
+        let mut res = self.send(&url, None, "*/*").await?;
+        if !res.status().is_success() {
+            let status = res.status().as_u16();
+            return Err(FetchError::Status { url, status, attempts: 1 }.into());
+        }
+        let mut pending = store.begin(integrity)?;
+        while let Some(chunk) =
+            res.chunk().await.map_err(|source| FetchError::Http { url: url.clone(), source })?
+        {
+            pending.write_chunk(&chunk)?;
+        }
+        pending.commit()?;
+        Ok(())
+    }
+}
+
+/// Unpack a stored tarball (once; later calls find it unpacked).
+pub async fn unpack(store: &TarballStore, integrity: &Integrity) -> Result<Unpacked, FetchTarballError> {
+    if let Some(path) = store.unpacked(integrity) {
+        return Ok(Unpacked { path, report: None });
+    }
+    // Extraction is file-system work: keep it off the async workers.
+    let (store, integrity) = (store.clone(), integrity.clone());
+    let unpacked = tokio::task::spawn_blocking(move || store.unpack(&integrity))
+        .await
+        .map_err(|e| FetchTarballError::Join(e.to_string()))??;
+    Ok(unpacked)
+}

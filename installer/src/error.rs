@@ -1,0 +1,414 @@
+//! The install engine's error enums; each names the package, spec or file it is about.
+
+use std::io;
+use std::path::PathBuf;
+
+use indexer::names::NameError;
+use indexer::remote::RemoteError;
+use indexer::upstream::{FetchError, FetchTarballError};
+
+/// A SPEC (command line or `package.json` value) that cannot be installed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The package name breaks npm's naming rules.
+    #[error("{arg:?} is not a valid package name")]
+    BadName {
+        /// The argument as given.
+        arg: String,
+        /// Which rule it breaks.
+        #[source]
+        source: NameError,
+    },
+    /// Neither a version, a range nor a dist-tag.
+    #[error("{spec:?} is not a version, a range or a dist-tag")]
+    BadSpec {
+        /// The spec as given.
+        spec: String,
+    },
+    /// A git, file or URL spec: npm takes them, `ims install` installs from the registry only.
+    #[error("{name}@{spec}: {kind} dependencies are not supported (registry packages only)")]
+    Unsupported {
+        /// The dependency name.
+        name: String,
+        /// The spec as given.
+        spec: String,
+        /// What kind of spec it is.
+        kind: &'static str,
+    },
+}
+
+/// `package.json` could not be read, parsed or saved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectError {
+    /// Reading or writing the file failed.
+    #[error("could not access {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Not JSON, or not a JSON object.
+    #[error("{path} is not a valid package.json: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A dependency entry in it is not installable.
+    #[error("{path}: dependency {name:?}")]
+    BadDependency {
+        /// The file.
+        path: PathBuf,
+        /// The dependency name.
+        name: String,
+        /// Why.
+        #[source]
+        source: RequestError,
+    },
+}
+
+/// Why a request could not be resolved to a version. Each variant names the package.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// The source has no package of that name.
+    #[error("package {name} does not exist in the registry")]
+    UnknownPackage {
+        /// The registry name.
+        name: String,
+    },
+    /// The package exists but no version matches.
+    #[error("no version of {name} matches {spec:?} (latest is {latest})")]
+    NoMatchingVersion {
+        /// The registry name.
+        name: String,
+        /// The spec asked for.
+        spec: String,
+        /// The `latest` dist-tag, or `none`.
+        latest: String,
+    },
+    /// The package was unpublished.
+    #[error("package {name} was unpublished")]
+    Unpublished {
+        /// The registry name.
+        name: String,
+    },
+    /// A version lacks the `dist` needed to fetch it.
+    #[error("{name}@{version} has no usable dist.integrity or dist.shasum")]
+    NoIntegrity {
+        /// The registry name.
+        name: String,
+        /// The version.
+        version: String,
+    },
+    /// The manifest source failed (network, index, malformed document).
+    #[error("could not fetch the packument of {name}")]
+    Source {
+        /// The registry name.
+        name: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Resolving a dependency deep in the tree failed: `path` is how the project reaches it.
+    #[error("cannot resolve {path}")]
+    Dependency {
+        /// The dependency path from the project: `app > express > body-parser`.
+        path: String,
+        /// What went wrong.
+        #[source]
+        source: Box<ResolveError>,
+    },
+    /// npm's ERESOLVE: a peer dependency cannot be placed because a package the project needs
+    /// is already there in a version the peer range excludes.
+    #[error(
+        "ERESOLVE unable to resolve dependency tree\n\nFound: {found}\n\nCould not resolve dependency:\n{wanted}"
+    )]
+    PeerConflict {
+        /// What occupies the place: `name@version`, its location, and who depends on it.
+        found: String,
+        /// The peer dependency that does not fit: `peer name@"range" from dependent@version`,
+        /// its dependent's location, and who depends on that.
+        wanted: String,
+    },
+    /// A dependency spec inside a manifest cannot be installed.
+    #[error("{parent} depends on {name}@{spec}")]
+    BadDependency {
+        /// The `name@version` declaring it.
+        parent: String,
+        /// The dependency name.
+        name: String,
+        /// The spec.
+        spec: String,
+        /// Why.
+        #[source]
+        source: Box<RequestError>,
+    },
+}
+
+/// A package could not be linked or copied from the store into `node_modules`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// Reading the store or writing `node_modules` failed.
+    #[error("could not link {from} to {to}")]
+    Io {
+        /// The store file or directory.
+        from: PathBuf,
+        /// The `node_modules` path.
+        to: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// `package-lock.json` could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockfileError {
+    /// Reading or writing failed.
+    #[error("could not access {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Not a lockfile this version understands.
+    #[error("{path} is not a usable package-lock.json: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A script that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{package}: `{event}` script failed ({status})")]
+pub struct ScriptError {
+    /// `name@version`.
+    pub package: String,
+    /// `preinstall`, `install` or `postinstall`.
+    pub event: String,
+    /// The exit status, or why it did not start.
+    pub status: String,
+}
+
+/// Why a resolve key could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad resolve key {key:?}: {reason}")]
+pub struct QueryError {
+    /// The key (after the prefix).
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Why `ims install` failed. Each variant names the package (location or spec) involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InstallError {
+    /// `package.json` could not be read or saved.
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    /// A SPEC on the command line is not installable.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// Resolution failed.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// `package-lock.json` could not be read or written.
+    #[error(transparent)]
+    Lockfile(#[from] LockfileError),
+    /// A package's tarball could not be fetched, verified or unpacked.
+    #[error("could not fetch {package}@{version} ({path}, at {location})")]
+    Fetch {
+        /// The dependency path that needs it: `app > express > body-parser`.
+        path: String,
+        /// Where it goes (`node_modules/a/node_modules/b`).
+        location: String,
+        /// The registry name.
+        package: String,
+        /// The version.
+        version: String,
+        /// The cause.
+        #[source]
+        source: Box<FetchTarballError>,
+    },
+    /// A lockfile entry has no usable `integrity` or `resolved`.
+    #[error("{location} has no usable integrity or resolved URL in the lockfile")]
+    Unfetchable {
+        /// The lockfile location.
+        location: String,
+    },
+    /// Writing `node_modules` failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// An allowed install script failed.
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    /// The peer holding the index to resolve from could not be reached.
+    #[error(transparent)]
+    Peer(#[from] RemoteError),
+    /// The peer's index could not be read.
+    #[error("reading the peer's index {key}")]
+    PeerIndex {
+        /// The index key (hex).
+        key: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// What kind of failure an install ended in, for a CLI's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The request itself is wrong: a bad SPEC, a bad `package.json` entry.
+    Usage,
+    /// A registry or peer could not be reached, or kept failing.
+    Network,
+    /// Bytes did not match the integrity the index or lockfile promises.
+    Integrity,
+    /// The tree cannot be built as asked: npm's ERESOLVE (peer conflict).
+    Conflict,
+    /// Anything else: a missing package or version, the file system, a script.
+    Other,
+}
+
+impl InstallError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            InstallError::Request(_) | InstallError::Project(ProjectError::BadDependency { .. }) => {
+                FailureKind::Usage
+            }
+            InstallError::Resolve(e) => match e.innermost() {
+                ResolveError::PeerConflict { .. } => FailureKind::Conflict,
+                ResolveError::BadDependency { .. } => FailureKind::Usage,
+                e if unreachable(e) => FailureKind::Network,
+                _ => FailureKind::Other,
+            },
+            InstallError::Fetch { source, .. } if source.is_integrity_mismatch() => FailureKind::Integrity,
+            InstallError::Fetch { source, .. } if unreachable(source.as_ref()) => FailureKind::Network,
+            InstallError::Peer(_) => FailureKind::Network,
+            _ => FailureKind::Other,
+        }
+    }
+
+    /// The failure as the user reads it first: which dependency path failed and how
+    /// (`app > express > qs: no version of qs matches "^99"`); `registry` is the upstream
+    /// registry the install used.
+    pub fn headline(&self, registry: &str) -> String {
+        match self {
+            InstallError::Resolve(e) => {
+                let at = match e {
+                    ResolveError::Dependency { path, .. } => format!("{path}: "),
+                    _ => String::new(),
+                };
+                match e.innermost() {
+                    ResolveError::UnknownPackage { name } => {
+                        format!("{at}package {name} does not exist in the registry")
+                    }
+                    ResolveError::NoMatchingVersion { name, spec, .. } => {
+                        format!("{at}no version of {name} matches {spec:?}")
+                    }
+                    ResolveError::PeerConflict { .. } => {
+                        "peer dependency conflict (npm's ERESOLVE)".to_owned()
+                    }
+                    e if unreachable(e) => format!("{at}cannot reach the registry"),
+                    _ => format!("{at}resolving against {registry} failed"),
+                }
+            }
+            InstallError::Fetch { path, package, version, source, .. } => {
+                if source.is_integrity_mismatch() {
+                    format!("{path}: the tarball of {package}@{version} fails its integrity check")
+                } else {
+                    format!("{path}: cannot download {package}@{version}")
+                }
+            }
+            InstallError::Peer(e) => e.to_string(),
+            InstallError::PeerIndex { .. } => self.to_string(),
+            _ => "the install failed".to_owned(),
+        }
+    }
+
+    /// What to do about it; `registry` is the upstream registry the install used.
+    pub fn hint(&self, registry: &str) -> String {
+        let unchanged = "node_modules was not changed";
+        let offline = format!(
+            "is the registry at {registry} running and reachable? Check --registry and .npmrc, or install what was fetched before with --offline; {unchanged}"
+        );
+        match self {
+            InstallError::Resolve(e) => match e.innermost() {
+                ResolveError::UnknownPackage { name } => format!(
+                    "check the name where it is asked for (`npm view {name}`), or that {registry} is the registry meant; {unchanged}"
+                ),
+                ResolveError::NoMatchingVersion { name, .. } => format!(
+                    "see what is published with `npm view {name} versions` and change the range; {unchanged}"
+                ),
+                ResolveError::PeerConflict { .. } => format!(
+                    "fix the upstream dependency conflict, or retry with --legacy-peer-deps (peer dependencies are then not installed); {unchanged}"
+                ),
+                e if unreachable(e) => offline,
+                e => match offline_hint(e) {
+                    Some(h) => h.to_owned(),
+                    None => format!("check the name and range with `npm view`; {unchanged}"),
+                },
+            },
+            InstallError::Fetch { source, .. } => {
+                if source.is_integrity_mismatch() {
+                    format!(
+                        "the registry served other bytes than its packument or the lockfile promises (a broken mirror or proxy?); retry later or report it; {unchanged}"
+                    )
+                } else if unreachable(source.as_ref()) {
+                    offline
+                } else if let Some(h) = offline_hint(source.as_ref()) {
+                    h.to_owned()
+                } else {
+                    format!("retry; {unchanged}")
+                }
+            }
+            InstallError::Peer(e) => e.hint().unwrap_or("check --key and --peer").to_owned(),
+            InstallError::PeerIndex { .. } => "check that --key names an ims index".to_owned(),
+            _ => unchanged.to_owned(),
+        }
+    }
+}
+
+impl ResolveError {
+    /// The failure below any [`ResolveError::Dependency`] wrappers.
+    pub fn innermost(&self) -> &ResolveError {
+        match self {
+            ResolveError::Dependency { source, .. } => source.innermost(),
+            e => e,
+        }
+    }
+}
+
+/// Whether `err` or one of its causes is a request that never got an answer (refused,
+/// reset, timed out).
+fn unreachable(err: &(dyn std::error::Error + 'static)) -> bool {
+    causes(err).any(|e| e.downcast_ref::<FetchError>().is_some_and(|f| matches!(f, FetchError::Http { .. })))
+}
+
+/// The hint of an `--offline` miss somewhere in `err`'s causes.
+fn offline_hint(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    causes(err).find_map(|e| e.downcast_ref::<FetchError>().and_then(FetchError::hint))
+}
+
+fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| e.source())
+}
