@@ -1,7 +1,10 @@
-//! Global options resolved once into what commands use (ripgrep's low args -> high args):
-//! typed fields, each parsed and checked here, so a command never re-reads a raw flag.
+//! Global options, as parsed ([`GlobalArgs`]) and resolved once into what commands use
+//! ([`Context`]; ripgrep's low args -> high args): typed fields, each parsed and checked
+//! here, so a command never re-reads a raw flag.
 
 use std::path::{Path, PathBuf};
+
+use clap::Args;
 
 use hypercore::PublicKey;
 use indexer::Index;
@@ -10,10 +13,42 @@ use indexer::source::{LocalIndexError, Network, open_index};
 use indexer::upstream::RegistryUrl;
 use swarm::Identity;
 
-use crate::cli::GlobalArgs;
 use crate::home::Home;
 use crate::npmrc::NpmConfig;
 use crate::report::Failure;
+
+/// Options every command understands; each may also come from the environment.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Where ims keeps its keys, index, replicas and tarball store [default: ~/.ims]
+    #[arg(long, env = "IMS_HOME", global = true)]
+    pub home: Option<PathBuf>,
+    /// The index to follow: its public key (64 hex characters)
+    #[arg(long, env = "IMS_KEY", global = true)]
+    pub key: Option<String>,
+    /// Peers to connect to directly, skipping discovery (HOST:PORT, comma-separated in the env)
+    #[arg(long = "peer", env = "IMS_PEERS", value_delimiter = ',', global = true)]
+    pub peers: Vec<String>,
+    /// DHT bootstrap nodes (HOST:PORT) [default: the public Mainline bootstrap nodes]
+    #[arg(long = "bootstrap", env = "IMS_BOOTSTRAP", value_delimiter = ',', global = true)]
+    pub bootstrap: Vec<String>,
+    /// Do not use the DHT at all
+    #[arg(long, env = "IMS_NO_DHT", global = true)]
+    pub no_dht: bool,
+    /// The upstream npm registry [default: what npm's own configuration says]
+    #[arg(long, env = "IMS_REGISTRY", global = true)]
+    pub registry: Option<String>,
+    /// Use only what is local; never touch the network
+    #[arg(long, env = "IMS_OFFLINE", global = true)]
+    pub offline: bool,
+    /// Use what the local index has without revalidating it; ask the registry only for what
+    /// is missing
+    #[arg(long, env = "IMS_PREFER_OFFLINE", global = true)]
+    pub prefer_offline: bool,
+    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
 
 /// How peers are found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +151,7 @@ impl Context {
             )
             .into());
         }
-        Ok(open_index(&dir).await.map_err(|e: LocalIndexError| anyhow::Error::new(e))?)
+        open_index(&dir).await.map_err(|e: LocalIndexError| anyhow::Error::new(e))
     }
 
     /// The node's identity (created on first use).

@@ -125,10 +125,6 @@ fn hint_and_exit(err: &anyhow::Error) -> (Option<String>, Exit) {
         if let Some(e) = cause.downcast_ref::<crate::npmrc::NpmrcError>() {
             return (Some(e.hint().to_owned()), Exit::Usage);
         }
-        if let Some(e) = cause.downcast_ref::<indexer::source::LocalIndexError>() {
-            let _ = e;
-            return (None, Exit::Failure);
-        }
     }
     (None, Exit::Failure)
 }
