@@ -12,7 +12,7 @@
 //!        │
 //!  installer, registry proxy ◀──Index::{versions, version_in, version, packument, abbreviated, touched_*}
 //!  tarballs: TarballStore (content-addressed, verified) ◀── Registry, tarball_peers (ims/tarball)
-//!  remote: a sparse replica of a peer's index over swarm (PeerLink: index + tarballs, one connection)
+//!  remote: a sparse replica of a peer's index over swarm (RemoteIndex: index + tarballs, one connection)
 //! ```
 //!
 //! * [`model`] parses npm documents (full packuments, version manifests, `dist`) without ever
@@ -33,7 +33,7 @@
 //! * [`tarballs`]: the content-addressed tarball store (integrity, safe extraction);
 //!   [`tarball_peers`]: tarballs between peers (`ims/tarball`).
 //! * [`remote`]: a sparse replica of a peer's index over a Noise connection
-//!   ([`remote::PeerLink`]).
+//!   ([`remote::RemoteIndex`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

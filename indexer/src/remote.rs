@@ -213,17 +213,17 @@ pub async fn open(
 /// connection: what an install (or the registry proxy) asks one peer for — the blocks of a
 /// resolution and the tarballs it names.
 #[derive(Debug)]
-pub struct PeerLink {
+pub struct RemoteIndex {
     config: RemoteConfig,
     key: PublicKey,
     tarballs: crate::tarball_peers::TarballClient,
     conn: tokio::sync::OnceCell<RemoteFeed>,
 }
 
-impl PeerLink {
+impl RemoteIndex {
     /// The index `key` at the peers of `config` (nothing is dialled yet).
     pub fn new(config: RemoteConfig, key: PublicKey) -> Self {
-        PeerLink { config, key, tarballs: Default::default(), conn: tokio::sync::OnceCell::new() }
+        RemoteIndex { config, key, tarballs: Default::default(), conn: tokio::sync::OnceCell::new() }
     }
 
     /// The index's public key.

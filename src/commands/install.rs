@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
-use indexer::remote::PeerLink;
+use indexer::remote::RemoteIndex;
 use indexer::source::{LayeredSource, LocalIndex, Policy};
 use indexer::tarballs::TarballStore;
 use indexer::upstream::{Registry, RegistryOptions, RegistryUrl};
@@ -128,7 +128,7 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     // `--key` with `--peer`: the peer's index in front of the local one (one round trip for
     // the whole tree's metadata), and tarballs from the same peer.
     if let Some(key) = ctx.key.filter(|_| !ctx.peers.is_empty() && !ctx.offline()) {
-        installer = installer.with_peer(Arc::new(PeerLink::new(ctx.remote_config(&key).await?, key)));
+        installer = installer.with_remote(Arc::new(RemoteIndex::new(ctx.remote_config(&key).await?, key)));
     }
     let quiet = !std::io::stderr().is_terminal();
     let bar = (!quiet).then(|| spinner(progress));
@@ -169,13 +169,13 @@ fn options(args: &InstallArgs, project: &std::path::Path, store: TarballStore) -
 /// The summary lines of a finished install.
 #[allow(clippy::print_stderr)] // the summary line, the peer counts and the scripts notice
 fn print_report(report: &InstallReport, elapsed: Duration, quiet: bool) {
-    if let Some(p) = &report.peer_index {
+    if let Some(p) = &report.remote_index {
         eprintln!(
             "index from peer: {} prefetch round trips ({} blocks), {} blocks fetched one by one; {} packages from the peer's index, {} from upstream",
             p.remote.prefetches, p.remote.prefetched, p.remote.fetched_singly, p.from_peer, p.from_upstream,
         );
     }
-    if let Some((from_peer, failed)) = report.peer_tarballs {
+    if let Some((from_peer, failed)) = report.remote_tarballs {
         eprintln!("tarballs from peer: {from_peer}; {failed} not delivered by the peer, fetched upstream");
     }
     let layout = &report.layout;

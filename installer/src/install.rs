@@ -1,0 +1,448 @@
+//! The install engine: [`Installer::install`] resolves (from `package-lock.json` when it
+//! matches, else through the source, a remote index in front), fetches every tarball into
+//! the store (from the remote index's peer first, then the registry), lays out
+//! `node_modules`, runs allowed scripts and saves, returning an [`InstallReport`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use indexer::remote::{RemoteIndex, RemoteStats};
+use indexer::source::{ManifestSource, ReplicaSource};
+use indexer::tarballs::Integrity;
+use indexer::upstream::Registry;
+
+use crate::error::{InstallError, ResolveError};
+use crate::link::{self, LayoutReport, Placement};
+use crate::lockfile::{self, LockedPackage, Lockfile};
+use crate::options::{Event, InstallOptions, Save};
+use crate::planner::ResolveQuery;
+use crate::project::{DepKind, Project};
+use crate::request::Request;
+use crate::resolve::Resolver;
+use crate::scripts::{self, ScriptPolicy};
+use crate::{ideal_tree, tree};
+
+type EventFn = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// What [`Installer::resolve`] decided: the project as it will be saved and the full
+/// lockfile to lay out.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `package.json`, with the new specs added.
+    pub project: Project,
+    /// The resolved tree as a lockfile.
+    pub lockfile: Lockfile,
+    /// Whether the plan came from an existing `package-lock.json` (no resolution).
+    pub from_lockfile: bool,
+}
+
+/// What [`Installer::fetch`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    /// Every laid-out package with its unpacked store folder.
+    pub placements: Vec<Placement>,
+    /// Optional packages left out (wrong platform or failed fetch), by location.
+    pub skipped_optional: Vec<String>,
+}
+
+/// What resolving from a peer's index cost, and where the packuments came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteIndexReport {
+    /// What the replica asked of the peer.
+    pub remote: RemoteStats,
+    /// Packuments read from the peer's index.
+    pub from_peer: usize,
+    /// Packuments the peer's index lacked, asked of the source behind it.
+    pub from_upstream: usize,
+}
+
+/// What a whole install did.
+#[derive(Debug, Clone, Default)]
+pub struct InstallReport {
+    /// Packages in the tree (the root included).
+    pub packages: usize,
+    /// Whether the lockfile was used as is.
+    pub from_lockfile: bool,
+    /// How long deciding the tree took.
+    pub resolve_time: Duration,
+    /// The layout step's counts.
+    pub layout: LayoutReport,
+    /// Optional packages left out.
+    pub skipped_optional: Vec<String>,
+    /// Packages whose install scripts were not run (not allowed), `name@version`.
+    pub scripts: Vec<String>,
+    /// Packages whose install scripts ran (allowed).
+    pub scripts_run: Vec<String>,
+    /// Resolution from a peer's index, when one was linked and resolution was needed.
+    pub remote_index: Option<RemoteIndexReport>,
+    /// Tarballs from the linked peer: delivered by it, and not delivered (fetched upstream
+    /// instead); `None` without a peer.
+    pub remote_tarballs: Option<(usize, usize)>,
+}
+
+/// The install engine: [`install`](Self::install) resolves, fetches, links, runs allowed
+/// scripts and saves. The phases are public too, for callers that stop after one (a
+/// resolution-only planner, a benchmark).
+pub struct Installer<S> {
+    opts: InstallOptions,
+    source: S,
+    resolver: Resolver<ReplicaSource<S>>,
+    registry: Registry,
+    remote: Option<Arc<RemoteIndex>>,
+    on_event: Option<EventFn>,
+}
+
+impl<S> std::fmt::Debug for Installer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Installer")
+            .field("opts", &self.opts)
+            .field("registry", &self.registry.base())
+            .field("remote", &self.remote.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: ManifestSource + Clone> Installer<S> {
+    /// An installer resolving through `source` and fetching tarballs from `registry`.
+    pub fn new(source: S, registry: Registry, opts: InstallOptions) -> Self {
+        let resolver = Resolver::new(ReplicaSource::without_peer(source.clone()), opts.pick.clone());
+        Installer { opts, source, resolver, registry, remote: None, on_event: None }
+    }
+
+    /// Use the peer `link` names: when the tree must be resolved, the peer's index goes in
+    /// front of the source (asked for every block of the resolution in one round trip);
+    /// tarballs come from the peer first (each verified against the plan's integrity), and
+    /// from the registry when the peer does not deliver one. The connection is opened only
+    /// when one of these is needed.
+    pub fn with_remote(mut self, link: Arc<RemoteIndex>) -> Self {
+        self.remote = Some(link);
+        self
+    }
+
+    /// Call `f` at each [`Event`] (on the install's task: keep it short).
+    pub fn on_event(mut self, f: impl Fn(Event) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(f));
+        self
+    }
+
+    fn emit(&self, event: Event) {
+        if let Some(f) = &self.on_event {
+            f(event);
+        }
+    }
+
+    /// How many tarballs of `plan` the store does not have yet.
+    pub fn missing_tarballs(&self, plan: &Plan) -> usize {
+        plan.lockfile
+            .entries()
+            .into_iter()
+            .filter(|e| self.wanted(e))
+            .filter(|e| {
+                e.integrity
+                    .as_deref()
+                    .and_then(|i| i.parse::<Integrity>().ok())
+                    .is_none_or(|i| !self.opts.store.has_tarball(&i))
+            })
+            .count()
+    }
+
+    /// The options.
+    pub fn options(&self) -> &InstallOptions {
+        &self.opts
+    }
+
+    /// Decide the tree: from `package-lock.json` when it matches `package.json` and no SPEC
+    /// was given, else by resolving (adding each SPEC to the project as npm saves it).
+    pub async fn resolve(&self, specs: &[Request]) -> Result<Plan, InstallError> {
+        Ok(self.resolve_reporting(specs).await?.0)
+    }
+
+    async fn resolve_reporting(
+        &self,
+        specs: &[Request],
+    ) -> Result<(Plan, Option<RemoteIndexReport>), InstallError> {
+        let (plan, peer) = self.resolve_plan(specs).await?;
+        self.opts.progress.resolved.store(plan.lockfile.packages.len().saturating_sub(1), Ordering::Relaxed);
+        Ok((plan, peer))
+    }
+
+    async fn resolve_plan(
+        &self,
+        specs: &[Request],
+    ) -> Result<(Plan, Option<RemoteIndexReport>), InstallError> {
+        let mut project = Project::load(&self.opts.project_dir)?;
+        if specs.is_empty()
+            && self.opts.use_lockfile
+            && let Some(lock) = Lockfile::load(&self.opts.project_dir)?
+            && lock_matches(&lock, &project)
+        {
+            return Ok((Plan { project, lockfile: lock, from_lockfile: true }, None));
+        }
+        let (replica, remote_stats) = match &self.remote {
+            Some(link) => {
+                let source = self.remote_source(link, &project, specs).await?;
+                let stats = source.stats();
+                (Some(Resolver::new(source, self.opts.pick.clone())), Some((link, stats)))
+            }
+            None => (None, None),
+        };
+        let resolver = replica.as_ref().unwrap_or(&self.resolver);
+        let kind = match self.opts.save {
+            Save::Dev => DepKind::Dev,
+            Save::Optional => DepKind::Optional,
+            Save::No | Save::Prod => DepKind::Prod,
+        };
+        let root_name = project.name().unwrap_or_else(|| "(root)".to_owned());
+        for spec in specs {
+            let picked = resolver.resolve(spec).await.map_err(|e| ResolveError::Dependency {
+                path: format!("{root_name} > {}", spec.name),
+                source: Box::new(e),
+            })?;
+            project.add(kind, &spec.name, &spec.save_spec(&picked.semver, self.opts.save_exact));
+        }
+        let requests = project.requests(!self.opts.resolve_dev)?;
+        let build = tree::BuildOptions { root_name, legacy_peer_deps: self.opts.legacy_peer_deps };
+        let tree = ideal_tree::build(resolver, tree::root_edges(&requests), build).await?;
+        let lockfile = Lockfile::from_tree(&tree, &project);
+        let peer = remote_stats.map(|(link, stats)| RemoteIndexReport {
+            remote: link.connection().map(|c| c.stats()).unwrap_or_default(),
+            from_peer: stats.from_peer.load(Ordering::Relaxed),
+            from_upstream: stats.from_upstream.load(Ordering::Relaxed),
+        });
+        Ok((Plan { project, lockfile, from_lockfile: false }, peer))
+    }
+
+    /// The peer's index in front of the source: connect, ask in one prefetch for every block
+    /// resolving the project's tree reads, and open the index over the verified replica.
+    async fn remote_source(
+        &self,
+        link: &RemoteIndex,
+        project: &Project,
+        specs: &[Request],
+    ) -> Result<ReplicaSource<S>, InstallError> {
+        let remote = link.connect().await?;
+        // The roots as the resolution will ask (a bad package.json is reported by it).
+        let mut roots = project.requests(false).unwrap_or_default();
+        for spec in specs {
+            roots.retain(|(_, r)| r.name != spec.name);
+            roots.push((DepKind::Prod, spec.clone()));
+        }
+        remote.prefetch(&ResolveQuery { roots, pick: self.opts.pick.clone() }.to_keys()).await;
+        let key = link.key().to_hex();
+        let trie = hypertrie::Trie::open(remote.feed.clone())
+            .await
+            .map_err(|e| InstallError::PeerIndex { key: key.clone(), source: Box::new(e) })?;
+        let index = indexer::Index::open(trie)
+            .await
+            .map_err(|e| InstallError::PeerIndex { key, source: Box::new(e) })?;
+        Ok(ReplicaSource::new(index, self.source.clone(), self.registry.url().clone()))
+    }
+
+    fn wanted(&self, e: &LockedPackage) -> bool {
+        !(e.in_bundle || (self.opts.omit_dev && e.dev))
+    }
+
+    /// Make every package of the plan available unpacked in the store: verified downloads,
+    /// many at once. Optional packages that do not fit the platform or fail to fetch are left
+    /// out, with npm's optional set: whatever only they need goes too (arborist's
+    /// `optional-set.js`).
+    pub async fn fetch(&self, plan: &Plan) -> Result<Fetched, InstallError> {
+        let mut fetched = Fetched::default();
+        let entries: Vec<LockedPackage> =
+            plan.lockfile.entries().into_iter().filter(|e| self.wanted(e)).collect();
+        let graph = lockfile::Graph::new(&plan.lockfile, !self.opts.legacy_peer_deps);
+        let mut failed: Vec<String> = Vec::new();
+        for e in &entries {
+            let platform_ok = self.opts.platform.allows(&e.os, &e.cpu, &e.libc);
+            if e.optional || e.dev_optional {
+                // npm's reify skips an optional package whose platform or engines do not fit
+                // (whatever --force or engine-strict say).
+                if !platform_ok || !self.opts.node.satisfies(e.engine_node.as_deref()) {
+                    tracing::debug!(package = %e.location, "optional package does not fit this platform or Node.js");
+                    failed.push(e.location.clone());
+                }
+            } else if !platform_ok {
+                tracing::warn!(package = %e.location, "installing a package built for another platform");
+            }
+        }
+        let mut left_out = graph.optional_set(failed.iter().map(String::as_str));
+        let mut todo = Vec::new();
+        for e in entries.into_iter().filter(|e| !left_out.contains(&e.location)) {
+            let Some(integrity) = e.integrity.as_deref().and_then(|i| i.parse::<Integrity>().ok()) else {
+                return Err(InstallError::Unfetchable { location: e.location.clone() });
+            };
+            // npm leaves `resolved` out for some registries; the URL is then the registry's
+            // canonical one.
+            let resolved =
+                e.resolved.clone().unwrap_or_else(|| self.registry.url().tarball(&e.package, &e.version));
+            todo.push((e, integrity, resolved));
+        }
+        // Tarballs from the peer: its connection is opened here when resolution did not need
+        // it (a lockfile) and the store lacks some.
+        let peers = match &self.remote {
+            Some(link) if link.connection().is_none() && self.missing_tarballs(plan) > 0 => {
+                match link.connect().await {
+                    Ok(_) => Some(link.tarballs()),
+                    Err(e) => {
+                        tracing::warn!("cannot reach the peer for tarballs, using upstream: {e}");
+                        None
+                    }
+                }
+            }
+            Some(link) => link.connection().map(|_| link.tarballs()),
+            None => None,
+        };
+        let registry = &self.registry;
+        let store = &self.opts.store;
+        let progress = &self.opts.progress;
+        progress.to_fetch.store(todo.len(), Ordering::Relaxed);
+        let mut results = futures_util::stream::iter(todo)
+            .map(|(e, integrity, resolved)| async move {
+                if let Some(peers) = peers.filter(|_| !store.has_tarball(&integrity)) {
+                    // Peers first; a tarball a peer does not deliver intact comes from upstream.
+                    if let Err(err) = peers.fetch(store, &e.package, &e.version, &integrity).await {
+                        tracing::debug!(package = %e.location, error = %err, "tarball not from a peer");
+                    }
+                }
+                let r = registry.fetch_tarball(store, &integrity, &resolved).await;
+                progress.fetched.fetch_add(1, Ordering::Relaxed);
+                (e, r)
+            })
+            .buffer_unordered(self.opts.concurrency.max(1));
+        while let Some((e, r)) = results.next().await {
+            match r {
+                Ok(u) => fetched.placements.push(Placement { package: e, source: u.path }),
+                Err(err) if e.optional || e.dev_optional => {
+                    tracing::warn!(package = %e.location, error = %err, "optional package skipped");
+                    failed.push(e.location.clone());
+                }
+                Err(source) => {
+                    return Err(InstallError::Fetch {
+                        path: graph.path_to(&e.location).unwrap_or_else(|| e.location.clone()),
+                        location: e.location.clone(),
+                        package: e.package.clone(),
+                        version: e.version.clone(),
+                        source: Box::new(source),
+                    });
+                }
+            }
+        }
+        if !failed.is_empty() {
+            left_out = graph.optional_set(failed.iter().map(String::as_str));
+            fetched.placements.retain(|p| !left_out.contains(&p.package.location));
+        }
+        fetched.skipped_optional = left_out.into_iter().collect();
+        Ok(fetched)
+    }
+
+    /// Lay out `node_modules` from the store, touching only what changed.
+    pub fn link(&self, plan: &Plan, fetched: &Fetched) -> Result<LayoutReport, InstallError> {
+        let copy = |e: &LockedPackage| e.has_install_script;
+        let report = link::layout(&self.opts.project_dir, &fetched.placements, &plan.lockfile, &copy)?;
+        self.opts.progress.linked.store(report.linked, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// Save `package.json` and `package-lock.json` (unless `--no-save`).
+    pub fn save(&self, plan: &Plan) -> Result<(), InstallError> {
+        if self.opts.save == Save::No {
+            return Ok(());
+        }
+        plan.project.save()?;
+        if !plan.from_lockfile {
+            plan.lockfile.save(&self.opts.project_dir)?;
+        }
+        Ok(())
+    }
+
+    /// Run the install scripts of the packages just (re)linked that the policy allows;
+    /// returns `name@version` of those that ran. A failing optional package is only logged.
+    pub fn run_scripts(
+        &self,
+        plan: &Plan,
+        fetched: &Fetched,
+        layout: &LayoutReport,
+    ) -> Result<Vec<String>, InstallError> {
+        let policy = match &self.opts.scripts {
+            ScriptPolicy::All => ScriptPolicy::All,
+            ScriptPolicy::Names(n) => {
+                ScriptPolicy::from_project(&plan.project, &n.iter().cloned().collect::<Vec<_>>())
+            }
+            ScriptPolicy::Deny => ScriptPolicy::from_project(&plan.project, &[]),
+        };
+        let relinked: BTreeSet<&str> = layout.relinked.iter().map(String::as_str).collect();
+        let mut ran = Vec::new();
+        for p in &fetched.placements {
+            let e = &p.package;
+            if !e.has_install_script || !relinked.contains(e.location.as_str()) || !policy.allows(&e.package)
+            {
+                continue;
+            }
+            let id = format!("{}@{}", e.package, e.version);
+            let dir = self.opts.project_dir.join(&e.location);
+            match scripts::run_install_scripts(&self.opts.project_dir, &dir, &id, self.opts.path_env.as_ref())
+            {
+                Ok(_) => ran.push(id),
+                Err(err) if e.optional => tracing::warn!(error = %err, "optional package's script failed"),
+                Err(err) => return Err(InstallError::Script(err)),
+            }
+        }
+        Ok(ran)
+    }
+
+    /// The whole install: resolve, fetch, link, run allowed scripts, save. `node_modules` is
+    /// untouched when resolution or fetching fails.
+    pub async fn install(&self, specs: &[Request]) -> Result<InstallReport, InstallError> {
+        let started = Instant::now();
+        let (plan, remote_index) = self.resolve_reporting(specs).await?;
+        let resolve_time = started.elapsed();
+        self.emit(Event::Resolved {
+            packages: plan.lockfile.packages.len(),
+            from_lockfile: plan.from_lockfile,
+        });
+        let fetched = self.fetch(&plan).await?;
+        self.emit(Event::Fetched);
+        let layout = self.link(&plan, &fetched)?;
+        self.emit(Event::Linked);
+        let scripts_run = self.run_scripts(&plan, &fetched, &layout)?;
+        self.save(&plan)?;
+        let entries = plan.lockfile.entries();
+        let scripts: BTreeSet<String> = entries
+            .iter()
+            .filter(|e| {
+                e.has_install_script && self.wanted(e) && !fetched.skipped_optional.contains(&e.location)
+            })
+            .map(|e| format!("{}@{}", e.package, e.version))
+            .filter(|id| !scripts_run.contains(id))
+            .collect();
+        Ok(InstallReport {
+            packages: entries.len(),
+            from_lockfile: plan.from_lockfile,
+            resolve_time,
+            layout,
+            skipped_optional: fetched.skipped_optional,
+            scripts: scripts.into_iter().collect(),
+            scripts_run,
+            remote_index,
+            remote_tarballs: self.remote.as_ref().map(|link| link.tarballs().counts()),
+        })
+    }
+}
+
+/// Whether the lockfile's root entry asks for exactly what `package.json` asks for (npm's
+/// check before it trusts a lockfile).
+fn lock_matches(lock: &Lockfile, project: &Project) -> bool {
+    let Some(root) = lock.packages.get("") else { return false };
+    [DepKind::Prod, DepKind::Dev, DepKind::Optional, DepKind::Peer].into_iter().all(|kind| {
+        let want: BTreeMap<&str, &str> = project.dependencies(kind).collect();
+        let have: BTreeMap<&str, &str> = root
+            .get(kind.key())
+            .and_then(|v| v.as_object())
+            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v))).collect())
+            .unwrap_or_default();
+        want == have
+    })
+}

@@ -1,0 +1,118 @@
+//! What an install is asked to do ([`InstallOptions`], [`Save`]) and what it tells while it
+//! runs ([`Progress`] counters to poll, [`Event`]s to a callback).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use indexer::tarballs::TarballStore;
+
+use crate::platform::{NodeRuntime, Platform};
+use crate::resolve::PickOptions;
+use crate::scripts::ScriptPolicy;
+
+/// Where `ims install` saves what it was asked to install (npm's `--save-*` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Save {
+    /// `--no-save`: neither `package.json` nor `package-lock.json` is written.
+    No,
+    /// `dependencies` (the default).
+    Prod,
+    /// `-D` / `--save-dev`.
+    Dev,
+    /// `-O` / `--save-optional`.
+    Optional,
+}
+
+/// Settings of one install.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    /// The project folder (holds `package.json`).
+    pub project_dir: PathBuf,
+    /// The content-addressed tarball store.
+    pub store: TarballStore,
+    /// Where new specs are saved.
+    pub save: Save,
+    /// `-E`: save exact versions instead of `^x.y.z`.
+    pub save_exact: bool,
+    /// `--omit=dev` / `--production`: do not lay out dev-only packages.
+    pub omit_dev: bool,
+    /// Resolve the root's `devDependencies` (npm does, for the lockfile, even with
+    /// `--omit=dev`); off for a global install, whose root is itself an installed package.
+    pub resolve_dev: bool,
+    /// Use `package-lock.json` when it matches `package.json` (the default).
+    pub use_lockfile: bool,
+    /// The platform optional packages are filtered for.
+    pub platform: Platform,
+    /// The Node.js optional packages' `engines.node` is checked against.
+    pub node: NodeRuntime,
+    /// npm's pick preferences.
+    pub pick: PickOptions,
+    /// Parallel downloads.
+    pub concurrency: usize,
+    /// Which packages may run install scripts (merged with `package.json`'s `allowScripts`).
+    pub scripts: ScriptPolicy,
+    /// The `PATH` scripts run with (after the `node_modules/.bin` folders); the binary passes
+    /// its own, since libraries do not read the environment.
+    pub path_env: Option<OsString>,
+    /// Counts a progress display reads while the install runs.
+    pub progress: Arc<Progress>,
+    /// npm's `--legacy-peer-deps`: peer dependencies are neither installed nor checked.
+    pub legacy_peer_deps: bool,
+}
+
+impl InstallOptions {
+    /// Defaults for `project_dir` with `store`.
+    pub fn new(project_dir: impl Into<PathBuf>, store: TarballStore) -> Self {
+        InstallOptions {
+            project_dir: project_dir.into(),
+            store,
+            save: Save::Prod,
+            save_exact: false,
+            omit_dev: false,
+            resolve_dev: true,
+            use_lockfile: true,
+            platform: Platform::current(),
+            node: NodeRuntime::probe("node"),
+            pick: PickOptions::default(),
+            concurrency: 32,
+            scripts: ScriptPolicy::Deny,
+            path_env: None,
+            progress: Arc::default(),
+            legacy_peer_deps: false,
+        }
+    }
+}
+
+/// Live counts of an install in progress, for a progress display polling them (the engine
+/// never prints).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Packages in the decided tree (set once resolution ends).
+    pub resolved: AtomicUsize,
+    /// Packages to make available in the store (set when fetching starts).
+    pub to_fetch: AtomicUsize,
+    /// Packages available in the store so far (downloaded or already there).
+    pub fetched: AtomicUsize,
+    /// Packages (re)linked into `node_modules` (set once linking ends).
+    pub linked: AtomicUsize,
+}
+
+/// A step of an install, reported to [`Installer::on_event`] as it happens.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Event {
+    /// The tree is decided; tarballs are fetched next. What resolution fetched can be
+    /// recorded now, overlapping the downloads.
+    Resolved {
+        /// Packages in the tree.
+        packages: usize,
+        /// Whether it came from `package-lock.json`.
+        from_lockfile: bool,
+    },
+    /// Every tarball of the tree is in the store.
+    Fetched,
+    /// `node_modules` is laid out.
+    Linked,
+}
