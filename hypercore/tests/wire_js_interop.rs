@@ -16,7 +16,7 @@ use swarm::{HandshakeConfig, Identity, NodeId, Role, SecureStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-#[path = "../../tests/support/js.rs"]
+#[path = "../../tests/testsuite/support/js.rs"]
 mod js;
 
 /// Everything here must finish well within this; it only guards against hangs.

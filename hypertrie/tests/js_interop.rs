@@ -9,7 +9,7 @@ use hypercore::testing;
 use hypertrie::{BatchOp, GetOptions, ListOptions, PutOptions, Trie};
 use serde_json::{Value, json};
 
-#[path = "../../tests/support/js.rs"]
+#[path = "../../tests/testsuite/support/js.rs"]
 mod js;
 use js::repo;
 

@@ -1,4 +1,4 @@
-// Reference JS hypertrie@5 peer for tests/trie_peer.rs (issue 6): real hypertrie@5 +
+// Reference JS hypertrie@5 peer for tests/testsuite/interop/trie_peer.rs (wire spec §7–9): real hypertrie@5 +
 // hypercore@9 + hypercore-protocol@8 over TCP on 127.0.0.1.
 // Run with NODE_PATH=<repo>/tests/js/node_modules.
 //

@@ -1,4 +1,4 @@
-//! `ims/tarball` at library level (issue 5, "peers first, then upstream"): a reader's
+//! `ims/tarball` at library level (DESIGN.md §Install: tarballs "from peers or upstream"): a reader's
 //! `TarballClient` against the real `TarballServer` and against hand-written bad seeders, over
 //! an in-memory replication connection. Whatever a seeder sends, the reader's store gets only a
 //! tarball matching the integrity asked for, and every failure is an error the install answers

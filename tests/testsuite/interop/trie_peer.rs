@@ -1,22 +1,19 @@
-//! Remote tries over TCP against the real JS stack (issue 6): `ims trie get/list --key K
+//! Remote tries over TCP against the real JS stack (wire spec §7–9): `ims trie get/list --key K
 //! --peer HOST:PORT` reads a JS hypertrie@5 writer, and a JS hypertrie@5 reader downloads
 //! (verifying every block) and lists an index served by `ims seed --listen 127.0.0.1:0
 //! --no-dht`. Also ims ↔ ims with the prefetch extension.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::mpsc;
 
 use hypercore::{FeedBuilder, KeyPair, Storage};
 use hypertrie::Trie;
 use serde_json::Value;
 
-#[path = "support/child.rs"]
-mod child;
-#[path = "support/js.rs"]
-mod js;
-
 use child::{Kill, line, lines};
+
+use crate::support::{self, child, js};
 
 fn node(args: &[&str]) -> (Kill, mpsc::Receiver<String>) {
     let mut child = js::spawn_node("tests/js/scripts/trie_peer.js", args, "hypertrie");
@@ -25,14 +22,7 @@ fn node(args: &[&str]) -> (Kill, mpsc::Receiver<String>) {
 }
 
 fn ims(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ims"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("IMS_KEY")
-        .env_remove("IMS_PEERS")
-        .output()
-        .expect("run ims")
+    support::ims(home).args(args).output().expect("run ims")
 }
 
 fn stdout(out: &Output) -> String {
@@ -42,8 +32,8 @@ fn stdout(out: &Output) -> String {
 
 /// `ims seed` on a free port; returns the process, its address and key.
 fn seed(home: &Path) -> (Kill, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
-    cmd.arg("--home").arg(home).args(["seed", "--listen", "127.0.0.1:0", "--no-dht"]);
+    let mut cmd = support::ims(home);
+    cmd.args(["seed", "--listen", "127.0.0.1:0", "--no-dht"]);
     child::seed(cmd)
 }
 

@@ -5,17 +5,14 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use fixtures::{Package, Registry};
 
+use crate::support;
+
 fn ims(home: &Path, registry: &str, project: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
-    cmd.arg("--home").arg(home).arg("--registry").arg(registry);
-    cmd.arg("install").arg("--prefix").arg(project).args(args);
-    cmd.env_remove("NPM_CONFIG_REGISTRY").env("HOME", home);
-    // The registry serves from the runtime's other worker meanwhile.
-    tokio::task::block_in_place(|| cmd.output().unwrap())
+    support::output(support::ims_install(home, registry, project).args(args).env("HOME", home))
 }
 
 fn stderr(out: &Output) -> String {
@@ -110,7 +107,7 @@ async fn exit_codes_tell_failure_kinds_apart() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     // The codes are documented.
-    let help = Command::new(env!("CARGO_BIN_EXE_ims")).arg("--help").output().unwrap();
+    let help = support::ims(&home).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("Exit codes") && help.contains("5 conflict"), "{help}");
 }

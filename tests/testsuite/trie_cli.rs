@@ -1,11 +1,13 @@
 //! `ims trie info|get|list` over a local index written through the hypertrie API.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use hypercore::{FeedBuilder, KeyPair, Storage};
 use hypertrie::{PutOptions, Trie};
 use serde_json::{Value, json};
+
+use crate::support;
 
 /// Write a small index under `home/index`, as `ims index` would lay it out.
 fn make_index(home: &Path) -> String {
@@ -27,14 +29,7 @@ fn make_index(home: &Path) -> String {
 }
 
 fn ims(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ims"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("IMS_KEY")
-        .env_remove("IMS_PEERS")
-        .output()
-        .unwrap()
+    support::ims(home).args(args).output().unwrap()
 }
 
 fn stdout(out: &Output) -> String {

@@ -9,15 +9,16 @@ use std::process::{Command, Output};
 
 use fixtures::{Package, Registry};
 
+use crate::support;
+
 fn ims(home: &Path, registry: &Registry, args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
-    cmd.arg("--home").arg(home).arg("--registry").arg(registry.url()).arg("install").args(args);
-    cmd.env_remove("NPM_CONFIG_REGISTRY").env_remove("NPM_CONFIG_PREFIX").env_remove("npm_config_prefix");
+    let mut cmd = support::ims(home);
+    cmd.arg("--registry").arg(registry.url()).arg("install").args(args);
+    cmd.env_remove("NPM_CONFIG_PREFIX").env_remove("npm_config_prefix");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    // The registry serves from the runtime's other worker meanwhile.
-    tokio::task::block_in_place(|| cmd.output().unwrap())
+    support::output(&mut cmd)
 }
 
 fn version(dir: &Path) -> String {

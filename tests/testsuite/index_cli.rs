@@ -1,7 +1,7 @@
 //! `ims index`, `ims view` and `ims key` end to end against the fixture registry, including a
 //! `--changes` follow killed with SIGKILL mid-feed and resumed.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use fixtures::{Corpus, Package, Registry};
@@ -9,15 +9,10 @@ use hypercore::{FeedBuilder, Storage};
 use hypertrie::Trie;
 use indexer::Index;
 
+use crate::support;
+
 fn ims(home: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ims"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("IMS_KEY")
-        .env_remove("IMS_REGISTRY")
-        .output()
-        .unwrap()
+    support::ims(home).args(args).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -107,8 +102,8 @@ async fn changes_follow_survives_sigkill() {
     let home = tempfile::tempdir().unwrap();
     let url = reg.url();
     let args = |h: &std::path::Path| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ims"));
-        c.arg("--home").arg(h).args([
+        let mut c = support::ims(h);
+        c.args([
             "index",
             "--from-registry",
             &url,

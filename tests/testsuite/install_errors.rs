@@ -10,18 +10,15 @@ use std::process::{Command, Output};
 
 use fixtures::{Corpus, Package, Registry};
 
+use crate::support;
+
 struct Setup {
     dir: tempfile::TempDir,
     project: PathBuf,
 }
 
 fn ims(dir: &Path, registry: &str, project: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
-    cmd.arg("--home").arg(dir.join("home")).arg("--registry").arg(registry);
-    cmd.arg("install").arg("--prefix").arg(project).args(args);
-    cmd.env_remove("NPM_CONFIG_REGISTRY").env("HOME", dir);
-    // The registry serves from the runtime's other worker meanwhile.
-    tokio::task::block_in_place(|| cmd.output().unwrap())
+    support::output(support::ims_install(&dir.join("home"), registry, project).args(args).env("HOME", dir))
 }
 
 fn write_package_json(project: &Path, deps: &[(&str, &str)]) {

@@ -1,4 +1,4 @@
-//! `ims install` resolves from the local index and records what the registry sends (issue 5):
+//! `ims install` resolves from the local index and records what the registry sends (DESIGN.md §Install):
 //! a fresh home is filled on the first install (`ims view`, `ims key` then work without the
 //! registry), a second install within the max-age asks nothing, an older record is revalidated
 //! with its ETag (304) and a new upstream version is then picked up, `--prefer-offline` skips
@@ -6,9 +6,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use fixtures::{Corpus, Package, Registry};
+
+use crate::support;
 
 struct Home {
     dir: tempfile::TempDir,
@@ -33,14 +35,12 @@ impl Home {
 
     /// Run `ims` with this home; `env` pairs are set on the process.
     fn ims(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
-        cmd.arg("--home").arg(self.home()).args(args);
-        cmd.env_remove("NPM_CONFIG_REGISTRY").env_remove("IMS_PACKUMENT_MAX_AGE").env("RUST_LOG", "info");
+        let mut cmd = support::ims(&self.home());
+        cmd.args(args).env("RUST_LOG", "info");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        // The registry serves from the runtime's other worker meanwhile.
-        tokio::task::block_in_place(|| cmd.output().unwrap())
+        support::output(&mut cmd)
     }
 
     fn install(&self, registry: &str, project: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {

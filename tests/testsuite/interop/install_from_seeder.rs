@@ -1,4 +1,4 @@
-//! `ims install --key K --peer ADDR` (issue 5): the whole tree resolved from a peer's index
+//! `ims install --key K --peer ADDR` (DESIGN.md §The index, last point): the whole tree resolved from a peer's index
 //! (`ims seed --listen 127.0.0.1:0 --no-dht` over an index built with `ims index
 //! --from-registry` from the fixture registry) in one prefetch round trip, with no packument
 //! asked of the registry; the same tree from a seeder that plans only trie keys or nothing
@@ -10,18 +10,12 @@ use std::process::{Command, Output};
 
 use fixtures::{Corpus, Registry};
 
-#[path = "support/child.rs"]
-mod child;
-
 use child::Kill;
 
+use crate::support::{self, child};
+
 fn command(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
-    cmd.arg("--home").arg(home);
-    for var in ["IMS_KEY", "IMS_PEERS", "IMS_REGISTRY", "IMS_OFFLINE", "NPM_CONFIG_REGISTRY"] {
-        cmd.env_remove(var);
-    }
-    cmd
+    support::ims(home)
 }
 
 /// Run ims to completion (the fixture registry keeps serving from the runtime's other worker).

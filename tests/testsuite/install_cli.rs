@@ -2,9 +2,10 @@
 //! `-E`, the summary on stderr, and a clear error for an unknown package.
 
 use std::fs;
-use std::process::Command;
 
 use fixtures::{Corpus, Registry};
+
+use crate::support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ims_install_spec_from_registry() {
@@ -15,12 +16,7 @@ async fn ims_install_spec_from_registry() {
     fs::create_dir_all(&project).unwrap();
     fs::write(project.join("package.json"), "{\n  \"name\": \"app\"\n}\n").unwrap();
     let run = |args: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
-        cmd.arg("--home").arg(dir.path().join("home")).arg("--registry").arg(registry.url());
-        cmd.arg("install").arg("--prefix").arg(&project).args(args);
-        cmd.env_remove("NPM_CONFIG_REGISTRY");
-        // The registry serves from the runtime's other worker meanwhile.
-        tokio::task::block_in_place(|| cmd.output().unwrap())
+        support::output(support::ims_install(&dir.path().join("home"), &registry.url(), &project).args(args))
     };
     let out = run(&["-E", "debug@2"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -47,16 +43,7 @@ async fn unknown_package_is_a_clear_error() {
     let home = dir.path().join("home");
     let prefix = dir.path().to_path_buf();
     let out = tokio::task::block_in_place(move || {
-        Command::new(env!("CARGO_BIN_EXE_ims"))
-            .arg("--home")
-            .arg(home)
-            .arg("--registry")
-            .arg(url)
-            .args(["install", "--prefix"])
-            .arg(prefix)
-            .arg("left-padz")
-            .output()
-            .unwrap()
+        support::ims_install(&home, &url, &prefix).arg("left-padz").output().unwrap()
     });
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -79,13 +66,13 @@ async fn offline_install_uses_only_what_is_local() {
         p
     };
     let install = |prefix: &std::path::Path, registry: &str, offline: bool, spec: &str| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
-        cmd.arg("--home").arg(&home).arg("--registry").arg(registry);
+        let mut cmd = support::ims(&home);
+        cmd.arg("--registry").arg(registry);
         if offline {
             cmd.arg("--offline");
         }
         cmd.arg("install").arg("--prefix").arg(prefix).arg(spec);
-        tokio::task::block_in_place(|| cmd.output().unwrap())
+        support::output(&mut cmd)
     };
     let online = project("online");
     let out = install(&online, &url, false, "debug@2");

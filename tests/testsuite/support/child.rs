@@ -1,8 +1,6 @@
-//! Child processes for the tests that run `ims seed` or a JS peer beside the code under test
-//! (included with `#[path]`, like `js.rs`): a guard that kills the child on drop, its stdout as
-//! lines readable with a deadline, and a started seeder's address and key.
-
-#![allow(dead_code)] // each includer uses its own subset
+//! Child processes for the tests that run `ims seed` or a JS peer beside the code under test:
+//! a guard that kills the child on drop, its stdout as lines readable with a deadline, and a
+//! started seeder's address and key.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};

@@ -19,6 +19,8 @@ use std::time::Instant;
 use fixtures::{Corpus, Fault, Package, Registry};
 use serde_json::Value;
 
+use crate::support;
+
 /// The shared registry: started once on its own runtime thread, for every test of this file.
 fn registry_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
@@ -167,9 +169,8 @@ fn npm_install(dir: &Path, project: &Path, extra: &[&str]) -> Output {
 }
 
 fn ims_install(dir: &Path, project: &Path, extra: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
-    cmd.arg("--home").arg(dir.join("ims-home")).args(["--registry", registry_url()]);
-    cmd.arg("install").arg("--prefix").arg(project).args(extra);
+    let mut cmd = support::ims_install(&dir.join("ims-home"), registry_url(), project);
+    cmd.args(extra);
     isolated(&mut cmd, dir);
     cmd.output().unwrap()
 }

@@ -1,0 +1,25 @@
+//! The `ims` package's end-to-end tests, in one binary (cargo's `tests/testsuite` layout): one
+//! link instead of one per file, and one [`support`] module for the `ims` command, child
+//! processes and the JS reference packages.
+//!
+//! Groups run by module path:
+//! * `cargo test --test testsuite` — everything;
+//! * `cargo test --test testsuite interop::` — the heavy group: real npm, pnpm, yarn and bun
+//!   clients against ims's results, JS reference peers, and seeders in child processes;
+//! * any other module name (`install_errors`, `peer_deps`, …) — that file alone.
+
+mod support;
+
+mod index_cli;
+mod install_cli;
+mod install_errors;
+mod install_global;
+mod install_index;
+mod install_layout;
+mod install_report;
+mod install_resolve;
+mod install_tarballs;
+mod interop;
+mod peer_deps;
+mod tarball_peers;
+mod trie_cli;
