@@ -136,9 +136,7 @@ impl Context {
         if let Some(url) = &self.registry {
             return Ok(url.clone());
         }
-        let url = NpmConfig::from_env(None).registry(project)?;
-        Ok(RegistryUrl::parse(&url)
-            .map_err(|e| Failure::usage(e.to_string(), "fix it in .npmrc or pass --registry URL"))?)
+        Ok(NpmConfig::from_env(None).registry(project)?)
     }
 
     /// The one opener of the local index (`$IMS_HOME/index`).

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use indexer::upstream::RegistryUrl;
+
 /// How long `npm config get registry` may take before it is given up on.
 pub const NPM_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -107,8 +109,8 @@ impl NpmConfig {
         files
     }
 
-    /// The registry URL (with a trailing `/`) for an install in `project`.
-    pub fn registry(&self, project: &Path) -> Result<String, NpmrcError> {
+    /// The registry URL for an install in `project`.
+    pub fn registry(&self, project: &Path) -> Result<RegistryUrl, NpmrcError> {
         if let Some(r) = &self.flag {
             return checked(r, "--registry");
         }
@@ -164,12 +166,9 @@ impl NpmConfig {
     }
 }
 
-fn checked(value: &str, origin: &str) -> Result<String, NpmrcError> {
-    let v = value.trim();
-    if !(v.starts_with("http://") || v.starts_with("https://")) {
-        return Err(NpmrcError::NotUrl { value: v.to_owned(), origin: origin.to_owned() });
-    }
-    Ok(if v.ends_with('/') { v.to_owned() } else { format!("{v}/") })
+fn checked(value: &str, origin: &str) -> Result<RegistryUrl, NpmrcError> {
+    RegistryUrl::parse(value)
+        .map_err(|_| NpmrcError::NotUrl { value: value.trim().to_owned(), origin: origin.to_owned() })
 }
 
 /// The `registry` value of an `.npmrc` text (the last one wins, as in npm's ini reader).

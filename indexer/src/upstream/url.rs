@@ -109,6 +109,12 @@ impl std::str::FromStr for RegistryUrl {
     }
 }
 
+impl PartialEq<&str> for RegistryUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 impl AsRef<str> for RegistryUrl {
     fn as_ref(&self) -> &str {
         &self.0
