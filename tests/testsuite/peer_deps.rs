@@ -1,7 +1,7 @@
 //! npm 7+'s peer dependency placement in the ideal tree, from memory (no npm, no network):
 //! peers beside their dependent, a peer set that cannot hoist nests with its dependent, a
 //! conflict with the project's own dependency is ERESOLVE naming both sides, and
-//! `--legacy-peer-deps` installs no peers. `tests/install_parity.rs` checks the same trees
+//! `--legacy-peer-deps` installs no peers. `tests/testsuite/interop/npm_parity.rs` checks the same trees
 //! against real npm.
 
 use std::collections::BTreeMap;
