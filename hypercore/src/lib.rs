@@ -36,7 +36,7 @@
 //!   rejects unsigned ("non-live") proofs that reach the roots.
 //! * Disk: an append or put that returned is synced; a crash at any point leaves a log that
 //!   opens and verifies (the torn tail record is cut). Concurrent appends and puts (and
-//!   [`Feed::put_batch`]) share one write and one sync (group commit), so replication should
+//!   [`Feed::put_blocks`]) share one write and one sync (group commit), so replication should
 //!   keep several puts in flight or batch them: one sync costs milliseconds on real disks.
 //!   Damage elsewhere is an error naming the file; blocks are re-hashed on read.
 //! * Opening replays the log headers, so it costs O(records); the tree is held in memory
@@ -57,6 +57,7 @@ mod pages;
 mod proof;
 pub mod protocol;
 pub mod replicate;
+mod state;
 mod storage;
 mod tree;
 
@@ -71,7 +72,8 @@ pub use crypto::{
     leaf_hash, leaf_hashes, parent_hash, roots_hash, signable,
 };
 pub use error::{AppendError, GetError, OpenError, ProofError, StorageError, VerifyError};
-pub use feed::{Feed, FeedEvent, MAX_BATCH, PendingPut};
+pub use feed::{Feed, MAX_BATCH, PendingPut, PutBlocks, PutOptions};
 pub use proof::{Proof, ProofOptions};
+pub use state::FeedEvent;
 pub use storage::Storage;
 pub use tree::Node;

@@ -21,12 +21,13 @@ use super::{MAX_UNSOLICITED, MAX_UNSOLICITED_BYTES, ReplicateError, ReplicateOpt
 use crate::bitfield::Bitfield;
 use crate::crypto::{DiscoveryKey, Signature, leaf_hash, leaf_hashes};
 use crate::error::VerifyError;
-use crate::feed::{Feed, FeedEvent, PendingPut};
+use crate::feed::{Feed, PendingPut, Prehashed, PutOptions};
 use crate::proof::{Proof, ProofOptions};
 use crate::protocol::{
     ChannelMessage, Data, Event, Have, Message, MessageReceiver, MessageSender, Request, Session,
     SessionKeys, Status, StreamError, Want, message_stream, rle,
 };
+use crate::state::FeedEvent;
 use crate::tree::Node;
 
 /// Want/Have window (wire spec §8.2).
@@ -555,22 +556,22 @@ impl Conn {
         let pending = if prefetched {
             // A shared proof may rely on nodes of an earlier block still being written (on
             // disk they are applied once synced): on failure, wait for those and check again.
-            match chan.feed.start_put_every_node_prehashed(seq, &value, leaf, &proof).await {
+            let every_node = PutOptions { every_node: true };
+            let block = || Prehashed { seq, data: &value[..], leaf, proof: &proof };
+            match chan.feed.put_blocks(block(), every_node).await {
                 Ok(p) => p,
                 Err(_) if !chan.storing.is_empty() => {
                     for (_, earlier) in chan.storing.drain(..) {
                         earlier.durable().await.map_err(|e| verify(VerifyError::Storage(e)))?;
                     }
-                    chan.feed
-                        .start_put_every_node_prehashed(seq, &value, leaf, &proof)
-                        .await
-                        .map_err(verify)?
+                    chan.feed.put_blocks(block(), every_node).await.map_err(verify)?
                 }
                 Err(e) => return Err(verify(e)),
             }
         } else {
             // Handed over: stored without another copy.
-            chan.feed.start_put_owned(seq, value, leaf, &proof).await.map_err(verify)?
+            let block = Prehashed { seq, data: value, leaf, proof: &proof };
+            chan.feed.put_blocks(block, PutOptions::default()).await.map_err(verify)?
         };
         chan.storing.push_back((seq, pending));
         while chan.storing.len() > MAX_STORING {
