@@ -1,5 +1,6 @@
 //! The `ims/prefetch` feed extension: the verifiable form of the original ims `resolve`
-//! (wire spec §7.5 carries it; issue 6 defines it).
+//! (wire spec §7.5 carries it; DESIGN.md "The index" asks for it: every block a resolution
+//! touches in one round trip).
 //!
 //! ```text
 //! reader ── Extension "ims/prefetch" { keys, have: RLE bitfield of the blocks it holds } ──▶ peer
