@@ -251,7 +251,7 @@ impl Feed {
     }
 
     /// Block `seq`. On a sparse replica a missing block is requested from the block source
-    /// and awaited (until the get timeout) for [`Feed::put`] to deliver it.
+    /// and awaited (until the get timeout) for [`Feed::put_blocks`] to deliver it.
     pub async fn get(&self, seq: u64) -> Result<Vec<u8>, GetError> {
         loop {
             let (rx, source) = {

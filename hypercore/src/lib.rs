@@ -10,7 +10,7 @@
 //!
 //! The facade is [`Feed`], built by [`FeedBuilder`]: a writer holds a [`KeyPair`]; a sparse
 //! read-only replica holds only the [`PublicKey`], stores the blocks that arrive through
-//! [`Feed::put`] after verifying them, and waits on a [`BlockSource`] for missing ones.
+//! [`Feed::put_blocks`] after verifying them, and waits on a [`BlockSource`] for missing ones.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,6 +24,13 @@
 //! assert_eq!(replica.get_local(1)?, Some(b"bb".to_vec()));
 //! # Ok(()) }
 //! ```
+//!
+//! Modules: `feed` (the facade; `feed/put` stores verified blocks), `state` (the in-memory
+//! state every handle shares), `commit` (group commit of log records), `storage` (the log:
+//! memory and disk backends, crash replay, the record codec), `tree`, `pages`, `bitfield`
+//! and [`flat_tree`] (the Merkle tree), `proof`, `crypto`, `builder`, [`protocol`] (the wire
+//! protocol) and [`replicate`] (replication; one connection is `replicate/conn`, with its
+//! upload and download halves). Arrows run one way: `feed` -> `commit` -> `state`.
 //!
 //! # Compatibility, guarantees and limits
 //!
