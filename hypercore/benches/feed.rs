@@ -3,7 +3,8 @@
 //! (sequential and 16 in flight), proof generation, and proof + get + verified put into a
 //! sparse replica. Prints ops/s for Rust and JS and the ratio. Rust-only rows follow: the same
 //! puts and single appends with 16 in flight (group commit shares their syncs on disk),
-//! `put_batch` of 100, and a serial loop of `start_put` (verify, queue, wait at the end).
+//! `put_blocks` of 100 (waiting), and a serial loop of one-block `put_blocks` (verify, queue, wait
+//! at the end).
 //!
 //! `cargo bench -p hypercore --bench feed [-- disk] [-- quick]`: `disk` uses on-disk storage on
 //! both sides (Rust syncs every append, JS does not); `quick` runs a tenth of the work;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use hypercore::{Feed, FeedBuilder, KeyPair, Storage};
+use hypercore::{Feed, FeedBuilder, KeyPair, PutOptions, Storage};
 
 const BATCH: usize = 100;
 const BLOCK: usize = 100;
@@ -142,7 +143,7 @@ async fn rust_side(sizes: &Sizes, disk: bool, scratch: &mut Scratch) -> Vec<(&'s
     out.push(("proof_verify_put_ops_s", sizes.proof as f64 / t.elapsed().as_secs_f64()));
 
     // Rust only from here (the JS bench has no counterpart): the same proof + get + put with
-    // 16 in flight (on disk they share syncs through group commit), and put_batch of 100.
+    // 16 in flight (on disk they share syncs through group commit), and put_blocks of 100.
     let clone =
         FeedBuilder::new(scratch.storage(disk)).public_key(feed.public_key()).open().await.expect("clone");
     let t = Instant::now();
@@ -172,11 +173,12 @@ async fn rust_side(sizes: &Sizes, disk: bool, scratch: &mut Scratch) -> Vec<(&'s
                 feed.proof(i, clone.digest(i)).await.expect("proof"),
             ));
         }
-        clone.put_batch(&batch).await.expect("verified put batch");
+        let pending = clone.put_blocks(&batch, PutOptions::default()).await.expect("verified put batch");
+        pending.durable().await.expect("durable");
     }
     out.push(("proof_verify_put_batch100_ops_s", sizes.proof as f64 / t.elapsed().as_secs_f64()));
 
-    // A serial replication loop that queues each verified block (start_put) and waits for
+    // A serial replication loop that queues each verified block (put_blocks) and waits for
     // durability only at the end.
     let clone =
         FeedBuilder::new(scratch.storage(disk)).public_key(feed.public_key()).open().await.expect("clone");
@@ -185,7 +187,9 @@ async fn rust_side(sizes: &Sizes, disk: bool, scratch: &mut Scratch) -> Vec<(&'s
     for &i in &idxs {
         let proof = feed.proof(i, clone.digest(i)).await.expect("proof");
         let data = feed.get(i).await.expect("get");
-        pending.push(clone.start_put(i, &data, &proof).await.expect("verified put"));
+        pending.push(
+            clone.put_blocks(&[(i, &data, &proof)], PutOptions::default()).await.expect("verified put"),
+        );
     }
     for p in pending {
         p.durable().await.expect("durable");

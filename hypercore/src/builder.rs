@@ -10,7 +10,8 @@ use crate::block_source::BlockSource;
 use crate::commit::Committer;
 use crate::crypto::{KeyPair, PublicKey, SecretKey};
 use crate::error::{OpenError, StorageError};
-use crate::feed::{Feed, Inner, State, Writer};
+use crate::feed::{Feed, Inner};
+use crate::state::{State, Writer};
 use crate::storage::{self, Storage};
 
 /// How long [`Feed::get`] waits for a missing block by default.

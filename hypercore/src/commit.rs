@@ -17,11 +17,11 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
 use crate::error::StorageError;
-use crate::feed::{FeedEvent, Inner};
-use crate::storage::{Meta, encode_header};
+use crate::state::{FeedEvent, State};
+use crate::storage::{Meta, Store, encode_header};
 
 /// A group buffer larger than this is freed after its write instead of being reused.
 const KEEP_BUFFER: usize = 4 << 20;
@@ -31,6 +31,20 @@ const KEEP_BUFFER: usize = 4 << 20;
 const GROUP_META_LIMIT: usize = 256 << 20;
 /// Longest a disk leader waits for the callers of its last group to come back.
 const MAX_LINGER: Duration = Duration::from_millis(2);
+
+/// What a commit queue writes to and answers from: the feed's log, its in-memory state and
+/// its event channel, with the queue itself. The feed's shared handle implements it, so this
+/// module depends on the state and not on the feed (`feed` -> `commit` -> `state`).
+pub(crate) trait Target: Send + Sync + 'static {
+    /// The feed's commit queue.
+    fn committer(&self) -> &Committer;
+    /// The feed's log.
+    fn store(&self) -> &Store;
+    /// The feed's in-memory state, locked.
+    fn state(&self) -> MutexGuard<'_, State>;
+    /// Where the feed's events go.
+    fn events(&self) -> &broadcast::Sender<FeedEvent>;
+}
 
 /// What a queued record is, for the events and answers once it is applied.
 #[derive(Debug, Clone, Copy)]
@@ -130,8 +144,9 @@ impl Committer {
     }
 }
 
-/// The data of a queued record: its blocks' bytes, appended to the group buffer.
-pub(crate) trait BlockData {
+/// The data of a queued record: its blocks' bytes, appended to the group buffer. (`pub`
+/// because the sealed input trait of `Feed::put_blocks` names it; this module is private.)
+pub trait BlockData {
     /// Appends the bytes to `buf`.
     fn append_to(self, buf: &mut Vec<u8>);
 }
@@ -141,6 +156,16 @@ impl<B: AsRef<[u8]>> BlockData for &[B] {
         for b in self {
             buf.extend_from_slice(b.as_ref());
         }
+    }
+}
+
+/// One block's bytes, copied into the group buffer.
+#[derive(Debug)]
+pub struct Copied<'a>(pub(crate) &'a [u8]);
+
+impl BlockData for Copied<'_> {
+    fn append_to(self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.0);
     }
 }
 
@@ -161,18 +186,18 @@ impl BlockData for Owned {
 /// Queue records (each: what it is, its meta, its blocks' data) and make sure a leader will
 /// write them. Appends pass the `epoch` they were prepared in and are refused if a write
 /// failed since; puts (verified against the applied state only) pass `None`.
-pub(crate) fn submit<D: BlockData>(
-    inner: &Arc<Inner>,
+pub(crate) fn submit<T: Target, D: BlockData>(
+    inner: &Arc<T>,
     epoch: Option<u64>,
     records: impl IntoIterator<Item = (Kind, Meta, D)>,
 ) -> Result<Vec<Done>, StorageError> {
     let mut dones = Vec::new();
     let lead = {
-        let mut q = inner.committer.lock();
+        let mut q = inner.committer().lock();
         if epoch.is_some_and(|e| e != q.epoch) {
             return Err(StorageError::Io {
                 op: "write",
-                path: inner.store.path().to_path_buf(),
+                path: inner.store().path().to_path_buf(),
                 source: std::io::Error::other("an earlier write of this feed failed; retry"),
             });
         }
@@ -189,15 +214,15 @@ pub(crate) fn submit<D: BlockData>(
     if lead {
         start_leader(inner);
     } else {
-        inner.committer.arrived.notify_one();
+        inner.committer().arrived.notify_one();
     }
     Ok(dones)
 }
 
 /// Wait until every record queued so far is applied (or failed).
-pub(crate) async fn barrier(inner: &Inner) -> Result<(), StorageError> {
+pub(crate) async fn barrier(inner: &impl Target) -> Result<(), StorageError> {
     let rx = {
-        let mut q = inner.committer.lock();
+        let mut q = inner.committer().lock();
         if !q.committing {
             return Ok(());
         }
@@ -209,20 +234,20 @@ pub(crate) async fn barrier(inner: &Inner) -> Result<(), StorageError> {
 }
 
 /// Await one answer; a leader that vanished (it panicked) is reported as a write error.
-pub(crate) async fn wait(inner: &Inner, rx: Done) -> Result<(), StorageError> {
+pub(crate) async fn wait(inner: &impl Target, rx: Done) -> Result<(), StorageError> {
     rx.await.unwrap_or_else(|_| {
         Err(StorageError::Io {
             op: "write",
-            path: inner.store.path().to_path_buf(),
+            path: inner.store().path().to_path_buf(),
             source: std::io::Error::other("commit task ended without answering"),
         })
     })
 }
 
-fn start_leader(inner: &Arc<Inner>) {
-    if inner.store.is_memory() {
+fn start_leader<T: Target>(inner: &Arc<T>) {
+    if inner.store().is_memory() {
         // No I/O to wait for and no await inside: run it here.
-        run(inner);
+        run(inner.as_ref());
     } else {
         let leader = Leader { inner: inner.clone(), finished: false };
         // Detached: it finishes the queue even if every submitter is dropped.
@@ -233,25 +258,25 @@ fn start_leader(inner: &Arc<Inner>) {
 /// Owns a disk leader's task: if the task is dropped without running (the runtime shut down)
 /// or `run` panicked, fail what is queued and let the next submitter lead, instead of leaving
 /// callers waiting on a leader that will never come.
-struct Leader {
-    inner: Arc<Inner>,
+struct Leader<T: Target> {
+    inner: Arc<T>,
     finished: bool,
 }
 
-impl Leader {
+impl<T: Target> Leader<T> {
     fn lead(mut self) {
-        run(&self.inner);
+        run(self.inner.as_ref());
         self.finished = true;
     }
 }
 
-impl Drop for Leader {
+impl<T: Target> Drop for Leader<T> {
     fn drop(&mut self) {
         if self.finished {
             return;
         }
         let entries = {
-            let mut q = self.inner.committer.lock();
+            let mut q = self.inner.committer().lock();
             q.committing = false;
             q.epoch += 1;
             q.buf.clear();
@@ -260,7 +285,7 @@ impl Drop for Leader {
         for entry in entries {
             let _ = entry.done.send(Err(StorageError::Io {
                 op: "write",
-                path: self.inner.store.path().to_path_buf(),
+                path: self.inner.store().path().to_path_buf(),
                 source: std::io::Error::other("commit task did not run (runtime shutting down?)"),
             }));
         }
@@ -268,12 +293,12 @@ impl Drop for Leader {
 }
 
 /// The leader: write, sync and apply groups until the queue is empty.
-fn run(inner: &Inner) {
-    let c = &inner.committer;
+fn run(inner: &impl Target) {
+    let c = inner.committer();
     let mut header = Vec::new();
     loop {
         let (mut data, entries, at) = {
-            let mut q = linger(c, c.lock(), inner.store.is_memory());
+            let mut q = linger(c, c.lock(), inner.store().is_memory());
             if q.entries.is_empty() {
                 q.committing = false;
                 return;
@@ -297,7 +322,7 @@ fn run(inner: &Inner) {
             Ok(()) // barriers only
         } else {
             encode_header(&metas, data_len, &mut header);
-            let store = &inner.store;
+            let store = inner.store();
             let started = Instant::now();
             let data_at = at + header.len() as u64;
             let res = store
@@ -315,10 +340,10 @@ fn run(inner: &Inner) {
         };
         drop(metas);
         if let Err(e) = written {
-            tracing::warn!(file = %inner.store.path().display(), offset = at, error = %e, "log write failed");
+            tracing::warn!(file = %inner.store().path().display(), offset = at, error = %e, "log write failed");
             // Cut the partial record so the next one starts on a clean tail; if even that
             // fails, replay on open cuts the torn tail.
-            let _ = inner.store.truncate(at);
+            let _ = inner.store().truncate(at);
             let later = {
                 let mut q = c.lock();
                 q.epoch += 1;
@@ -380,7 +405,7 @@ fn linger<'a>(c: &'a Committer, q: MutexGuard<'a, Queue>, memory: bool) -> Mutex
 
 /// Apply a written group to the state in log order, then wake readers, send events and
 /// answer the submitters.
-fn apply_group(inner: &Inner, at: u64, data_at: u64, entries: Vec<Entry>) {
+fn apply_group(inner: &impl Target, at: u64, data_at: u64, entries: Vec<Entry>) {
     let mut answers = Vec::with_capacity(entries.len());
     let mut events = Vec::new();
     let mut woken = Vec::new();
@@ -394,7 +419,7 @@ fn apply_group(inner: &Inner, at: u64, data_at: u64, entries: Vec<Entry>) {
             };
             let old_len = st.length;
             let res = st.apply(meta, data_offset).map_err(|reason| StorageError::Corrupt {
-                path: inner.store.path().to_path_buf(),
+                path: inner.store().path().to_path_buf(),
                 offset: at,
                 reason,
             });
@@ -418,7 +443,7 @@ fn apply_group(inner: &Inner, at: u64, data_at: u64, entries: Vec<Entry>) {
         let _ = tx.send(());
     }
     for event in events {
-        let _ = inner.events.send(event);
+        let _ = inner.events().send(event);
     }
     for (done, res) in answers {
         let _ = done.send(res);

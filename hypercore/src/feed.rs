@@ -1,13 +1,16 @@
 //! The `Feed` facade: append, read, prove and verify blocks of one hypercore (spec §5).
 //!
 //! A `Feed` is a cheap `Clone` handle. In-memory state (tree, bitfield, signatures, block
-//! locations) sits behind a `std` mutex that is never held across an `.await`. Appends are
-//! prepared (hashed, signed) in order under an async mutex and handed to the group commit
-//! queue (`commit.rs`), which writes and syncs concurrent calls together; puts are verified
-//! without that mutex (the Ed25519 check outside every lock) and queued the same way.
+//! locations; `state.rs`) sits behind a `std` mutex that is never held across an `.await`.
+//! Appends are prepared (hashed, signed) in order under an async mutex and handed to the
+//! group commit queue (`commit.rs`), which writes and syncs concurrent calls together; puts
+//! (`feed/put.rs`, [`Feed::put_blocks`]) are verified without that mutex (the Ed25519 check
+//! outside every lock) and queued the same way. Module arrows: `feed` -> `commit` ->
+//! `state`; the commit queue reaches the feed's shared [`Inner`] only through
+//! `commit::Target`.
 
-use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap};
+mod put;
+
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -17,147 +20,19 @@ use crate::bitfield::Bitfield;
 use crate::block_source::BlockSource;
 use crate::commit::{self, Committer, Kind};
 use crate::crypto::{DiscoveryKey, PublicKey, Signature, Signer, Verifier, leaf_hash, leaf_hashes, signable};
-use crate::error::{AppendError, GetError, ProofError, StorageError, VerifyError};
-use crate::pages::Pages;
+use crate::error::{AppendError, GetError, ProofError, StorageError};
 use crate::proof::{self, MAX_BLOCK_SIZE, Proof, ProofOptions};
+use crate::state::{FeedEvent, State, Writer};
 use crate::storage::{Meta, Store};
 use crate::tree::{Builder, Node, Tree};
+pub(crate) use put::Prehashed;
+pub use put::{PendingPut, PutBlocks, PutOptions};
 
 /// Most blocks one `append_batch` call may add (keeps one log record's metadata bounded).
 pub const MAX_BATCH: usize = 1 << 20;
 
-const ABSENT: u64 = u64::MAX;
-/// Block locations per page.
-const POS_PAGE: usize = 1024;
-
-/// Something that happened to a feed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FeedEvent {
-    /// The feed grew (by an append, or a verified proof of a longer length) to `len` blocks.
-    Append {
-        /// The new length.
-        len: u64,
-    },
-    /// Block `seq` was received, verified and stored.
-    Download {
-        /// The block.
-        seq: u64,
-    },
-}
-
-/// The in-memory view of the feed, rebuilt from the log on open.
-#[derive(Debug)]
-pub(crate) struct State {
-    pub(crate) tree: Tree,
-    pub(crate) data_bits: Bitfield,
-    /// Log offset of each block's data, `ABSENT` if not stored.
-    block_pos: Pages<[u64; POS_PAGE]>,
-    /// Signature per slot (signed length - 1); one per append call.
-    signatures: BTreeMap<u64, Signature>,
-    pub(crate) length: u64,
-    pub(crate) byte_length: u64,
-    waiters: HashMap<u64, Vec<oneshot::Sender<()>>>,
-}
-
-impl State {
-    pub(crate) fn new() -> Self {
-        Self {
-            tree: Tree::new(),
-            data_bits: Bitfield::new(),
-            block_pos: Pages::default(),
-            signatures: BTreeMap::new(),
-            length: 0,
-            byte_length: 0,
-            waiters: HashMap::new(),
-        }
-    }
-
-    /// Apply one log record whose data starts at log offset `data_offset`.
-    pub(crate) fn apply(&mut self, meta: &Meta, data_offset: u64) -> Result<(), String> {
-        for node in &meta.nodes {
-            if node.index >= proof::MAX_INDEX {
-                return Err(format!("node index {} out of range", node.index));
-            }
-            self.tree.put_node(node);
-        }
-        for node in &meta.nodes {
-            self.tree.mark(node.index);
-        }
-        let mut off = data_offset;
-        for k in 0..u64::from(meta.block_count) {
-            let seq = meta.first_seq.checked_add(k).filter(|s| *s < proof::MAX_INDEX / 2);
-            let seq = seq.ok_or_else(|| format!("block {} + {k} out of range", meta.first_seq))?;
-            let leaf = self.tree.get(2 * seq).ok_or_else(|| format!("block {seq} has no leaf node"))?;
-            let page =
-                self.block_pos.get_or_insert_with(seq / POS_PAGE as u64, || Box::new([ABSENT; POS_PAGE]));
-            page[(seq % POS_PAGE as u64) as usize] = off;
-            off += leaf.size;
-            self.data_bits.set(seq, true);
-        }
-        if let Some((slot, sig)) = meta.signature {
-            if slot >= proof::MAX_INDEX / 2 {
-                return Err(format!("signature slot {slot} out of range"));
-            }
-            self.signatures.insert(slot, sig);
-            let len = slot + 1;
-            if len > self.length {
-                let roots = self.tree.roots(len).ok_or_else(|| format!("roots of length {len} missing"))?;
-                self.length = len;
-                self.byte_length = roots.iter().map(|r| r.size).sum();
-            }
-        }
-        Ok(())
-    }
-
-    /// The readers waiting for block `seq`.
-    pub(crate) fn take_waiters(&mut self, seq: u64) -> Vec<oneshot::Sender<()>> {
-        if self.waiters.is_empty() {
-            return Vec::new();
-        }
-        self.waiters.remove(&seq).unwrap_or_default()
-    }
-
-    /// Log offset and leaf of block `seq`, if stored.
-    fn location(&self, seq: u64) -> Option<(u64, Node)> {
-        let pos = self.block_pos.get(seq / POS_PAGE as u64)?[(seq % POS_PAGE as u64) as usize];
-        if pos == ABSENT {
-            return None;
-        }
-        Some((pos, self.tree.get(2 * seq)?))
-    }
-
-    /// Check the stored signature of the current length against the roots (used on open).
-    pub(crate) fn check_signature(&self, verifier: &Verifier) -> Result<(), String> {
-        if self.length == 0 {
-            return Ok(());
-        }
-        let sig = self.signatures.get(&(self.length - 1)).ok_or("no signature for the feed length")?;
-        let roots = self.tree.roots(self.length).ok_or("roots missing")?;
-        if !verifier.verify(&signable(&roots, self.length), sig) {
-            return Err(format!("signature of length {} does not verify", self.length));
-        }
-        Ok(())
-    }
-
-    /// Whether blocks `0..length` are all stored (a complete writer feed).
-    pub(crate) fn is_contiguous(&self) -> bool {
-        (0..self.length).all(|s| self.data_bits.get(s))
-    }
-}
-
-/// Append state, behind the async mutex: appends are hashed and signed in order.
-#[derive(Debug, Default)]
-pub(crate) struct Writer {
-    /// Merkle roots after every append prepared so far (committed or queued); `None` until
-    /// needed, or after something other than an append changed the length.
-    pub(crate) builder: Option<Builder>,
-    /// The length after every append prepared so far.
-    pub(crate) next_len: u64,
-    /// The commit epoch `builder` was built in (a failed write voids it).
-    pub(crate) epoch: u64,
-}
-
+/// What every handle of one feed shares: its keys, log, in-memory state, commit queue and
+/// event channel, and how it fetches missing blocks.
 pub(crate) struct Inner {
     pub(crate) public: PublicKey,
     pub(crate) discovery: DiscoveryKey,
@@ -180,21 +55,21 @@ impl Inner {
     }
 }
 
-/// Verified blocks queued for storage by [`Feed::start_put`] or [`Feed::start_put_batch`].
-#[derive(Debug)]
-#[must_use = "the blocks are stored anyway; await `durable()` to know when"]
-pub struct PendingPut {
-    feed: Feed,
-    done: Vec<commit::Done>,
-}
+impl commit::Target for Inner {
+    fn committer(&self) -> &Committer {
+        &self.committer
+    }
 
-impl PendingPut {
-    /// Wait until the blocks are durable and readable; an error if storing them failed.
-    pub async fn durable(self) -> Result<(), StorageError> {
-        for done in self.done {
-            commit::wait(&self.feed.inner, done).await?;
-        }
-        Ok(())
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        Inner::state(self)
+    }
+
+    fn events(&self) -> &broadcast::Sender<FeedEvent> {
+        &self.events
     }
 }
 
@@ -284,7 +159,7 @@ impl Feed {
         let epoch = self.inner.committer.epoch();
         if w.builder.is_none() || w.epoch != epoch {
             // Start from the committed roots once everything queued before is applied.
-            commit::barrier(&self.inner).await?;
+            commit::barrier(self.inner.as_ref()).await?;
             let st = self.state();
             if blocks.is_empty() {
                 return Ok(st.length);
@@ -333,7 +208,7 @@ impl Feed {
         w.next_len = length;
         drop(w);
         if let Some(done) = done {
-            commit::wait(&self.inner, done).await?;
+            commit::wait(self.inner.as_ref(), done).await?;
         }
         Ok(first)
     }
@@ -376,7 +251,7 @@ impl Feed {
     }
 
     /// Block `seq`. On a sparse replica a missing block is requested from the block source
-    /// and awaited (until the get timeout) for [`Feed::put`] to deliver it.
+    /// and awaited (until the get timeout) for [`Feed::put_blocks`] to deliver it.
     pub async fn get(&self, seq: u64) -> Result<Vec<u8>, GetError> {
         loop {
             let (rx, source) = {
@@ -460,7 +335,7 @@ impl Feed {
     }
 
     /// Proofs for the blocks `seqs` (ascending) as one answer to a reader that verifies them
-    /// in order with [`Feed::start_put_every_node`]; each leaves out the nodes (and the
+    /// in order with [`Feed::put_blocks`] with [`PutOptions::every_node`]; each leaves out the nodes (and the
     /// signature) the reader holds by then, that is the leaves of the blocks `have` marks
     /// (an MSB-first bitfield) and their full parents, the roots of `reader_len` blocks, and
     /// every node of the proofs before it. Stops at the first block this feed cannot prove.
@@ -500,201 +375,6 @@ impl Feed {
             out.push(Proof { index: seq, nodes, signature });
         }
         out
-    }
-
-    /// Verify block `seq` with `proof` against the public key and what the feed holds, exactly
-    /// as [`Feed::put`] does, but store nothing (e.g. to tell a valid unrequested block from a
-    /// forged one before dropping it). A block already held with this data is valid.
-    pub fn verify(&self, seq: u64, data: &[u8], proof: &Proof) -> Result<(), VerifyError> {
-        if data.len() as u64 > MAX_BLOCK_SIZE {
-            return Err(VerifyError::BlockTooLarge { seq, size: data.len() as u64 });
-        }
-        let leaf = Node::leaf(seq, data);
-        let unsigned = {
-            let st = self.state();
-            if st.data_bits.get(seq) && st.tree.get(2 * seq).is_some_and(|l| l.hash == leaf.hash) {
-                return Ok(());
-            }
-            proof::verify_nodes(&st.tree, seq, leaf, proof, false)?
-        };
-        unsigned.check(&self.inner.verifier)?;
-        Ok(())
-    }
-
-    /// Verify block `seq` with `proof` against the public key, then store it durably and wake
-    /// readers waiting for it. Nothing is stored if verification fails. Concurrent puts (and
-    /// appends) share one write and one sync; each returns once its own block is durable.
-    pub async fn put(&self, seq: u64, data: &[u8], proof: &Proof) -> Result<(), VerifyError> {
-        self.put_batch(&[(seq, data, proof)]).await
-    }
-
-    /// Verify block `seq` and queue it for storage without waiting for the sync: a caller that
-    /// handles blocks one after another (a replication loop) can verify the next block while
-    /// earlier ones are written, and their syncs are shared. The block becomes readable (and
-    /// [`FeedEvent::Download`] is sent) once it is durable; await [`PendingPut::durable`] to
-    /// know when. Dropping the handle does not cancel the write.
-    pub async fn start_put(&self, seq: u64, data: &[u8], proof: &Proof) -> Result<PendingPut, VerifyError> {
-        self.start_put_batch(&[(seq, data, proof)]).await
-    }
-
-    /// Verify every `(seq, data, proof)` against the public key (each on its own, against what
-    /// the feed held when the call started, as concurrent [`Feed::put`]s are), then store them
-    /// all with one write and one sync. If any fails verification, the first failure is
-    /// returned and none is stored. Blocks already held are skipped.
-    pub async fn put_batch<B, P>(&self, blocks: &[(u64, B, P)]) -> Result<(), VerifyError>
-    where
-        B: AsRef<[u8]>,
-        P: Borrow<Proof>,
-    {
-        Ok(self.start_put_batch(blocks).await?.durable().await?)
-    }
-
-    /// [`Feed::put_batch`] without waiting for the sync (see [`Feed::start_put`]).
-    pub async fn start_put_batch<B, P>(&self, blocks: &[(u64, B, P)]) -> Result<PendingPut, VerifyError>
-    where
-        B: AsRef<[u8]>,
-        P: Borrow<Proof>,
-    {
-        self.start_put_checked(blocks, None, false).await
-    }
-
-    /// [`Feed::start_put`] that verifies (and stores) every node of the proof, also those
-    /// above a node already held (JS stops at the first held node and ignores the rest): for
-    /// answers whose later proofs rely on the nodes of earlier ones (the `ims/prefetch`
-    /// answer, see [`crate::replicate::prefetch::answer`]). As strict as `start_put`: nothing
-    /// is stored unless every node it stores verified.
-    pub async fn start_put_every_node(
-        &self,
-        seq: u64,
-        data: &[u8],
-        proof: &Proof,
-    ) -> Result<PendingPut, VerifyError> {
-        self.start_put_checked(&[(seq, data, proof)], None, true).await
-    }
-
-    /// [`Feed::start_put_every_node`] of a block whose [`leaf_hash`] the caller already
-    /// computed (replication hashes the blocks of a burst together, four at a time). `leaf`
-    /// must be `leaf_hash(data)` of these very bytes: the proof and the signature are checked
-    /// against it, not against `data`.
-    pub(crate) async fn start_put_every_node_prehashed(
-        &self,
-        seq: u64,
-        data: &[u8],
-        leaf: [u8; 32],
-        proof: &Proof,
-    ) -> Result<PendingPut, VerifyError> {
-        self.start_put_checked(&[(seq, data, proof)], Some(&[leaf]), true).await
-    }
-
-    async fn start_put_checked<B, P>(
-        &self,
-        blocks: &[(u64, B, P)],
-        leaves: Option<&[[u8; 32]]>,
-        every_node: bool,
-    ) -> Result<PendingPut, VerifyError>
-    where
-        B: AsRef<[u8]>,
-        P: Borrow<Proof>,
-    {
-        for (seq, block, _) in blocks {
-            let size = block.as_ref().len() as u64;
-            if size > MAX_BLOCK_SIZE {
-                return Err(VerifyError::BlockTooLarge { seq: *seq, size });
-            }
-        }
-        // Hash outside the lock (blocks may be large), all blocks at once.
-        let computed;
-        let leaves = match leaves.filter(|l| l.len() == blocks.len()) {
-            Some(given) => given,
-            None => {
-                computed = leaf_hashes(&blocks.iter().map(|(_, b, _)| b.as_ref()).collect::<Vec<_>>());
-                &computed
-            }
-        };
-        let mut records = Vec::with_capacity(blocks.len());
-        let mut grows_to = 0;
-        for ((seq, block, proof), hash) in blocks.iter().zip(leaves) {
-            let Some((meta, grows)) =
-                self.check_put(*seq, block.as_ref(), *hash, proof.borrow(), every_node)?
-            else {
-                continue;
-            };
-            grows_to = grows_to.max(grows);
-            records.push((Kind::Put { seq: *seq }, meta, std::slice::from_ref(block)));
-        }
-        self.submit_puts(records, grows_to).await
-    }
-
-    /// [`Feed::start_put`] of a block the caller hands over, whose [`leaf_hash`] it already
-    /// computed (see [`Feed::start_put_every_node_prehashed`]): in memory the buffer is
-    /// stored as it is, without a copy.
-    pub(crate) async fn start_put_owned(
-        &self,
-        seq: u64,
-        data: Vec<u8>,
-        leaf: [u8; 32],
-        proof: &Proof,
-    ) -> Result<PendingPut, VerifyError> {
-        if data.len() as u64 > MAX_BLOCK_SIZE {
-            return Err(VerifyError::BlockTooLarge { seq, size: data.len() as u64 });
-        }
-        let Some((meta, grows_to)) = self.check_put(seq, &data, leaf, proof, false)? else {
-            return Ok(PendingPut { feed: self.clone(), done: Vec::new() });
-        };
-        self.submit_puts(vec![(Kind::Put { seq }, meta, commit::Owned(data))], grows_to).await
-    }
-
-    /// Verifies block `seq` (`data`, whose leaf hash is `hash`) against the feed: the record
-    /// meta to store and the length its signature proves (0 without one), or `None` if the
-    /// block is already held.
-    fn check_put(
-        &self,
-        seq: u64,
-        data: &[u8],
-        hash: [u8; 32],
-        proof: &Proof,
-        every_node: bool,
-    ) -> Result<Option<(Meta, u64)>, VerifyError> {
-        let leaf = Node::leaf_hashed(seq, hash, data.len());
-        let unsigned = {
-            let st = self.state();
-            if st.data_bits.get(seq) && st.tree.get(2 * seq).is_some_and(|l| l.hash == leaf.hash) {
-                return Ok(None);
-            }
-            proof::verify_nodes(&st.tree, seq, leaf, proof, every_node)?
-        };
-        // The Ed25519 check runs outside the state lock, so readers are not held up.
-        let verified = unsigned.check(&self.inner.verifier)?;
-        let mut nodes = verified.nodes;
-        if !nodes.iter().any(|n| n.index == 2 * seq) {
-            nodes.push(leaf);
-        }
-        let grows_to = verified.signature.map_or(0, |(slot, _)| slot + 1);
-        Ok(Some((Meta { first_seq: seq, block_count: 1, signature: verified.signature, nodes }, grows_to)))
-    }
-
-    /// Queues verified puts for the log.
-    async fn submit_puts<D: commit::BlockData>(
-        &self,
-        records: Vec<(Kind, Meta, D)>,
-        grows_to: u64,
-    ) -> Result<PendingPut, VerifyError> {
-        if records.is_empty() {
-            return Ok(PendingPut { feed: self.clone(), done: Vec::new() });
-        }
-        // A writer's appends are signed on top of the ones before: a put that changes the
-        // length (another writer with this key) voids the append roots, in append order.
-        let _writer = if self.writable() {
-            let mut w = self.inner.writer.lock().await;
-            if grows_to > w.next_len {
-                w.builder = None;
-            }
-            Some(w)
-        } else {
-            None
-        };
-        let done = commit::submit(&self.inner, None, records)?;
-        Ok(PendingPut { feed: self.clone(), done })
     }
 
     /// The first signature at a slot `>= seq` (batch appends leave slots in between blank).

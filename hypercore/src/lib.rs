@@ -10,7 +10,7 @@
 //!
 //! The facade is [`Feed`], built by [`FeedBuilder`]: a writer holds a [`KeyPair`]; a sparse
 //! read-only replica holds only the [`PublicKey`], stores the blocks that arrive through
-//! [`Feed::put`] after verifying them, and waits on a [`BlockSource`] for missing ones.
+//! [`Feed::put_blocks`] after verifying them, and waits on a [`BlockSource`] for missing ones.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,6 +25,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Modules: `feed` (the facade; `feed/put` stores verified blocks), `state` (the in-memory
+//! state every handle shares), `commit` (group commit of log records), `storage` (the log:
+//! memory and disk backends, crash replay, the record codec), `tree`, `pages`, `bitfield`
+//! and [`flat_tree`] (the Merkle tree), `proof`, `crypto`, `builder`, [`protocol`] (the wire
+//! protocol) and [`replicate`] (replication; one connection is `replicate/conn`, with its
+//! upload and download halves). Arrows run one way: `feed` -> `commit` -> `state`.
+//!
 //! # Compatibility, guarantees and limits
 //!
 //! * Hashes, roots, signatures (the 40-byte signable), discovery keys, request digests and
@@ -36,7 +43,7 @@
 //!   rejects unsigned ("non-live") proofs that reach the roots.
 //! * Disk: an append or put that returned is synced; a crash at any point leaves a log that
 //!   opens and verifies (the torn tail record is cut). Concurrent appends and puts (and
-//!   [`Feed::put_batch`]) share one write and one sync (group commit), so replication should
+//!   [`Feed::put_blocks`]) share one write and one sync (group commit), so replication should
 //!   keep several puts in flight or batch them: one sync costs milliseconds on real disks.
 //!   Damage elsewhere is an error naming the file; blocks are re-hashed on read.
 //! * Opening replays the log headers, so it costs O(records); the tree is held in memory
@@ -57,6 +64,7 @@ mod pages;
 mod proof;
 pub mod protocol;
 pub mod replicate;
+mod state;
 mod storage;
 mod tree;
 
@@ -71,7 +79,8 @@ pub use crypto::{
     leaf_hash, leaf_hashes, parent_hash, roots_hash, signable,
 };
 pub use error::{AppendError, GetError, OpenError, ProofError, StorageError, VerifyError};
-pub use feed::{Feed, FeedEvent, MAX_BATCH, PendingPut};
+pub use feed::{Feed, MAX_BATCH, PendingPut, PutBlocks, PutOptions};
 pub use proof::{Proof, ProofOptions};
+pub use state::FeedEvent;
 pub use storage::Storage;
 pub use tree::Node;

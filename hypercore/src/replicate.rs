@@ -8,7 +8,7 @@
 //!   │             are announced with Have to peers that sent a Want (live)
 //!   ├── download: Want window 0; Request what the feeds' PeerRouter wants (sparse) or
 //!   │             everything (`download_all`); learn new lengths from Haves (live);
-//!   │             every Data is verified by Feed::put before anything is stored
+//!   │             every Data is verified by Feed::put_blocks before anything is stored
 //!   ├── prefetch: the `ims/prefetch` extension (see [`prefetch`])
 //!   └── extensions: other named extensions, served by [`ExtensionHandler`]s
 //! ```

@@ -1,7 +1,7 @@
-//! Group commit on disk: concurrent puts and appends (and `put_batch`) share writes and syncs,
+//! Group commit on disk: concurrent puts and appends (and `put_blocks` of several) share writes and syncs,
 //! yet every call that returned is durable and a torn group is cut off whole on reopen.
 
-use hypercore::{Feed, FeedBuilder, KeyPair, Proof, Storage, VerifyError};
+use hypercore::{Feed, FeedBuilder, KeyPair, Proof, PutOptions, Storage, VerifyError};
 
 fn kp(n: u8) -> KeyPair {
     KeyPair::from_seed(&[n; 32])
@@ -120,7 +120,7 @@ async fn put_batch_commits_one_record_and_a_torn_one_is_cut_whole() {
     // One bad block: nothing of the batch is stored.
     let mut bad = batch.clone();
     bad[7].1.push(b'!');
-    let err = r.put_batch(&bad).await.unwrap_err();
+    let err = r.put_blocks(&bad, PutOptions::default()).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -133,7 +133,7 @@ async fn put_batch_commits_one_record_and_a_torn_one_is_cut_whole() {
     assert!((1..N).all(|s| !r.has(s)));
     assert_eq!(std::fs::read(&log).unwrap(), before);
 
-    r.put_batch(&batch).await.unwrap();
+    r.put_blocks(&batch, PutOptions::default()).await.unwrap().durable().await.unwrap();
     assert!((0..N).all(|s| r.has(s)));
     let full = std::fs::read(&log).unwrap();
     let group = &full[before.len()..];
@@ -168,11 +168,12 @@ async fn start_put_in_a_serial_loop_shares_syncs_and_survives_reopen() {
     let mut pending = Vec::new();
     for seq in (0..N).rev() {
         let proof = w.proof(seq, r.digest(seq)).await.unwrap();
-        pending.push(r.start_put(seq, &w.get(seq).await.unwrap(), &proof).await.unwrap());
+        let block = w.get(seq).await.unwrap();
+        pending.push(r.put_blocks(&[(seq, &block, &proof)], PutOptions::default()).await.unwrap());
     }
     // A bad block is refused at once, before anything is queued for it.
     let proof = w.proof(0, 0).await.unwrap();
-    assert!(r.start_put(0, b"forged", &proof).await.is_err());
+    assert!(r.put_blocks(&[(0, b"forged", &proof)], PutOptions::default()).await.is_err());
     for p in pending {
         p.durable().await.unwrap();
     }

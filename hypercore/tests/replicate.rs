@@ -8,7 +8,8 @@ use std::time::Duration;
 use hypercore::protocol::{ChannelMessage, Data, Message, SessionKeys};
 use hypercore::replicate::{BlockPlanner, PeerRouter, PlanFuture, ReplicateOptions, prefetch, replicate};
 use hypercore::{
-    Feed, FeedBuilder, FeedEvent, KeyPair, Node, Proof, ProofOptions, PublicKey, Signature, Storage,
+    Feed, FeedBuilder, FeedEvent, KeyPair, Node, Proof, ProofOptions, PublicKey, PutOptions, Signature,
+    Storage,
 };
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -223,7 +224,8 @@ fn unshared(w: &Feed, seqs: &[u64]) -> Vec<Data> {
 async fn put_all(r: &Feed, answer: &[Data]) -> Result<(), hypercore::VerifyError> {
     for d in answer {
         let value = d.value.as_deref().expect("value");
-        r.start_put_every_node(d.index, value, &proof_of(d)).await?.durable().await?;
+        let every_node = PutOptions { every_node: true };
+        r.put_blocks(&[(d.index, value, &proof_of(d))], every_node).await?.durable().await?;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! A hand-written bad peer against `replicate` (issue 6, wire spec §8.7–9): forged
+//! A hand-written bad peer against `replicate` (wire spec §8.7–9): forged
 //! signatures, wrong proof nodes, forged or flooding unrequested blocks, a 1 GB declared
 //! frame, garbage, malformed messages and stalls each end the connection with a named error,
 //! within bounded time, and leave the replica exactly as it was. A valid unrequested block is

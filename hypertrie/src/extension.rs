@@ -1,5 +1,6 @@
-//! The hypertrie half of hypercore's `ims/prefetch` replication extension (issue 6): which
-//! feed blocks a list of lookups reads, so a serving peer can send them all in one round trip.
+//! The hypertrie half of hypercore's `ims/prefetch` replication extension (wire spec §7.5;
+//! DESIGN.md "The index"): which feed blocks a list of lookups reads, so a serving peer can
+//! send them all in one round trip.
 //!
 //! hypercore stays ignorant of tries: it asks a [`BlockPlanner`]; [`TriePlanner`] answers
 //! with [`Trie::touched_many`] over the serving peer's own copy (head, and every node on each

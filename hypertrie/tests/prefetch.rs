@@ -1,5 +1,6 @@
-//! The hypertrie half of `ims/prefetch` (issue 6): after one prefetch over a replication
-//! connection, a cold sparse replica answers every prefetched lookup from local blocks alone.
+//! The hypertrie half of `ims/prefetch` (wire spec §7.5; DESIGN.md "The index"): after one
+//! prefetch over a replication connection, a cold sparse replica answers every prefetched
+//! lookup from local blocks alone.
 
 use std::sync::Arc;
 use std::time::Duration;

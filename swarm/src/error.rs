@@ -1,33 +1,11 @@
-//! The error types of `swarm`: identity files, the Noise handshake, and secure records.
+//! The error types of `swarm`: the Noise handshake, secure records, dialling and accepting.
+//! ([`IdentityError`], for identity files, lives with [`crate::identity`] and is re-exported
+//! here.)
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
+pub use crate::identity::IdentityError;
 use crate::identity::NodeId;
-
-/// Loading or creating the node identity failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum IdentityError {
-    /// The identity file could not be read or written.
-    #[error("identity file {path}: {source}")]
-    Io {
-        /// The identity file.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The identity file does not hold 64 hex digits (a 32-byte X25519 secret key).
-    #[error("identity file {path} is malformed: expected 64 hex digits")]
-    Malformed {
-        /// The identity file.
-        path: PathBuf,
-    },
-    /// The operating system's random source failed.
-    #[error("random source unavailable: {0}")]
-    Random(String),
-}
 
 /// The Noise handshake failed; the connection must be dropped (wire spec §3.4: no error is sent).
 #[derive(Debug, thiserror::Error)]

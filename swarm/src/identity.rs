@@ -2,7 +2,7 @@
 //! Noise static key (DESIGN.md "Identity"; wire spec §3.1), loaded or created under `--home`.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use blake2::Blake2b;
@@ -10,8 +10,6 @@ use blake2::digest::Digest;
 use blake2::digest::consts::U32;
 use tokio::io::AsyncWriteExt;
 use x25519_dalek::{PublicKey, StaticSecret};
-
-use crate::error::IdentityError;
 
 /// A node's public name: its 32-byte X25519 static public key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -44,6 +42,30 @@ impl fmt::Debug for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "NodeId({})", self.to_hex())
     }
+}
+
+/// Loading or creating the node identity failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// The identity file could not be read or written.
+    #[error("identity file {path}: {source}")]
+    Io {
+        /// The identity file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The identity file does not hold 64 hex digits (a 32-byte X25519 secret key).
+    #[error("identity file {path} is malformed: expected 64 hex digits")]
+    Malformed {
+        /// The identity file.
+        path: PathBuf,
+    },
+    /// The operating system's random source failed.
+    #[error("random source unavailable: {0}")]
+    Random(String),
 }
 
 /// Parsing a [`NodeId`] from hex failed.

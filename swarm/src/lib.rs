@@ -22,7 +22,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: [`identity`] (the node key pair), [`noise`] (the handshake state machine and its
+//! Modules: [`identity`] (the node key pair and its file, [`IdentityError`]), [`noise`] (the handshake state machine and its
 //! payload), [`cipher`] (the two transports), [`stream`] (the async driver and
 //! [`SecureStream`]), [`dial`](mod@dial) (TCP dial/accept with the handshake), [`error`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -37,7 +37,7 @@ mod varint;
 
 pub use cipher::{AeadSuite, Transport};
 pub use dial::{accept, dial};
-pub use error::{AcceptError, DialError, HandshakeError, IdentityError, RecordError};
-pub use identity::{Identity, NodeId};
+pub use error::{AcceptError, DialError, HandshakeError, RecordError};
+pub use identity::{Identity, IdentityError, NodeId};
 pub use noise::{Handshake, HandshakeConfig, HandshakeOutcome, Role, Split};
 pub use stream::{SecureStream, handshake};

@@ -1,5 +1,6 @@
 //! The `ims/prefetch` feed extension: the verifiable form of the original ims `resolve`
-//! (wire spec §7.5 carries it; issue 6 defines it).
+//! (wire spec §7.5 carries it; DESIGN.md "The index" asks for it: every block a resolution
+//! touches in one round trip).
 //!
 //! ```text
 //! reader ── Extension "ims/prefetch" { keys, have: RLE bitfield of the blocks it holds } ──▶ peer
@@ -90,7 +91,7 @@ impl PrefetchMessage {
 /// The Data messages answering a prefetch for `seqs` (ascending; blocks this feed holds) from a
 /// reader whose request carried `have` (decoded: MSB-first bits of the blocks it holds) and
 /// `length`: values with shared, minimal proofs (see the module docs), to be verified in this
-/// order with [`Feed::start_put_every_node`]. The proofs are built up front (nodes only); each
+/// order with [`Feed::put_blocks`] and [`PutOptions::every_node`](crate::PutOptions::every_node). The proofs are built up front (nodes only); each
 /// value is read when its Data is taken. Stops at the first block that cannot be read or
 /// proved (the later proofs may rely on it).
 pub fn answer<'a>(
