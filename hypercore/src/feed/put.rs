@@ -48,30 +48,8 @@ mod sealed {
         fn data(&mut self, i: usize) -> Self::Data;
     }
 
-    impl<'a, B: AsRef<[u8]>, P: Borrow<Proof>> Blocks for &'a [(u64, B, P)] {
-        type Data = Copied<'a>;
-
-        fn count(&self) -> usize {
-            self.len()
-        }
-
-        fn block(&self, i: usize) -> (u64, &[u8], &Proof) {
-            let (seq, data, proof) = &self[i];
-            (*seq, data.as_ref(), proof.borrow())
-        }
-
-        fn leaf(&self, _: usize) -> Option<[u8; 32]> {
-            None
-        }
-
-        fn data(&mut self, i: usize) -> Copied<'a> {
-            let blocks: &'a [(u64, B, P)] = self;
-            Copied(blocks[i].1.as_ref())
-        }
-    }
-
-    /// Arrays and `Vec`s of triples are their slices.
-    macro_rules! as_slice {
+    /// Slices, arrays and `Vec`s of triples, by reference.
+    macro_rules! triples {
         ($($ty:ty, [$($param:tt)*];)*) => {$(
             impl<'a, $($param)*> Blocks for &'a $ty
             where
@@ -101,7 +79,8 @@ mod sealed {
         )*};
     }
 
-    as_slice! {
+    triples! {
+        [(u64, B, P)], [B, P];
         Vec<(u64, B, P)>, [B, P];
         [(u64, B, P); N], [B, P, const N: usize];
     }
