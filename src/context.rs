@@ -9,6 +9,7 @@ use clap::Args;
 use hypercore::PublicKey;
 use indexer::Index;
 use indexer::remote::RemoteConfig;
+pub use indexer::source::Open;
 use indexer::source::{LocalIndexError, Network, open_index};
 use indexer::upstream::RegistryUrl;
 use swarm::Identity;
@@ -79,15 +80,6 @@ pub struct Context {
     pub registry: Option<RegistryUrl>,
 }
 
-/// Whether a command may create the local index or needs one that exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Open {
-    /// Create it (with a fresh key pair) when there is none: `ims index`, `ims install`.
-    OrCreate,
-    /// Refuse, with the command that builds one, when there is none.
-    Existing,
-}
-
 impl Context {
     /// Resolve the global options.
     pub fn from_args(args: &GlobalArgs) -> anyhow::Result<Self> {
@@ -139,17 +131,16 @@ impl Context {
         Ok(NpmConfig::from_env(None).registry(project)?)
     }
 
-    /// The one opener of the local index (`$IMS_HOME/index`).
+    /// The local index (`$IMS_HOME/index`), through the one opener.
     pub async fn local_index(&self, open: Open) -> anyhow::Result<Index> {
-        let dir = self.home.index_dir();
-        if open == Open::Existing && !dir.join("log").exists() {
-            return Err(Failure::other(
+        open_index(&self.home.index_dir(), open).await.map_err(|e| match e {
+            LocalIndexError::Missing { .. } => Failure::other(
                 format!("there is no local index under {}", self.home.root().display()),
                 "build one with `ims index --from-registry URL NAME...`",
             )
-            .into());
-        }
-        open_index(&dir).await.map_err(|e: LocalIndexError| anyhow::Error::new(e))
+            .into(),
+            e => anyhow::Error::new(e),
+        })
     }
 
     /// The node's identity (created on first use).

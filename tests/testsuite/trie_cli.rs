@@ -122,3 +122,28 @@ fn other_key_or_no_index_is_an_error_with_a_hint() {
         "{err}"
     );
 }
+
+#[test]
+fn an_index_feed_without_blocks_is_refused_and_not_written() {
+    let home = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // A feed created but never written to (an interrupted first `ims index`, say).
+    rt.block_on(async { FeedBuilder::new(Storage::disk(home.path().join("index"))).open().await.unwrap() });
+    let files = |dir: &Path| -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files(&home.path().join("index"));
+    for args in [&["trie", "info"][..], &["key"], &["view", "express"]] {
+        let out = ims(home.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded on an empty index");
+        assert!(err.contains("is empty"), "{args:?}: {err}");
+    }
+    assert_eq!(files(&home.path().join("index")), before, "reading wrote into the index");
+}

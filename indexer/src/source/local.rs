@@ -53,16 +53,49 @@ pub enum LocalIndexError {
     /// Reading the index failed.
     #[error(transparent)]
     Index(#[from] crate::IndexError),
+    /// [`Open::Existing`], and no index was ever written there.
+    #[error("there is no local index in {dir}")]
+    Missing {
+        /// The index directory.
+        dir: PathBuf,
+    },
+    /// [`Open::Existing`], and the feed holds no block yet (opening would write its header).
+    #[error("the local index in {dir} is empty (not even a header block yet)")]
+    Empty {
+        /// The index directory.
+        dir: PathBuf,
+    },
 }
 
-/// Open (or create, with a fresh key pair) the index stored in `dir`: what `ims index`,
-/// `ims view` and `ims install` all use, so `ims key` and `ims seed` serve what they wrote.
-pub async fn open_index(dir: &Path) -> Result<Index, LocalIndexError> {
-    std::fs::create_dir_all(dir).map_err(|source| LocalIndexError::Create { dir: dir.to_owned(), source })?;
+/// Whether opening the local index may create it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// Create it (with a fresh key pair, and the trie's header) when there is none: what
+    /// `ims index` and `ims install` do.
+    OrCreate,
+    /// Only an index already written; opening it writes nothing ([`LocalIndexError::Missing`],
+    /// [`LocalIndexError::Empty`] otherwise): what `ims key`, `view`, `trie` and `seed` do.
+    Existing,
+}
+
+/// Open the index stored in `dir` — the one opener, so `ims key` and `ims seed` serve what
+/// `ims index` and `ims install` wrote.
+pub async fn open_index(dir: &Path, open: Open) -> Result<Index, LocalIndexError> {
+    match open {
+        Open::OrCreate => std::fs::create_dir_all(dir)
+            .map_err(|source| LocalIndexError::Create { dir: dir.to_owned(), source })?,
+        Open::Existing if !dir.join("log").exists() => {
+            return Err(LocalIndexError::Missing { dir: dir.to_owned() });
+        }
+        Open::Existing => {}
+    }
     let feed = FeedBuilder::new(Storage::disk(dir))
         .open()
         .await
         .map_err(|source| LocalIndexError::Feed { dir: dir.to_owned(), source })?;
+    if open == Open::Existing && feed.is_empty() {
+        return Err(LocalIndexError::Empty { dir: dir.to_owned() });
+    }
     let trie =
         Trie::open(feed).await.map_err(|source| LocalIndexError::Trie { dir: dir.to_owned(), source })?;
     Ok(Index::open(trie).await?)
@@ -206,7 +239,7 @@ impl LocalIndex {
         self.cell
             .get_or_try_init(|| async {
                 let mut index = match &self.opener {
-                    Opener::Dir(dir) => open_index(dir).await?,
+                    Opener::Dir(dir) => open_index(dir, Open::OrCreate).await?,
                     Opener::Ready(index) => index.clone(),
                 };
                 if index.upstream().is_none()
