@@ -339,7 +339,12 @@ impl InstallError {
             }
             InstallError::Peer(e) => e.to_string(),
             InstallError::PeerIndex { .. } => self.to_string(),
-            _ => "the install failed".to_owned(),
+            InstallError::Request(e) => e.to_string(),
+            InstallError::Project(e) => format!("reading or saving package.json: {e}"),
+            InstallError::Lockfile(e) => format!("reading or saving package-lock.json: {e}"),
+            InstallError::Unfetchable { .. } => self.to_string(),
+            InstallError::Link(e) => format!("writing node_modules: {e}"),
+            InstallError::Script(e) => format!("running allowed install scripts: {e}"),
         }
     }
 
@@ -381,7 +386,19 @@ impl InstallError {
             }
             InstallError::Peer(e) => e.hint().unwrap_or("check --key and --peer").to_owned(),
             InstallError::PeerIndex { .. } => "check that --key names an ims index".to_owned(),
-            _ => unchanged.to_owned(),
+            InstallError::Request(_) | InstallError::Project(ProjectError::BadDependency { .. }) => {
+                format!("write the dependency as name@version, name@range or name@tag; {unchanged}")
+            }
+            InstallError::Project(_) => (
+                "fix the file named above (it must be a JSON object) and run again; if it was saving that failed, node_modules is installed but the file may not list the change"
+            )
+            .to_owned(),
+            InstallError::Lockfile(_) | InstallError::Unfetchable { .. } => (
+                "fix or delete package-lock.json and run again (ims then resolves from package.json); if it was saving that failed, node_modules is installed but the lockfile is stale"
+            )
+            .to_owned(),
+            InstallError::Link(_) => "node_modules may be incomplete: fix the cause above (permissions, disk space) and run the install again".to_owned(),
+            InstallError::Script(_) => "node_modules is in place but this package's install script did not finish: see its output above, fix the cause and run the install again".to_owned(),
         }
     }
 }
@@ -411,4 +428,28 @@ fn causes<'a>(
     err: &'a (dyn std::error::Error + 'static),
 ) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
     std::iter::successors(Some(err), |e| e.source())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Failures after node_modules began to change must not claim it was left alone.
+    #[test]
+    fn link_and_script_failures_say_what_they_were_doing_and_do_not_claim_node_modules_unchanged() {
+        let link: InstallError = LinkError::Io {
+            from: "/store/a".into(),
+            to: "node_modules/a".into(),
+            source: io::Error::other("disk full"),
+        }
+        .into();
+        let script: InstallError =
+            ScriptError { package: "a@1.0.0".into(), event: "postinstall".into(), status: "exit 1".into() }
+                .into();
+        for (err, doing) in [(link, "writing node_modules"), (script, "running allowed install scripts")] {
+            assert!(err.headline("r").starts_with(doing), "{}", err.headline("r"));
+            assert!(!err.hint("r").contains("not changed"), "{}", err.hint("r"));
+            assert_eq!(err.kind(), FailureKind::Other);
+        }
+    }
 }
