@@ -65,7 +65,7 @@ fn remove_any(path: &Path) -> io::Result<()> {
 
 /// Install `spec` globally under `prefix`, resolving through `source` and fetching from
 /// `registry` into `opts.store`; `opts.project_dir` is ignored, and nothing is saved.
-pub async fn install_global<S: ManifestSource + Clone>(
+pub async fn install_global<S: ManifestSource + Clone + 'static>(
     source: S,
     registry: Registry,
     opts: &InstallOptions,

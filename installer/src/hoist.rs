@@ -103,7 +103,7 @@ enum Placed {
 /// Returns the nodes added (to be queued for their own dependencies). A peer that cannot be
 /// placed next to a dependent in the project's own `node_modules` is npm's ERESOLVE; deeper,
 /// npm only warns and keeps what is there ("overriding peer dependency"), and so does this.
-pub(crate) async fn place<S: ManifestSource>(
+pub(crate) async fn place<S: ManifestSource + 'static>(
     tree: &mut Tree,
     resolver: &Resolver<S>,
     from: NodeId,

@@ -33,12 +33,14 @@ fn problem_edges(tree: &Tree, node: NodeId) -> Vec<Edge> {
 
 /// Build the ideal tree for `root_edges`, resolving through `resolver`. A failure names the
 /// dependency path that needed the package ([`ResolveError::Dependency`]).
-pub async fn build<S: ManifestSource>(
+pub async fn build<S: ManifestSource + 'static>(
     resolver: &Resolver<S>,
     root_edges: Vec<Edge>,
     opts: BuildOptions,
 ) -> Result<Tree, ResolveError> {
     let mut tree = Tree::new(root_edges, opts);
+    let roots: Vec<_> = tree.node(Tree::ROOT).edges.iter().map(|e| e.request.clone()).collect();
+    resolver.prefetch(&roots);
     let mut queue: BTreeSet<(usize, String, NodeId)> = BTreeSet::new();
     queue.insert((0, String::new(), Tree::ROOT));
     while let Some(entry) = queue.pop_first() {

@@ -105,10 +105,11 @@ impl<S> std::fmt::Debug for Installer<S> {
     }
 }
 
-impl<S: ManifestSource + Clone> Installer<S> {
+impl<S: ManifestSource + Clone + 'static> Installer<S> {
     /// An installer resolving through `source` and fetching tarballs from `registry`.
     pub fn new(source: S, registry: Registry, opts: InstallOptions) -> Self {
-        let resolver = Resolver::new(ReplicaSource::without_peer(source.clone()), opts.pick.clone());
+        let resolver = Resolver::new(ReplicaSource::without_peer(source.clone()), opts.pick.clone())
+            .fetch_ahead(opts.concurrency);
         Installer { opts, source, resolver, registry, remote: None, on_event: None }
     }
 
@@ -185,7 +186,9 @@ impl<S: ManifestSource + Clone> Installer<S> {
             Some(link) => {
                 let source = self.remote_source(link, &project, specs).await?;
                 let stats = source.stats();
-                (Some(Resolver::new(source, self.opts.pick.clone())), Some((link, stats)))
+                let resolver =
+                    Resolver::new(source, self.opts.pick.clone()).fetch_ahead(self.opts.concurrency);
+                (Some(resolver), Some((link, stats)))
             }
             None => (None, None),
         };

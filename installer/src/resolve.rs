@@ -19,8 +19,12 @@
 //! Engines are checked only when [`PickOptions::node_version`] is set: npm passes the running
 //! Node's version; by default ims, like most installers, does not prefer on engines.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+
+use futures_util::FutureExt as _;
+use futures_util::future::{BoxFuture, Shared};
+use tokio::sync::Semaphore;
 
 use indexer::model::{Manifest, Packument};
 pub use indexer::source::{Candidate, ManifestSource, MemorySource, SourceError, Summary, candidates};
@@ -197,58 +201,268 @@ struct MissingManifest {
     version: String,
 }
 
-/// Resolves requests against a [`ManifestSource`], reading each summary once and each picked
-/// manifest once.
-#[derive(Debug)]
-pub struct Resolver<S> {
-    source: S,
-    opts: PickOptions,
-    cache: Mutex<HashMap<String, Option<Arc<Summary>>>>,
-    manifests: Mutex<HashMap<(String, String), Arc<Manifest>>>,
+/// A summary being fetched ahead: `None` when that fetch failed (the caller that needs the
+/// summary then asks again itself, and gets the error as its own).
+type PendingSummary = Shared<BoxFuture<'static, Option<Option<Arc<Summary>>>>>;
+
+/// What the resolver knows of a package name.
+#[derive(Clone)]
+enum Slot {
+    /// Fetched: the summary, or `None` when the source has no such package.
+    Ready(Option<Arc<Summary>>),
+    /// Being fetched ahead.
+    Pending(PendingSummary),
 }
 
-impl<S: ManifestSource> Resolver<S> {
-    /// A resolver over `source` with these pick preferences.
+/// Called with every version the resolver picks (see [`Resolver::on_pick`]).
+pub type PickHook = Arc<dyn Fn(&Resolved) + Send + Sync>;
+
+/// How far ahead the resolver fetches.
+struct Ahead {
+    /// Bounds the fetches in flight at once.
+    slots: Arc<Semaphore>,
+    /// The `(package, spec)` requests already expanded ahead, so each is expanded once.
+    expanded: Mutex<HashSet<(String, String)>>,
+}
+
+struct Inner<S> {
+    source: S,
+    opts: PickOptions,
+    cache: Mutex<HashMap<String, Slot>>,
+    manifests: Mutex<HashMap<(String, String), Arc<Manifest>>>,
+    ahead: Option<Ahead>,
+    on_pick: Option<PickHook>,
+}
+
+/// Resolves requests against a [`ManifestSource`], reading each summary once and each picked
+/// manifest once.
+///
+/// With [`fetch_ahead`](Self::fetch_ahead), the moment a version is picked the resolver asks
+/// the source for the summaries of all its dependencies and peers in the background, picks
+/// their versions as they arrive and goes on down the tree the same way, with one shared
+/// in-flight entry per package name (nothing is fetched twice). The tree is still built in
+/// npm's order ([`ideal_tree::build`](super::ideal_tree::build)) from what has arrived, so the
+/// result is the same; only the waiting changes: a tree `d` levels deep takes about `d`
+/// sequential request rounds instead of one per node.
+pub struct Resolver<S> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> std::fmt::Debug for Resolver<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("opts", &self.inner.opts)
+            .field("fetch_ahead", &self.inner.ahead.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Fetch the summary of `name` from `source` (the whole packument's when engines.npm must be
+/// known and the summary does not know it).
+async fn load_summary<S: ManifestSource>(
+    source: &S,
+    opts: &PickOptions,
+    name: &str,
+) -> Result<Option<Summary>, SourceError> {
+    let mut found = source.summary(name).await?;
+    if opts.npm_version.is_some() && found.as_ref().is_some_and(|s| !s.knows_npm_engines) {
+        found = source.packument(name).await?.map(Summary::from_packument);
+    }
+    Ok(found)
+}
+
+/// The registry packages a manifest's dependencies, optional dependencies and peers name
+/// (not what it bundles, nor optional peers, which are only used when something else brings
+/// them), with their specs.
+fn dependency_requests(m: &Manifest) -> Vec<Request> {
+    let bundled: HashSet<&str> = m.bundled_names().into_iter().collect();
+    let optional_peer = |name: &str| {
+        m.peer_dependencies_meta
+            .as_ref()
+            .and_then(|meta| meta.get(name))
+            .and_then(|v| v.get("optional"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    };
+    let peers = m.peer_dependencies.iter().filter(|(n, _)| !optional_peer(n));
+    m.dependencies
+        .iter()
+        .chain(m.optional_dependencies.iter())
+        .filter(|(n, _)| !bundled.contains(n.as_str()))
+        .chain(peers)
+        .filter_map(|(n, spec)| Request::from_dependency(n, spec).ok())
+        .collect()
+}
+
+impl<S: ManifestSource + 'static> Resolver<S> {
+    /// A resolver over `source` with these pick preferences (fetching only what is asked).
     pub fn new(source: S, opts: PickOptions) -> Self {
-        Resolver { source, opts, cache: Mutex::default(), manifests: Mutex::default() }
+        Resolver {
+            inner: Arc::new(Inner {
+                source,
+                opts,
+                cache: Mutex::default(),
+                manifests: Mutex::default(),
+                ahead: None,
+                on_pick: None,
+            }),
+        }
+    }
+
+    /// Fetch ahead (see the type's docs), at most `in_flight` requests at once. Needs a
+    /// tokio runtime when resolving; without one nothing is fetched ahead.
+    pub fn fetch_ahead(mut self, in_flight: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.ahead =
+                Some(Ahead { slots: Arc::new(Semaphore::new(in_flight.max(1))), expanded: Mutex::default() });
+        }
+        self
+    }
+
+    /// Call `hook` with every version picked, ahead or not, as soon as it is picked (an
+    /// installer starts its tarball download there). A version picked ahead may end up not in
+    /// the tree, when another version already placed satisfies the edge.
+    pub fn on_pick(mut self, hook: PickHook) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.on_pick = Some(hook);
+        }
+        self
     }
 
     /// The pick preferences.
     pub fn options(&self) -> &PickOptions {
-        &self.opts
+        &self.inner.opts
     }
 
     /// The whole packument of `name`, from the source (not cached: resolution itself reads
     /// summaries).
     pub async fn packument(&self, name: &str) -> Result<Arc<Packument>, ResolveError> {
-        self.source
+        self.inner
+            .source
             .packument(name)
             .await
             .map_err(|source| ResolveError::Source { name: name.to_owned(), source })?
             .ok_or_else(|| ResolveError::UnknownPackage { name: name.to_owned() })
     }
 
-    /// The summary of `name`, from the cache or the source. With an npm version to prefer
-    /// engines for, a summary that does not know `engines.npm` is replaced by the whole
-    /// packument's.
+    /// Start fetching (and picking, and so on down) what `requests` need, in the background.
+    /// Does nothing unless [`fetch_ahead`](Self::fetch_ahead) is on.
+    pub fn prefetch(&self, requests: &[Request]) {
+        Inner::prefetch(&self.inner, requests);
+    }
+
+    /// The summary of `name`, from the cache, a fetch ahead in flight, or the source. With an
+    /// npm version to prefer engines for, a summary that does not know `engines.npm` is
+    /// replaced by the whole packument's.
     pub async fn summary(&self, name: &str) -> Result<Arc<Summary>, ResolveError> {
-        let cached = self.cache.lock().ok().and_then(|c| c.get(name).cloned());
-        let found = match cached {
+        self.inner.summary(name).await
+    }
+
+    /// Resolve one request to a version and its integrity.
+    pub async fn resolve(&self, request: &Request) -> Result<Resolved, ResolveError> {
+        let resolved = self.inner.resolve(request).await?;
+        Inner::picked(&self.inner, &resolved);
+        Ok(resolved)
+    }
+}
+
+impl<S: ManifestSource + 'static> Inner<S> {
+    fn slot(&self, name: &str) -> Option<Slot> {
+        self.cache.lock().ok().and_then(|c| c.get(name).cloned())
+    }
+
+    fn set_ready(&self, name: &str, found: Option<Arc<Summary>>) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(name.to_owned(), Slot::Ready(found));
+        }
+    }
+
+    async fn summary(&self, name: &str) -> Result<Arc<Summary>, ResolveError> {
+        let ahead = match self.slot(name) {
+            Some(Slot::Ready(found)) => Some(found),
+            Some(Slot::Pending(fetch)) => fetch.await,
+            None => None,
+        };
+        let found = match ahead {
             Some(found) => found,
+            // Not asked yet, or the fetch ahead failed: ask now, and keep the error.
             None => {
-                let err = |source| ResolveError::Source { name: name.to_owned(), source };
-                let mut found = self.source.summary(name).await.map_err(err)?;
-                if self.opts.npm_version.is_some() && found.as_ref().is_some_and(|s| !s.knows_npm_engines) {
-                    found = self.source.packument(name).await.map_err(err)?.map(Summary::from_packument);
-                }
-                let found = found.map(Arc::new);
-                if let Ok(mut c) = self.cache.lock() {
-                    c.insert(name.to_owned(), found.clone());
-                }
+                let found = load_summary(&self.source, &self.opts, name)
+                    .await
+                    .map_err(|source| ResolveError::Source { name: name.to_owned(), source })?
+                    .map(Arc::new);
+                self.set_ready(name, found.clone());
                 found
             }
         };
         found.ok_or_else(|| ResolveError::UnknownPackage { name: name.to_owned() })
+    }
+
+    /// After a version is picked: tell the hook, and fetch ahead what it depends on.
+    fn picked(this: &Arc<Self>, resolved: &Resolved) {
+        if let Some(hook) = &this.on_pick {
+            hook(resolved);
+        }
+        if this.ahead.is_some() {
+            Inner::prefetch(this, &dependency_requests(resolved.manifest()));
+        }
+    }
+
+    fn prefetch(this: &Arc<Self>, requests: &[Request]) {
+        let Some(ahead) = &this.ahead else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        for request in requests {
+            let id = (request.package.clone(), request.spec.to_string());
+            let fresh = ahead.expanded.lock().is_ok_and(|mut e| e.insert(id));
+            if !fresh {
+                continue;
+            }
+            // One in-flight entry per name, shared by every request of it.
+            let name = request.package.clone();
+            if let Ok(mut cache) = this.cache.lock()
+                && !cache.contains_key(&name)
+            {
+                let (me, slots, n) = (this.clone(), ahead.slots.clone(), name.clone());
+                let fetch = async move {
+                    let _slot = slots.acquire_owned().await.ok()?;
+                    match load_summary(&me.source, &me.opts, &n).await {
+                        Ok(found) => {
+                            let found = found.map(Arc::new);
+                            me.set_ready(&n, found.clone());
+                            Some(found)
+                        }
+                        Err(e) => {
+                            tracing::debug!(package = %n, error = %e, "fetch ahead failed; asked again when needed");
+                            None
+                        }
+                    }
+                }
+                .boxed()
+                .shared();
+                cache.insert(name, Slot::Pending(fetch));
+            }
+            // Pick it when it arrives, and go on down from there.
+            let (me, request) = (this.clone(), request.clone());
+            runtime.spawn(async move {
+                if let Ok(resolved) = me.resolve_ahead(&request).await {
+                    Inner::picked(&me, &resolved);
+                }
+            });
+        }
+    }
+
+    /// [`resolve`](Self::resolve) for a fetch ahead: no refresh past the cache (the request
+    /// itself does that when it comes).
+    async fn resolve_ahead(&self, request: &Request) -> Result<Resolved, ResolveError> {
+        let summary = match self.slot(&request.package) {
+            Some(Slot::Ready(Some(s))) => s,
+            Some(Slot::Pending(fetch)) => match fetch.await {
+                Some(Some(s)) => s,
+                _ => return Err(ResolveError::UnknownPackage { name: request.package.clone() }),
+            },
+            _ => return Err(ResolveError::UnknownPackage { name: request.package.clone() }),
+        };
+        self.resolve_in(request, summary).await
     }
 
     async fn manifest(&self, summary: &Summary, key: &str) -> Result<Picked, ResolveError> {
@@ -280,8 +494,7 @@ impl<S: ManifestSource> Resolver<S> {
         Ok(Picked::Alone(m))
     }
 
-    /// Resolve one request to a version and its integrity.
-    pub async fn resolve(&self, request: &Request) -> Result<Resolved, ResolveError> {
+    async fn resolve(&self, request: &Request) -> Result<Resolved, ResolveError> {
         let mut summary = self.summary(&request.package).await?;
         if let Err(e) = pick_version(&summary, &request.spec, &self.opts) {
             if !matches!(e, ResolveError::NoMatchingVersion { .. }) {
@@ -296,21 +509,16 @@ impl<S: ManifestSource> Resolver<S> {
                 .map_err(|source| ResolveError::Source { name: name.clone(), source })?;
             let Some(newer) = newer else { return Err(e) };
             let newer = Arc::new(Summary::from_packument(newer));
-            if let Ok(mut c) = self.cache.lock() {
-                c.insert(name.clone(), Some(newer.clone()));
-            }
+            self.set_ready(name, Some(newer.clone()));
             summary = newer;
         }
+        self.resolve_in(request, summary).await
+    }
+
+    /// Pick from `summary` and read the picked manifest.
+    async fn resolve_in(&self, request: &Request, summary: Arc<Summary>) -> Result<Resolved, ResolveError> {
         let key = pick_version(&summary, &request.spec, &self.opts)?.to_owned();
         let picked = self.manifest(&summary, &key).await?;
-        let resolved = |semver, integrity, picked| Resolved {
-            name: request.name.clone(),
-            summary: summary.clone(),
-            version: key.clone(),
-            semver,
-            integrity,
-            picked,
-        };
         let (integrity, semver) = {
             let manifest = match &picked {
                 Picked::InPackument(p, k) => &p.versions[k],
@@ -330,6 +538,6 @@ impl<S: ManifestSource> Resolver<S> {
             let semver = semver::parse_version(version).ok_or_else(no_integrity)?;
             (integrity, semver)
         };
-        Ok(resolved(semver, integrity, picked))
+        Ok(Resolved { name: request.name.clone(), summary, version: key, semver, integrity, picked })
     }
 }

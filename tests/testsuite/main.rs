@@ -21,5 +21,6 @@ mod install_resolve;
 mod install_tarballs;
 mod interop;
 mod peer_deps;
+mod resolve_ahead;
 mod tarball_peers;
 mod trie_cli;
