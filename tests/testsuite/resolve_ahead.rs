@@ -124,12 +124,12 @@ async fn resolve_corpus(ahead: bool) -> Outcome {
 async fn a_tree_resolves_in_about_as_many_rounds_as_it_is_deep() {
     let one_by_one = resolve_corpus(false).await;
     let ahead = resolve_corpus(true).await;
-    eprintln!(
-        "{} packages, {} deep: {} rounds one node at a time, {} fetching ahead",
-        ahead.tree.len(),
-        ahead.depth,
-        one_by_one.rounds,
-        ahead.rounds
+    tracing::info!(
+        packages = ahead.tree.len(),
+        depth = ahead.depth,
+        one_by_one = one_by_one.rounds,
+        ahead = ahead.rounds,
+        "request rounds"
     );
     assert_eq!(ahead.tree, one_by_one.tree, "fetching ahead changed the tree");
     assert!(ahead.tree.len() > 200, "{}", ahead.tree.len());
