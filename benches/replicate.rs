@@ -306,7 +306,7 @@ async fn corpus_index() -> (Feed, Trie) {
     let docs: Vec<Packument> =
         corpus.packuments().map(|(_, j)| Packument::from_slice(j).expect("packument")).collect();
     for chunk in docs.chunks(32) {
-        let documents = chunk.iter().map(|p| Document { packument: p.clone(), etag: None }).collect();
+        let documents = chunk.iter().map(|p| Document { packument: p.clone().into(), etag: None }).collect();
         index.write(Update { documents, ..Update::default() }).await.expect("write");
     }
     (writer, trie)

@@ -40,7 +40,8 @@ async fn corpus_bench() {
     let mut written = 0;
     let mut parsed = parsed.into_iter().peekable();
     while parsed.peek().is_some() {
-        let documents = parsed.by_ref().take(64).map(|p| Document { packument: p, etag: None }).collect();
+        let documents =
+            parsed.by_ref().take(64).map(|p| Document { packument: p.into(), etag: None }).collect();
         written += index.write(Update { documents, ..Update::default() }).await.unwrap().versions;
     }
     let write = t.elapsed();
@@ -160,7 +161,7 @@ async fn synthetic_bench() {
         if i % 100 == 0 {
             corgi += serde_json::to_vec(&p.abbreviated()).unwrap().len() * 100;
         }
-        batch.push(Document { packument: p, etag: None });
+        batch.push(Document { packument: p.into(), etag: None });
         if batch.len() == 256 {
             index.write(Update { documents: std::mem::take(&mut batch), ..Update::default() }).await.unwrap();
         }

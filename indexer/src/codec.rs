@@ -50,11 +50,16 @@ pub enum CodecError {
 /// us allocate (a page holds at most 64 versions; real ones inflate to a few tens of KB).
 pub(crate) const MAX_INFLATED: u64 = 16 << 20;
 
+/// zlib's level for index records: they are written on every install that fetched something,
+/// so the cost of writing counts as much as the size (level 6, zlib's default, cost a third of
+/// a cold install's recording time for a few percent of size).
+const COMPRESSION_LEVEL: u32 = 2;
+
 /// Encode `record` behind its tag, deflate-compressed.
 pub(crate) fn encode_compressed<T: Serialize>(tag: u8, record: &T) -> Vec<u8> {
     use std::io::Write as _;
     let plain = postcard::to_allocvec(record).unwrap_or_default();
-    let mut z = flate2::write::DeflateEncoder::new(vec![tag], flate2::Compression::default());
+    let mut z = flate2::write::DeflateEncoder::new(vec![tag], flate2::Compression::new(COMPRESSION_LEVEL));
     // Writing into a Vec cannot fail.
     let _ = z.write_all(&plain);
     z.finish().unwrap_or_default()

@@ -285,7 +285,7 @@ impl Ingest {
         // Parsing a large document is CPU work: keep it off the async worker.
         let parsed = tokio::task::spawn_blocking(move || Packument::from_slice(&body)).await;
         Ok(match parsed {
-            Ok(Ok(p)) if p.name == name => Outcome::Doc(Document { packument: p, etag }),
+            Ok(Ok(p)) if p.name == name => Outcome::Doc(Document { packument: p.into(), etag }),
             Ok(Ok(p)) => {
                 skip(format!("the document is named {:?}", p.name.chars().take(100).collect::<String>()))
             }

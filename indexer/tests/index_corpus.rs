@@ -32,8 +32,10 @@ async fn corpus_round_trips_through_the_index() {
     let mut skipped = 0;
     let mut record_bytes = 0;
     for chunk in upstream.chunks(24) {
-        let documents =
-            chunk.iter().map(|p| Document { packument: p.clone(), etag: Some("\"e\"".into()) }).collect();
+        let documents = chunk
+            .iter()
+            .map(|p| Document { packument: p.clone().into(), etag: Some("\"e\"".into()) })
+            .collect();
         let report = index.write(Update { documents, ..Update::default() }).await.unwrap();
         for s in &report.skipped {
             let v = s.version.as_deref().unwrap_or_default();
@@ -74,7 +76,7 @@ async fn corpus_round_trips_through_the_index() {
     let again = Packument::from_slice(corpus.packument("ms").unwrap()).unwrap();
     let report = index
         .write(Update {
-            documents: vec![Document { packument: again, etag: Some("\"e\"".into()) }],
+            documents: vec![Document { packument: again.into(), etag: Some("\"e\"".into()) }],
             ..Update::default()
         })
         .await
@@ -99,7 +101,7 @@ async fn pages_grow_across_writes_and_touched_blocks_cover_a_read() {
         }
         let report = index
             .write(Update {
-                documents: vec![Document { packument: doc.clone(), etag: None }],
+                documents: vec![Document { packument: doc.clone().into(), etag: None }],
                 ..Update::default()
             })
             .await
@@ -159,7 +161,10 @@ async fn corrupt_or_hostile_values_are_errors_not_panics() {
     m.dist.integrity = Some("sha512-x".into());
     doc.versions.insert("1.0.0".into(), m);
     index
-        .write(Update { documents: vec![Document { packument: doc, etag: None }], ..Update::default() })
+        .write(Update {
+            documents: vec![Document { packument: doc.into(), etag: None }],
+            ..Update::default()
+        })
         .await
         .unwrap();
     let bomb = {

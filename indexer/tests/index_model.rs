@@ -127,7 +127,7 @@ proptest! {
             let keep: Vec<String> = older.versions.keys().take(cut.max(1)).cloned().collect();
             older.versions.retain(|v, _| keep.contains(v));
             for doc in [older, p.clone()] {
-                let r = index.write(Update { documents: vec![Document { packument: doc, etag: None }], ..Update::default() }).await.unwrap();
+                let r = index.write(Update { documents: vec![Document { packument: doc.into(), etag: None }], ..Update::default() }).await.unwrap();
                 assert!(r.skipped.is_empty(), "{:?}", r.skipped);
             }
             let got = index.packument(&p.name).await.unwrap().unwrap();

@@ -14,6 +14,7 @@ use indexer::source::{ManifestSource, ReplicaSource};
 use indexer::tarballs::Integrity;
 use indexer::upstream::Registry;
 
+use crate::ahead::TarballsAhead;
 use crate::error::{InstallError, ResolveError};
 use crate::link::{self, LayoutReport, Placement};
 use crate::lockfile::{self, LockedPackage, Lockfile};
@@ -81,6 +82,8 @@ pub struct InstallReport {
     /// Tarballs from the linked peer: delivered by it, and not delivered (fetched upstream
     /// instead); `None` without a peer.
     pub remote_tarballs: Option<(usize, usize)>,
+    /// Tarballs whose fetch started while the tree was being resolved.
+    pub early_tarballs: usize,
 }
 
 /// The install engine: [`install`](Self::install) resolves, fetches, links, runs allowed
@@ -93,6 +96,8 @@ pub struct Installer<S> {
     registry: Registry,
     remote: Option<Arc<RemoteIndex>>,
     on_event: Option<EventFn>,
+    /// Tarballs started while resolving (`None` when they must not start early).
+    ahead: Option<Arc<TarballsAhead>>,
 }
 
 impl<S> std::fmt::Debug for Installer<S> {
@@ -108,9 +113,34 @@ impl<S> std::fmt::Debug for Installer<S> {
 impl<S: ManifestSource + Clone + 'static> Installer<S> {
     /// An installer resolving through `source` and fetching tarballs from `registry`.
     pub fn new(source: S, registry: Registry, opts: InstallOptions) -> Self {
-        let resolver = Resolver::new(ReplicaSource::without_peer(source.clone()), opts.pick.clone())
-            .fetch_ahead(opts.concurrency);
-        Installer { opts, source, resolver, registry, remote: None, on_event: None }
+        // Dev packages are known only once the tree is built: under --omit=dev nothing starts
+        // early.
+        let ahead = (!opts.omit_dev).then(|| {
+            Arc::new(TarballsAhead::new(
+                registry.clone(),
+                opts.store.clone(),
+                opts.platform.clone(),
+                opts.concurrency,
+            ))
+        });
+        let resolver = Self::resolver(ReplicaSource::without_peer(source.clone()), &opts, ahead.as_ref());
+        Installer { opts, source, resolver, registry, remote: None, on_event: None, ahead }
+    }
+
+    /// A resolver fetching ahead, starting each picked version's tarball when `ahead` is set.
+    fn resolver<T: ManifestSource + 'static>(
+        source: T,
+        opts: &InstallOptions,
+        ahead: Option<&Arc<TarballsAhead>>,
+    ) -> Resolver<T> {
+        let resolver = Resolver::new(source, opts.pick.clone()).fetch_ahead(opts.concurrency);
+        match ahead {
+            Some(ahead) => {
+                let ahead = ahead.clone();
+                resolver.on_pick(Arc::new(move |picked| ahead.start(picked)))
+            }
+            None => resolver,
+        }
     }
 
     /// Use the peer `link` names: when the tree must be resolved, the peer's index goes in
@@ -120,6 +150,9 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
     /// when one of these is needed.
     pub fn with_remote(mut self, link: Arc<RemoteIndex>) -> Self {
         self.remote = Some(link);
+        // The peer's tarballs go first: none start early from the registry.
+        self.ahead = None;
+        self.resolver = Self::resolver(ReplicaSource::without_peer(self.source.clone()), &self.opts, None);
         self
     }
 
@@ -301,9 +334,16 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
         let registry = &self.registry;
         let store = &self.opts.store;
         let progress = &self.opts.progress;
+        let ahead = self.ahead.as_deref();
         progress.to_fetch.store(todo.len(), Ordering::Relaxed);
         let mut results = futures_util::stream::iter(todo)
             .map(|(e, integrity, resolved)| async move {
+                if let Some(ahead) = ahead
+                    && let Some(path) = ahead.take(&integrity).await
+                {
+                    progress.fetched.fetch_add(1, Ordering::Relaxed);
+                    return (e, Ok(indexer::tarballs::Unpacked { path, report: None }));
+                }
                 if let Some(peers) = peers.filter(|_| !store.has_tarball(&integrity)) {
                     // Peers first; a tarball a peer does not deliver intact comes from upstream.
                     if let Err(err) = peers.fetch(store, &e.package, &e.version, &integrity).await {
@@ -431,6 +471,7 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
             scripts_run,
             remote_index,
             remote_tarballs: self.remote.as_ref().map(|link| link.tarballs().counts()),
+            early_tarballs: self.ahead.as_ref().map_or(0, |a| a.started()),
         })
     }
 }

@@ -34,6 +34,7 @@
 //! Registry HTTP, the source stack, the tarball store and tarballs from peers live in
 //! [`indexer`], shared with the seeder and the registry proxy.
 
+mod ahead;
 pub mod bins;
 pub mod error;
 pub mod global;

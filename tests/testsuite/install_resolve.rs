@@ -253,7 +253,7 @@ async fn corpus_tree_from_the_index_matches_npm() {
     index.set_upstream(&"https://registry.npmjs.org/".parse().unwrap()).await.unwrap();
     let docs: Vec<Packument> = corpus.packuments().map(|(_, j)| Packument::from_slice(j).unwrap()).collect();
     for chunk in docs.chunks(32) {
-        let documents = chunk.iter().map(|p| Document { packument: p.clone(), etag: None }).collect();
+        let documents = chunk.iter().map(|p| Document { packument: p.clone().into(), etag: None }).collect();
         index.write(Update { documents, ..Update::default() }).await.unwrap();
     }
     let opts = PickOptions {

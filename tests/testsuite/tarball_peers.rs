@@ -122,7 +122,10 @@ async fn a_seeder_fetches_upstream_only_what_its_index_records() {
     index.set_upstream(&registry.url().parse().unwrap()).await.unwrap();
     let packument = indexer::model::Packument::from_slice(corpus.packument("ms").unwrap()).unwrap();
     index
-        .write(Update { documents: vec![Document { packument, etag: None }], ..Update::default() })
+        .write(Update {
+            documents: vec![Document { packument: packument.into(), etag: None }],
+            ..Update::default()
+        })
         .await
         .unwrap();
 

@@ -3,6 +3,7 @@
 //! immutable and tombstones final.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use hypertrie::BatchOp;
 
@@ -17,8 +18,8 @@ use crate::schema::{self, Checkpoint};
 /// One upstream document to ingest.
 #[derive(Debug, Clone)]
 pub struct Document {
-    /// The parsed full packument.
-    pub packument: Packument,
+    /// The parsed full packument (shared: a resolver reading it meanwhile need not copy it).
+    pub packument: Arc<Packument>,
     /// Its upstream `ETag`, kept for the next `If-None-Match`.
     pub etag: Option<String>,
 }
@@ -150,7 +151,7 @@ impl Index {
         ops: &mut Vec<BatchOp>,
         report: &mut WriteReport,
     ) -> Result<(), IndexError> {
-        let p = &doc.packument;
+        let p: &Packument = &doc.packument;
         if let Err(e) = names::validate(&p.name) {
             report.skipped.push(skip(&p.name.chars().take(64).collect::<String>(), None, e.to_string()));
             return Ok(());
@@ -178,7 +179,7 @@ impl Index {
         // New versions go into pages, in publish order: the last page grows until it holds
         // PAGE_MAX versions, then a new one starts. Records already in a page never change.
         let mut new: Vec<&str> = keep.iter().copied().filter(|v| !old_versions.contains(v)).collect();
-        new.sort_by_key(|v| (p.time.get(*v), *v));
+        new.sort_by_cached_key(|v| (p.time.get(*v), *v));
         let mut pages: HashMap<&str, u32> =
             old.iter().flat_map(|r| r.versions.iter().map(|e| (e.version.as_str(), e.page))).collect();
         let mut written = Vec::new();

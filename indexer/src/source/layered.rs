@@ -249,11 +249,8 @@ impl LayeredSource {
             documents.push((p, etag));
         }
         let task = tokio::spawn(async move {
-            // The resolver still holds these: the copy is made here, off the critical path.
-            let documents: Vec<Document> = documents
-                .into_iter()
-                .map(|(p, etag)| Document { packument: Arc::unwrap_or_clone(p), etag })
-                .collect();
+            let documents: Vec<Document> =
+                documents.into_iter().map(|(packument, etag)| Document { packument, etag }).collect();
             let report = write(&index, documents).await?;
             Ok((report, times))
         });

@@ -181,7 +181,7 @@ async fn resolve_planner_answers_and_is_bounded() {
     let documents = ["debug", "ms", "express"]
         .iter()
         .map(|n| Document {
-            packument: Packument::from_slice(corpus.packument(n).unwrap()).unwrap(),
+            packument: Packument::from_slice(corpus.packument(n).unwrap()).unwrap().into(),
             etag: None,
         })
         .collect();
