@@ -64,6 +64,27 @@ async fn corpus_install_matches_npm_and_reruns_as_noop() {
         assert_eq!(report.skipped_optional, vec!["node_modules/fsevents".to_owned()]);
     }
     assert_eq!(report.layout.linked, 229 - report.skipped_optional.len());
+    // Every installed tarball started downloading while the tree was being resolved, and the
+    // registry served each once: what started early was not fetched again.
+    let distinct: std::collections::BTreeSet<&str> = corpus
+        .resolved()
+        .iter()
+        .filter(|n| !report.skipped_optional.contains(&n.path))
+        .map(|n| n.integrity.as_str())
+        .collect();
+    assert!(
+        report.early_tarballs >= distinct.len(),
+        "{} of {} started early",
+        report.early_tarballs,
+        distinct.len()
+    );
+    let packuments = corpus.packuments().count();
+    assert!(
+        registry.total_hits() <= packuments + report.early_tarballs,
+        "{} requests for {packuments} packuments and {} tarballs",
+        registry.total_hits(),
+        report.early_tarballs
+    );
 
     // Every (location, version) npm resolved is installed there, and nothing else.
     for node in corpus.resolved() {
