@@ -125,6 +125,8 @@ impl TarballStore {
         let file = tempfile::Builder::new().prefix("tgz-").tempfile_in(&tmp).map_err(io_at(&tmp))?;
         Ok(PendingTarball {
             file,
+            store: self.clone(),
+            kept: None,
             hasher: expected.hasher(),
             expected: expected.clone(),
             written: 0,
@@ -220,6 +222,10 @@ pub fn verify(expected: &Integrity, bytes: &[u8]) -> Result<(), TarballError> {
 #[derive(Debug)]
 pub struct PendingTarball {
     file: tempfile::NamedTempFile,
+    store: TarballStore,
+    /// The bytes written, when they are to be unpacked right after the commit
+    /// ([`keep_bytes`](Self::keep_bytes)).
+    kept: Option<Vec<u8>>,
     hasher: Hasher,
     expected: Integrity,
     written: u64,
@@ -233,8 +239,35 @@ impl PendingTarball {
         self.written += chunk.len() as u64;
         check_size(&self.expected, self.written, self.limit)?;
         self.hasher.update(chunk);
+        if let Some(kept) = &mut self.kept {
+            kept.extend_from_slice(chunk);
+        }
         let path = self.file.path().to_path_buf();
         self.file.write_all(chunk).map_err(io_at(&path))
+    }
+
+    /// Keep the bytes in memory too (at most the store's tarball cap), so that
+    /// [`commit_and_unpack`](Self::commit_and_unpack) extracts them without reading the file
+    /// back and hashing it again. `size_hint` (a `Content-Length`) sizes the buffer once.
+    pub fn keep_bytes(mut self, size_hint: Option<u64>) -> Self {
+        let cap = size_hint.unwrap_or(0).min(self.limit).min(64 << 20);
+        self.kept = Some(Vec::with_capacity(usize::try_from(cap).unwrap_or(0)));
+        self
+    }
+
+    /// [`commit`](Self::commit), then extract what was written, once (blocking: call it off
+    /// the async workers). The bytes were hashed as they came, so they are not hashed again.
+    pub fn commit_and_unpack(mut self) -> Result<Unpacked, TarballError> {
+        let kept = self.kept.take();
+        let (store, integrity) = (self.store.clone(), self.expected.clone());
+        self.commit()?;
+        if let Some(path) = store.unpacked(&integrity) {
+            return Ok(Unpacked { path, report: None });
+        }
+        match kept {
+            Some(bytes) => store.unpack_verified(&integrity, &bytes),
+            None => store.unpack(&integrity),
+        }
     }
 
     /// Bytes written so far.

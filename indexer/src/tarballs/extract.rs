@@ -118,6 +118,8 @@ pub fn extract(archive: &[u8], dest: &Path, limits: &Limits) -> Result<ExtractRe
     let mut tar = tar::Archive::new(bounded);
     let mut report = ExtractReport::default();
     let mut folded: HashMap<String, String> = HashMap::new();
+    // Directories already made (relative): each is created once, however many files it holds.
+    let mut made: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     let mut count = 0u64;
     for entry in tar.entries().map_err(bomb)? {
         let mut entry = entry.map_err(bomb)?;
@@ -154,12 +156,17 @@ pub fn extract(archive: &[u8], dest: &Path, limits: &Limits) -> Result<ExtractRe
         let path = dest.join(&rel);
         let io_err = |source| ExtractError::Io { path: path.clone(), source };
         if kind == EntryType::Directory {
-            fs::create_dir_all(&path).map_err(io_err)?;
+            if made.insert(rel.clone()) {
+                fs::create_dir_all(&path).map_err(io_err)?;
+            }
             continue;
         }
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)
-                .map_err(|source| ExtractError::Io { path: parent.to_path_buf(), source })?;
+        if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty())
+            && !made.contains(parent)
+        {
+            let at = dest.join(parent);
+            fs::create_dir_all(&at).map_err(|source| ExtractError::Io { path: at.clone(), source })?;
+            made.extend(parent.ancestors().filter(|a| !a.as_os_str().is_empty()).map(Path::to_path_buf));
         }
         let exec = entry.header().mode().map(|m| m & 0o111 != 0).unwrap_or(false);
         let mut file = open_new(&path, exec).map_err(io_err)?;
@@ -180,12 +187,18 @@ pub fn extract(archive: &[u8], dest: &Path, limits: &Limits) -> Result<ExtractRe
 fn open_new(path: &Path, exec: bool) -> io::Result<fs::File> {
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let mode = if exec { 0o755 } else { 0o644 };
-    // A duplicate entry replaces the earlier file, as tar does. `dest` is ours and holds no
-    // links, so truncating an existing path cannot write through one.
-    let file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path)?;
-    // `mode` above is filtered by the umask only on creation; set it exactly for duplicates.
-    file.set_permissions(fs::Permissions::from_mode(mode))?;
-    Ok(file)
+    match fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path) {
+        Ok(file) => Ok(file),
+        // A duplicate entry replaces the earlier file, as tar does. `dest` is ours and holds
+        // no links, so truncating an existing path cannot write through one; its mode is set
+        // exactly, as the first entry's may differ.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let file = fs::OpenOptions::new().write(true).truncate(true).open(path)?;
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+            Ok(file)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(not(unix))]

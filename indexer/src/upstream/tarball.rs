@@ -1,7 +1,7 @@
 //! Tarballs from a registry: streamed into the [`TarballStore`] and verified on the way in
 //! (nothing is stored unless it matches its integrity), then unpacked once (spec §5.1 rule 7).
 
-use crate::tarballs::{Integrity, TarballError, TarballStore, Unpacked};
+use crate::tarballs::{Integrity, PendingTarball, TarballError, TarballStore, Unpacked};
 
 use super::{FetchError, Registry};
 
@@ -45,10 +45,15 @@ impl Registry {
         if let Some(path) = store.unpacked(integrity) {
             return Ok(Unpacked { path, report: None });
         }
-        if !store.has_tarball(integrity) {
-            self.download_tarball(store, integrity, resolved).await?;
+        if store.has_tarball(integrity) {
+            return unpack(store, integrity).await;
         }
-        unpack(store, integrity).await
+        // One pass: hashed while it streams, unpacked from memory after the commit.
+        let pending = self.download(store, integrity, resolved, true).await?;
+        let unpacked = tokio::task::spawn_blocking(move || pending.commit_and_unpack())
+            .await
+            .map_err(|e| FetchTarballError::Join(e.to_string()))??;
+        Ok(unpacked)
     }
 
     /// Download a tarball into `store` (not unpacked), verifying `integrity` while it
@@ -59,6 +64,18 @@ impl Registry {
         integrity: &Integrity,
         resolved: &str,
     ) -> Result<(), FetchTarballError> {
+        self.download(store, integrity, resolved, false).await?.commit()?;
+        Ok(())
+    }
+
+    /// Stream a tarball into a pending store entry (hashed as it comes), not yet committed.
+    async fn download(
+        &self,
+        store: &TarballStore,
+        integrity: &Integrity,
+        resolved: &str,
+        keep: bool,
+    ) -> Result<PendingTarball, FetchTarballError> {
         let url = self.url().fetch_url(resolved);
         let mut res = self.send(&url, None, "*/*").await?;
         if !res.status().is_success() {
@@ -66,13 +83,15 @@ impl Registry {
             return Err(FetchError::Status { url, status, attempts: 1 }.into());
         }
         let mut pending = store.begin(integrity)?;
+        if keep {
+            pending = pending.keep_bytes(res.content_length());
+        }
         while let Some(chunk) =
             res.chunk().await.map_err(|source| FetchError::Http { url: url.clone(), source })?
         {
             pending.write_chunk(&chunk)?;
         }
-        pending.commit()?;
-        Ok(())
+        Ok(pending)
     }
 }
 
