@@ -21,10 +21,11 @@
 //! the cache, so whatever an install fetched is then served by `ims seed` and shown by
 //! `ims view`.
 //!
-//! Recording is off the critical path: documents are kept in memory while resolution runs,
-//! [`LayeredSource::flush`] starts writing them as one [`Index::write`] batch (one trie batch,
-//! one sync) in the background — the command calls it once resolution is done, so the write
-//! overlaps tarball fetching — and [`LayeredSource::finish`] waits until everything is
+//! Recording is off the critical path: documents are kept in memory while resolution runs and
+//! written in the background, a batch of 48 at a time as they arrive (one [`Index::write`]
+//! each: one trie batch, one sync; batches one after another), so the writes overlap the
+//! resolution's network waits; [`LayeredSource::flush`] starts writing the rest — the command
+//! calls it once resolution is done, so that write overlaps tarball fetching — and [`LayeredSource::finish`] waits until everything is
 //! durable, then saves the fetch times. A crash before that loses only the recording: the
 //! feed cuts a torn tail, and the fetch times are written after the index.
 //!
@@ -47,6 +48,10 @@ use super::{ManifestSource, SourceError, Summary};
 use crate::model::{Manifest, Packument};
 use crate::upstream::{FetchError, Registry, RegistryUrl, Revalidated};
 use crate::{Document, Index, IndexError, PackageSummary, Update, WriteReport};
+
+/// Fetched documents are recorded in batches of this many while resolution goes on (each
+/// batch one trie batch and one sync); the rest when [`LayeredSource::flush`] is called.
+const RECORD_BATCH: usize = 48;
 
 /// npm's registry sends `Cache-Control: max-age=300` with every packument; npm then uses its
 /// cached copy for that long without asking.
@@ -165,6 +170,8 @@ struct Inner {
     /// Set once the registry could not be reached: stale copies are then used without asking.
     down: AtomicBool,
     warned: AtomicBool,
+    /// Held by the write in progress: batches are written one after another, in order.
+    writing: Arc<tokio::sync::Mutex<()>>,
     /// Packages already re-asked by [`LayeredSource::refresh_local`] in this install.
     refreshed: Mutex<std::collections::HashSet<String>>,
     /// The package record each summary handed out from the local index came from: its
@@ -211,6 +218,7 @@ impl LayeredSource {
                 report: Mutex::default(),
                 down: AtomicBool::new(false),
                 warned: AtomicBool::new(false),
+                writing: Arc::default(),
                 refreshed: Mutex::default(),
                 origins: Mutex::default(),
             }),
@@ -248,7 +256,9 @@ impl LayeredSource {
             times.push((p.name.clone(), at));
             documents.push((p, etag));
         }
+        let writing = self.inner.writing.clone();
         let task = tokio::spawn(async move {
+            let _turn = writing.lock().await;
             let documents: Vec<Document> =
                 documents.into_iter().map(|(packument, etag)| Document { packument, etag }).collect();
             let report = write(&index, documents).await?;
@@ -458,8 +468,16 @@ impl LayeredSource {
             tracing::debug!(package = %s.name, version = ?s.version, reason = %s.reason, "version left out");
         }
         let shared = Arc::new(p);
-        lock(&self.inner.pending).docs.push((shared.clone(), etag, SystemTime::now()));
+        let batch_full = {
+            let mut pending = lock(&self.inner.pending);
+            pending.docs.push((shared.clone(), etag, SystemTime::now()));
+            pending.docs.len() >= RECORD_BATCH
+        };
         lock(&self.inner.report).fetched += 1;
+        if batch_full {
+            // Record while resolution still waits on the network, not all at the end.
+            self.flush();
+        }
         Ok(shared)
     }
 }
