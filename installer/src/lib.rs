@@ -6,6 +6,9 @@
 //!        a peer's index in front when one is linked) ──▶ fetch + verify (peers first, then the
 //!        registry; sha512 while streaming) ──▶ extract once into the store ──▶ link (hardlink,
 //!        else copy) into node_modules ──▶ allowed scripts ──▶ package.json, package-lock.json
+//!
+//!  overlapped: each pick ──▶ its dependencies' packuments asked at once (fetch ahead)
+//!                       └──▶ its tarball downloaded and unpacked into the store (ahead)
 //! ```
 //!
 //! [`Installer::install`] does all of it and returns an [`InstallReport`]; the caller maps its
@@ -15,7 +18,10 @@
 //! * [`request`]: SPEC parsing (`name`, `name@range`, `name@tag`, `@scope/name`, `npm:` aliases).
 //! * [`project`]: `package.json` read and save (`-D`, `-E`, `--no-save`), formatting kept.
 //! * [`resolve`]: npm-pick-manifest's rules over an [`indexer::source::ManifestSource`] (the
-//!   local index with the registry behind it, a peer's replica, or a registry alone).
+//!   local index with the registry behind it, a peer's replica, or a registry alone); with
+//!   [`Resolver::fetch_ahead`] a picked version's dependencies are asked for at once, so a
+//!   tree takes about as many request rounds as it is deep. `ahead` starts each picked
+//!   version's tarball while the tree is still being placed.
 //! * [`semver`]: npm-flavoured semver behind a guard.
 //! * [`tree`], [`ideal_tree`], [`hoist`]: the ideal tree, built breadth-first and placed where
 //!   npm's arborist would place each package.
