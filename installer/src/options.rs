@@ -99,7 +99,7 @@ pub struct Progress {
     pub linked: AtomicUsize,
 }
 
-/// A step of an install, reported to [`Installer::on_event`] as it happens.
+/// A step of an install, reported to [`Installer::on_event`](crate::Installer::on_event) as it happens.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum Event {
