@@ -2,7 +2,7 @@
 //! registry proxy alike (spec `npm-registry-and-installers.md` §1.1, §1.5, §1.7, §5.1 rule 7,
 //! §6.1): one keep-alive connection pool, a deadline on every connect and every read,
 //! `If-None-Match` with the stored ETag, bodies bounded by a size cap, backoff on 429 and 5xx
-//! (a `Retry-After` wins when longer), and tarballs streamed into the [`TarballStore`],
+//! (a `Retry-After` wins when longer), and tarballs streamed into the [`TarballStore`](crate::tarballs::TarballStore),
 //! verified on the way in.
 //!
 //! ```text

@@ -1,7 +1,7 @@
 //! Building the ideal tree breadth-first, the way npm's arborist builds it
 //! (`build-ideal-tree.js`): a queue ordered by depth then path, each node's problem edges
 //! resolved in name order (all of a node's picks fetched at once), each new node placed by
-//! [`hoist`](super::hoist), then what nothing needs pruned (DESIGN.md §Install; spec §1.9).
+//! [`hoist`], then what nothing needs pruned (DESIGN.md §Install; spec §1.9).
 
 use std::collections::BTreeSet;
 
