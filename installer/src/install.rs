@@ -383,10 +383,24 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
 
     /// Lay out `node_modules` from the store, touching only what changed.
     pub fn link(&self, plan: &Plan, fetched: &Fetched) -> Result<LayoutReport, InstallError> {
-        let copy = |e: &LockedPackage| e.has_install_script;
+        // A package whose install scripts will run gets its own copy (a script writing into its
+        // folder must not write through hardlinks into the store); the rest are hardlinked.
+        let policy = self.script_policy(plan);
+        let copy = |e: &LockedPackage| e.has_install_script && policy.allows(&e.package);
         let report = link::layout(&self.opts.project_dir, &fetched.placements, &plan.lockfile, &copy)?;
         self.opts.progress.linked.store(report.linked, Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// Which install scripts may run: the options' policy with the project's `allowScripts`.
+    fn script_policy(&self, plan: &Plan) -> ScriptPolicy {
+        match &self.opts.scripts {
+            ScriptPolicy::All => ScriptPolicy::All,
+            ScriptPolicy::Names(n) => {
+                ScriptPolicy::from_project(&plan.project, &n.iter().cloned().collect::<Vec<_>>())
+            }
+            ScriptPolicy::Deny => ScriptPolicy::from_project(&plan.project, &[]),
+        }
     }
 
     /// Save `package.json` and `package-lock.json` (unless `--no-save`).
@@ -409,13 +423,7 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
         fetched: &Fetched,
         layout: &LayoutReport,
     ) -> Result<Vec<String>, InstallError> {
-        let policy = match &self.opts.scripts {
-            ScriptPolicy::All => ScriptPolicy::All,
-            ScriptPolicy::Names(n) => {
-                ScriptPolicy::from_project(&plan.project, &n.iter().cloned().collect::<Vec<_>>())
-            }
-            ScriptPolicy::Deny => ScriptPolicy::from_project(&plan.project, &[]),
-        };
+        let policy = self.script_policy(plan);
         let relinked: BTreeSet<&str> = layout.relinked.iter().map(String::as_str).collect();
         let mut ran = Vec::new();
         for p in &fetched.placements {

@@ -197,6 +197,17 @@ async fn install_scripts_run_only_when_allowed() {
     assert_eq!(report.scripts, vec!["scripted@1.0.0".to_owned()], "listed, not run");
     assert!(report.scripts_run.is_empty());
     assert!(!project.join("node_modules/scripted/ran.txt").exists());
+    // Its scripts will not run, so it is hardlinked from the store like any other package.
+    #[cfg(unix)]
+    let store_manifest = {
+        use std::os::unix::fs::MetadataExt as _;
+        let lock = Lockfile::load(&project).unwrap().unwrap();
+        let integrity = lock.entries()[0].integrity.clone().unwrap().parse().unwrap();
+        let in_store = store.unpacked(&integrity).unwrap().join("package.json");
+        let linked = fs::metadata(project.join("node_modules/scripted/package.json")).unwrap();
+        assert_eq!(linked.ino(), fs::metadata(&in_store).unwrap().ino(), "not hardlinked");
+        in_store
+    };
 
     // Allowed by package.json: it runs (in a copy, so the store stays pristine).
     fs::write(
@@ -212,4 +223,10 @@ async fn install_scripts_run_only_when_allowed() {
     let lock = Lockfile::load(&project).unwrap().unwrap();
     let integrity = lock.entries()[0].integrity.clone().unwrap().parse().unwrap();
     assert!(!store.unpacked(&integrity).unwrap().join("ran.txt").exists(), "store untouched");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let copied = fs::metadata(project.join("node_modules/scripted/package.json")).unwrap();
+        assert_ne!(copied.ino(), fs::metadata(&store_manifest).unwrap().ino(), "a script ran in a hardlink");
+    }
 }
