@@ -288,7 +288,9 @@ impl Registry {
         if let Some(len) = res.content_length().filter(|l| *l > max as u64) {
             return Ok(Err(usize::try_from(len).unwrap_or(usize::MAX)));
         }
-        let mut body = Vec::new();
+        // Sized once from the announced length (bounded above), not grown chunk by chunk.
+        let announced = res.content_length().map_or(0, |l| usize::try_from(l).unwrap_or(0).min(max));
+        let mut body = Vec::with_capacity(announced);
         while let Some(chunk) =
             res.chunk().await.map_err(|source| FetchError::Http { url: url.to_owned(), source })?
         {
