@@ -16,6 +16,7 @@
 //! `--offline` is a property of the client ([`Registry::offline`]): every request is then a
 //! [`FetchError::Offline`] naming what was wanted, so nothing above it has to remember.
 
+mod dns;
 mod tarball;
 mod url;
 
@@ -191,6 +192,7 @@ impl Registry {
             .pool_max_idle_per_host(options.max_idle_per_host)
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
+            .dns_resolver(std::sync::Arc::new(dns::CachingResolver::default()))
             .build()
             .map_err(|source| FetchError::Http { url: url.to_string(), source })?;
         Ok(Registry { client, url, options, offline: false })

