@@ -16,6 +16,7 @@ mod install_errors;
 mod install_global;
 mod install_index;
 mod install_layout;
+mod install_realworld;
 mod install_report;
 mod install_resolve;
 mod install_tarballs;
