@@ -71,6 +71,10 @@ pub struct BuildOptions {
     /// npm's `--legacy-peer-deps`: peer dependencies are not edges, so they are neither
     /// installed nor checked (npm 3-6 behaviour).
     pub legacy_peer_deps: bool,
+    /// npm's `--strict-peer-deps`: a peer conflict anywhere is ERESOLVE, not only one that
+    /// involves the project's own dependencies (elsewhere npm warns "overriding peer
+    /// dependency" and keeps what is there).
+    pub strict_peer_deps: bool,
 }
 
 /// The ideal tree of an install.
