@@ -3,8 +3,15 @@
 //! conflict with the project's own dependency is ERESOLVE naming both sides, and
 //! `--legacy-peer-deps` installs no peers. `tests/testsuite/interop/npm_parity.rs` checks the same trees
 //! against real npm.
+//!
+//! The `fixtures/trees/peer-*` trees carry their own packages (`registry.json`) and what npm
+//! did with them (`npm.json`: the placements of its `package-lock.json`, or its ERESOLVE), per
+//! set of flags; every test here builds ims's tree for one of them and compares. The ignored
+//! `npm_json_is_what_npm_does` runs the real npm against the same packages served on
+//! 127.0.0.1 and checks (or, with `IMS_RECORD_NPM=1`, rewrites) the recorded results.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use indexer::model::Packument;
 use installer::ideal_tree::build;
@@ -121,4 +128,145 @@ async fn legacy_peer_deps_installs_no_peers() {
         layout(&tree),
         ["node_modules/host 2.0.0", "node_modules/plugin 1.0.0", "node_modules/top 1.0.0"]
     );
+}
+
+// ---- fixture trees checked against npm's recorded result ----
+
+/// The runs recorded for each tree: npm's flags (ims takes the same).
+const CASES: &[(&str, &[&str])] = &[
+    ("peer-eslint-stylistic", &[]),
+    ("peer-eslint-stylistic", &["--strict-peer-deps"]),
+    ("peer-replace-root-pick", &[]),
+    ("peer-react-conflict", &[]),
+    ("peer-react-conflict", &["--legacy-peer-deps"]),
+    ("peer-root-pin-later", &[]),
+    ("peer-of-peer-root-range", &[]),
+    ("peer-deep-conflict", &[]),
+    ("peer-deep-conflict", &["--strict-peer-deps"]),
+    ("peer-deep-conflict", &["--legacy-peer-deps"]),
+];
+
+fn tree_dir(tree: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/trees").join(tree)
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The manifests of `registry.json`, in publish order (each name's versions ascending).
+fn registry_manifests(tree: &str) -> Vec<Value> {
+    read_json(&tree_dir(tree).join("registry.json")).as_array().expect("registry.json is a list").clone()
+}
+
+/// npm's recorded result for a run.
+fn npm_result(tree: &str, args: &[&str]) -> Value {
+    let recorded = read_json(&tree_dir(tree).join("npm.json"));
+    let key = args.join(" ");
+    recorded["runs"].get(&key).cloned().unwrap_or_else(|| panic!("{tree}: npm.json has no run {key:?}"))
+}
+
+/// Every case of [`CASES`] is recorded.
+#[test]
+fn every_recorded_run_is_checked() {
+    for (tree, args) in CASES {
+        npm_result(tree, args);
+    }
+}
+
+/// A fixture registry serving the tree's `registry.json` (needs a tokio runtime).
+async fn serve(tree: &str) -> fixtures::Registry {
+    let registry = fixtures::Registry::start().await.unwrap();
+    for m in registry_manifests(tree) {
+        let mut pkg = fixtures::Package::new(m["name"].as_str().unwrap(), m["version"].as_str().unwrap());
+        for (k, v) in m.as_object().unwrap() {
+            if k != "name" && k != "version" {
+                pkg = pkg.field(k, v.clone());
+            }
+        }
+        registry.publish(pkg).unwrap();
+    }
+    registry
+}
+
+/// npm's answer on one run, read from what it left: the placements of its
+/// `package-lock.json`, or the `Found:` and `Could not resolve dependency:` blocks of its
+/// ERESOLVE.
+fn run_npm(registry: &str, tree: &str, args: &[&str]) -> Value {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::copy(tree_dir(tree).join("package.json"), project.join("package.json")).unwrap();
+    let (user, global, home) =
+        (dir.path().join("user.npmrc"), dir.path().join("global.npmrc"), dir.path().join("home"));
+    std::fs::write(&user, "").unwrap();
+    std::fs::write(&global, "").unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let mut cmd = Command::new("npm");
+    cmd.arg("install").args(args).args(["--registry", registry, "--cache"]).arg(dir.path().join("cache"));
+    cmd.arg("--userconfig").arg(&user).arg("--globalconfig").arg(&global);
+    cmd.args(["--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier"]);
+    cmd.current_dir(&project).env("HOME", &home);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().to_ascii_uppercase().starts_with("NPM_CONFIG_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().expect("npm on PATH");
+    if out.status.success() {
+        let lock = read_json(&project.join("package-lock.json"));
+        let placed: Map<String, Value> = lock["packages"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| !k.is_empty())
+            .map(|(k, v)| (k.clone(), v["version"].clone()))
+            .collect();
+        return json!({ "tree": placed });
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("npm error").map(|l| l.strip_prefix(' ').unwrap_or(l)))
+        .collect();
+    let block = |head: &str| -> Option<String> {
+        let i = lines.iter().position(|l| l.starts_with(head))?;
+        let mut out = vec![lines[i][head.len()..].trim_start()];
+        out.extend(lines[i + 1..].iter().take_while(|l| !l.is_empty()));
+        Some(out.into_iter().filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n"))
+    };
+    match (block("Found:"), block("Could not resolve dependency:")) {
+        (Some(found), Some(wanted)) => json!({ "eresolve": { "found": found, "wanted": wanted } }),
+        _ => json!({ "error": stderr }),
+    }
+}
+
+/// The recorded `npm.json` files are what the npm on PATH does on the same packages; with
+/// `IMS_RECORD_NPM=1` they are rewritten instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "runs the real npm: cargo test --test testsuite peer_deps -- --ignored"]
+async fn npm_json_is_what_npm_does() {
+    #[allow(clippy::disallowed_methods)] // a test switch
+    let record = std::env::var_os("IMS_RECORD_NPM").is_some();
+    let version = std::process::Command::new("npm").arg("--version").output().expect("npm on PATH");
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+    let mut by_tree: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    for (tree, args) in CASES {
+        let registry = serve(tree).await;
+        let url = registry.url();
+        let got = tokio::task::block_in_place(|| run_npm(&url, tree, args));
+        if !record {
+            assert_eq!(got, npm_result(tree, args), "{tree} {args:?}: npm {version} now does otherwise");
+        }
+        by_tree.entry(tree).or_default().insert(args.join(" "), got);
+    }
+    if record {
+        for (tree, runs) in by_tree {
+            let doc = json!({ "npm": version, "runs": runs });
+            let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+            std::fs::write(tree_dir(tree).join("npm.json"), text).unwrap();
+        }
+    }
 }
