@@ -240,7 +240,11 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
             project.add(kind, &spec.name, &spec.save_spec(&picked.semver, self.opts.save_exact));
         }
         let requests = project.requests(!self.opts.resolve_dev)?;
-        let build = tree::BuildOptions { root_name, legacy_peer_deps: self.opts.legacy_peer_deps };
+        let build = tree::BuildOptions {
+            root_name,
+            legacy_peer_deps: self.opts.legacy_peer_deps,
+            strict_peer_deps: self.opts.strict_peer_deps,
+        };
         let tree = ideal_tree::build(resolver, tree::root_edges(&requests), build).await?;
         let lockfile = Lockfile::from_tree(&tree, &project);
         let peer = remote_stats.map(|(link, stats)| RemoteIndexReport {

@@ -26,8 +26,9 @@
 //! * [`tree`], [`ideal_tree`], [`hoist`]: the ideal tree, built breadth-first and placed where
 //!   npm's arborist would place each package.
 //!   Peers go beside their dependent (the dependent nests when its peer set cannot hoist); a
-//!   peer conflict in the project's own `node_modules` is npm's ERESOLVE
-//!   ([`ResolveError::PeerConflict`]); `--legacy-peer-deps` drops peer edges.
+//!   peer conflict involving the project's own dependencies (any, with `--strict-peer-deps`)
+//!   is npm's ERESOLVE ([`ResolveError::PeerConflict`]), deeper ones are overridden with a
+//!   warning; `--legacy-peer-deps` drops peer edges.
 //! * [`lockfile`]: `package-lock.json`, and its `require` graph ([`lockfile::Graph`]): npm's
 //!   optional sets (what a skipped optional package takes with it) and the dependency path
 //!   an error names (`app > express > body-parser`).

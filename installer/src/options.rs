@@ -60,6 +60,9 @@ pub struct InstallOptions {
     pub progress: Arc<Progress>,
     /// npm's `--legacy-peer-deps`: peer dependencies are neither installed nor checked.
     pub legacy_peer_deps: bool,
+    /// npm's `--strict-peer-deps`: any peer conflict is ERESOLVE, even one npm would only warn
+    /// about ("overriding peer dependency") because the project's own dependencies are not in it.
+    pub strict_peer_deps: bool,
 }
 
 impl InstallOptions {
@@ -81,6 +84,7 @@ impl InstallOptions {
             path_env: None,
             progress: Arc::default(),
             legacy_peer_deps: false,
+            strict_peer_deps: false,
         }
     }
 }

@@ -218,6 +218,7 @@ impl ResolvePlanner {
                     root_name: "(root)".to_owned(),
                     // Peers are planned too: a reader with --legacy-peer-deps reads a subset.
                     legacy_peer_deps: false,
+                    strict_peer_deps: false,
                 },
             )
             .await

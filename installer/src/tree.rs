@@ -71,6 +71,10 @@ pub struct BuildOptions {
     /// npm's `--legacy-peer-deps`: peer dependencies are not edges, so they are neither
     /// installed nor checked (npm 3-6 behaviour).
     pub legacy_peer_deps: bool,
+    /// npm's `--strict-peer-deps`: a peer conflict anywhere is ERESOLVE, not only one that
+    /// involves the project's own dependencies (elsewhere npm warns "overriding peer
+    /// dependency" and keeps what is there).
+    pub strict_peer_deps: bool,
 }
 
 /// The ideal tree of an install.
@@ -80,6 +84,12 @@ pub struct Tree {
     /// Dependency name → the nodes with an edge of that name (removed ones included), so
     /// finding a package's dependents does not scan the whole tree.
     by_edge_name: HashMap<String, Vec<NodeId>>,
+    /// Peer edges left unmet on purpose (arborist's `peerConflicted`): `(node, dependency
+    /// name)`; they are neither placed nor reported again.
+    peer_conflicted: BTreeSet<(NodeId, String)>,
+    /// The node whose dependency brought each node in with its peer set (arborist's
+    /// `peerSetSource`): its edges are preferred when the node's peers are resolved.
+    peer_source: HashMap<NodeId, NodeId>,
     opts: BuildOptions,
 }
 
@@ -101,7 +111,13 @@ impl Tree {
             edges: Vec::new(),
             removed: false,
         };
-        let mut tree = Tree { nodes: vec![root], by_edge_name: HashMap::new(), opts };
+        let mut tree = Tree {
+            nodes: vec![root],
+            by_edge_name: HashMap::new(),
+            peer_conflicted: BTreeSet::new(),
+            peer_source: HashMap::new(),
+            opts,
+        };
         tree.set_edges(Tree::ROOT, root_edges);
         tree
     }
@@ -121,6 +137,30 @@ impl Tree {
             edges.retain(|e| !e.kind.is_peer());
         }
         edges
+    }
+
+    /// How the tree is built.
+    pub fn options(&self) -> &BuildOptions {
+        &self.opts
+    }
+
+    /// Leave `node`'s peer dependency `name` unmet (a conflict npm overrides with a warning).
+    pub(crate) fn mark_peer_conflicted(&mut self, node: NodeId, name: &str) {
+        self.peer_conflicted.insert((node, name.to_owned()));
+    }
+
+    /// Whether `node`'s peer dependency `name` was left unmet on purpose.
+    pub fn is_peer_conflicted(&self, node: NodeId, name: &str) -> bool {
+        self.peer_conflicted.contains(&(node, name.to_owned()))
+    }
+
+    pub(crate) fn set_peer_source(&mut self, node: NodeId, source: NodeId) {
+        self.peer_source.insert(node, source);
+    }
+
+    /// The node whose dependency brought `node` in with its peer set (`node` itself if none).
+    pub(crate) fn peer_source(&self, node: NodeId) -> NodeId {
+        self.peer_source.get(&node).copied().unwrap_or(node)
     }
 
     /// Live nodes with an edge named `name`, with that edge.

@@ -70,6 +70,9 @@ pub struct InstallArgs {
     /// Do not install peer dependencies, nor fail on their conflicts (npm 3-6 behaviour)
     #[arg(long)]
     pub legacy_peer_deps: bool,
+    /// Fail on every peer dependency conflict, even one npm only warns about (npm's flag)
+    #[arg(long)]
+    pub strict_peer_deps: bool,
 }
 
 #[allow(clippy::disallowed_methods)] // the binary is where the environment is read
@@ -164,6 +167,7 @@ fn options(args: &InstallArgs, project: &std::path::Path, store: TarballStore) -
     };
     opts.path_env = path_env();
     opts.legacy_peer_deps = args.legacy_peer_deps;
+    opts.strict_peer_deps = args.strict_peer_deps;
     opts
 }
 
