@@ -12,7 +12,6 @@ use serde_json::Value;
 use crate::support::{ims_install, output};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "ims reports ERESOLVE on typescript@^5.7.0 vs ts-jest's peer typescript@>=4.3 <7 where npm places typescript 5 (issue 15, peer rules)"]
 async fn realworld_install_places_what_npm_places() {
     let corpus = Corpus::realworld().unwrap();
     let registry = Registry::with_corpus(&corpus).await.unwrap();
