@@ -1,8 +1,17 @@
-//! Install benchmark: `ims install` against npm, pnpm, yarn 1 and bun installing the corpus
-//! roots from the same fixture registry on 127.0.0.1 serving the same bytes, in four
-//! scenarios (spec §3.4): cold (empty caches, no lockfile), warm cache without lockfile, warm
-//! cache with lockfile, and a no-op re-run. Prints the median wall time of several runs
-//! (`IMS_BENCH_RUNS`, default 3) and each tool's ratio to ims.
+//! Install benchmark: `ims install` against npm, pnpm, yarn 1 and bun installing a workload
+//! from the same fixture registry on 127.0.0.1 serving the same bytes, in four scenarios
+//! (spec §3.4): cold (empty caches, no lockfile), warm (cache kept, no lockfile, no
+//! `node_modules`), warm cache with lockfile, and repeat (lockfile and `node_modules` present).
+//!
+//! Workloads (`IMS_BENCH_CORPUS=roots|realworld`, default both): the corpus roots
+//! (`fixtures/npm/`) and the real-world project (`fixtures/realworld/`, 404 packages,
+//! several-MB packuments). Runs are paired: each of `IMS_BENCH_RUNS` (default 3) rounds runs
+//! every tool once in turn; printed are the median wall time, the median of the paired
+//! ratios to ims, the median peak memory (max RSS of the tool's process tree, from
+//! `/usr/bin/time -f %M`, which the bench needs for that column),
+//! and for ims the packument request rounds and bytes its resolution took (see
+//! `fixtures::rounds`). Work directories are under `TMPDIR`, `/dev/shm` when unset and
+//! present (tmpfs).
 //!
 //! pnpm, yarn 1 and bun are npm packages pinned in `benches/clients/package-lock.json`; the
 //! bench runs `npm ci --ignore-scripts` there when they are missing (bun's binary comes from
@@ -20,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fixtures::{Corpus, Registry};
+use fixtures::{Corpus, Registry, rounds};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scenario {
@@ -34,9 +43,9 @@ impl Scenario {
     fn name(self) -> &'static str {
         match self {
             Scenario::Cold => "cold",
-            Scenario::WarmNoLock => "warm, no lockfile",
+            Scenario::WarmNoLock => "warm",
             Scenario::WarmLock => "warm, lockfile",
-            Scenario::Noop => "no-op re-run",
+            Scenario::Noop => "repeat",
         }
     }
 }
@@ -206,37 +215,85 @@ fn fresh_project(dir: &Path, corpus: &Corpus, registry: &str) -> PathBuf {
     let project = dir.join("app");
     let _ = fs::remove_dir_all(&project);
     fs::create_dir_all(&project).unwrap();
-    let deps: serde_json::Map<String, serde_json::Value> =
-        corpus.roots().iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
-    let pkg = serde_json::json!({ "name": "app", "version": "1.0.0", "dependencies": deps });
-    fs::write(project.join("package.json"), serde_json::to_string_pretty(&pkg).unwrap()).unwrap();
+    let pkg = match corpus.package_json() {
+        Some(bytes) => bytes.to_vec(),
+        None => {
+            let deps: serde_json::Map<String, serde_json::Value> = corpus
+                .roots()
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            let pkg = serde_json::json!({ "name": "app", "version": "1.0.0", "dependencies": deps });
+            serde_json::to_vec_pretty(&pkg).unwrap()
+        }
+    };
+    fs::write(project.join("package.json"), pkg).unwrap();
     fs::write(project.join(".npmrc"), format!("registry={registry}\n")).unwrap();
     fs::write(project.join(".yarnrc"), format!("registry \"{registry}\"\n")).unwrap();
     fs::write(project.join("bunfig.toml"), format!("[install]\nregistry = \"{registry}\"\n")).unwrap();
     project
 }
 
-fn run(cmd: &mut Command) -> Duration {
+/// Wall time and peak memory (bytes; 0 when `/usr/bin/time` is missing) of one run of `cmd`.
+/// The peak is GNU time's `%M`: the max RSS of the child and the descendants it waited for
+/// (wait4's rusage; the workspace forbids the `unsafe` a direct call would need).
+fn run(cmd: &mut Command, logs: &Path) -> (Duration, u64) {
+    let out = logs.with_extension("out");
+    let err = logs.with_extension("err");
+    let rss = logs.with_extension("rss");
+    let time = Path::new("/usr/bin/time");
+    let mut timed = if time.exists() {
+        let mut c = Command::new(time);
+        c.args(["-f", "%M", "-o"]).arg(&rss).arg(cmd.get_program()).args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        if let Some(d) = cmd.get_current_dir() {
+            c.current_dir(d);
+        }
+        c
+    } else {
+        std::mem::replace(cmd, Command::new("true"))
+    };
+    let _ = fs::remove_file(&rss);
+    timed.stdout(fs::File::create(&out).unwrap()).stderr(fs::File::create(&err).unwrap());
     let start = Instant::now();
-    let out = cmd.output().unwrap();
+    let status = timed.status().unwrap();
+    let elapsed = start.elapsed();
     assert!(
-        out.status.success(),
+        status.success(),
         "{:?}: {}{}",
-        cmd,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        timed,
+        fs::read_to_string(&out).unwrap_or_default(),
+        fs::read_to_string(&err).unwrap_or_default()
     );
-    start.elapsed()
+    // GNU time reports KiB.
+    let kib: u64 = fs::read_to_string(&rss).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+    (elapsed, kib * 1024)
 }
 
-/// One timed run of `scenario` (setup not timed).
-fn measure(tool: &Tool, scenario: Scenario, dir: &Path, corpus: &Corpus, registry: &str) -> Duration {
+/// One measured run of `scenario` (setup not timed): wall, peak memory, and the packument
+/// requests of the measured install alone.
+fn measure(
+    tool: &Tool,
+    scenario: Scenario,
+    dir: &Path,
+    corpus: &Corpus,
+    registry: &Registry,
+    url: &str,
+) -> (Duration, u64, Vec<fixtures::RequestRecord>) {
     let state = dir.join(format!("state-{}", tool.name.replace(' ', "")));
-    let project = fresh_project(dir, corpus, registry);
+    let logs = dir.join(format!("log-{}", tool.name.replace(' ', "")));
+    let project = fresh_project(dir, corpus, url);
     let _ = fs::remove_dir_all(&state);
+    let registry_url = url;
     if scenario != Scenario::Cold {
         // Warm the caches (and produce a lockfile) with an untimed install.
-        run(&mut (tool.install)(&Env { project: &project, state: &state, registry, locked: false }));
+        let env = Env { project: &project, state: &state, registry: registry_url, locked: false };
+        run(&mut (tool.install)(&env), &logs);
         match scenario {
             Scenario::WarmNoLock => {
                 let _ = fs::remove_dir_all(project.join("node_modules"));
@@ -249,16 +306,38 @@ fn measure(tool: &Tool, scenario: Scenario, dir: &Path, corpus: &Corpus, registr
         }
     }
     let locked = scenario == Scenario::WarmLock;
-    run(&mut (tool.install)(&Env { project: &project, state: &state, registry, locked }))
+    registry.clear_request_log();
+    let env = Env { project: &project, state: &state, registry: registry_url, locked };
+    let (wall, peak) = run(&mut (tool.install)(&env), &logs);
+    (wall, peak, registry.request_log())
+}
+
+fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+fn workloads() -> Vec<(&'static str, Corpus)> {
+    let pick = std::env::var("IMS_BENCH_CORPUS").unwrap_or_default();
+    let mut out = Vec::new();
+    if pick.is_empty() || pick.split(',').any(|p| p.trim() == "roots") {
+        out.push(("corpus roots", Corpus::load().unwrap()));
+    }
+    if pick.is_empty() || pick.split(',').any(|p| p.trim() == "realworld") {
+        out.push(("realworld project", Corpus::realworld().unwrap()));
+    }
+    assert!(!out.is_empty(), "IMS_BENCH_CORPUS={pick}: expected roots, realworld or both");
+    out
 }
 
 fn main() {
     let runs: usize = std::env::var("IMS_BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(3).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let corpus = Corpus::load().unwrap();
-    let registry = runtime.block_on(Registry::with_corpus(&corpus)).unwrap();
-    let url = registry.url();
-    let dir = tempfile::tempdir().unwrap();
+    let tmp = std::env::var_os("TMPDIR")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|p| p.is_dir()))
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = tempfile::tempdir_in(&tmp).unwrap();
     let only: Option<Vec<String>> = std::env::var("IMS_BENCH_TOOLS")
         .ok()
         .map(|t| t.split(',').map(|n| n.trim().replace(' ', "")).filter(|n| !n.is_empty()).collect());
@@ -266,26 +345,57 @@ fn main() {
     if let Some(only) = &only {
         tools.retain(|t| t.name == "ims" || only.contains(&t.name.replace(' ', "")));
     }
-    println!("install of the corpus roots ({} packages), median of {runs} runs", corpus.resolved().len());
-    for scenario in [Scenario::Cold, Scenario::WarmNoLock, Scenario::WarmLock, Scenario::Noop] {
-        let mut medians = Vec::new();
-        for tool in &tools {
-            let before = registry.total_hits();
-            let mut times: Vec<Duration> =
-                (0..runs).map(|_| measure(tool, scenario, dir.path(), &corpus, &url)).collect();
-            let hits = (registry.total_hits() - before) / runs;
-            times.sort();
-            medians.push((tool.name, times[runs / 2], hits));
-        }
-        let ims = medians[0].1.as_secs_f64();
-        for (name, t, hits) in &medians {
-            println!(
-                "{:<18} {:<6} {:>8.3} s   {:>6.2}x ims   ({hits} requests to the fixture registry per run, setup included)",
-                scenario.name(),
-                name,
-                t.as_secs_f64(),
-                t.as_secs_f64() / ims
-            );
+    for (workload, corpus) in workloads() {
+        let registry = runtime.block_on(Registry::with_corpus(&corpus)).unwrap();
+        let url = registry.url();
+        println!(
+            "install of the {workload} ({} packages) in {}, paired medians of {runs} runs",
+            corpus.resolved().len(),
+            tmp.display()
+        );
+        println!(
+            "{:<15} {:<7} {:>8} {:>9} {:>9}   ims resolution",
+            "scenario", "tool", "wall", "vs ims", "peak MB"
+        );
+        for scenario in [Scenario::Cold, Scenario::WarmNoLock, Scenario::WarmLock, Scenario::Noop] {
+            // results[tool][run]
+            let mut results: Vec<Vec<(Duration, u64, Vec<fixtures::RequestRecord>)>> =
+                tools.iter().map(|_| Vec::new()).collect();
+            for _ in 0..runs {
+                for (t, tool) in tools.iter().enumerate() {
+                    results[t].push(measure(tool, scenario, dir.path(), &corpus, &registry, &url));
+                }
+            }
+            for (t, tool) in tools.iter().enumerate() {
+                let wall = median(results[t].iter().map(|r| r.0.as_secs_f64()).collect());
+                let ratio = median(
+                    results[t]
+                        .iter()
+                        .zip(&results[0])
+                        .map(|(r, i)| r.0.as_secs_f64() / i.0.as_secs_f64())
+                        .collect(),
+                );
+                let peak = median(results[t].iter().map(|r| r.1).collect());
+                let extra = if t == 0 {
+                    let n_rounds = median(results[t].iter().map(|r| rounds(&r.2).len()).collect());
+                    let requests = median(results[t].iter().map(|r| r.2.len()).collect());
+                    let bytes = median(
+                        results[t].iter().map(|r| r.2.iter().map(|q| q.bytes).sum::<usize>()).collect(),
+                    );
+                    format!("{n_rounds} rounds, {requests} packument requests, {:.1} MB", bytes as f64 / 1e6)
+                } else {
+                    let requests = median(results[t].iter().map(|r| r.2.len()).collect());
+                    format!("({requests} packument requests)")
+                };
+                println!(
+                    "{:<15} {:<7} {:>6.3} s {:>8.2}x {:>9.0}   {extra}",
+                    scenario.name(),
+                    tool.name,
+                    wall,
+                    ratio,
+                    peak as f64 / 1e6
+                );
+            }
         }
     }
 }
