@@ -4,13 +4,13 @@
 //! `node_modules`), warm cache with lockfile, and repeat (lockfile and `node_modules` present).
 //!
 //! Workloads (`IMS_BENCH_CORPUS=roots|realworld`, default both): the corpus roots
-//! (`fixtures/npm/`) and the real-world project (`fixtures/realworld/`, 404 packages,
+//! (`fixtures/npm/`) and the real-world project (`fixtures/realworld/`, 442 placements,
 //! several-MB packuments). Runs are paired: each of `IMS_BENCH_RUNS` (default 3) rounds runs
 //! every tool once in turn; printed are the median wall time, the median of the paired
 //! ratios to ims, the median peak memory (max RSS of the tool's process tree, from
 //! `/usr/bin/time -f %M`, which the bench needs for that column),
 //! and for ims the packument request rounds and bytes its resolution took (see
-//! `fixtures::rounds`). Work directories are under `TMPDIR`, `/dev/shm` when unset and
+//! `fixtures::registry::Stats::rounds`). Work directories are under `TMPDIR`, `/dev/shm` when unset and
 //! present (tmpfs).
 //!
 //! pnpm, yarn 1 and bun are npm packages pinned in `benches/clients/package-lock.json`; the
@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fixtures::{Corpus, Registry, rounds};
+use fixtures::{Corpus, Registry};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scenario {
@@ -211,12 +211,13 @@ fn tools() -> Vec<Tool> {
     tools
 }
 
-fn fresh_project(dir: &Path, corpus: &Corpus, registry: &str) -> PathBuf {
+fn fresh_project(dir: &Path, corpus: &Corpus, own: Option<&Path>, registry: &str) -> PathBuf {
     let project = dir.join("app");
     let _ = fs::remove_dir_all(&project);
     fs::create_dir_all(&project).unwrap();
-    let pkg = match corpus.package_json() {
-        Some(bytes) => bytes.to_vec(),
+    // The real-world corpus is a project with its own package.json; the roots corpus is its roots.
+    let pkg = match own.map(|p| fs::read(p).unwrap()) {
+        Some(bytes) => bytes,
         None => {
             let deps: serde_json::Map<String, serde_json::Value> = corpus
                 .roots()
@@ -282,12 +283,13 @@ fn measure(
     scenario: Scenario,
     dir: &Path,
     corpus: &Corpus,
+    own: Option<&Path>,
     registry: &Registry,
     url: &str,
-) -> (Duration, u64, Vec<fixtures::RequestRecord>) {
+) -> (Duration, u64, fixtures::Stats) {
     let state = dir.join(format!("state-{}", tool.name.replace(' ', "")));
     let logs = dir.join(format!("log-{}", tool.name.replace(' ', "")));
-    let project = fresh_project(dir, corpus, url);
+    let project = fresh_project(dir, corpus, own, url);
     let _ = fs::remove_dir_all(&state);
     let registry_url = url;
     if scenario != Scenario::Cold {
@@ -306,10 +308,10 @@ fn measure(
         }
     }
     let locked = scenario == Scenario::WarmLock;
-    registry.clear_request_log();
+    registry.reset_stats();
     let env = Env { project: &project, state: &state, registry: registry_url, locked };
     let (wall, peak) = run(&mut (tool.install)(&env), &logs);
-    (wall, peak, registry.request_log())
+    (wall, peak, registry.stats())
 }
 
 fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
@@ -317,14 +319,16 @@ fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
     v[v.len() / 2]
 }
 
-fn workloads() -> Vec<(&'static str, Corpus)> {
+/// The workloads picked: name, corpus, and the project's own `package.json` if it has one.
+fn workloads() -> Vec<(&'static str, Corpus, Option<PathBuf>)> {
     let pick = std::env::var("IMS_BENCH_CORPUS").unwrap_or_default();
     let mut out = Vec::new();
     if pick.is_empty() || pick.split(',').any(|p| p.trim() == "roots") {
-        out.push(("corpus roots", Corpus::load().unwrap()));
+        out.push(("corpus roots", Corpus::load().unwrap(), None));
     }
     if pick.is_empty() || pick.split(',').any(|p| p.trim() == "realworld") {
-        out.push(("realworld project", Corpus::realworld().unwrap()));
+        let own = Corpus::realworld_dir().join("package.json");
+        out.push(("realworld project", Corpus::realworld().unwrap(), Some(own)));
     }
     assert!(!out.is_empty(), "IMS_BENCH_CORPUS={pick}: expected roots, realworld or both");
     out
@@ -345,7 +349,7 @@ fn main() {
     if let Some(only) = &only {
         tools.retain(|t| t.name == "ims" || only.contains(&t.name.replace(' ', "")));
     }
-    for (workload, corpus) in workloads() {
+    for (workload, corpus, own) in workloads() {
         let registry = runtime.block_on(Registry::with_corpus(&corpus)).unwrap();
         let url = registry.url();
         println!(
@@ -359,11 +363,19 @@ fn main() {
         );
         for scenario in [Scenario::Cold, Scenario::WarmNoLock, Scenario::WarmLock, Scenario::Noop] {
             // results[tool][run]
-            let mut results: Vec<Vec<(Duration, u64, Vec<fixtures::RequestRecord>)>> =
+            let mut results: Vec<Vec<(Duration, u64, fixtures::Stats)>> =
                 tools.iter().map(|_| Vec::new()).collect();
             for _ in 0..runs {
                 for (t, tool) in tools.iter().enumerate() {
-                    results[t].push(measure(tool, scenario, dir.path(), &corpus, &registry, &url));
+                    results[t].push(measure(
+                        tool,
+                        scenario,
+                        dir.path(),
+                        &corpus,
+                        own.as_deref(),
+                        &registry,
+                        &url,
+                    ));
                 }
             }
             for (t, tool) in tools.iter().enumerate() {
@@ -377,14 +389,12 @@ fn main() {
                 );
                 let peak = median(results[t].iter().map(|r| r.1).collect());
                 let extra = if t == 0 {
-                    let n_rounds = median(results[t].iter().map(|r| rounds(&r.2).len()).collect());
-                    let requests = median(results[t].iter().map(|r| r.2.len()).collect());
-                    let bytes = median(
-                        results[t].iter().map(|r| r.2.iter().map(|q| q.bytes).sum::<usize>()).collect(),
-                    );
+                    let n_rounds = median(results[t].iter().map(|r| r.2.round_count()).collect());
+                    let requests = median(results[t].iter().map(|r| r.2.packuments.len()).collect());
+                    let bytes = median(results[t].iter().map(|r| r.2.packument_bytes).collect());
                     format!("{n_rounds} rounds, {requests} packument requests, {:.1} MB", bytes as f64 / 1e6)
                 } else {
-                    let requests = median(results[t].iter().map(|r| r.2.len()).collect());
+                    let requests = median(results[t].iter().map(|r| r.2.packuments.len()).collect());
                     format!("({requests} packument requests)")
                 };
                 println!(
