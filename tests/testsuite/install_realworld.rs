@@ -61,6 +61,12 @@ async fn realworld_install_places_what_npm_places() {
         assert_eq!(pkg["version"].as_str(), Some(*version), "{location}");
     }
     let stats = registry.stats();
+    let mut asked: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &stats.packuments {
+        *asked.entry(r.name.as_str()).or_default() += 1;
+    }
+    let twice: Vec<_> = asked.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "packuments asked more than once: {twice:?}");
     tracing::info!(
         requests = stats.packuments.len(),
         rounds = stats.round_count(),
