@@ -19,6 +19,7 @@ mod install_layout;
 mod install_report;
 mod install_resolve;
 mod install_tarballs;
+mod install_tls;
 mod interop;
 mod peer_deps;
 mod resolve_ahead;
