@@ -220,8 +220,11 @@ impl NpmConfig {
         let mut extra_roots = Vec::new();
         let mut file = |path: &str, origin: String, label: &str| -> Result<(), NpmrcError> {
             let path = PathBuf::from(path);
-            let pem = std::fs::read(&path)
-                .map_err(|source| NpmrcError::CaFile { path: path.clone(), origin: origin.clone(), source })?;
+            let pem = std::fs::read(&path).map_err(|source| NpmrcError::CaFile {
+                path: path.clone(),
+                origin: origin.clone(),
+                source,
+            })?;
             if !has_pem_certificate(&pem) {
                 return Err(NpmrcError::NoPem { what: path.display().to_string(), origin });
             }
@@ -495,5 +498,53 @@ mod tests {
         assert_eq!(c.global_prefix(Some(Path::new("/flag"))).unwrap(), Path::new("/flag"));
         let none = cfg(&[("HOME", dir.path().to_str().unwrap())]);
         assert!(matches!(none.global_prefix(None), Err(NpmrcError::NoPrefix)));
+    }
+
+    #[test]
+    fn ca_arrays_quotes_and_variables() {
+        let env: BTreeMap<String, String> = [("CA".to_owned(), "PEM-B".to_owned())].into();
+        assert_eq!(ca_in_rc("ca[]=\"PEM-A\"\n; ca[]=no\nca[] = ${CA}\n", &env), ["PEM-A", "PEM-B"]);
+        assert_eq!(ca_in_rc("ca[]=PEM-A\nca='PEM-C'\n", &env), ["PEM-C"]);
+        assert!(ca_in_rc("cafile=/x\n", &env).is_empty());
+    }
+
+    #[test]
+    fn tls_and_proxy_settings_in_npm_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (project, home) = (dir.path().join("p"), dir.path().join("h"));
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n").unwrap();
+        let mut c =
+            cfg(&[("HOME", home.to_str().unwrap()), ("HTTPS_PROXY", "http://env:1"), ("no_proxy", "a")]);
+        let p = c.proxy(&project);
+        assert_eq!(
+            (p.https.as_deref(), p.http, p.no_proxy.as_deref()),
+            (Some("http://env:1"), None, Some("a"))
+        );
+        std::fs::write(home.join(".npmrc"), "proxy=http://user:2\nstrict-ssl=false\ncafile=${HOME}/nope\n")
+            .unwrap();
+        std::fs::write(
+            project.join(".npmrc"),
+            format!("https-proxy=\"http://project:3\"\ncafile={}\n", ca.display()),
+        )
+        .unwrap();
+        let p = c.proxy(&project);
+        assert_eq!(
+            (p.https.as_deref(), p.http.as_deref()),
+            (Some("http://project:3"), Some("http://user:2"))
+        );
+        let tls = c.tls(&project).unwrap();
+        assert!(!tls.strict);
+        assert_eq!(tls.extra_roots.len(), 1);
+        assert!(tls.extra_roots[0].origin.contains("ca.pem"), "{:?}", tls.extra_roots[0].origin);
+        c.env.insert("npm_config_https_proxy".into(), "http://env-config:4".into());
+        c.env.insert("NPM_CONFIG_CAFILE".into(), dir.path().join("missing").display().to_string());
+        assert_eq!(c.proxy(&project).https.as_deref(), Some("http://env-config:4"));
+        let err = c.tls(&project).unwrap_err();
+        assert!(matches!(err, NpmrcError::CaFile { .. }) && err.to_string().contains("missing"), "{err}");
+        c.env.insert("NPM_CONFIG_CAFILE".into(), home.join(".npmrc").display().to_string());
+        assert!(matches!(c.tls(&project), Err(NpmrcError::NoPem { .. })));
     }
 }

@@ -417,7 +417,8 @@ impl ResolveError {
 /// reset, timed out).
 fn unreachable(err: &(dyn std::error::Error + 'static)) -> bool {
     causes(err).any(|e| {
-        e.downcast_ref::<FetchError>().is_some_and(|f| matches!(f, FetchError::Http { .. } | FetchError::Tls { .. }))
+        e.downcast_ref::<FetchError>()
+            .is_some_and(|f| matches!(f, FetchError::Http { .. } | FetchError::Tls { .. }))
     })
 }
 

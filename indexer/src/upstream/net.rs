@@ -110,10 +110,8 @@ pub(super) fn configure(
     tls: &TlsConfig,
     proxy: &ProxyConfig,
 ) -> Result<(reqwest::ClientBuilder, TrustReport), NetError> {
-    let mut report = TrustReport {
-        sources: vec!["the roots built into ims (webpki)".to_owned()],
-        insecure: !tls.strict,
-    };
+    let mut report =
+        TrustReport { sources: vec!["the roots built into ims (webpki)".to_owned()], insecure: !tls.strict };
     let mut seen = HashSet::new();
     builder = builder.tls_built_in_webpki_certs(true);
     if tls.platform {
@@ -143,7 +141,8 @@ pub(super) fn configure(
     let no_proxy = proxy.no_proxy.as_deref().and_then(reqwest::NoProxy::from_string);
     for (url, https) in [(&proxy.https, true), (&proxy.http, false)] {
         if let Some(url) = url {
-            let p = if https { reqwest::Proxy::https(url.as_str()) } else { reqwest::Proxy::http(url.as_str()) };
+            let p =
+                if https { reqwest::Proxy::https(url.as_str()) } else { reqwest::Proxy::http(url.as_str()) };
             let p = p.map_err(|source| NetError::Proxy { url: url.clone(), source })?;
             builder = builder.proxy(p.no_proxy(no_proxy.clone()));
         }
