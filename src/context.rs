@@ -11,7 +11,7 @@ use indexer::Index;
 use indexer::remote::RemoteConfig;
 pub use indexer::source::Open;
 use indexer::source::{LocalIndexError, Network, open_index};
-use indexer::upstream::RegistryUrl;
+use indexer::upstream::{FetchError, Registry, RegistryOptions, RegistryUrl};
 use swarm::Identity;
 
 use crate::home::Home;
@@ -129,6 +129,26 @@ impl Context {
             return Ok(url.clone());
         }
         Ok(NpmConfig::from_env(None).registry(project)?)
+    }
+
+    /// The registry client's options for a command run in `project`: npm's TLS trust
+    /// (`cafile`, `ca`, `strict-ssl`, `NODE_EXTRA_CA_CERTS`; the platform store) and proxies
+    /// (`https-proxy`, `proxy`, `noproxy`, `HTTPS_PROXY`, `NO_PROXY`).
+    pub fn registry_options(&self, project: &Path) -> anyhow::Result<RegistryOptions> {
+        let npm = NpmConfig::from_env(None);
+        let tls = npm.tls(project)?;
+        Ok(RegistryOptions { tls, proxy: npm.proxy(project), ..RegistryOptions::default() })
+    }
+
+    /// A registry client for `url` with [`Context::registry_options`].
+    pub fn registry(&self, url: RegistryUrl, project: &Path) -> anyhow::Result<Registry> {
+        Registry::new(url, self.registry_options(project)?).map_err(|e| match e {
+            FetchError::Config(_) => {
+                let hint = e.hint().unwrap_or_default();
+                Failure::usage("the TLS or proxy settings cannot be used", hint).caused_by(e).into()
+            }
+            e => anyhow::Error::new(e).context("cannot create the HTTP client"),
+        })
     }
 
     /// The local index (`$IMS_HOME/index`), through the one opener.

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use indexer::upstream::RegistryUrl;
+use indexer::upstream::{ExtraRoot, ProxyConfig, RegistryUrl, TlsConfig};
 
 /// How long `npm config get registry` may take before it is given up on.
 pub const NPM_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,12 +46,37 @@ pub enum NpmrcError {
         /// Where it came from (`--registry`, a variable name or a file path).
         origin: String,
     },
+    /// A CA file (`cafile=`, `NODE_EXTRA_CA_CERTS`) cannot be read.
+    #[error("cannot read the CA file {path} (from {origin})")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Where it was named.
+        origin: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A CA file or `ca=` value holds no PEM certificate.
+    #[error("{what} (from {origin}) holds no PEM certificate")]
+    NoPem {
+        /// The file, or `ca=`.
+        what: String,
+        /// Where it was named.
+        origin: String,
+    },
 }
 
 impl NpmrcError {
     /// What the user can do about it.
     pub fn hint(&self) -> &'static str {
         match self {
+            NpmrcError::CaFile { .. } => {
+                "point it at a readable PEM file of your CA (as npm's `cafile=` in .npmrc), or remove the setting"
+            }
+            NpmrcError::NoPem { .. } => {
+                "a CA file holds `-----BEGIN CERTIFICATE-----` blocks (PEM); export your CA in that form"
+            }
             NpmrcError::NoRegistry => "pass --registry URL, e.g. --registry http://127.0.0.1:4873/",
             NpmrcError::NoPrefix => "pass --prefix DIR with -g",
             NpmrcError::NotUrl { .. } => "fix it there or pass --registry URL",
@@ -164,6 +189,127 @@ impl NpmConfig {
             .and_then(|n| n.parent()?.parent().map(Path::to_path_buf))
             .ok_or(NpmrcError::NoPrefix)
     }
+}
+
+impl NpmConfig {
+    /// The value of npm setting `key` for `project`, with where it came from: the environment
+    /// (`NPM_CONFIG_KEY` / `npm_config_key`, `-` as `_`), then the `.npmrc` chain.
+    pub fn setting(&self, project: &Path, key: &str) -> Option<(String, String)> {
+        let var = format!("NPM_CONFIG_{}", key.replace('-', "_").to_ascii_uppercase());
+        if let Some(v) = self.var(&var) {
+            return Some((v.to_owned(), var));
+        }
+        self.rc_files(project).into_iter().find_map(|rc| {
+            let text = std::fs::read_to_string(&rc).ok()?;
+            key_in_rc(&text, key, &self.env).map(|v| (v, rc.display().to_string()))
+        })
+    }
+
+    /// A variable of the environment in any case (`HTTPS_PROXY`, `https_proxy`).
+    fn var_any_case(&self, name: &str) -> Option<(String, String)> {
+        self.env
+            .iter()
+            .find(|(k, v)| k.eq_ignore_ascii_case(name) && !v.is_empty())
+            .map(|(k, v)| (v.clone(), k.clone()))
+    }
+
+    /// npm's TLS trust settings for `project`: `cafile`, `ca` (a string or `ca[]=` lines),
+    /// `strict-ssl`, and `NODE_EXTRA_CA_CERTS`; the platform store (with `SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR`) is read by the client itself.
+    pub fn tls(&self, project: &Path) -> Result<TlsConfig, NpmrcError> {
+        let mut extra_roots = Vec::new();
+        let mut file = |path: &str, origin: String, label: &str| -> Result<(), NpmrcError> {
+            let path = PathBuf::from(path);
+            let pem = std::fs::read(&path).map_err(|source| NpmrcError::CaFile {
+                path: path.clone(),
+                origin: origin.clone(),
+                source,
+            })?;
+            if !has_pem_certificate(&pem) {
+                return Err(NpmrcError::NoPem { what: path.display().to_string(), origin });
+            }
+            extra_roots.push(ExtraRoot { origin: format!("{label} {}", path.display()), pem });
+            Ok(())
+        };
+        if let Some((path, origin)) = self.setting(project, "cafile") {
+            file(&path, origin, "cafile")?;
+        }
+        if let Some(path) = self.var("NODE_EXTRA_CA_CERTS") {
+            file(path, "NODE_EXTRA_CA_CERTS".into(), "NODE_EXTRA_CA_CERTS")?;
+        }
+        if let Some((values, origin)) = self.ca(project) {
+            // `\n` in a one-line value is how npm users write a PEM on one line.
+            let pem = values.iter().map(|v| v.replace("\\n", "\n")).collect::<Vec<_>>().join("\n");
+            if !has_pem_certificate(pem.as_bytes()) {
+                return Err(NpmrcError::NoPem { what: "ca=".into(), origin });
+            }
+            extra_roots.push(ExtraRoot { origin: format!("ca= in {origin}"), pem: pem.into_bytes() });
+        }
+        let strict = match self.setting(project, "strict-ssl") {
+            Some((v, _)) => v.trim() != "false",
+            None => true,
+        };
+        Ok(TlsConfig { extra_roots, platform: true, strict })
+    }
+
+    /// `ca`: from the environment, else the first `.npmrc` that sets it (`ca=` or `ca[]=`).
+    fn ca(&self, project: &Path) -> Option<(Vec<String>, String)> {
+        if let Some(v) = self.var("NPM_CONFIG_CA") {
+            return Some((vec![v.to_owned()], "NPM_CONFIG_CA".into()));
+        }
+        self.rc_files(project).into_iter().find_map(|rc| {
+            let text = std::fs::read_to_string(&rc).ok()?;
+            let values = ca_in_rc(&text, &self.env);
+            (!values.is_empty()).then(|| (values, rc.display().to_string()))
+        })
+    }
+
+    /// npm's proxy settings for `project`: for https:// targets `https-proxy`, then `proxy`,
+    /// then `HTTPS_PROXY`; for http:// targets `proxy`, then `HTTP_PROXY`; `noproxy`, then
+    /// `NO_PROXY` (variables in any case). Nothing configured: no proxy at all.
+    pub fn proxy(&self, project: &Path) -> ProxyConfig {
+        let proxy = self.setting(project, "proxy");
+        let https = self
+            .setting(project, "https-proxy")
+            .or_else(|| proxy.clone())
+            .or_else(|| self.var_any_case("HTTPS_PROXY"));
+        let http = proxy.or_else(|| self.var_any_case("HTTP_PROXY"));
+        let no_proxy = self.setting(project, "noproxy").or_else(|| self.var_any_case("NO_PROXY"));
+        let value = |v: Option<(String, String)>| v.map(|(v, _)| v).filter(|v| v != "null" && v != "false");
+        ProxyConfig { https: value(https), http: value(http), no_proxy: value(no_proxy) }
+    }
+}
+
+fn has_pem_certificate(pem: &[u8]) -> bool {
+    pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----")
+}
+
+/// The `ca` values of an `.npmrc` text: a `ca=` string (the last wins) or `ca[]=` lines (all of
+/// them, in order; a later `ca=` replaces them, as in npm's ini reader).
+pub fn ca_in_rc(text: &str, env: &BTreeMap<String, String>) -> Vec<String> {
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with(';') || line.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else { continue };
+        let v = unquote(v.trim());
+        match k.trim() {
+            "ca" => found = vec![expand(v, env)],
+            "ca[]" => found.push(expand(v, env)),
+            _ => continue,
+        }
+    }
+    found.retain(|v| !v.is_empty());
+    found
+}
+
+fn unquote(v: &str) -> &str {
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+        .unwrap_or(v)
 }
 
 fn checked(value: &str, origin: &str) -> Result<RegistryUrl, NpmrcError> {
@@ -352,5 +498,53 @@ mod tests {
         assert_eq!(c.global_prefix(Some(Path::new("/flag"))).unwrap(), Path::new("/flag"));
         let none = cfg(&[("HOME", dir.path().to_str().unwrap())]);
         assert!(matches!(none.global_prefix(None), Err(NpmrcError::NoPrefix)));
+    }
+
+    #[test]
+    fn ca_arrays_quotes_and_variables() {
+        let env: BTreeMap<String, String> = [("CA".to_owned(), "PEM-B".to_owned())].into();
+        assert_eq!(ca_in_rc("ca[]=\"PEM-A\"\n; ca[]=no\nca[] = ${CA}\n", &env), ["PEM-A", "PEM-B"]);
+        assert_eq!(ca_in_rc("ca[]=PEM-A\nca='PEM-C'\n", &env), ["PEM-C"]);
+        assert!(ca_in_rc("cafile=/x\n", &env).is_empty());
+    }
+
+    #[test]
+    fn tls_and_proxy_settings_in_npm_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (project, home) = (dir.path().join("p"), dir.path().join("h"));
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n").unwrap();
+        let mut c =
+            cfg(&[("HOME", home.to_str().unwrap()), ("HTTPS_PROXY", "http://env:1"), ("no_proxy", "a")]);
+        let p = c.proxy(&project);
+        assert_eq!(
+            (p.https.as_deref(), p.http, p.no_proxy.as_deref()),
+            (Some("http://env:1"), None, Some("a"))
+        );
+        std::fs::write(home.join(".npmrc"), "proxy=http://user:2\nstrict-ssl=false\ncafile=${HOME}/nope\n")
+            .unwrap();
+        std::fs::write(
+            project.join(".npmrc"),
+            format!("https-proxy=\"http://project:3\"\ncafile={}\n", ca.display()),
+        )
+        .unwrap();
+        let p = c.proxy(&project);
+        assert_eq!(
+            (p.https.as_deref(), p.http.as_deref()),
+            (Some("http://project:3"), Some("http://user:2"))
+        );
+        let tls = c.tls(&project).unwrap();
+        assert!(!tls.strict);
+        assert_eq!(tls.extra_roots.len(), 1);
+        assert!(tls.extra_roots[0].origin.contains("ca.pem"), "{:?}", tls.extra_roots[0].origin);
+        c.env.insert("npm_config_https_proxy".into(), "http://env-config:4".into());
+        c.env.insert("NPM_CONFIG_CAFILE".into(), dir.path().join("missing").display().to_string());
+        assert_eq!(c.proxy(&project).https.as_deref(), Some("http://env-config:4"));
+        let err = c.tls(&project).unwrap_err();
+        assert!(matches!(err, NpmrcError::CaFile { .. }) && err.to_string().contains("missing"), "{err}");
+        c.env.insert("NPM_CONFIG_CAFILE".into(), home.join(".npmrc").display().to_string());
+        assert!(matches!(c.tls(&project), Err(NpmrcError::NoPem { .. })));
     }
 }

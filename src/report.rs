@@ -117,7 +117,7 @@ fn hint_and_exit(err: &anyhow::Error) -> (Option<String>, Exit) {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<indexer::upstream::FetchError>() {
             let exit = if e.is_unreachable() { Exit::Network } else { Exit::Failure };
-            return (e.hint().map(str::to_owned), exit);
+            return (e.hint(), exit);
         }
         if let Some(e) = cause.downcast_ref::<indexer::remote::RemoteError>() {
             return (e.hint().map(str::to_owned), Exit::Network);

@@ -35,6 +35,10 @@ pub struct IngestOptions {
     pub page_size: usize,
     /// Stop a follow after this many pages (`None`: until caught up).
     pub max_pages: Option<usize>,
+    /// What the client trusts (see [`RegistryOptions::tls`]).
+    pub tls: crate::upstream::TlsConfig,
+    /// The proxies it goes through (see [`RegistryOptions::proxy`]).
+    pub proxy: crate::upstream::ProxyConfig,
 }
 
 impl Default for IngestOptions {
@@ -47,6 +51,8 @@ impl Default for IngestOptions {
             backoff: Duration::from_millis(250),
             page_size: 1000,
             max_pages: None,
+            tls: Default::default(),
+            proxy: Default::default(),
         }
     }
 }
@@ -170,6 +176,8 @@ impl Ingest {
                 max_document_bytes: options.max_document_bytes,
                 retries: options.retries,
                 backoff: options.backoff,
+                tls: options.tls.clone(),
+                proxy: options.proxy.clone(),
                 ..RegistryOptions::default()
             },
         )?;

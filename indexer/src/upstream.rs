@@ -17,6 +17,7 @@
 //! [`FetchError::Offline`] naming what was wanted, so nothing above it has to remember.
 
 mod dns;
+mod net;
 mod tarball;
 mod url;
 
@@ -26,6 +27,7 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, ETAG, IF_NONE_MATCH, RETRY_AFTER};
 
 use crate::model::Packument;
+pub use net::{ExtraRoot, NetError, ProxyConfig, TlsConfig, TrustReport, is_tls_failure};
 pub use tarball::{FetchTarballError, unpack};
 pub use url::{NPM_LOCKFILE_PREFIX, RegistryUrl, UrlError};
 
@@ -42,6 +44,21 @@ pub enum FetchError {
         #[source]
         source: reqwest::Error,
     },
+    /// The server's certificate was not trusted (or the TLS handshake failed otherwise);
+    /// not retried.
+    #[error("GET {url} failed: the TLS connection could not be verified (trusted: {trust})")]
+    Tls {
+        /// The URL.
+        url: String,
+        /// What the client trusted.
+        trust: TrustReport,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The trust or proxy configuration cannot be used.
+    #[error("the TLS or proxy configuration cannot be used")]
+    Config(#[from] NetError),
     /// The registry answered with an error status (after retries, for 429 and 5xx).
     #[error("GET {url} answered {status} (after {attempts} attempts)")]
     Status {
@@ -87,13 +104,25 @@ impl FetchError {
     /// opposed to answering badly: then asking it again for the next package is pointless.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, FetchError::Http { source, .. } if source.is_connect() || source.is_timeout())
+            || matches!(self, FetchError::Tls { .. })
     }
 
     /// What the user can do about it, when there is something to say.
-    pub fn hint(&self) -> Option<&'static str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
             FetchError::Offline { .. } => {
-                Some("run the install once without --offline, or `ims index --from-registry URL NAME`")
+                Some("run the install once without --offline, or `ims index --from-registry URL NAME`".to_owned())
+            }
+            FetchError::Tls { trust, .. } if trust.insecure => None,
+            FetchError::Tls { .. } => Some(
+                "if a corporate proxy or a private registry signs this certificate, give its CA as a PEM file: `cafile=/path/to/ca.pem` in .npmrc (npm reads it too), or NODE_EXTRA_CA_CERTS=/path/to/ca.pem; `strict-ssl=false` in .npmrc turns checking off (insecure)"
+                    .to_owned(),
+            ),
+            FetchError::Config(NetError::NoCertificate { .. }) => Some(
+                "point `cafile=` (or NODE_EXTRA_CA_CERTS) at a PEM file with `-----BEGIN CERTIFICATE-----` blocks".to_owned(),
+            ),
+            FetchError::Config(NetError::Proxy { .. }) => {
+                Some("fix `proxy=` / `https-proxy=` in .npmrc or HTTPS_PROXY / HTTP_PROXY".to_owned())
             }
             _ => None,
         }
@@ -119,6 +148,10 @@ pub struct RegistryOptions {
     pub max_document_bytes: usize,
     /// Idle keep-alive connections kept per host.
     pub max_idle_per_host: usize,
+    /// What is trusted beyond the compiled-in roots (the platform store, npm's `cafile`...).
+    pub tls: TlsConfig,
+    /// The proxies to go through (none unless given: the environment is not read here).
+    pub proxy: ProxyConfig,
 }
 
 impl Default for RegistryOptions {
@@ -131,6 +164,8 @@ impl Default for RegistryOptions {
             backoff: Duration::from_millis(250),
             max_document_bytes: 64 << 20,
             max_idle_per_host: 64,
+            tls: TlsConfig::default(),
+            proxy: ProxyConfig::default(),
         }
     }
 }
@@ -182,20 +217,21 @@ pub struct Registry {
     url: RegistryUrl,
     options: RegistryOptions,
     offline: bool,
+    trust: std::sync::Arc<TrustReport>,
 }
 
 impl Registry {
     /// A client for the registry at `url`.
     pub fn new(url: RegistryUrl, options: RegistryOptions) -> Result<Self, FetchError> {
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(options.user_agent.clone())
             .pool_max_idle_per_host(options.max_idle_per_host)
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
-            .dns_resolver(std::sync::Arc::new(dns::CachingResolver::default()))
-            .build()
-            .map_err(|source| FetchError::Http { url: url.to_string(), source })?;
-        Ok(Registry { client, url, options, offline: false })
+            .dns_resolver(std::sync::Arc::new(dns::CachingResolver::default()));
+        let (builder, trust) = net::configure(builder, &options.tls, &options.proxy)?;
+        let client = builder.build().map_err(|source| FetchError::Http { url: url.to_string(), source })?;
+        Ok(Registry { client, url, options, offline: false, trust: std::sync::Arc::new(trust) })
     }
 
     /// `--offline`: never touch the network; every request is a [`FetchError::Offline`]
@@ -219,6 +255,20 @@ impl Registry {
     /// The base URL as a string (with its trailing `/`).
     pub fn base(&self) -> &str {
         self.url.as_str()
+    }
+
+    /// What the client trusts, source by source.
+    pub fn trust(&self) -> &TrustReport {
+        &self.trust
+    }
+
+    /// A request error as a [`FetchError`]: a TLS failure names what was trusted.
+    fn http_error(&self, url: &str, source: reqwest::Error) -> FetchError {
+        if is_tls_failure(&source) {
+            FetchError::Tls { url: url.to_owned(), trust: (*self.trust).clone(), source }
+        } else {
+            FetchError::Http { url: url.to_owned(), source }
+        }
     }
 
     /// The options it was made with.
@@ -265,8 +315,9 @@ impl Registry {
                 }
                 Ok(res) => return Ok(res),
                 Err(source) => {
-                    if attempt > self.options.retries {
-                        return Err(FetchError::Http { url: url.to_owned(), source });
+                    // An untrusted certificate stays untrusted: no retry.
+                    if attempt > self.options.retries || is_tls_failure(&source) {
+                        return Err(self.http_error(url, source));
                     }
                     tracing::debug!(url, %source, attempt, "request failed, retrying");
                     self.backoff(attempt)

@@ -365,9 +365,9 @@ impl InstallError {
                 ResolveError::PeerConflict { .. } => format!(
                     "fix the upstream dependency conflict, or retry with --legacy-peer-deps (peer dependencies are then not installed); {unchanged}"
                 ),
-                e if unreachable(e) => offline,
                 e => match offline_hint(e) {
-                    Some(h) => h.to_owned(),
+                    Some(h) => h,
+                    None if unreachable(e) => offline,
                     None => format!("check the name and range with `npm view`; {unchanged}"),
                 },
             },
@@ -376,10 +376,10 @@ impl InstallError {
                     format!(
                         "the registry served other bytes than its packument or the lockfile promises (a broken mirror or proxy?); retry later or report it; {unchanged}"
                     )
+                } else if let Some(h) = offline_hint(source.as_ref()) {
+                    h
                 } else if unreachable(source.as_ref()) {
                     offline
-                } else if let Some(h) = offline_hint(source.as_ref()) {
-                    h.to_owned()
                 } else {
                     format!("retry; {unchanged}")
                 }
@@ -416,11 +416,15 @@ impl ResolveError {
 /// Whether `err` or one of its causes is a request that never got an answer (refused,
 /// reset, timed out).
 fn unreachable(err: &(dyn std::error::Error + 'static)) -> bool {
-    causes(err).any(|e| e.downcast_ref::<FetchError>().is_some_and(|f| matches!(f, FetchError::Http { .. })))
+    causes(err).any(|e| {
+        e.downcast_ref::<FetchError>()
+            .is_some_and(|f| matches!(f, FetchError::Http { .. } | FetchError::Tls { .. }))
+    })
 }
 
-/// The hint of an `--offline` miss somewhere in `err`'s causes.
-fn offline_hint(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+/// The registry client's own hint somewhere in `err`'s causes (an `--offline` miss, an
+/// untrusted certificate).
+fn offline_hint(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     causes(err).find_map(|e| e.downcast_ref::<FetchError>().and_then(FetchError::hint))
 }
 

@@ -71,12 +71,15 @@ pub async fn run(args: IndexArgs, ctx: &Context) -> anyhow::Result<()> {
         )
         .into());
     }
+    let net = ctx.registry_options(&std::env::current_dir().unwrap_or_else(|_| ".".into()))?;
     let options = IngestOptions {
         concurrency: args.concurrency.max(1),
         batch_documents: args.batch.max(1),
         page_size: args.page_size.max(1),
         max_pages: args.max_pages,
         max_document_bytes: args.max_doc_mib.max(1) << 20,
+        tls: net.tls,
+        proxy: net.proxy,
         ..IngestOptions::default()
     };
     let index = ctx.local_index(Open::OrCreate).await?;

@@ -15,7 +15,7 @@ use clap::Args;
 use indexer::remote::RemoteIndex;
 use indexer::source::{LayeredSource, LocalIndex, Policy};
 use indexer::tarballs::TarballStore;
-use indexer::upstream::{Registry, RegistryOptions, RegistryUrl};
+use indexer::upstream::{Registry, RegistryUrl};
 use installer::{
     Event, InstallError, InstallOptions, InstallReport, Installer, Progress, Request, Save, ScriptPolicy,
     global,
@@ -105,9 +105,7 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         Err(_) if ctx.offline() => (RegistryUrl::parse("http://offline.invalid/")?, false),
         Err(e) => return Err(e),
     };
-    let registry = Registry::new(registry_url.clone(), RegistryOptions::default())
-        .context("cannot create the HTTP client")?
-        .offline(ctx.offline());
+    let registry = ctx.registry(registry_url.clone(), &project)?.offline(ctx.offline());
     let local = LocalIndex::at(ctx.home.index_dir(), ctx.home.index_fetch_times_file());
     let local = if registry_known { local.upstream(registry.url()) } else { local };
     let policy = Policy { network: ctx.network, max_age: Duration::from_secs(args.packument_max_age) };

@@ -16,7 +16,7 @@ use hypercore::replicate::{BlockPlanner, ExtensionHandler, ReplicateOptions, rep
 use hypertrie::extension::TriePlanner;
 use indexer::tarball_peers::TarballServer;
 use indexer::tarballs::TarballStore;
-use indexer::upstream::{Registry, RegistryOptions, RegistryUrl};
+use indexer::upstream::RegistryUrl;
 use installer::planner::{PlanLimits, ResolvePlanner};
 use swarm::HandshakeConfig;
 use tokio::net::TcpListener;
@@ -74,8 +74,7 @@ pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
         Some(url) => {
             let url = RegistryUrl::parse(url)
                 .map_err(|e| Failure::usage(format!("--upstream: {e}"), "pass an http:// or https:// URL"))?;
-            let registry =
-                Registry::new(url, RegistryOptions::default()).context("cannot create the HTTP client")?;
+            let registry = ctx.registry(url, std::path::Path::new("."))?;
             TarballServer::with_upstream(store, registry, index)
         }
         None => TarballServer::new(store),

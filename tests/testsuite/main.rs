@@ -20,6 +20,7 @@ mod install_realworld;
 mod install_report;
 mod install_resolve;
 mod install_tarballs;
+mod install_tls;
 mod interop;
 mod peer_deps;
 mod resolve_ahead;
