@@ -128,7 +128,8 @@ impl Context {
         if let Some(url) = &self.registry {
             return Ok(url.clone());
         }
-        Ok(NpmConfig::from_env(None).registry(project)?)
+        let cache = self.home.root().join("npm-registry");
+        Ok(NpmConfig::from_env(None).registry_cached(project, &cache)?)
     }
 
     /// The registry client's options for a command run in `project`: npm's TLS trust

@@ -127,11 +127,85 @@ impl NpmConfig {
         match self.var("NPM_CONFIG_GLOBALCONFIG") {
             Some(g) => files.push(PathBuf::from(g)),
             None => {
-                let prefix = self.var("NPM_CONFIG_PREFIX").or_else(|| self.var("PREFIX"));
-                files.extend(prefix.map(|p| Path::new(p).join("etc").join("npmrc")));
+                // npm's global prefix: the variables, else the folder above the `bin/` holding
+                // node (`/usr` for `/usr/bin/node`, so `/usr/etc/npmrc`).
+                let prefix = self
+                    .var("NPM_CONFIG_PREFIX")
+                    .or_else(|| self.var("PREFIX"))
+                    .map(PathBuf::from)
+                    .or_else(|| self.node_prefix());
+                files.extend(prefix.map(|p| p.join("etc").join("npmrc")));
             }
         }
         files
+    }
+
+    /// The folder above the `bin/` that holds the `node` on `PATH`.
+    fn node_prefix(&self) -> Option<PathBuf> {
+        self.var("PATH")
+            .into_iter()
+            .flat_map(std::env::split_paths)
+            .map(|d| d.join("node"))
+            .find(|n| n.is_file())
+            .and_then(|n| std::fs::canonicalize(n).ok())
+            .and_then(|n| n.parent()?.parent().map(Path::to_path_buf))
+    }
+
+    /// [`registry`](Self::registry), keeping the answer of `npm config get registry` in
+    /// `cache`: asking npm costs a Node start (~330 ms here) on every run. The answer is
+    /// reused while the `npm` found, the `.npmrc` files and `NPM_CONFIG_*` variables are
+    /// what they were when it was given (paths, sizes and modification times).
+    pub fn registry_cached(&self, project: &Path, cache: &Path) -> Result<RegistryUrl, NpmrcError> {
+        if self.flag.is_some() || self.var("NPM_CONFIG_REGISTRY").is_some() {
+            return self.registry(project);
+        }
+        for rc in self.rc_files(project) {
+            let Ok(text) = std::fs::read_to_string(&rc) else { continue };
+            if let Some(r) = registry_in_rc(&text, &self.env) {
+                return checked(&r, &rc.display().to_string());
+            }
+        }
+        let Some(npm) = &self.npm else { return Err(NpmrcError::NoRegistry) };
+        let key = self.npm_fingerprint(npm, project);
+        if let Ok(text) = std::fs::read_to_string(cache)
+            && let Some((k, r)) = text.split_once('\n')
+            && k == key
+            && let Ok(url) = checked(r.trim(), "`npm config get registry` (remembered)")
+        {
+            return Ok(url);
+        }
+        let r = ask_npm(npm, project, self.npm_timeout).ok_or(NpmrcError::NoRegistry)?;
+        let url = checked(&r, "`npm config get registry`")?;
+        // Best effort: without the cache the next run asks npm again.
+        let tmp = cache.with_extension("tmp");
+        if std::fs::write(&tmp, format!("{key}\n{r}\n")).is_ok() {
+            let _ = std::fs::rename(&tmp, cache);
+        }
+        Ok(url)
+    }
+
+    /// What `npm config get registry`'s answer depends on, as one line.
+    fn npm_fingerprint(&self, npm: &Path, project: &Path) -> String {
+        let stamp = |p: &Path| match std::fs::metadata(p) {
+            Ok(m) => format!("{}:{}:{:?}", p.display(), m.len(), m.modified().ok()),
+            Err(_) => format!("{}:-", p.display()),
+        };
+        let found = self
+            .var("PATH")
+            .into_iter()
+            .flat_map(std::env::split_paths)
+            .map(|d| d.join(npm))
+            .find(|n| n.is_file())
+            .unwrap_or_else(|| npm.to_path_buf());
+        let mut parts = vec![stamp(&found)];
+        parts.extend(self.rc_files(project).iter().map(|p| stamp(p)));
+        parts.extend(
+            self.env
+                .iter()
+                .filter(|(k, _)| k.to_ascii_uppercase().starts_with("NPM_CONFIG_"))
+                .map(|(k, v)| format!("{k}={v}")),
+        );
+        parts.join("|").replace('\n', " ")
     }
 
     /// The registry URL for an install in `project`.
@@ -180,14 +254,7 @@ impl NpmConfig {
             return Ok(PathBuf::from(p));
         }
         // npm's default: the folder above the `bin/` that holds the running node.
-        self.var("PATH")
-            .into_iter()
-            .flat_map(std::env::split_paths)
-            .map(|d| d.join("node"))
-            .find(|n| n.is_file())
-            .and_then(|n| std::fs::canonicalize(n).ok())
-            .and_then(|n| n.parent()?.parent().map(Path::to_path_buf))
-            .ok_or(NpmrcError::NoPrefix)
+        self.node_prefix().ok_or(NpmrcError::NoPrefix)
     }
 }
 
@@ -477,6 +544,34 @@ mod tests {
         c.npm = Some(dir.path().join("missing-npm"));
         let err = c.registry(dir.path()).unwrap_err().to_string();
         assert!(err.contains("--registry"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn npms_answer_is_remembered_until_an_npmrc_changes_and_the_global_npmrc_is_found_by_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("h");
+        std::fs::create_dir_all(home.join("nodejs/bin")).unwrap();
+        let node = script(&home.join("nodejs/bin"), "node", "true");
+        let path = node.parent().unwrap().to_str().unwrap().to_owned();
+        let mut c = cfg(&[("HOME", home.to_str().unwrap()), ("PATH", &path)]);
+        let calls = dir.path().join("calls");
+        let body = format!("echo x >> {}\necho http://from-npm.test/", calls.display());
+        c.npm = Some(script(dir.path(), "npm-counting", &body));
+        let cache = dir.path().join("npm-registry");
+        let asked = || std::fs::read_to_string(&calls).map(|t| t.lines().count()).unwrap_or(0);
+        assert_eq!(c.registry_cached(&home, &cache).unwrap(), "http://from-npm.test/");
+        assert_eq!(c.registry_cached(&home, &cache).unwrap(), "http://from-npm.test/");
+        assert_eq!(asked(), 1, "npm was asked again while nothing changed");
+        std::fs::write(home.join(".npmrc"), "fund=false\n").unwrap();
+        assert_eq!(c.registry_cached(&home, &cache).unwrap(), "http://from-npm.test/");
+        assert_eq!(asked(), 2, "a changed .npmrc did not make npm be asked again");
+        // npm's global npmrc sits in the prefix above node's bin/: its registry wins over npm.
+        let etc = std::fs::canonicalize(home.join("nodejs")).unwrap().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("npmrc"), "registry=http://global-rc.test/\n").unwrap();
+        assert_eq!(c.registry_cached(&home, &cache).unwrap(), "http://global-rc.test/");
+        assert_eq!(asked(), 2);
     }
 
     #[cfg(unix)]
