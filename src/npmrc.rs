@@ -140,15 +140,42 @@ impl NpmConfig {
         files
     }
 
-    /// The folder above the `bin/` that holds the `node` on `PATH`.
-    fn node_prefix(&self) -> Option<PathBuf> {
+    /// The first `program` on `PATH`.
+    fn on_path(&self, program: &Path) -> Option<PathBuf> {
         self.var("PATH")
             .into_iter()
             .flat_map(std::env::split_paths)
-            .map(|d| d.join("node"))
+            .map(|d| d.join(program))
             .find(|n| n.is_file())
-            .and_then(|n| std::fs::canonicalize(n).ok())
-            .and_then(|n| n.parent()?.parent().map(Path::to_path_buf))
+    }
+
+    /// The folder above the `bin/` that holds the `node` on `PATH`.
+    fn node_prefix(&self) -> Option<PathBuf> {
+        let node = std::fs::canonicalize(self.on_path(Path::new("node"))?).ok()?;
+        node.parent()?.parent().map(Path::to_path_buf)
+    }
+
+    /// What `npm config get registry`'s answer depends on, as one line.
+    fn npm_fingerprint(&self, npm: &Path, project: &Path) -> String {
+        let stamp = |p: &Path| match std::fs::metadata(p) {
+            Ok(m) => format!("{}:{}:{:?}", p.display(), m.len(), m.modified().ok()),
+            Err(_) => format!("{}:-", p.display()),
+        };
+        let found = self.on_path(npm).unwrap_or_else(|| npm.to_path_buf());
+        let mut parts = vec![stamp(&found)];
+        parts.extend(self.rc_files(project).iter().map(|p| stamp(p)));
+        parts.extend(
+            self.env
+                .iter()
+                .filter(|(k, _)| k.to_ascii_uppercase().starts_with("NPM_CONFIG_"))
+                .map(|(k, v)| format!("{k}={v}")),
+        );
+        parts.join("|").replace('\n', " ")
+    }
+
+    /// The registry URL for an install in `project`.
+    pub fn registry(&self, project: &Path) -> Result<RegistryUrl, NpmrcError> {
+        self.registry_from(project, None)
     }
 
     /// [`registry`](Self::registry), keeping the answer of `npm config get registry` in
@@ -156,8 +183,15 @@ impl NpmConfig {
     /// reused while the `npm` found, the `.npmrc` files and `NPM_CONFIG_*` variables are
     /// what they were when it was given (paths, sizes and modification times).
     pub fn registry_cached(&self, project: &Path, cache: &Path) -> Result<RegistryUrl, NpmrcError> {
-        if self.flag.is_some() || self.var("NPM_CONFIG_REGISTRY").is_some() {
-            return self.registry(project);
+        self.registry_from(project, Some(cache))
+    }
+
+    fn registry_from(&self, project: &Path, cache: Option<&Path>) -> Result<RegistryUrl, NpmrcError> {
+        if let Some(r) = &self.flag {
+            return checked(r, "--registry");
+        }
+        if let Some(r) = self.var("NPM_CONFIG_REGISTRY") {
+            return checked(r, "NPM_CONFIG_REGISTRY");
         }
         for rc in self.rc_files(project) {
             let Ok(text) = std::fs::read_to_string(&rc) else { continue };
@@ -166,6 +200,10 @@ impl NpmConfig {
             }
         }
         let Some(npm) = &self.npm else { return Err(NpmrcError::NoRegistry) };
+        let Some(cache) = cache else {
+            let r = ask_npm(npm, project, self.npm_timeout).ok_or(NpmrcError::NoRegistry)?;
+            return checked(&r, "`npm config get registry`");
+        };
         let key = self.npm_fingerprint(npm, project);
         if let Ok(text) = std::fs::read_to_string(cache)
             && let Some((k, r)) = text.split_once('\n')
@@ -182,52 +220,6 @@ impl NpmConfig {
             let _ = std::fs::rename(&tmp, cache);
         }
         Ok(url)
-    }
-
-    /// What `npm config get registry`'s answer depends on, as one line.
-    fn npm_fingerprint(&self, npm: &Path, project: &Path) -> String {
-        let stamp = |p: &Path| match std::fs::metadata(p) {
-            Ok(m) => format!("{}:{}:{:?}", p.display(), m.len(), m.modified().ok()),
-            Err(_) => format!("{}:-", p.display()),
-        };
-        let found = self
-            .var("PATH")
-            .into_iter()
-            .flat_map(std::env::split_paths)
-            .map(|d| d.join(npm))
-            .find(|n| n.is_file())
-            .unwrap_or_else(|| npm.to_path_buf());
-        let mut parts = vec![stamp(&found)];
-        parts.extend(self.rc_files(project).iter().map(|p| stamp(p)));
-        parts.extend(
-            self.env
-                .iter()
-                .filter(|(k, _)| k.to_ascii_uppercase().starts_with("NPM_CONFIG_"))
-                .map(|(k, v)| format!("{k}={v}")),
-        );
-        parts.join("|").replace('\n', " ")
-    }
-
-    /// The registry URL for an install in `project`.
-    pub fn registry(&self, project: &Path) -> Result<RegistryUrl, NpmrcError> {
-        if let Some(r) = &self.flag {
-            return checked(r, "--registry");
-        }
-        if let Some(r) = self.var("NPM_CONFIG_REGISTRY") {
-            return checked(r, "NPM_CONFIG_REGISTRY");
-        }
-        for rc in self.rc_files(project) {
-            let Ok(text) = std::fs::read_to_string(&rc) else { continue };
-            if let Some(r) = registry_in_rc(&text, &self.env) {
-                return checked(&r, &rc.display().to_string());
-            }
-        }
-        if let Some(npm) = &self.npm
-            && let Some(r) = ask_npm(npm, project, self.npm_timeout)
-        {
-            return checked(&r, "`npm config get registry`");
-        }
-        Err(NpmrcError::NoRegistry)
     }
 }
 
@@ -546,15 +538,22 @@ mod tests {
         assert!(err.contains("--registry"), "{err}");
     }
 
+    /// A `HOME` under `dir` with a `node` in `HOME/nodejs/bin` on `PATH`, and a config of them.
+    #[cfg(unix)]
+    fn home_with_node(dir: &Path) -> (PathBuf, NpmConfig) {
+        let home = dir.join("h");
+        std::fs::create_dir_all(home.join("nodejs/bin")).unwrap();
+        let node = script(&home.join("nodejs/bin"), "node", "true");
+        let path = node.parent().unwrap().to_str().unwrap().to_owned();
+        let c = cfg(&[("HOME", home.to_str().unwrap()), ("PATH", &path)]);
+        (home, c)
+    }
+
     #[cfg(unix)]
     #[test]
     fn npms_answer_is_remembered_until_an_npmrc_changes_and_the_global_npmrc_is_found_by_node() {
         let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("h");
-        std::fs::create_dir_all(home.join("nodejs/bin")).unwrap();
-        let node = script(&home.join("nodejs/bin"), "node", "true");
-        let path = node.parent().unwrap().to_str().unwrap().to_owned();
-        let mut c = cfg(&[("HOME", home.to_str().unwrap()), ("PATH", &path)]);
+        let (home, mut c) = home_with_node(dir.path());
         let calls = dir.path().join("calls");
         let body = format!("echo x >> {}\necho http://from-npm.test/", calls.display());
         c.npm = Some(script(dir.path(), "npm-counting", &body));
@@ -578,11 +577,7 @@ mod tests {
     #[test]
     fn global_prefix_in_npm_order() {
         let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("h");
-        std::fs::create_dir_all(home.join("nodejs/bin")).unwrap();
-        let node = script(&home.join("nodejs/bin"), "node", "true");
-        let path = node.parent().unwrap().to_str().unwrap().to_owned();
-        let mut c = cfg(&[("HOME", home.to_str().unwrap()), ("PATH", &path)]);
+        let (home, mut c) = home_with_node(dir.path());
         assert_eq!(c.global_prefix(None).unwrap(), std::fs::canonicalize(home.join("nodejs")).unwrap());
         c.npm = Some(script(dir.path(), "npm-prefix", "echo /from/npm"));
         assert_eq!(c.global_prefix(None).unwrap(), Path::new("/from/npm"));
