@@ -276,15 +276,7 @@ async fn load_summary<S: ManifestSource>(
 /// them), with their specs.
 fn dependency_requests(m: &Manifest) -> Vec<Request> {
     let bundled: HashSet<&str> = m.bundled_names().into_iter().collect();
-    let optional_peer = |name: &str| {
-        m.peer_dependencies_meta
-            .as_ref()
-            .and_then(|meta| meta.get(name))
-            .and_then(|v| v.get("optional"))
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false)
-    };
-    let peers = m.peer_dependencies.iter().filter(|(n, _)| !optional_peer(n));
+    let peers = m.peer_dependencies.iter().filter(|(n, _)| !m.is_optional_peer(n));
     m.dependencies
         .iter()
         .chain(m.optional_dependencies.iter())

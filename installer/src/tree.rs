@@ -314,14 +314,6 @@ impl Tree {
 /// same name). Edges whose spec is not a registry spec are dropped with a log line.
 pub fn package_edges(r: &Resolved) -> Vec<Edge> {
     let m = r.manifest();
-    let optional_peer = |name: &str| {
-        m.peer_dependencies_meta
-            .as_ref()
-            .and_then(|meta| meta.get(name))
-            .and_then(|v| v.get("optional"))
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false)
-    };
     let mut edges: BTreeMap<String, Edge> = BTreeMap::new();
     let mut push = |name: &str, spec: &str, kind: EdgeKind| match Request::from_dependency(name, spec) {
         Ok(request) => {
@@ -332,7 +324,7 @@ pub fn package_edges(r: &Resolved) -> Vec<Edge> {
         }
     };
     for (name, spec) in &m.peer_dependencies {
-        push(name, spec, if optional_peer(name) { EdgeKind::PeerOptional } else { EdgeKind::Peer });
+        push(name, spec, if m.is_optional_peer(name) { EdgeKind::PeerOptional } else { EdgeKind::Peer });
     }
     for (name, spec) in &m.dependencies {
         push(name, spec, EdgeKind::Prod);

@@ -178,6 +178,17 @@ impl Manifest {
         }
     }
 
+    /// Whether `peerDependenciesMeta` marks the peer `name` optional (used only when something
+    /// else brings it).
+    pub fn is_optional_peer(&self, name: &str) -> bool {
+        self.peer_dependencies_meta
+            .as_ref()
+            .and_then(|meta| meta.get(name))
+            .and_then(|v| v.get("optional"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    }
+
     /// The names this version bundles (all of `dependencies` for `bundleDependencies: true`).
     pub fn bundled_names(&self) -> Vec<&str> {
         match &self.bundle_dependencies {
