@@ -223,6 +223,9 @@ struct Ahead {
     slots: Arc<Semaphore>,
     /// The `(package, spec)` requests already expanded ahead, so each is expanded once.
     expanded: Mutex<HashSet<(String, String)>>,
+    /// The `(package, version)` picks whose dependencies were already asked for: a version
+    /// picked again (by every edge it satisfies) is not read again.
+    followed: Mutex<HashSet<(String, String)>>,
 }
 
 struct Inner<S> {
@@ -305,8 +308,11 @@ impl<S: ManifestSource + 'static> Resolver<S> {
     /// tokio runtime when resolving; without one nothing is fetched ahead.
     pub fn fetch_ahead(mut self, in_flight: usize) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.ahead =
-                Some(Ahead { slots: Arc::new(Semaphore::new(in_flight.max(1))), expanded: Mutex::default() });
+            inner.ahead = Some(Ahead {
+                slots: Arc::new(Semaphore::new(in_flight.max(1))),
+                expanded: Mutex::default(),
+                followed: Mutex::default(),
+            });
         }
         self
     }
@@ -395,8 +401,11 @@ impl<S: ManifestSource + 'static> Inner<S> {
         if let Some(hook) = &this.on_pick {
             hook(resolved);
         }
-        if this.ahead.is_some() {
-            Inner::prefetch(this, &dependency_requests(resolved.manifest()));
+        if let Some(ahead) = &this.ahead {
+            let id = (resolved.package().to_owned(), resolved.version.clone());
+            if ahead.followed.lock().is_ok_and(|mut f| f.insert(id)) {
+                Inner::prefetch(this, &dependency_requests(resolved.manifest()));
+            }
         }
     }
 
