@@ -6,6 +6,7 @@
 //! * `cargo test --test testsuite` — everything;
 //! * `cargo test --test testsuite interop::` — the heavy group: real npm, pnpm, yarn and bun
 //!   clients against ims's results, JS reference peers, and seeders in child processes;
+//! * `cargo test --test testsuite security::` — the security group: one test per attack;
 //! * any other module name (`install_errors`, `peer_deps`, …) — that file alone.
 
 mod support;
@@ -24,5 +25,6 @@ mod install_tls;
 mod interop;
 mod peer_deps;
 mod resolve_ahead;
+mod security;
 mod tarball_peers;
 mod trie_cli;

@@ -1,0 +1,1 @@
+//! Attacks through a global install (`-g`): see `SECURITY.md`.

@@ -1,0 +1,1 @@
+//! Attacks from a hostile peer: see `SECURITY.md`.

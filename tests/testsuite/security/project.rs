@@ -1,0 +1,1 @@
+//! Attacks from a hostile project: see `SECURITY.md`.

@@ -1,0 +1,1 @@
+//! Attacks from a hostile registry: see `SECURITY.md`.
