@@ -29,6 +29,12 @@ pub enum Command {
     Trie(crate::commands::trie::TrieArgs),
     /// Ingest npm metadata into the local index
     Index(crate::commands::index::IndexArgs),
+    /// List installed packages, as npm ls (--all, --depth, --json, --omit)
+    #[command(alias = "list")]
+    Ls(crate::commands::ls::LsArgs),
+    /// Why a package is installed: the dependents that keep it, up to the project (npm explain)
+    #[command(alias = "explain")]
+    Why(crate::commands::why::WhyArgs),
     /// What the index knows about a package: NAME[@RANGE]
     View(crate::commands::view::ViewArgs),
 }

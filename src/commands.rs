@@ -6,15 +6,19 @@ use crate::context::Context;
 pub mod index;
 pub mod install;
 pub mod key;
+pub mod ls;
 pub mod seed;
 pub mod trie;
 pub mod view;
+pub mod why;
 
 /// Run the command the user asked for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Context::from_args(&cli.global)?;
     match cli.command {
         Command::Install(args) => install::run(args, &ctx).await,
+        Command::Ls(args) => ls::run(args),
+        Command::Why(args) => why::run(args),
         Command::Key => key::run(&ctx).await,
         Command::Index(args) => index::run(args, &ctx).await,
         Command::View(args) => view::run(args, &ctx).await,

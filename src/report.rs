@@ -88,6 +88,12 @@ impl std::error::Error for Failure {
     }
 }
 
+/// A failure already told on stdout (npm's `ls` with a filter that matched nothing): exit 1,
+/// print nothing more.
+#[derive(Debug, thiserror::Error)]
+#[error("nothing matched")]
+pub struct Silent;
+
 /// Shorthand: `Err(fail(message, hint))` in a command.
 pub fn fail(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
     Failure::other(message, hint).into()
@@ -137,6 +143,9 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     }) {
         return ExitCode::SUCCESS;
+    }
+    if err.downcast_ref::<Silent>().is_some() {
+        return ExitCode::from(Exit::Failure as u8);
     }
     let (hint, exit) = hint_and_exit(err);
     eprintln!("error: {err}");

@@ -35,12 +35,14 @@
 //! * [`link`], [`bins`]: store → `node_modules` by hardlink, falling back to copy; `.bin` links.
 //! * [`scripts`], [`platform`]: which install scripts may run; os/cpu/libc and engines.
 //! * [`global`]: `-g`, npm's global layout.
+//! * [`actual`], [`listing`]: the installed tree as npm reads it, and `ims ls` / `ims why` over it.
 //! * [`planner`]: resolution from a peer's index in one round trip: the key form of a resolve
 //!   prefetch ([`planner::ResolveQuery`]) and the seeder's [`planner::ResolvePlanner`].
 //!
 //! Registry HTTP, the source stack, the tarball store and tarballs from peers live in
 //! [`indexer`], shared with the seeder and the registry proxy.
 
+pub mod actual;
 mod ahead;
 pub mod bins;
 pub mod error;
@@ -49,6 +51,7 @@ pub mod hoist;
 pub mod ideal_tree;
 mod install;
 pub mod link;
+pub mod listing;
 pub mod lockfile;
 mod options;
 pub mod planner;

@@ -447,3 +447,109 @@ fn full_corpus_roots_like_npm() {
     let extra: Vec<_> = got.difference(&want).collect();
     assert!(missing.is_empty() && extra.is_empty(), "ims lacks {missing:?}, ims has extra {extra:?}");
 }
+
+/// `cmd` run in `project` with npm's environment isolated; (stdout, exit code).
+fn run_in(dir: &Path, project: &Path, mut cmd: Command) -> (String, i32) {
+    cmd.current_dir(project);
+    isolated(&mut cmd, dir);
+    // npm draws the tree with unicode in a UTF-8 locale; both sides get the same one.
+    cmd.env_remove("LC_ALL").env_remove("LC_CTYPE").env("LANG", "C.UTF-8");
+    let out = cmd.output().unwrap();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), out.status.code().unwrap_or(-1))
+}
+
+/// `npm ARGS` (offline: `ls` and `explain` read only the folder) next to `ims ARGS`, in the
+/// same project: the same stdout, byte for byte, and the same exit code.
+fn assert_same_output(dir: &Path, project: &Path, npm_args: &[&str], ims_args: &[&str]) {
+    let (user, global) = (dir.join("user.npmrc"), dir.join("global.npmrc"));
+    fs::write(&user, "").unwrap();
+    fs::write(&global, "").unwrap();
+    let mut npm = Command::new("npm");
+    npm.args(npm_args).args(["--offline", "--no-update-notifier", "--color=false", "--userconfig"]);
+    npm.arg(&user).arg("--globalconfig").arg(&global);
+    let mut ims = support::ims(&dir.join("ims-home"));
+    ims.args(ims_args);
+    let (want, want_code) = run_in(dir, project, npm);
+    let (got, got_code) = run_in(dir, project, ims);
+    assert!(!want.is_empty(), "npm {npm_args:?} printed nothing");
+    if want != got {
+        let first = want.lines().zip(got.lines()).position(|(a, b)| a != b).unwrap_or(0);
+        let show = |s: &str| s.lines().skip(first.saturating_sub(3)).take(8).collect::<Vec<_>>().join("\n");
+        panic!(
+            "ims {ims_args:?} differs from npm {npm_args:?} at line {}:\n--- npm\n{}\n--- ims\n{}",
+            first + 1,
+            show(&want),
+            show(&got)
+        );
+    }
+    assert_eq!(got_code, want_code, "exit code of ims {ims_args:?} vs npm {npm_args:?}");
+}
+
+/// `ims ls` and `ims why` print what `npm ls` and `npm explain` print, on the same installed
+/// tree: the corpus roots (229 packages, nesting, dedupes, unmet optional dependencies) and a
+/// project with dev, optional, peer and bundled dependencies; then the corpus tree broken as a
+/// user breaks it (a package removed, a version edited, a stray folder), where both report
+/// the same missing, invalid and extraneous entries and exit 1.
+#[test]
+fn ls_and_why_print_what_npm_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus_roots = Corpus::dir().join("roots.json");
+    let roots: Value = serde_json::from_str(&fs::read_to_string(corpus_roots).unwrap()).unwrap();
+    let pkg = serde_json::json!({ "name": "corpus", "version": "1.0.0", "dependencies": roots });
+    let corpus = dir.path().join("corpus");
+    fs::create_dir_all(&corpus).unwrap();
+    fs::write(corpus.join("package.json"), serde_json::to_string_pretty(&pkg).unwrap()).unwrap();
+    let out = ims_install(dir.path(), &corpus, &[]);
+    assert!(out.status.success(), "ims install: {}", stderr(&out));
+    let misc = project(dir.path(), "misc", "misc");
+    let out = ims_install(dir.path(), &misc, &[]);
+    assert!(out.status.success(), "ims install misc: {}", stderr(&out));
+
+    let same = |project: &Path, args: &[&str]| {
+        let npm: Vec<&str> = args.iter().map(|a| if *a == "why" { "explain" } else { a }).collect();
+        assert_same_output(dir.path(), project, &npm, args);
+    };
+    for project in [&corpus, &misc] {
+        for args in [
+            &["ls"][..],
+            &["ls", "--all"],
+            &["ls", "--all", "--json"],
+            &["ls", "--depth=1"],
+            &["ls", "--parseable", "--all"],
+            &["ls", "--all", "--omit=dev"],
+            &["ls", "--all", "--omit=optional", "--omit=peer"],
+        ] {
+            same(project, args);
+        }
+    }
+    for args in [
+        &["ls", "ms"][..],
+        &["ls", "ms@2.0.0", "--json"],
+        &["ls", "no-such-package"],
+        &["why", "ms"],
+        &["why", "ms", "--json"],
+        &["why", "node_modules/debug"],
+        &["why", "mime-types@2"],
+        &["why", "safe-buffer", "debug"],
+    ] {
+        same(&corpus, args);
+    }
+    for args in [&["why", "bundled-b"][..], &["why", "peer-base", "--json"], &["why", "dev-dep-of-dev"]] {
+        same(&misc, args);
+    }
+
+    // Broken by hand: ms removed, a version edited, a folder nothing asks for.
+    fs::remove_dir_all(corpus.join("node_modules/ms")).unwrap();
+    let pj = corpus.join("node_modules/debug/package.json");
+    let mut debug: Value = serde_json::from_str(&fs::read_to_string(&pj).unwrap()).unwrap();
+    debug["version"] = Value::String("1.0.0".into());
+    fs::write(&pj, serde_json::to_string_pretty(&debug).unwrap()).unwrap();
+    fs::create_dir_all(corpus.join("node_modules/stray")).unwrap();
+    fs::write(corpus.join("node_modules/stray/package.json"), r#"{"name":"stray","version":"0.0.1"}"#)
+        .unwrap();
+    for args in
+        [&["ls"][..], &["ls", "--all"], &["ls", "--all", "--json"], &["ls", "--json"], &["ls", "debug"]]
+    {
+        same(&corpus, args);
+    }
+}

@@ -1,0 +1,690 @@
+//! The tree that is installed, read from `node_modules` the way npm's arborist `loadActual`
+//! reads it: one node per package folder, each dependency edge resolved as Node.js resolves a
+//! `require` (the nearest `node_modules` up the folder chain), checked against its spec, and
+//! npm's dep flags (`dev`, `optional`, `devOptional`, `peer`, `extraneous`) worked out from the
+//! root. `ims ls` and `ims why` ([`crate::listing`]) print from it.
+//!
+//! Reading never writes and never follows a symlink while walking: a symlinked package is a
+//! link node (its target is named, not entered), and a symlinked `node_modules` is not walked.
+//! A cloned project is hostile input; depth and node count are capped.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::request::VersionSpec;
+use crate::semver;
+
+/// Index of a node in an [`ActualTree`]; the root (the project) is [`ActualTree::ROOT`].
+pub type ActualId = usize;
+
+/// Most folders deep a walk goes (npm trees are rarely deeper than 10).
+const MAX_DEPTH: usize = 64;
+/// Most package folders one walk reads.
+const MAX_NODES: usize = 200_000;
+/// Largest `package.json` read.
+const MAX_MANIFEST: u64 = 16 << 20;
+
+/// A dependency edge's type, in npm's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EdgeType {
+    /// `dependencies`.
+    Prod,
+    /// `devDependencies` (the root's only).
+    Dev,
+    /// `optionalDependencies`.
+    Optional,
+    /// `peerDependencies`.
+    Peer,
+    /// A peer dependency marked optional in `peerDependenciesMeta`.
+    PeerOptional,
+}
+
+impl EdgeType {
+    /// npm's name for the type (`prod`, `dev`, `optional`, `peer`, `peerOptional`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeType::Prod => "prod",
+            EdgeType::Dev => "dev",
+            EdgeType::Optional => "optional",
+            EdgeType::Peer => "peer",
+            EdgeType::PeerOptional => "peerOptional",
+        }
+    }
+
+    /// Optional or optional peer: missing is not a problem.
+    pub fn is_optional(self) -> bool {
+        matches!(self, EdgeType::Optional | EdgeType::PeerOptional)
+    }
+
+    /// A peer edge, optional or not.
+    pub fn is_peer(self) -> bool {
+        matches!(self, EdgeType::Peer | EdgeType::PeerOptional)
+    }
+}
+
+/// What is wrong with an edge, as arborist's `edge.error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeState {
+    /// Satisfied (or optional and absent).
+    Ok,
+    /// Nothing by that name is reachable.
+    Missing,
+    /// What is reachable does not satisfy the spec.
+    Invalid,
+    /// A peer dependency nested under its own dependent (npm's `PEER LOCAL`).
+    PeerLocal,
+}
+
+/// One dependency edge out of a node.
+#[derive(Debug, Clone)]
+pub struct ActualEdge {
+    /// The name asked for (the folder name it resolves by).
+    pub name: String,
+    /// The spec as written.
+    pub spec: String,
+    /// Its type.
+    pub kind: EdgeType,
+    /// Where it resolves, if anywhere.
+    pub to: Option<ActualId>,
+    /// Whether that satisfies it.
+    pub state: EdgeState,
+}
+
+impl ActualEdge {
+    /// arborist's `edge.valid`.
+    pub fn is_valid(&self) -> bool {
+        self.state == EdgeState::Ok
+    }
+}
+
+/// npm's dependency flags for a node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DepFlags {
+    /// Only reachable through a dev edge of the root.
+    pub dev: bool,
+    /// Only reachable through optional edges.
+    pub optional: bool,
+    /// Needed by both a dev and an optional path, by neither alone.
+    pub dev_optional: bool,
+    /// Only reachable through peer edges.
+    pub peer: bool,
+    /// Not reachable from the root at all.
+    pub extraneous: bool,
+}
+
+/// One package folder (or the project itself).
+#[derive(Debug, Clone)]
+pub struct ActualNode {
+    /// The folder name (scope included); for the root, its package name or folder name.
+    pub name: String,
+    /// Relative to the project: `node_modules/a/node_modules/@s/b`; `""` for the root.
+    pub location: String,
+    /// The absolute folder.
+    pub path: PathBuf,
+    /// The folder whose `node_modules` holds it.
+    pub parent: Option<ActualId>,
+    /// Packages in its own `node_modules`, by folder name.
+    pub children: BTreeMap<String, ActualId>,
+    /// Its `package.json` (empty when missing or unreadable).
+    pub package: Map<String, Value>,
+    /// Why its `package.json` could not be read, if it could not.
+    pub error: Option<String>,
+    /// For a symlinked package: where the link points, relative to the project.
+    pub link_target: Option<String>,
+    /// Where it was fetched from, as the hidden lockfile recorded it.
+    pub resolved: Option<String>,
+    /// Its edges out, by name.
+    pub edges: Vec<ActualEdge>,
+    /// Edges into it: (from node, index in its `edges`), in the order the tree is walked.
+    pub edges_in: Vec<(ActualId, usize)>,
+    /// npm's dep flags.
+    pub flags: DepFlags,
+}
+
+impl ActualNode {
+    /// `version` from `package.json`.
+    pub fn version(&self) -> Option<&str> {
+        self.package.get("version").and_then(Value::as_str)
+    }
+
+    /// `name` from `package.json` (the registry package; differs from the folder for aliases).
+    pub fn package_name(&self) -> Option<&str> {
+        self.package.get("name").and_then(Value::as_str)
+    }
+
+    /// `name@version`, as arborist's `pkgid`.
+    pub fn pkgid(&self) -> String {
+        format!("{}@{}", self.name, self.version().unwrap_or(""))
+    }
+
+    /// A symlinked package.
+    pub fn is_link(&self) -> bool {
+        self.link_target.is_some()
+    }
+}
+
+/// Why the installed tree could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ActualError {
+    /// The project's own `package.json` is not JSON.
+    #[error("{path} is not valid JSON: {reason}")]
+    RootJson {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        reason: String,
+    },
+    /// The project folder could not be read.
+    #[error("could not read {path}")]
+    Io {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// More package folders than a tree can reasonably hold.
+    #[error("{path} holds more than {MAX_NODES} package folders; refusing to read further")]
+    TooLarge {
+        /// The project.
+        path: PathBuf,
+    },
+}
+
+/// The installed tree of a project.
+#[derive(Debug, Clone)]
+pub struct ActualTree {
+    nodes: Vec<ActualNode>,
+}
+
+impl ActualTree {
+    /// The project itself.
+    pub const ROOT: ActualId = 0;
+
+    /// Read `dir/package.json` and everything under `dir/node_modules`.
+    pub fn load(dir: &Path) -> Result<Self, ActualError> {
+        let dir = fs::canonicalize(dir).map_err(|source| ActualError::Io { path: dir.to_owned(), source })?;
+        let (package, error) = read_manifest(&dir.join("package.json"));
+        if let Some(reason) = &error
+            && dir.join("package.json").exists()
+            && !reason.starts_with("could not read")
+        {
+            return Err(ActualError::RootJson { path: dir.join("package.json"), reason: reason.clone() });
+        }
+        let name =
+            package.get("name").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| {
+                dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            });
+        let root = ActualNode {
+            name,
+            location: String::new(),
+            path: dir.clone(),
+            parent: None,
+            children: BTreeMap::new(),
+            package,
+            error: None,
+            link_target: None,
+            resolved: None,
+            edges: Vec::new(),
+            edges_in: Vec::new(),
+            flags: DepFlags::default(),
+        };
+        let mut tree = ActualTree { nodes: vec![root] };
+        tree.walk(Self::ROOT, &dir, 0)?;
+        tree.read_hidden_lockfile(&dir);
+        tree.load_edges();
+        tree.calc_dep_flags();
+        Ok(tree)
+    }
+
+    /// A node.
+    pub fn node(&self, id: ActualId) -> &ActualNode {
+        &self.nodes[id]
+    }
+
+    /// Every node, the root first, then in location order (npm's inventory order).
+    pub fn ids(&self) -> impl Iterator<Item = ActualId> + '_ {
+        0..self.nodes.len()
+    }
+
+    /// The node at a location (`node_modules/a`), if any.
+    pub fn at(&self, location: &str) -> Option<ActualId> {
+        self.nodes.iter().position(|n| n.location == location)
+    }
+
+    /// Where `name` resolves from `from`: its own `node_modules`, then each parent's.
+    pub fn resolve(&self, from: ActualId, name: &str) -> Option<ActualId> {
+        let mut at = Some(from);
+        while let Some(id) = at {
+            if let Some(&child) = self.nodes[id].children.get(name) {
+                return Some(child);
+            }
+            at = self.nodes[id].parent;
+        }
+        None
+    }
+
+    /// The package whose bundle holds `id` (arborist's `getBundler`): its parent when the
+    /// parent bundles it by name, or the bundler of a dependent that sits in the same place.
+    pub fn bundler(&self, id: ActualId) -> Option<ActualId> {
+        self.bundler_from(id, &mut Vec::new())
+    }
+
+    fn bundler_from(&self, id: ActualId, path: &mut Vec<ActualId>) -> Option<ActualId> {
+        if path.contains(&id) {
+            return None;
+        }
+        path.push(id);
+        let parent = self.nodes[id].parent?;
+        if let Some(b) = self.bundler_from(parent, path) {
+            return Some(b);
+        }
+        if bundle_list(&self.nodes[parent].package).iter().any(|n| *n == self.nodes[id].name) {
+            return Some(parent);
+        }
+        for &(from, _) in &self.nodes[id].edges_in {
+            if self.bundler_from(from, path) == Some(parent) {
+                return Some(parent);
+            }
+        }
+        None
+    }
+
+    fn walk(&mut self, parent: ActualId, dir: &Path, depth: usize) -> Result<(), ActualError> {
+        if depth >= MAX_DEPTH {
+            return Ok(());
+        }
+        let modules = dir.join("node_modules");
+        // Not walked through a symlink: a committed `node_modules -> ..` would loop or leave.
+        match fs::symlink_metadata(&modules) {
+            Ok(m) if m.is_dir() => {}
+            _ => return Ok(()),
+        }
+        for (name, path) in package_folders(&modules) {
+            if self.nodes.len() >= MAX_NODES {
+                return Err(ActualError::TooLarge { path: self.nodes[Self::ROOT].path.clone() });
+            }
+            let location = match self.nodes[parent].location.as_str() {
+                "" => format!("node_modules/{name}"),
+                loc => format!("{loc}/node_modules/{name}"),
+            };
+            let is_link = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+            let (package, error) = read_manifest(&path.join("package.json"));
+            let link_target = is_link.then(|| {
+                let root = &self.nodes[Self::ROOT].path;
+                match fs::canonicalize(&path) {
+                    Ok(real) => match real.strip_prefix(root) {
+                        Ok(rel) => rel.to_string_lossy().into_owned(),
+                        Err(_) => real.to_string_lossy().into_owned(),
+                    },
+                    Err(_) => {
+                        fs::read_link(&path).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default()
+                    }
+                }
+            });
+            let id = self.nodes.len();
+            self.nodes.push(ActualNode {
+                name: name.clone(),
+                location,
+                path: path.clone(),
+                parent: Some(parent),
+                children: BTreeMap::new(),
+                package,
+                error,
+                link_target,
+                resolved: None,
+                edges: Vec::new(),
+                edges_in: Vec::new(),
+                flags: DepFlags::default(),
+            });
+            self.nodes[parent].children.insert(name, id);
+            if !is_link {
+                self.walk(id, &path, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `resolved` comes from the hidden lockfile npm and ims write, else from
+    /// `package-lock.json` (`package.json` files do not carry it any more); an entry counts only
+    /// if its version is the one installed there, as arborist's shrinkwrap check does.
+    fn read_hidden_lockfile(&mut self, dir: &Path) {
+        let read = |path: PathBuf| -> Option<Map<String, Value>> {
+            let meta = fs::symlink_metadata(&path).ok()?;
+            if !meta.is_file() || meta.len() > 256 << 20 {
+                return None;
+            }
+            let text = fs::read_to_string(&path).ok()?;
+            serde_json::from_str::<Value>(&text).ok()?.get("packages")?.as_object().cloned()
+        };
+        let locks: Vec<Map<String, Value>> = [
+            dir.join("node_modules/.package-lock.json"),
+            dir.join("npm-shrinkwrap.json"),
+            dir.join("package-lock.json"),
+        ]
+        .into_iter()
+        .filter_map(read)
+        .collect();
+        for node in self.nodes.iter_mut().skip(1) {
+            let version = node.version().map(str::to_owned);
+            for lock in &locks {
+                let Some(entry) = lock.get(&node.location) else { continue };
+                let locked = entry.get("version").and_then(Value::as_str);
+                if locked.is_some() && version.is_some() && locked != version.as_deref() {
+                    continue;
+                }
+                if let Some(resolved) = entry.get("resolved").and_then(Value::as_str) {
+                    node.resolved = Some(resolved.to_owned());
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Each node's edges out, in arborist's order of precedence: peer, optional peer, prod,
+    /// optional, dev (the root's only); a later type replaces an earlier one of the same name.
+    fn load_edges(&mut self) {
+        for id in 0..self.nodes.len() {
+            let node = &self.nodes[id];
+            if node.is_link() {
+                continue;
+            }
+            let pkg = &node.package;
+            let mut wanted: BTreeMap<String, (EdgeType, String)> = BTreeMap::new();
+            let meta = pkg.get("peerDependenciesMeta").and_then(Value::as_object);
+            let peer_optional = |name: &str| {
+                meta.and_then(|m| m.get(name)).and_then(|m| m.get("optional")).and_then(Value::as_bool)
+                    == Some(true)
+            };
+            let mut add = |field: &str, kind: &dyn Fn(&str) -> EdgeType| {
+                if let Some(deps) = pkg.get(field).and_then(Value::as_object) {
+                    for (name, spec) in deps {
+                        let spec = spec.as_str().unwrap_or("").to_owned();
+                        wanted.insert(name.clone(), (kind(name), spec));
+                    }
+                }
+            };
+            add("peerDependencies", &|n| {
+                if peer_optional(n) { EdgeType::PeerOptional } else { EdgeType::Peer }
+            });
+            add("dependencies", &|_| EdgeType::Prod);
+            add("optionalDependencies", &|_| EdgeType::Optional);
+            if id == Self::ROOT {
+                add("devDependencies", &|_| EdgeType::Dev);
+            }
+            let mut edges = Vec::with_capacity(wanted.len());
+            for (name, (kind, spec)) in wanted {
+                let to = self.resolve(id, &name);
+                let state = match to {
+                    None if kind.is_optional() => EdgeState::Ok,
+                    None => EdgeState::Missing,
+                    Some(to) if kind.is_peer() && self.nodes[to].parent == Some(id) && id != Self::ROOT => {
+                        EdgeState::PeerLocal
+                    }
+                    Some(to) if !satisfies(&self.nodes[to], &name, &spec) => EdgeState::Invalid,
+                    Some(_) => EdgeState::Ok,
+                };
+                edges.push(ActualEdge { name, spec, kind, to, state });
+            }
+            self.nodes[id].edges = edges;
+        }
+        for id in 0..self.nodes.len() {
+            for i in 0..self.nodes[id].edges.len() {
+                if let Some(to) = self.nodes[id].edges[i].to {
+                    self.nodes[to].edges_in.push((id, i));
+                }
+            }
+        }
+    }
+
+    /// arborist's `calcDepFlags`: every flag starts set on every package and is unset by
+    /// walking edges out from the root until nothing changes.
+    fn calc_dep_flags(&mut self) {
+        let all = DepFlags { dev: true, optional: true, dev_optional: true, peer: true, extraneous: true };
+        for node in self.nodes.iter_mut().skip(1) {
+            node.flags = all;
+        }
+        let mut queue = vec![Self::ROOT];
+        let mut seen = vec![false; self.nodes.len()];
+        while let Some(id) = queue.pop() {
+            seen[id] = true;
+            let from = self.nodes[id].flags;
+            if !from.extraneous {
+                let mut p = self.nodes[id].parent;
+                while let Some(pid) = p {
+                    if !self.nodes[pid].flags.extraneous {
+                        break;
+                    }
+                    self.nodes[pid].flags.extraneous = false;
+                    p = self.nodes[pid].parent;
+                }
+            }
+            for e in 0..self.nodes[id].edges.len() {
+                let edge = &self.nodes[id].edges[e];
+                let Some(to) = edge.to else { continue };
+                let (dev, optional, peer) =
+                    (edge.kind == EdgeType::Dev, edge.kind.is_optional(), edge.kind.is_peer());
+                let flags = &mut self.nodes[to].flags;
+                let mut changed = false;
+                if flags.extraneous && !from.extraneous && !(peer && optional) {
+                    flags.extraneous = false;
+                    changed = true;
+                }
+                if flags.dev && !from.dev && !dev {
+                    flags.dev = false;
+                    changed = true;
+                }
+                if flags.optional && !from.optional && !optional {
+                    flags.optional = false;
+                    changed = true;
+                }
+                if flags.dev_optional
+                    && !from.dev_optional
+                    && !from.dev
+                    && !from.optional
+                    && !dev
+                    && !optional
+                {
+                    flags.dev_optional = false;
+                    changed = true;
+                }
+                if flags.peer && !from.peer && !peer {
+                    flags.peer = false;
+                    changed = true;
+                }
+                if changed {
+                    queue.push(to);
+                }
+            }
+        }
+        for (id, node) in self.nodes.iter_mut().enumerate() {
+            if id != Self::ROOT
+                && seen[id]
+                && node.flags.dev_optional
+                && (node.flags.dev || node.flags.optional)
+            {
+                node.flags.dev_optional = false;
+            }
+        }
+    }
+}
+
+/// A package's `bundleDependencies` (or `bundledDependencies`) as names; `true` bundles every
+/// dependency, as read-package-json normalizes it.
+pub fn bundle_list(pkg: &Map<String, Value>) -> Vec<String> {
+    match pkg.get("bundleDependencies").or_else(|| pkg.get("bundledDependencies")) {
+        Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::Bool(true)) => pkg
+            .get("dependencies")
+            .and_then(Value::as_object)
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// The package folders in a `node_modules`, sorted by name: `name` and `@scope/name`; dot
+/// entries (`.bin`, `.package-lock.json`) skipped, as npm skips them.
+fn package_folders(modules: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    for (name, path) in sorted_entries(modules) {
+        if name.starts_with('.') {
+            continue;
+        }
+        if name.starts_with('@') {
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                for (inner, inner_path) in sorted_entries(&path) {
+                    if !inner.starts_with('.') {
+                        out.push((format!("{name}/{inner}"), inner_path));
+                    }
+                }
+            }
+            continue;
+        }
+        let is_package = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() || m.file_type().is_symlink());
+        if is_package {
+            out.push((name, path));
+        }
+    }
+    out
+}
+
+fn sorted_entries(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(read) = fs::read_dir(dir) else { return Vec::new() };
+    let mut out: Vec<(String, PathBuf)> = read
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().map(|n| (n.to_owned(), e.path())))
+        .collect();
+    out.sort();
+    out
+}
+
+/// A `package.json` as a JSON object, or why not.
+fn read_manifest(path: &Path) -> (Map<String, Value>, Option<String>) {
+    let read = fs::File::open(path).and_then(|f| {
+        use std::io::Read as _;
+        let mut text = String::new();
+        f.take(MAX_MANIFEST).read_to_string(&mut text).map(|_| text)
+    });
+    match read {
+        Err(e) => (Map::new(), Some(format!("could not read {}: {e}", path.display()))),
+        Ok(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(map)) => (map, None),
+            Ok(_) => (Map::new(), Some("not a JSON object".to_owned())),
+            Err(e) => (Map::new(), Some(e.to_string())),
+        },
+    }
+}
+
+/// arborist's `depValid` for registry specs: a version or range is checked with semver, `*`,
+/// an empty spec and dist-tags accept any version, an `npm:` alias checks the package name and
+/// its range. Git, file and URL specs are accepted as installed (their source is not checked).
+pub fn satisfies(node: &ActualNode, name: &str, spec: &str) -> bool {
+    if node.name != name {
+        return false;
+    }
+    let (package, range) = match spec.strip_prefix("npm:") {
+        Some(rest) => {
+            let (pkg, range) = match rest.strip_prefix('@').map(|r| r.find('@').map(|i| i + 1)) {
+                Some(Some(at)) => (&rest[..at], &rest[at + 1..]),
+                Some(None) => (rest, ""),
+                None => match rest.find('@') {
+                    Some(at) => (&rest[..at], &rest[at + 1..]),
+                    None => (rest, ""),
+                },
+            };
+            (Some(pkg), range)
+        }
+        None => (None, spec),
+    };
+    if let Some(pkg) = package
+        && node.package_name() != Some(pkg)
+    {
+        return false;
+    }
+    let version = node.version().and_then(semver::parse_version);
+    match VersionSpec::parse(range) {
+        Ok(VersionSpec::Range { raw, .. }) if raw == "*" => true,
+        Ok(spec @ (VersionSpec::Version(_) | VersionSpec::Range { .. })) => {
+            version.is_some_and(|v| spec.satisfies(&v))
+        }
+        Ok(VersionSpec::Tag(_)) => true,
+        // git, file, URL: not a registry spec
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn edges_resolve_up_the_folder_chain_and_flags_follow_npm() {
+        let dir = project(&[
+            (
+                "package.json",
+                r#"{"name":"app","version":"1.0.0","dependencies":{"a":"^1"},"devDependencies":{"d":"2.x"}}"#,
+            ),
+            (
+                "node_modules/a/package.json",
+                r#"{"name":"a","version":"1.2.0","dependencies":{"b":"^1"},"optionalDependencies":{"o":"*"}}"#,
+            ),
+            ("node_modules/b/package.json", r#"{"name":"b","version":"2.0.0"}"#),
+            ("node_modules/a/node_modules/b/package.json", r#"{"name":"b","version":"1.0.0"}"#),
+            ("node_modules/d/package.json", r#"{"name":"d","version":"2.1.0","dependencies":{"b":"^2"}}"#),
+            ("node_modules/x/package.json", r#"{"name":"x","version":"0.1.0"}"#),
+        ]);
+        let tree = ActualTree::load(dir.path()).unwrap();
+        let a = tree.at("node_modules/a").unwrap();
+        let nested_b = tree.at("node_modules/a/node_modules/b").unwrap();
+        let top_b = tree.at("node_modules/b").unwrap();
+        let edge_b = tree.node(a).edges.iter().find(|e| e.name == "b").unwrap();
+        assert_eq!(edge_b.to, Some(nested_b));
+        assert!(edge_b.is_valid());
+        let edge_o = tree.node(a).edges.iter().find(|e| e.name == "o").unwrap();
+        assert_eq!((edge_o.to, edge_o.state), (None, EdgeState::Ok), "a missing optional is no problem");
+        assert!(!tree.node(a).flags.dev && !tree.node(a).flags.extraneous);
+        assert!(tree.node(top_b).flags.dev, "b@2 is only reached through the dev dependency d");
+        assert!(tree.node(tree.at("node_modules/x").unwrap()).flags.extraneous);
+    }
+
+    #[test]
+    fn a_spec_the_installed_version_does_not_meet_is_invalid_and_a_symlink_is_not_walked() {
+        let outside = project(&[("node_modules/evil/package.json", r#"{"name":"evil","version":"1.0.0"}"#)]);
+        let dir = project(&[
+            (
+                "package.json",
+                r#"{"name":"app","version":"1.0.0","dependencies":{"a":"^2","l":"*","al":"npm:a@^1"}}"#,
+            ),
+            ("node_modules/a/package.json", r#"{"name":"a","version":"1.0.0"}"#),
+            ("node_modules/al/package.json", r#"{"name":"a","version":"1.0.0"}"#),
+        ]);
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("node_modules/l")).unwrap();
+        let tree = ActualTree::load(dir.path()).unwrap();
+        let root = tree.node(ActualTree::ROOT);
+        let state = |n: &str| root.edges.iter().find(|e| e.name == n).unwrap().state;
+        assert_eq!(state("a"), EdgeState::Invalid);
+        assert_eq!(state("al"), EdgeState::Ok);
+        #[cfg(unix)]
+        {
+            let l = tree.at("node_modules/l").unwrap();
+            assert!(tree.node(l).is_link());
+            assert!(tree.at("node_modules/l/node_modules/evil").is_none(), "a link's folder is not walked");
+        }
+    }
+}
