@@ -122,27 +122,38 @@ impl Context {
         self.network == Network::Offline
     }
 
-    /// The upstream registry for a command run in `project`: `--registry`, else npm's own
-    /// configuration (`.npmrc` files, `NPM_CONFIG_REGISTRY`, `npm config get registry`).
-    pub fn registry_for(&self, project: &Path) -> anyhow::Result<RegistryUrl> {
+    /// npm's configuration as read for a command run in `project`; `None` is npm's global
+    /// mode (`-g`): the user's and the global `.npmrc` only, never a project's.
+    fn npm_config(project: Option<&Path>) -> (NpmConfig, &Path) {
+        let mut npm = NpmConfig::from_env(None);
+        npm.global = project.is_none();
+        (npm, project.unwrap_or(Path::new(".")))
+    }
+
+    /// The upstream registry for a command run in `project` (`None`: a global install):
+    /// `--registry`, else npm's own configuration (`.npmrc` files, `NPM_CONFIG_REGISTRY`,
+    /// `npm config get registry`).
+    pub fn registry_for(&self, project: Option<&Path>) -> anyhow::Result<RegistryUrl> {
         if let Some(url) = &self.registry {
             return Ok(url.clone());
         }
-        let cache = self.home.root().join("npm-registry");
-        Ok(NpmConfig::from_env(None).registry_cached(project, &cache)?)
+        let (npm, dir) = Self::npm_config(project);
+        let cache = self.home.root().join(if npm.global { "npm-registry-global" } else { "npm-registry" });
+        Ok(npm.registry_cached(dir, &cache)?)
     }
 
-    /// The registry client's options for a command run in `project`: npm's TLS trust
-    /// (`cafile`, `ca`, `strict-ssl`, `NODE_EXTRA_CA_CERTS`; the platform store) and proxies
-    /// (`https-proxy`, `proxy`, `noproxy`, `HTTPS_PROXY`, `NO_PROXY`).
-    pub fn registry_options(&self, project: &Path) -> anyhow::Result<RegistryOptions> {
-        let npm = NpmConfig::from_env(None);
-        let tls = npm.tls(project)?;
-        Ok(RegistryOptions { tls, proxy: npm.proxy(project), ..RegistryOptions::default() })
+    /// The registry client's options for a command run in `project` (`None`: a global
+    /// install): npm's TLS trust (`cafile`, `ca`, `strict-ssl`, `NODE_EXTRA_CA_CERTS`; the
+    /// platform store) and proxies (`https-proxy`, `proxy`, `noproxy`, `HTTPS_PROXY`,
+    /// `NO_PROXY`).
+    pub fn registry_options(&self, project: Option<&Path>) -> anyhow::Result<RegistryOptions> {
+        let (npm, dir) = Self::npm_config(project);
+        let tls = npm.tls(dir)?;
+        Ok(RegistryOptions { tls, proxy: npm.proxy(dir), ..RegistryOptions::default() })
     }
 
     /// A registry client for `url` with [`Context::registry_options`].
-    pub fn registry(&self, url: RegistryUrl, project: &Path) -> anyhow::Result<Registry> {
+    pub fn registry(&self, url: RegistryUrl, project: Option<&Path>) -> anyhow::Result<Registry> {
         Registry::new(url, self.registry_options(project)?).map_err(|e| match e {
             FetchError::Config(_) => {
                 let hint = e.hint().unwrap_or_default();

@@ -97,6 +97,9 @@ pub struct NpmConfig {
     pub npm: Option<PathBuf>,
     /// How long npm may take.
     pub npm_timeout: Duration,
+    /// npm's global mode (`-g`): the project's `.npmrc` is not read, as npm ignores it then
+    /// ("global mode enabled, ignored"); only the user's and the global one are.
+    pub global: bool,
 }
 
 impl NpmConfig {
@@ -108,6 +111,7 @@ impl NpmConfig {
             env: std::env::vars().collect(),
             npm: Some(PathBuf::from("npm")),
             npm_timeout: NPM_TIMEOUT,
+            global: false,
         }
     }
 
@@ -117,9 +121,13 @@ impl NpmConfig {
         self.env.get(name).or_else(|| self.env.get(&lower)).map(String::as_str).filter(|v| !v.is_empty())
     }
 
-    /// The `.npmrc` files in npm's order of precedence for `project`.
+    /// The `.npmrc` files in npm's order of precedence for `project` (not the project's own
+    /// in [global](Self::global) mode).
     pub fn rc_files(&self, project: &Path) -> Vec<PathBuf> {
-        let mut files = vec![project.join(".npmrc")];
+        let mut files = Vec::new();
+        if !self.global {
+            files.push(project.join(".npmrc"));
+        }
         match self.var("NPM_CONFIG_USERCONFIG") {
             Some(u) => files.push(PathBuf::from(u)),
             None => files.extend(self.var("HOME").map(|h| Path::new(h).join(".npmrc"))),
@@ -186,7 +194,20 @@ impl NpmConfig {
         self.registry_from(project, Some(cache))
     }
 
+    /// Where npm is asked from in global mode: the home folder, so no project's `.npmrc`
+    /// is in reach of its `npm config get`.
+    fn home_dir(&self) -> PathBuf {
+        self.var("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+    }
+
     fn registry_from(&self, project: &Path, cache: Option<&Path>) -> Result<RegistryUrl, NpmrcError> {
+        let home;
+        let project = if self.global {
+            home = self.home_dir();
+            home.as_path()
+        } else {
+            project
+        };
         if let Some(r) = &self.flag {
             return checked(r, "--registry");
         }
@@ -233,8 +254,9 @@ impl NpmConfig {
         if let Some(p) = self.var("NPM_CONFIG_PREFIX") {
             return Ok(PathBuf::from(p));
         }
-        let dir = self.var("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-        for rc in self.rc_files(&dir).into_iter().skip(1) {
+        let dir = self.home_dir();
+        let user_and_global = NpmConfig { global: true, ..self.clone() };
+        for rc in user_and_global.rc_files(&dir) {
             let Ok(text) = std::fs::read_to_string(&rc) else { continue };
             if let Some(p) = key_in_rc(&text, "prefix", &self.env) {
                 return Ok(PathBuf::from(p));
@@ -354,7 +376,7 @@ pub fn ca_in_rc(text: &str, env: &BTreeMap<String, String>) -> Vec<String> {
         }
         let Some((k, v)) = line.split_once('=') else { continue };
         let v = unquote(v.trim());
-        match k.trim() {
+        match expand(k.trim(), env).as_str() {
             "ca" => found = vec![expand(v, env)],
             "ca[]" => found.push(expand(v, env)),
             _ => continue,
@@ -390,7 +412,8 @@ pub fn key_in_rc(text: &str, key: &str, env: &BTreeMap<String, String>) -> Optio
             continue;
         }
         let Some((k, v)) = line.split_once('=') else { continue };
-        if k.trim() != key {
+        // npm expands variables in keys too.
+        if expand(k.trim(), env) != key {
             continue;
         }
         let v = v.trim();
@@ -400,19 +423,46 @@ pub fn key_in_rc(text: &str, key: &str, env: &BTreeMap<String, String>) -> Optio
     found.filter(|v| !v.is_empty())
 }
 
-/// npm's `${VAR}` expansion in `.npmrc` values (unknown variables stay as written).
+/// npm's variable expansion in `.npmrc` keys and values (`@npmcli/config`'s `env-replace`),
+/// and nothing more: `${NAME}` becomes the variable's value (kept as written when it is not
+/// set), `${NAME?}` becomes it or nothing, and a backslash before the `$` escapes it (`\${X}`
+/// stays `${X}`; backslashes pair up, as npm's regex counts them). `$NAME` without braces, `~`
+/// and anything else are left alone. NAME is any text without `$`, `{`, `}` and `?`.
 fn expand(v: &str, env: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
     let mut rest = v;
     while let Some(start) = rest.find("${") {
-        let Some(len) = rest[start + 2..].find('}') else { break };
-        let name = &rest[start + 2..start + 2 + len];
-        out.push_str(&rest[..start]);
-        match env.get(name) {
-            Some(val) => out.push_str(val),
-            None => out.push_str(&rest[start..start + 3 + len]),
+        let after = &rest[start + 2..];
+        let end = after.find(['$', '{', '}', '?']);
+        let (name, closing) = match end {
+            Some(i) if i > 0 && after[i..].starts_with('}') => (&after[..i], i + 1),
+            Some(i) if i > 0 && after[i..].starts_with("?}") => (&after[..i], i + 2),
+            // Not a variable here: keep the `$` and look again after it.
+            _ => {
+                out.push_str(&rest[..start + 1]);
+                rest = &rest[start + 1..];
+                continue;
+            }
+        };
+        let optional = closing == name.len() + 2;
+        // The backslashes right before `${`: npm's `(?<!\\)(\\*)`.
+        let before = &rest[..start];
+        let slashes = before.len() - before.trim_end_matches('\\').len();
+        out.push_str(&before[..before.len() - slashes]);
+        let original = &rest[start..start + 2 + closing];
+        if slashes % 2 == 1 {
+            // Escaped: half the backslashes (rounded down) and the text as written.
+            out.push_str(&"\\".repeat(slashes / 2));
+            out.push_str(original);
+        } else {
+            out.push_str(&"\\".repeat(slashes / 2));
+            match env.get(name) {
+                Some(val) => out.push_str(val),
+                None if optional => {}
+                None => out.push_str(&format!("${{{name}}}")),
+            }
         }
-        rest = &rest[start + 3 + len..];
+        rest = &rest[start + 2 + closing..];
     }
     out.push_str(rest);
     out
@@ -588,6 +638,43 @@ mod tests {
         assert_eq!(c.global_prefix(Some(Path::new("/flag"))).unwrap(), Path::new("/flag"));
         let none = cfg(&[("HOME", dir.path().to_str().unwrap())]);
         assert!(matches!(none.global_prefix(None), Err(NpmrcError::NoPrefix)));
+    }
+
+    #[test]
+    fn variables_expand_only_as_npm_expands_them() {
+        let env: BTreeMap<String, String> =
+            [("TOKEN".to_owned(), "s3cret".to_owned()), ("PORT".to_owned(), "9".to_owned())].into();
+        let x = |v: &str| expand(v, &env);
+        assert_eq!(x("http://h:${PORT}/"), "http://h:9/");
+        assert_eq!(x("$TOKEN and $PORT"), "$TOKEN and $PORT", "no expansion without braces");
+        assert_eq!(x("${MISSING}/${MISSING?}/"), "${MISSING}//");
+        assert_eq!(x("\\${TOKEN}"), "${TOKEN}", "an escaped variable stays as written");
+        assert_eq!(x("\\\\${PORT}"), "\\9");
+        assert_eq!(x("\\\\\\${PORT}"), "\\${PORT}");
+        assert_eq!(x("${}${a b}${PORT"), "${}${a b}${PORT");
+        assert_eq!(x("${a${PORT}}"), "${a9}");
+        assert_eq!(x("~/${HOME_NOT_SET}"), "~/${HOME_NOT_SET}");
+        // npm expands keys too.
+        assert_eq!(
+            key_in_rc("${KEY}=http://k/\n", "registry", &[("KEY".into(), "registry".into())].into()),
+            Some("http://k/".into())
+        );
+    }
+
+    #[test]
+    fn global_mode_reads_no_project_npmrc() {
+        let dir = tempfile::tempdir().unwrap();
+        let (project, home) = (dir.path().join("p"), dir.path().join("h"));
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(project.join(".npmrc"), "registry=http://project/\nstrict-ssl=false\n").unwrap();
+        std::fs::write(home.join(".npmrc"), "registry=http://user/\n").unwrap();
+        let mut c = cfg(&[("HOME", home.to_str().unwrap()), ("PREFIX", dir.path().to_str().unwrap())]);
+        assert_eq!(c.registry(&project).unwrap(), "http://project/");
+        c.global = true;
+        assert_eq!(c.registry(&project).unwrap(), "http://user/");
+        assert!(c.tls(&project).unwrap().strict, "the project's strict-ssl=false is not read");
+        assert!(!c.rc_files(&project).contains(&project.join(".npmrc")));
     }
 
     #[test]

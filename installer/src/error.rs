@@ -166,6 +166,28 @@ pub enum LinkError {
         #[source]
         source: io::Error,
     },
+    /// A symbolic link where ims would write or remove under `node_modules` (a committed
+    /// `node_modules -> ../..`, or a link inside it): following it would leave the project.
+    #[error(
+        "{path} is a symbolic link (to {target}): ims does not write or remove through links in node_modules"
+    )]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
+    /// `node_modules/.package-lock.json` names a location that is not a `node_modules` path.
+    #[error(transparent)]
+    HiddenLockfile(LockfileError),
+    /// npm's EEXIST: a global command of that name belongs to something else.
+    #[error("EEXIST: {path} already exists and is not a command of {package}")]
+    BinExists {
+        /// `PREFIX/bin/<cmd>`.
+        path: PathBuf,
+        /// The package being installed.
+        package: String,
+    },
 }
 
 /// `package-lock.json` could not be read or written.
@@ -186,6 +208,17 @@ pub enum LockfileError {
     Invalid {
         /// The file.
         path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An entry whose location is not a `node_modules/<name>(/node_modules/<name>)*` chain of
+    /// valid package names: laying it out would write outside `node_modules`.
+    #[error("{path}: the entry {location:?} is not a node_modules/<name> path: {reason}")]
+    BadLocation {
+        /// The file.
+        path: PathBuf,
+        /// The entry's key.
+        location: String,
         /// What is wrong.
         reason: String,
     },
@@ -249,6 +282,19 @@ pub enum InstallError {
     Unfetchable {
         /// The lockfile location.
         location: String,
+    },
+    /// A lockfile's `resolved` URL is on a host that is neither the configured registry nor
+    /// one the user allowed.
+    #[error("{location} would be fetched from {url}, which is not the registry {registry}")]
+    ForeignTarball {
+        /// The lockfile location.
+        location: String,
+        /// The `resolved` URL.
+        url: String,
+        /// The configured registry.
+        registry: String,
+        /// The URL's `host[:port]`, for the hint.
+        host: String,
     },
     /// Writing `node_modules` failed.
     #[error(transparent)]
@@ -342,7 +388,11 @@ impl InstallError {
             InstallError::Request(e) => e.to_string(),
             InstallError::Project(e) => format!("reading or saving package.json: {e}"),
             InstallError::Lockfile(e) => format!("reading or saving package-lock.json: {e}"),
-            InstallError::Unfetchable { .. } => self.to_string(),
+            InstallError::Unfetchable { .. } | InstallError::ForeignTarball { .. } => self.to_string(),
+            InstallError::Link(e @ (LinkError::Symlink { .. } | LinkError::HiddenLockfile(_))) => {
+                format!("refusing to write node_modules: {e}")
+            }
+            InstallError::Link(e @ LinkError::BinExists { .. }) => e.to_string(),
             InstallError::Link(e) => format!("writing node_modules: {e}"),
             InstallError::Script(e) => format!("running allowed install scripts: {e}"),
         }
@@ -397,6 +447,20 @@ impl InstallError {
                 "fix or delete package-lock.json and run again (ims then resolves from package.json); if it was saving that failed, node_modules is installed but the lockfile is stale"
             )
             .to_owned(),
+            InstallError::ForeignTarball { host, .. } => format!(
+                "ims fetches tarballs only from the configured registry and from peers; if {host} is trusted, pass --allow-tarball-host {host} (or IMS_ALLOW_TARBALL_HOST={host}); {unchanged}"
+            ),
+            InstallError::Link(LinkError::Symlink { path, .. }) => format!(
+                "a cloned project must not bring links into node_modules: remove {} (or the whole node_modules) and run again; nothing was written through it",
+                path.display()
+            ),
+            InstallError::Link(LinkError::HiddenLockfile(_)) => {
+                "delete node_modules/.package-lock.json (or the whole node_modules) and run again; nothing was removed".to_owned()
+            }
+            InstallError::Link(LinkError::BinExists { path, .. }) => format!(
+                "remove {} and try again, or pass --force to replace it (as npm's --force); the previous install was left in place",
+                path.display()
+            ),
             InstallError::Link(_) => "node_modules may be incomplete: fix the cause above (permissions, disk space) and run the install again".to_owned(),
             InstallError::Script(_) => "node_modules is in place but this package's install script did not finish: see its output above, fix the cause and run the install again".to_owned(),
         }

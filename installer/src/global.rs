@@ -16,7 +16,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::bins::{link_global_bins, unlink_global_bins};
+use super::bins::{check_global_bins, link_global_bins, unlink_global_bins};
 use super::error::{InstallError, LinkError};
 use super::link::link_package;
 use super::lockfile::normalize_bin;
@@ -109,6 +109,9 @@ pub async fn install_global<S: ManifestSource + Clone + 'static>(
         inner.omit_dev = true;
         inner.resolve_dev = false;
         inner.use_lockfile = false;
+        // The "project" here is the package being installed: its own `allowScripts` must not
+        // grant scripts to its dependencies (only the user's flags do).
+        inner.project_allow_scripts = false;
         let report = Installer::new(source, registry, inner).install(&[]).await?;
         // The package's own scripts run last, as npm runs a package's after its dependencies'.
         let id = format!("{}@{}", picked.package(), picked.version);
@@ -126,6 +129,13 @@ pub async fn install_global<S: ManifestSource + Clone + 'static>(
             return Err(e);
         }
     };
+
+    // npm's EEXIST, before anything changes: a command of that name that is not a link into
+    // this package (another package's, or the user's own file) is not replaced.
+    if let Err(e) = check_global_bins(prefix, &picked.name, &installed_bins(&staging), opts.force) {
+        let _ = remove_any(&staging);
+        return Err(e.into());
+    }
 
     // Swap: the previous install stays in place until the new one is complete.
     let previous_bins = installed_bins(&dir);
@@ -145,7 +155,7 @@ pub async fn install_global<S: ManifestSource + Clone + 'static>(
         tracing::warn!(path = %old.display(), %error, "cannot remove the previous global install");
     }
     unlink_global_bins(prefix, &picked.name, &previous_bins)?;
-    let bins = link_global_bins(prefix, &picked.name, &installed_bins(&dir))?;
+    let bins = link_global_bins(prefix, &picked.name, &installed_bins(&dir), opts.force)?;
     let mut scripts = report.scripts;
     if manifest.has_install_script() && !root_ran {
         scripts.insert(0, format!("{}@{}", picked.package(), picked.version));
@@ -155,7 +165,8 @@ pub async fn install_global<S: ManifestSource + Clone + 'static>(
         version: picked.version.clone(),
         dir,
         bins,
-        dependencies: report.packages.saturating_sub(1),
+        // The inner install's packages are the dependencies (its root is not counted).
+        dependencies: report.packages,
         scripts,
     })
 }

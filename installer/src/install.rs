@@ -47,6 +47,9 @@ pub struct Fetched {
     pub placements: Vec<Placement>,
     /// Optional packages left out (wrong platform or failed fetch), by location.
     pub skipped_optional: Vec<String>,
+    /// The locations whose install scripts may run: allowed under the package's registry
+    /// identity ([`Installer::fetch`] checks a lockfile's claims against the registry).
+    pub scripts_allowed: BTreeSet<String>,
 }
 
 /// What resolving from a peer's index cost, and where the packuments came from.
@@ -63,7 +66,7 @@ pub struct RemoteIndexReport {
 /// What a whole install did.
 #[derive(Debug, Clone, Default)]
 pub struct InstallReport {
-    /// Packages in the tree (the root included).
+    /// Packages in the tree (the project itself not counted).
     pub packages: usize,
     /// Whether the lockfile was used as is.
     pub from_lockfile: bool,
@@ -318,6 +321,20 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
             // canonical one.
             let resolved =
                 e.resolved.clone().unwrap_or_else(|| self.registry.url().tarball(&e.package, &e.version));
+            // A lockfile's URL is the project's word, not the registry's: fetched only from the
+            // registry (npm's lockfile host is re-pointed at it) or a host the user allowed.
+            if plan.from_lockfile && !self.opts.store.has_tarball(&integrity) {
+                let url = self.registry.url().fetch_url(&resolved);
+                if let Some(host) = foreign_host(&url, self.registry.url().as_str(), &self.opts.tarball_hosts)
+                {
+                    return Err(InstallError::ForeignTarball {
+                        location: e.location.clone(),
+                        url,
+                        registry: self.registry.url().to_string(),
+                        host,
+                    });
+                }
+            }
             todo.push((e, integrity, resolved));
         }
         // Tarballs from the peer: its connection is opened here when resolution did not need
@@ -382,22 +399,69 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
             fetched.placements.retain(|p| !left_out.contains(&p.package.location));
         }
         fetched.skipped_optional = left_out.into_iter().collect();
+        fetched.scripts_allowed = self.scripts_allowed(plan, &fetched.placements).await;
         Ok(fetched)
+    }
+
+    /// The placements whose install scripts may run: the policy allows the package, and the
+    /// package is what it says. From a lockfile, the name an entry claims (its `name` field,
+    /// or its folder) is believed only when the registry's metadata for that name@version has
+    /// the entry's integrity: a planted entry can name any package, but not carry its bytes.
+    async fn scripts_allowed(&self, plan: &Plan, placements: &[Placement]) -> BTreeSet<String> {
+        let policy = self.script_policy(plan);
+        let mut allowed = BTreeSet::new();
+        for p in placements {
+            let e = &p.package;
+            if !e.has_install_script || !policy.allows(&e.package) {
+                continue;
+            }
+            if plan.from_lockfile && !self.registry_vouches(e).await {
+                tracing::warn!(
+                    package = %e.location,
+                    claims = %format!("{}@{}", e.package, e.version),
+                    "the registry does not list this integrity for the package the lockfile names; its install scripts are not run"
+                );
+                continue;
+            }
+            allowed.insert(e.location.clone());
+        }
+        allowed
+    }
+
+    /// Whether the source's metadata for `e.package@e.version` has exactly the integrity the
+    /// lockfile gives (every hash it accepts is one the registry publishes).
+    async fn registry_vouches(&self, e: &LockedPackage) -> bool {
+        let Some(locked) = e.integrity.as_deref().and_then(|i| i.parse::<Integrity>().ok()) else {
+            return false;
+        };
+        let Ok(Some(packument)) = self.source.packument(&e.package).await else { return false };
+        let Some(published) = packument
+            .versions
+            .get(&e.version)
+            .and_then(|m| m.dist.best_integrity())
+            .and_then(|i| i.parse::<Integrity>().ok())
+        else {
+            return false;
+        };
+        published.algorithm() == locked.algorithm() && locked.hashes().iter().all(|h| published.matches(h))
     }
 
     /// Lay out `node_modules` from the store, touching only what changed.
     pub fn link(&self, plan: &Plan, fetched: &Fetched) -> Result<LayoutReport, InstallError> {
         // A package whose install scripts will run gets its own copy (a script writing into its
         // folder must not write through hardlinks into the store); the rest are hardlinked.
-        let policy = self.script_policy(plan);
-        let copy = |e: &LockedPackage| e.has_install_script && policy.allows(&e.package);
+        let copy = |e: &LockedPackage| fetched.scripts_allowed.contains(&e.location);
         let report = link::layout(&self.opts.project_dir, &fetched.placements, &plan.lockfile, &copy)?;
         self.opts.progress.linked.store(report.linked, Ordering::Relaxed);
         Ok(report)
     }
 
-    /// Which install scripts may run: the options' policy with the project's `allowScripts`.
+    /// Which install scripts may run: the options' policy with the project's `allowScripts`
+    /// (unless [`InstallOptions::project_allow_scripts`] is off).
     fn script_policy(&self, plan: &Plan) -> ScriptPolicy {
+        if !self.opts.project_allow_scripts {
+            return self.opts.scripts.clone();
+        }
         match &self.opts.scripts {
             ScriptPolicy::All => ScriptPolicy::All,
             ScriptPolicy::Names(n) => {
@@ -421,19 +485,12 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
 
     /// Run the install scripts of the packages just (re)linked that the policy allows;
     /// returns `name@version` of those that ran. A failing optional package is only logged.
-    pub fn run_scripts(
-        &self,
-        plan: &Plan,
-        fetched: &Fetched,
-        layout: &LayoutReport,
-    ) -> Result<Vec<String>, InstallError> {
-        let policy = self.script_policy(plan);
+    pub fn run_scripts(&self, fetched: &Fetched, layout: &LayoutReport) -> Result<Vec<String>, InstallError> {
         let relinked: BTreeSet<&str> = layout.relinked.iter().map(String::as_str).collect();
         let mut ran = Vec::new();
         for p in &fetched.placements {
             let e = &p.package;
-            if !e.has_install_script || !relinked.contains(e.location.as_str()) || !policy.allows(&e.package)
-            {
+            if !relinked.contains(e.location.as_str()) || !fetched.scripts_allowed.contains(&e.location) {
                 continue;
             }
             let id = format!("{}@{}", e.package, e.version);
@@ -462,7 +519,7 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
         self.emit(Event::Fetched);
         let layout = self.link(&plan, &fetched)?;
         self.emit(Event::Linked);
-        let scripts_run = self.run_scripts(&plan, &fetched, &layout)?;
+        let scripts_run = self.run_scripts(&fetched, &layout)?;
         self.save(&plan)?;
         let entries = plan.lockfile.entries();
         let scripts: BTreeSet<String> = entries
@@ -488,6 +545,37 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
     }
 }
 
+/// `scheme://host[:port]` of `url`, lowercased, without user info or the scheme's default port.
+fn origin(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h).to_ascii_lowercase();
+    let default = match scheme.as_str() {
+        "https" => ":443",
+        "http" => ":80",
+        _ => "",
+    };
+    let authority = authority.strip_suffix(default).filter(|_| !default.is_empty()).unwrap_or(&authority);
+    (!authority.is_empty()).then(|| (scheme, authority.to_owned()))
+}
+
+/// `Some(host[:port])` when `url` is neither on `registry`'s origin nor on one of the
+/// `allowed` hosts (`host` or `host:port`); `None` when it may be fetched.
+fn foreign_host(url: &str, registry: &str, allowed: &[String]) -> Option<String> {
+    let Some((scheme, authority)) = origin(url) else { return Some(url.chars().take(100).collect()) };
+    if origin(registry).is_some_and(|r| r == (scheme.clone(), authority.clone())) {
+        return None;
+    }
+    let host = match authority.rsplit_once(':') {
+        Some((h, _)) if !authority.ends_with(']') => h,
+        _ => authority.as_str(),
+    };
+    let allowed_here =
+        allowed.iter().map(|a| a.trim().to_ascii_lowercase()).any(|a| a == authority || a == host);
+    (!allowed_here || !matches!(scheme.as_str(), "http" | "https")).then_some(authority)
+}
+
 /// Whether the lockfile's root entry asks for exactly what `package.json` asks for (npm's
 /// check before it trusts a lockfile).
 fn lock_matches(lock: &Lockfile, project: &Project) -> bool {
@@ -501,4 +589,25 @@ fn lock_matches(lock: &Lockfile, project: &Project) -> bool {
             .unwrap_or_default();
         want == have
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockfile_urls_only_from_the_registry_or_allowed_hosts() {
+        let reg = "http://127.0.0.1:4873/";
+        assert_eq!(foreign_host("http://127.0.0.1:4873/a/-/a-1.0.0.tgz", reg, &[]), None);
+        assert_eq!(foreign_host("HTTP://user:pw@127.0.0.1:4873/x", reg, &[]), None);
+        assert_eq!(foreign_host("https://r.test:443/x", "https://r.test/npm/", &[]), None);
+        assert_eq!(foreign_host("http://127.0.0.1:9/x", reg, &[]).as_deref(), Some("127.0.0.1:9"));
+        assert_eq!(foreign_host("https://evil.test/x", reg, &[]).as_deref(), Some("evil.test"));
+        assert_eq!(foreign_host("https://evil.test/x", reg, &["evil.test".into()]), None);
+        assert_eq!(foreign_host("http://127.0.0.1:9/x", reg, &["127.0.0.1:9".into()]), None);
+        assert!(foreign_host("http://127.0.0.1:9/x", reg, &["127.0.0.1:8".into()]).is_some());
+        assert!(foreign_host("file:///etc/passwd", reg, &["".into()]).is_some());
+        assert!(foreign_host("not a url", reg, &[]).is_some());
+        assert_eq!(foreign_host("http://[::1]:9/x", "http://[::1]:9/", &[]), None);
+    }
 }

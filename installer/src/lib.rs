@@ -59,6 +59,7 @@ pub mod platform;
 pub mod project;
 pub mod request;
 pub mod resolve;
+mod safe_fs;
 pub mod scripts;
 pub mod semver;
 pub mod tree;

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::bins::link_bins;
-use super::error::LinkError;
+use super::error::{LinkError, LockfileError};
 use super::lockfile::{LockedPackage, Lockfile};
+use super::safe_fs;
 
 /// What one link pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -144,6 +145,9 @@ fn link_all(
     let link_group = |group: &[&Placement]| -> Result<LinkStats, LinkError> {
         let mut stats = LinkStats::default();
         for p in group {
+            // Checked here, not up front: a package relinked earlier in this group (a link
+            // `npm link` made, say) has already been replaced by a real folder.
+            safe_fs::check_inside(project, &p.package.location)?;
             stats.add(link_package(&p.source, &project.join(&p.package.location), copy(&p.package))?);
         }
         Ok(stats)
@@ -200,15 +204,17 @@ pub fn layout(
     wanted: &Lockfile,
     copy: &(dyn Fn(&LockedPackage) -> bool + Sync),
 ) -> Result<LayoutReport, LinkError> {
+    safe_fs::check_node_modules(project)?;
     let hidden_path = project.join(HIDDEN);
-    let before: BTreeMap<String, Option<String>> = fs::read_to_string(&hidden_path)
-        .ok()
-        .and_then(|t| Lockfile::parse(&hidden_path, &t).ok())
-        .map(|l| l.entries().into_iter().map(|e| (e.location, e.integrity)).collect())
-        .unwrap_or_default();
+    let before: BTreeMap<String, Option<String>> = match read_hidden(&hidden_path)? {
+        Some(l) => l.entries().into_iter().map(|e| (e.location, e.integrity)).collect(),
+        None => BTreeMap::new(),
+    };
     let mut report = LayoutReport::default();
     let want: BTreeSet<&str> = placements.iter().map(|p| p.package.location.as_str()).collect();
     for loc in before.keys().filter(|l| !want.contains(l.as_str())) {
+        // `remove_dir_all` removes a link itself; the folders above it must be real.
+        safe_fs::check_inside(project, loc)?;
         match fs::remove_dir_all(project.join(loc)) {
             Ok(()) => report.removed += 1,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -225,7 +231,11 @@ pub fn layout(
         let loc = &p.package.location;
         let dest = project.join(loc);
         let under_relinked = relinked.iter().any(|r| loc.starts_with(&format!("{r}/node_modules/")));
-        let same = before.get(loc).is_some_and(|i| *i == p.package.integrity) && dest.is_dir();
+        // Kept only when it is a real folder reached through real folders: a committed link
+        // is relinked (replaced), never trusted.
+        let same = before.get(loc).is_some_and(|i| *i == p.package.integrity)
+            && fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir())
+            && safe_fs::check_inside(project, loc).is_ok();
         if same && !under_relinked {
             report.unchanged += 1;
             continue;
@@ -254,8 +264,23 @@ pub fn layout(
     hidden.packages.retain(|loc, _| want.contains(loc.as_str()));
     let io_err = |source| LinkError::Io { from: PathBuf::new(), to: hidden_path.clone(), source };
     fs::create_dir_all(project.join("node_modules")).map_err(io_err)?;
-    fs::write(&hidden_path, hidden.render()).map_err(io_err)?;
+    safe_fs::write_replacing(&hidden_path, hidden.render().as_bytes()).map_err(io_err)?;
     Ok(report)
+}
+
+/// The hidden lockfile, if there is a readable one. One that is not JSON (a crash while it
+/// was written by an older ims) counts as none: everything is relinked. One naming a location
+/// outside `node_modules` is refused: it can only be planted.
+fn read_hidden(path: &Path) -> Result<Option<Lockfile>, LinkError> {
+    let Ok(text) = fs::read_to_string(path) else { return Ok(None) };
+    match Lockfile::parse(path, &text) {
+        Ok(l) => Ok(Some(l)),
+        Err(e @ LockfileError::BadLocation { .. }) => Err(LinkError::HiddenLockfile(e)),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the hidden lockfile; relinking everything");
+            Ok(None)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -132,6 +132,47 @@ pub(crate) fn normalize_bin(cmd: &str, path: &str) -> Option<(String, String)> {
     (!parts.is_empty()).then(|| (cmd.to_owned(), parts.join("/")))
 }
 
+/// Whether `location` is a key ims may meet in `packages`: `""` (the project), a
+/// `node_modules/<name>(/node_modules/<name>)*` chain of valid package names (scoped names are
+/// two segments), or a folder of the project holding no `node_modules` at all (a workspace or
+/// a link's target, which ims does not lay out). Anything else — an empty segment
+/// (`node_modules//usr/bin`), `.` or `..`, an absolute path, a backslash, a name npm would not
+/// publish — is refused with the reason: laying it out would write outside `node_modules`.
+pub(crate) fn check_location(location: &str) -> Result<(), String> {
+    if location.is_empty() {
+        return Ok(());
+    }
+    if !location.starts_with("node_modules/") {
+        let bad =
+            location.split('/').find(|s| s.is_empty() || *s == "." || *s == ".." || *s == "node_modules");
+        return match bad {
+            _ if location.contains('\\') => Err("it contains a backslash".to_owned()),
+            Some("node_modules") => {
+                Err("ims lays out only the project's own node_modules (no workspaces)".to_owned())
+            }
+            Some(s) => Err(format!("it has a {s:?} segment")),
+            None => Ok(()),
+        };
+    }
+    let mut rest = location;
+    loop {
+        let Some(after) = rest.strip_prefix("node_modules/") else {
+            return Err(format!("{rest:?} is not node_modules/<name>"));
+        };
+        let segments = if after.starts_with('@') { 2 } else { 1 };
+        let mut it = after.splitn(segments + 1, '/');
+        let name: Vec<&str> = it.by_ref().take(segments).collect();
+        let name = name.join("/");
+        if let Err(e) = indexer::names::validate(&name) {
+            return Err(format!("{name:?} is not a package name ({e})"));
+        }
+        match it.next() {
+            None => return Ok(()),
+            Some(tail) => rest = tail,
+        }
+    }
+}
+
 /// npm records `funding` with strings turned into `{ "url": ... }` (normalize-package-data).
 fn normalize_funding(v: &Value) -> Value {
     match v {
@@ -264,9 +305,11 @@ impl Lockfile {
             let Value::Object(entry) = entry else {
                 return Err(invalid(format!("entry {loc:?} is not an object")));
             };
-            if loc.contains("..") || loc.starts_with('/') || loc.contains('\\') {
-                return Err(invalid(format!("location {loc:?} leaves the project")));
-            }
+            check_location(loc).map_err(|reason| LockfileError::BadLocation {
+                path: path.to_path_buf(),
+                location: loc.clone(),
+                reason,
+            })?;
             packages.insert(loc.clone(), entry.clone());
         }
         Ok(Lockfile {
@@ -289,10 +332,9 @@ impl Lockfile {
     /// Write `<dir>/package-lock.json` (temp file, then rename).
     pub fn save(&self, dir: &Path) -> Result<PathBuf, LockfileError> {
         let path = dir.join("package-lock.json");
-        let tmp = dir.join("package-lock.json.ims-tmp");
-        let io = |source| LockfileError::Io { path: path.clone(), source };
-        fs::write(&tmp, self.render()).map_err(io)?;
-        fs::rename(&tmp, &path).map_err(io)?;
+        // A committed link at either name is replaced, never written through.
+        crate::safe_fs::write_replacing(&path, self.render().as_bytes())
+            .map_err(|source| LockfileError::Io { path: path.clone(), source })?;
         Ok(path)
     }
 
@@ -301,6 +343,10 @@ impl Lockfile {
     pub fn entries(&self) -> Vec<LockedPackage> {
         let mut out = Vec::new();
         for (loc, e) in &self.packages {
+            // Only the project's own node_modules is laid out ([`check_location`]).
+            if !loc.starts_with("node_modules/") {
+                continue;
+            }
             let Some(i) = loc.rfind("node_modules/") else { continue };
             if e.get("link").and_then(Value::as_bool).unwrap_or(false) {
                 continue;
@@ -354,5 +400,41 @@ mod tests {
         assert_eq!(normalize_bin("@s/x", "../../x.js"), Some(("x".into(), "x.js".into())));
         assert_eq!(normalize_bin("..", "a.js"), None);
         assert_eq!(normalize_funding(&json!("u")), json!({"url": "u"}));
+    }
+
+    #[test]
+    fn locations_are_node_modules_chains_of_package_names() {
+        for ok in [
+            "",
+            "node_modules/a",
+            "node_modules/@s/a",
+            "node_modules/a/node_modules/@s/b/node_modules/c",
+            "packages/app",
+        ] {
+            assert_eq!(check_location(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "node_modules//usr/bin",
+            "node_modules/link/payload",
+            "node_modules/a/../b",
+            "node_modules/.",
+            "node_modules/a/",
+            "node_modules/@s",
+            "node_modules/@s/",
+            "node_modules/a\\b",
+            "/etc",
+            "../outside",
+            "packages/app/node_modules/x",
+            "node_modules/a/node_modules",
+            "a//b",
+        ] {
+            assert!(check_location(bad).is_err(), "{bad}");
+        }
+        let text = r#"{"lockfileVersion":3,"packages":{"":{},"node_modules//usr/bin":{"version":"1.0.0"}}}"#;
+        let err = Lockfile::parse(Path::new("package-lock.json"), text).unwrap_err();
+        assert!(
+            matches!(&err, LockfileError::BadLocation { location, .. } if location == "node_modules//usr/bin")
+        );
+        assert!(err.to_string().contains("node_modules//usr/bin"), "{err}");
     }
 }

@@ -63,6 +63,15 @@ pub struct InstallOptions {
     /// npm's `--strict-peer-deps`: any peer conflict is ERESOLVE, even one npm would only warn
     /// about ("overriding peer dependency") because the project's own dependencies are not in it.
     pub strict_peer_deps: bool,
+    /// Whether the project's `package.json` `allowScripts` grants install scripts (with
+    /// [`scripts`](Self::scripts)); off for `-g`, whose "project" is the package installed.
+    pub project_allow_scripts: bool,
+    /// npm's `--force`, for `-g`: replace a `PREFIX/bin/<cmd>` another package (or the user)
+    /// owns instead of failing with EEXIST.
+    pub force: bool,
+    /// Hosts (`host` or `host:port`) besides the registry's that a lockfile's `resolved` URLs
+    /// may be fetched from (`--allow-tarball-host`); none by default.
+    pub tarball_hosts: Vec<String>,
 }
 
 impl InstallOptions {
@@ -85,6 +94,9 @@ impl InstallOptions {
             progress: Arc::default(),
             legacy_peer_deps: false,
             strict_peer_deps: false,
+            project_allow_scripts: true,
+            force: false,
+            tarball_hosts: Vec::new(),
         }
     }
 }

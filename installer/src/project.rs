@@ -237,9 +237,8 @@ impl Project {
             return Ok(false);
         }
         let io = |source| ProjectError::Io { path: self.path.clone(), source };
-        let tmp = self.path.with_extension("json.ims-tmp");
-        fs::write(&tmp, self.render()).map_err(io)?;
-        fs::rename(&tmp, &self.path).map_err(io)?;
+        // A committed link at the temporary name is replaced, never written through.
+        crate::safe_fs::write_replacing(&self.path, self.render().as_bytes()).map_err(io)?;
         Ok(true)
     }
 }

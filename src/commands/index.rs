@@ -71,7 +71,7 @@ pub async fn run(args: IndexArgs, ctx: &Context) -> anyhow::Result<()> {
         )
         .into());
     }
-    let net = ctx.registry_options(&std::env::current_dir().unwrap_or_else(|_| ".".into()))?;
+    let net = ctx.registry_options(Some(&std::env::current_dir().unwrap_or_else(|_| ".".into())))?;
     let options = IngestOptions {
         concurrency: args.concurrency.max(1),
         batch_documents: args.batch.max(1),

@@ -73,6 +73,19 @@ pub struct InstallArgs {
     /// Fail on every peer dependency conflict, even one npm only warns about (npm's flag)
     #[arg(long)]
     pub strict_peer_deps: bool,
+    /// With -g: replace a command in PREFIX/bin that another package (or you) owns, instead of
+    /// failing with EEXIST (npm's flag)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// A host (HOST or HOST:PORT) besides the registry that package-lock.json's `resolved`
+    /// URLs may be fetched from; by default only the registry and peers are used
+    #[arg(
+        long = "allow-tarball-host",
+        env = "IMS_ALLOW_TARBALL_HOST",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    pub allow_tarball_hosts: Vec<String>,
 }
 
 #[allow(clippy::disallowed_methods)] // the binary is where the environment is read
@@ -98,14 +111,17 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     let store = TarballStore::open(&store_dir)
         .with_context(|| format!("cannot open the tarball store at {}", store_dir.display()))?;
     let opts = options(&args, &project, store);
-    let (registry_url, registry_known) = match ctx.registry_for(&project) {
+    // npm's global mode reads no project configuration: a `.npmrc` in the folder `-g` runs in
+    // (a cloned repository) must not pick the registry, TLS trust or proxy of a global install.
+    let config_dir = (!args.global).then_some(project.as_path());
+    let (registry_url, registry_known) = match ctx.registry_for(config_dir) {
         Ok(url) => (url, true),
         // Offline, the registry only names tarballs a lockfile leaves `resolved` out of; the
         // store is keyed by integrity, so any base does.
         Err(_) if ctx.offline() => (RegistryUrl::parse("http://offline.invalid/")?, false),
         Err(e) => return Err(e),
     };
-    let registry = ctx.registry(registry_url.clone(), &project)?.offline(ctx.offline());
+    let registry = ctx.registry(registry_url.clone(), config_dir)?.offline(ctx.offline());
     let local = LocalIndex::at(ctx.home.index_dir(), ctx.home.index_fetch_times_file());
     let local = if registry_known { local.upstream(registry.url()) } else { local };
     let policy = Policy { network: ctx.network, max_age: Duration::from_secs(args.packument_max_age) };
@@ -166,6 +182,8 @@ fn options(args: &InstallArgs, project: &std::path::Path, store: TarballStore) -
     opts.path_env = path_env();
     opts.legacy_peer_deps = args.legacy_peer_deps;
     opts.strict_peer_deps = args.strict_peer_deps;
+    opts.force = args.force;
+    opts.tarball_hosts = args.allow_tarball_hosts.clone();
     opts
 }
 
@@ -224,9 +242,14 @@ async fn run_global(
             .await
             .map_err(|e| {
                 let exit = Exit::from(e.kind());
+                let hint = match &e {
+                    // EEXIST and refused links have their own advice.
+                    InstallError::Link(_) => e.hint(registry.url().as_str()),
+                    _ => "check the name and range with `npm view`".to_owned(),
+                };
                 Failure::new(
                     format!("installing {} globally into {}", spec.name, prefix.display()),
-                    "check the name and range with `npm view`",
+                    hint,
                     exit,
                 )
                 .caused_by(e)
@@ -252,7 +275,7 @@ async fn run_global(
         );
         if !report.scripts.is_empty() {
             eprintln!(
-                "{} packages have install scripts that were not run (allow with --allow-scripts NAME): {}",
+                "{} packages have install scripts that were not run (allow with --allow-scripts NAME; a global package's own allowScripts is not read): {}",
                 report.scripts.len(),
                 report.scripts.join(", ")
             );

@@ -74,7 +74,7 @@ pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
         Some(url) => {
             let url = RegistryUrl::parse(url)
                 .map_err(|e| Failure::usage(format!("--upstream: {e}"), "pass an http:// or https:// URL"))?;
-            let registry = ctx.registry(url, std::path::Path::new("."))?;
+            let registry = ctx.registry(url, Some(std::path::Path::new(".")))?;
             TarballServer::with_upstream(store, registry, index)
         }
         None => TarballServer::new(store),
