@@ -35,6 +35,8 @@ pub enum Command {
     /// Why a package is installed: the dependents that keep it, up to the project (npm explain)
     #[command(alias = "explain")]
     Why(crate::commands::why::WhyArgs),
+    /// Check installed packages' registry signatures and store integrity (npm audit signatures)
+    Verify(crate::commands::verify::VerifyArgs),
     /// What the index knows about a package: NAME[@RANGE]
     View(crate::commands::view::ViewArgs),
 }

@@ -9,6 +9,7 @@ pub mod key;
 pub mod ls;
 pub mod seed;
 pub mod trie;
+pub mod verify;
 pub mod view;
 pub mod why;
 
@@ -19,6 +20,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Install(args) => install::run(args, &ctx).await,
         Command::Ls(args) => ls::run(args),
         Command::Why(args) => why::run(args),
+        Command::Verify(args) => verify::run(args, &ctx).await,
         Command::Key => key::run(&ctx).await,
         Command::Index(args) => index::run(args, &ctx).await,
         Command::View(args) => view::run(args, &ctx).await,

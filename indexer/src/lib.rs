@@ -87,6 +87,7 @@ pub mod names;
 mod records;
 pub mod remote;
 mod schema;
+pub mod signatures;
 pub mod source;
 pub mod tarball_peers;
 pub mod upstream;

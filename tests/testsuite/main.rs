@@ -28,3 +28,4 @@ mod resolve_ahead;
 mod security;
 mod tarball_peers;
 mod trie_cli;
+mod verify;
