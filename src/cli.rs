@@ -21,6 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Install into ./node_modules (from package.json when no SPEC)
     Install(crate::commands::install::InstallArgs),
+    /// Clean install: exactly package-lock.json, node_modules removed first, no file written (npm ci)
+    #[command(alias = "clean-install")]
+    Ci(crate::commands::install::InstallArgs),
     /// Print the local index's public key (hex)
     Key,
     /// Serve the local index and tarballs to peers (--listen HOST:PORT, --upstream URL; --no-dht for now)

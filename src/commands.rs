@@ -18,6 +18,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Context::from_args(&cli.global)?;
     match cli.command {
         Command::Install(args) => install::run(args, &ctx).await,
+        Command::Ci(mut args) => {
+            args.frozen_lockfile = true;
+            args.clean = true;
+            install::run(args, &ctx).await
+        }
         Command::Ls(args) => ls::run(args),
         Command::Why(args) => why::run(args),
         Command::Verify(args) => verify::run(args, &ctx).await,

@@ -584,7 +584,19 @@ fn read_manifest(path: &Path) -> (Map<String, Value>, Option<String>) {
 /// an empty spec and dist-tags accept any version, an `npm:` alias checks the package name and
 /// its range. Git, file and URL specs are accepted as installed (their source is not checked).
 pub fn satisfies(node: &ActualNode, name: &str, spec: &str) -> bool {
-    if node.name != name {
+    spec_satisfied(&node.name, node.package_name(), node.version(), name, spec)
+}
+
+/// [`satisfies`] for a package known only by its folder name, `package.json` name and version
+/// (a lockfile entry, say).
+pub fn spec_satisfied(
+    folder: &str,
+    package_name: Option<&str>,
+    version: Option<&str>,
+    name: &str,
+    spec: &str,
+) -> bool {
+    if folder != name {
         return false;
     }
     let (package, range) = match spec.strip_prefix("npm:") {
@@ -602,11 +614,11 @@ pub fn satisfies(node: &ActualNode, name: &str, spec: &str) -> bool {
         None => (None, spec),
     };
     if let Some(pkg) = package
-        && node.package_name() != Some(pkg)
+        && package_name != Some(pkg)
     {
         return false;
     }
-    let version = node.version().and_then(semver::parse_version);
+    let version = version.and_then(semver::parse_version);
     match VersionSpec::parse(range) {
         Ok(VersionSpec::Range { raw, .. }) if raw == "*" => true,
         Ok(spec @ (VersionSpec::Version(_) | VersionSpec::Range { .. })) => {

@@ -296,6 +296,20 @@ pub enum InstallError {
         /// The URL's `host[:port]`, for the hint.
         host: String,
     },
+    /// `ims ci` / `--frozen-lockfile` without a `package-lock.json`.
+    #[error("there is no package-lock.json or npm-shrinkwrap.json in {dir}")]
+    NoLockfile {
+        /// The project folder.
+        dir: PathBuf,
+    },
+    /// `ims ci` / `--frozen-lockfile`: the lockfile does not give what `package.json` asks for.
+    #[error("package.json and package-lock.json are not in sync:\n{}", problems.join("\n"))]
+    OutOfSync {
+        /// npm's lines: `Missing: a@^1 from lock file`, `Invalid: lock file's b@1.0.0 does not
+        /// satisfy b@^2`, and `Removed: …` for a dependency the lockfile has and package.json
+        /// no longer does.
+        problems: Vec<String>,
+    },
     /// Writing `node_modules` failed.
     #[error(transparent)]
     Link(#[from] LinkError),
@@ -336,9 +350,10 @@ impl InstallError {
     /// What kind of failure this is.
     pub fn kind(&self) -> FailureKind {
         match self {
-            InstallError::Request(_) | InstallError::Project(ProjectError::BadDependency { .. }) => {
-                FailureKind::Usage
-            }
+            InstallError::Request(_)
+            | InstallError::Project(ProjectError::BadDependency { .. })
+            | InstallError::NoLockfile { .. }
+            | InstallError::OutOfSync { .. } => FailureKind::Usage,
             InstallError::Resolve(e) => match e.innermost() {
                 ResolveError::PeerConflict { .. } => FailureKind::Conflict,
                 ResolveError::BadDependency { .. } => FailureKind::Usage,
@@ -389,6 +404,14 @@ impl InstallError {
             InstallError::Project(e) => format!("reading or saving package.json: {e}"),
             InstallError::Lockfile(e) => format!("reading or saving package-lock.json: {e}"),
             InstallError::Unfetchable { .. } | InstallError::ForeignTarball { .. } => self.to_string(),
+            InstallError::NoLockfile { .. } => {
+                format!("a frozen install (ims ci, --frozen-lockfile) needs a lockfile: {self}")
+            }
+            InstallError::OutOfSync { .. } => {
+                format!(
+                    "a frozen install (ims ci, --frozen-lockfile) can only install a lockfile in sync with package.json; {self}"
+                )
+            }
             InstallError::Link(e @ (LinkError::Symlink { .. } | LinkError::HiddenLockfile(_))) => {
                 format!("refusing to write node_modules: {e}")
             }
@@ -447,6 +470,12 @@ impl InstallError {
                 "fix or delete package-lock.json and run again (ims then resolves from package.json); if it was saving that failed, node_modules is installed but the lockfile is stale"
             )
             .to_owned(),
+            InstallError::NoLockfile { .. } => {
+                format!("run `ims install` to resolve and write package-lock.json, and commit it; {unchanged}")
+            }
+            InstallError::OutOfSync { .. } => {
+                format!("update the lock file with `ims install` (or `npm install`) and commit it; {unchanged}")
+            }
             InstallError::ForeignTarball { host, .. } => format!(
                 "ims fetches tarballs only from the configured registry and from peers; if {host} is trusted, pass --allow-tarball-host {host} (or IMS_ALLOW_TARBALL_HOST={host}); {unchanged}"
             ),

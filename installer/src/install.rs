@@ -211,6 +211,17 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
         specs: &[Request],
     ) -> Result<(Plan, Option<RemoteIndexReport>), InstallError> {
         let mut project = Project::load(&self.opts.project_dir)?;
+        if self.opts.frozen_lockfile {
+            let dir = &self.opts.project_dir;
+            let Some(lock) = Lockfile::load(dir)? else {
+                return Err(InstallError::NoLockfile { dir: dir.clone() });
+            };
+            let problems = sync_problems(&lock, &project);
+            if !problems.is_empty() {
+                return Err(InstallError::OutOfSync { problems });
+            }
+            return Ok((Plan { project, lockfile: lock, from_lockfile: true }, None));
+        }
         if specs.is_empty()
             && self.opts.use_lockfile
             && let Some(lock) = Lockfile::load(&self.opts.project_dir)?
@@ -451,6 +462,9 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
         // A package whose install scripts will run gets its own copy (a script writing into its
         // folder must not write through hardlinks into the store); the rest are hardlinked.
         let copy = |e: &LockedPackage| fetched.scripts_allowed.contains(&e.location);
+        if self.opts.clean {
+            link::remove_node_modules(&self.opts.project_dir)?;
+        }
         let report = link::layout(&self.opts.project_dir, &fetched.placements, &plan.lockfile, &copy)?;
         self.opts.progress.linked.store(report.linked, Ordering::Relaxed);
         Ok(report)
@@ -474,6 +488,9 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
     /// Save `package.json` and `package-lock.json` (unless `--no-save`).
     pub fn save(&self, plan: &Plan) -> Result<(), InstallError> {
         if self.opts.save == Save::No {
+            return Ok(());
+        }
+        if self.opts.frozen_lockfile {
             return Ok(());
         }
         plan.project.save()?;
@@ -574,6 +591,52 @@ fn foreign_host(url: &str, registry: &str, allowed: &[String]) -> Option<String>
     let allowed_here =
         allowed.iter().map(|a| a.trim().to_ascii_lowercase()).any(|a| a == authority || a == host);
     (!allowed_here || !matches!(scheme.as_str(), "http" | "https")).then_some(authority)
+}
+
+/// What keeps `lock` from being installed as is for `project` (npm ci's check): each
+/// dependency of `package.json` must have a top-level lockfile entry whose version satisfies
+/// its spec (`Missing: …`, `Invalid: …`, npm's words), and the lockfile must not carry a
+/// top-level dependency `package.json` dropped (`Removed: …`; npm would prune it, a frozen
+/// install refuses to guess).
+fn sync_problems(lock: &Lockfile, project: &Project) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut wanted: BTreeMap<&str, &str> = BTreeMap::new();
+    for kind in [DepKind::Prod, DepKind::Dev, DepKind::Optional, DepKind::Peer] {
+        for (name, spec) in project.dependencies(kind) {
+            wanted.insert(name, spec);
+            let entry = lock.packages.get(&format!("node_modules/{name}"));
+            let Some(entry) = entry else {
+                // An optional dependency or a peer may be absent (another platform, or peers not
+                // installed); npm's lockfile keeps optional ones, but does not need to.
+                if !matches!(kind, DepKind::Optional | DepKind::Peer) {
+                    out.push(format!("Missing: {name}@{spec} from lock file"));
+                }
+                continue;
+            };
+            let field = |k: &str| entry.get(k).and_then(|v| v.as_str());
+            let version = field("version");
+            if !crate::actual::spec_satisfied(name, field("name").or(Some(name)), version, name, spec) {
+                out.push(format!(
+                    "Invalid: lock file's {name}@{} does not satisfy {name}@{spec}",
+                    version.unwrap_or("")
+                ));
+            }
+        }
+    }
+    if let Some(root) = lock.packages.get("") {
+        for kind in [DepKind::Prod, DepKind::Dev, DepKind::Optional] {
+            let Some(deps) = root.get(kind.key()).and_then(|v| v.as_object()) else { continue };
+            for (name, spec) in deps {
+                if !wanted.contains_key(name.as_str()) {
+                    out.push(format!(
+                        "Removed: {name}@{} is in the lock file but not in package.json",
+                        spec.as_str().unwrap_or("")
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Whether the lockfile's root entry asks for exactly what `package.json` asks for (npm's

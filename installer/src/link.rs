@@ -195,6 +195,19 @@ fn link_all(
     Ok(total)
 }
 
+/// `npm ci`'s first step: remove `project/node_modules`. A `node_modules` that is a symbolic
+/// link is removed as a link (never followed); links inside it are removed, not entered.
+pub fn remove_node_modules(project: &Path) -> Result<(), LinkError> {
+    let nm = project.join("node_modules");
+    let io = |source| LinkError::Io { from: PathBuf::new(), to: nm.clone(), source };
+    match fs::symlink_metadata(&nm) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(e)),
+        Ok(m) if m.is_dir() => fs::remove_dir_all(&nm).map_err(io),
+        Ok(_) => fs::remove_file(&nm).map_err(io),
+    }
+}
+
 /// Make `project/node_modules` hold exactly `placements`, touching only what differs from the
 /// previous run (recorded in `node_modules/.package-lock.json`). Packages that will run
 /// install scripts are copied rather than hardlinked (`copy`).

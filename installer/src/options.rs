@@ -72,6 +72,15 @@ pub struct InstallOptions {
     /// Hosts (`host` or `host:port`) besides the registry's that a lockfile's `resolved` URLs
     /// may be fetched from (`--allow-tarball-host`); none by default.
     pub tarball_hosts: Vec<String>,
+    /// `ims ci` / `--frozen-lockfile`: install exactly `package-lock.json`; fail when it is
+    /// missing or does not satisfy `package.json` ([`InstallError::OutOfSync`]), and never
+    /// write either file.
+    ///
+    /// [`InstallError::OutOfSync`]: crate::InstallError::OutOfSync
+    pub frozen_lockfile: bool,
+    /// `ims ci`: remove `node_modules` before laying out (once everything is in the store),
+    /// as `npm ci` does.
+    pub clean: bool,
 }
 
 impl InstallOptions {
@@ -97,6 +106,8 @@ impl InstallOptions {
             project_allow_scripts: true,
             force: false,
             tarball_hosts: Vec::new(),
+            frozen_lockfile: false,
+            clean: false,
         }
     }
 }

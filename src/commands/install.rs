@@ -73,6 +73,13 @@ pub struct InstallArgs {
     /// Fail on every peer dependency conflict, even one npm only warns about (npm's flag)
     #[arg(long)]
     pub strict_peer_deps: bool,
+    /// Install exactly package-lock.json; fail if it is missing or out of sync with
+    /// package.json, and write neither (bun's and pnpm's flag; `ims ci` also cleans first)
+    #[arg(long, alias = "immutable")]
+    pub frozen_lockfile: bool,
+    /// Set by `ims ci`: remove node_modules before laying out
+    #[arg(skip)]
+    pub clean: bool,
     /// With -g: replace a command in PREFIX/bin that another package (or you) owns, instead of
     /// failing with EEXIST (npm's flag)
     #[arg(short = 'f', long)]
@@ -107,6 +114,13 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         )
         .caused_by(e)
     })?;
+    if args.frozen_lockfile && (!specs.is_empty() || args.global) {
+        return Err(Failure::usage(
+            "a frozen install (ims ci, --frozen-lockfile) installs the lockfile only",
+            "run `ims install NAME` to add a package, then `ims ci` in CI",
+        )
+        .into());
+    }
     let store_dir = ctx.home.store_dir();
     let store = TarballStore::open(&store_dir)
         .with_context(|| format!("cannot open the tarball store at {}", store_dir.display()))?;
@@ -184,6 +198,8 @@ fn options(args: &InstallArgs, project: &std::path::Path, store: TarballStore) -
     opts.strict_peer_deps = args.strict_peer_deps;
     opts.force = args.force;
     opts.tarball_hosts = args.allow_tarball_hosts.clone();
+    opts.frozen_lockfile = args.frozen_lockfile;
+    opts.clean = args.clean;
     opts
 }
 

@@ -12,6 +12,7 @@
 mod support;
 
 mod index_cli;
+mod install_ci;
 mod install_cli;
 mod install_errors;
 mod install_global;
