@@ -24,6 +24,9 @@ pub enum Command {
     /// Clean install: exactly package-lock.json, node_modules removed first, no file written (npm ci)
     #[command(alias = "clean-install")]
     Ci(crate::commands::install::InstallArgs),
+    /// Remove packages: from package.json, the lockfile and node_modules, with what only they needed (npm uninstall)
+    #[command(visible_aliases = ["remove", "rm", "un", "r"])]
+    Uninstall(crate::commands::install::InstallArgs),
     /// Print the local index's public key (hex)
     Key,
     /// Serve the local index and tarballs to peers (--listen HOST:PORT, --upstream URL; --no-dht for now)

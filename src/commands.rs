@@ -18,6 +18,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Context::from_args(&cli.global)?;
     match cli.command {
         Command::Install(args) => install::run(args, &ctx).await,
+        Command::Uninstall(mut args) => {
+            args.uninstall = true;
+            install::run(args, &ctx).await
+        }
         Command::Ci(mut args) => {
             args.frozen_lockfile = true;
             args.clean = true;

@@ -527,6 +527,49 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
     pub async fn install(&self, specs: &[Request]) -> Result<InstallReport, InstallError> {
         let started = Instant::now();
         let (plan, remote_index) = self.resolve_reporting(specs).await?;
+        self.finish(plan, remote_index, started).await
+    }
+
+    /// npm's `uninstall NAME...`: each name dropped from every section of `package.json`, and
+    /// from the lockfile's tree everything only it needed (the rest of the tree stays as
+    /// locked, as npm leaves it); then `node_modules`, bins and both files follow. Without a
+    /// lockfile the tree is resolved from what `package.json` still lists. Returns the report
+    /// and the names that were listed (an unlisted name changes nothing, as in npm).
+    pub async fn uninstall(&self, names: &[String]) -> Result<(InstallReport, Vec<String>), InstallError> {
+        let started = Instant::now();
+        let mut project = Project::load(&self.opts.project_dir)?;
+        let removed: Vec<String> = names.iter().filter(|n| project.remove(n)).cloned().collect();
+        let plan = match Lockfile::load(&self.opts.project_dir)? {
+            Some(mut lock) => {
+                if let Some(root) = lock.packages.get_mut("") {
+                    for kind in [DepKind::Prod, DepKind::Dev, DepKind::Optional, DepKind::Peer] {
+                        if let Some(deps) = root.get_mut(kind.key()).and_then(|v| v.as_object_mut()) {
+                            for name in names {
+                                deps.remove(name);
+                            }
+                        }
+                    }
+                }
+                let keep = lockfile::Graph::new(&lock, !self.opts.legacy_peer_deps).reachable();
+                lock.packages.retain(|loc, _| keep.contains(loc));
+                Plan { project, lockfile: lock, from_lockfile: false }
+            }
+            None => {
+                project.save()?;
+                self.resolve_reporting(&[]).await?.0
+            }
+        };
+        self.opts.progress.resolved.store(plan.lockfile.packages.len().saturating_sub(1), Ordering::Relaxed);
+        Ok((self.finish(plan, None, started).await?, removed))
+    }
+
+    /// Fetch, link, run allowed scripts and save a decided plan.
+    async fn finish(
+        &self,
+        plan: Plan,
+        remote_index: Option<RemoteIndexReport>,
+        started: Instant,
+    ) -> Result<InstallReport, InstallError> {
         let resolve_time = started.elapsed();
         self.emit(Event::Resolved {
             packages: plan.lockfile.packages.len(),

@@ -152,7 +152,19 @@ impl Project {
         self.changed = true;
     }
 
-    /// Whether [`add`](Project::add) changed anything since loading.
+    /// Drop `name` from every dependency section (npm's `uninstall` does, peers included);
+    /// whether it was listed anywhere.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let mut found = false;
+        for map in self.deps.values_mut() {
+            found |= map.shift_remove(name).is_some();
+        }
+        self.changed |= found;
+        found
+    }
+
+    /// Whether [`add`](Project::add) or [`remove`](Project::remove) changed anything since
+    /// loading.
     pub fn is_changed(&self) -> bool {
         self.changed
     }

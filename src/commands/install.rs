@@ -80,6 +80,9 @@ pub struct InstallArgs {
     /// Set by `ims ci`: remove node_modules before laying out
     #[arg(skip)]
     pub clean: bool,
+    /// Set by `ims uninstall`: the specs are names to remove
+    #[arg(skip)]
+    pub uninstall: bool,
     /// With -g: replace a command in PREFIX/bin that another package (or you) owns, instead of
     /// failing with EEXIST (npm's flag)
     #[arg(short = 'f', long)]
@@ -107,7 +110,23 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         Some(p) => p.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let specs = args.specs.iter().map(|s| Request::parse(s)).collect::<Result<Vec<_>, _>>().map_err(|e| {
+    if args.uninstall {
+        if args.global {
+            return Err(Failure::usage(
+                "ims uninstall -g is not supported",
+                "remove PREFIX/lib/node_modules/NAME and its PREFIX/bin links, or use npm uninstall -g",
+            )
+            .into());
+        }
+        for name in &args.specs {
+            indexer::names::validate(name).map_err(|e| {
+                Failure::usage(format!("{name:?} is not a package name"), "ims uninstall takes package names")
+                    .caused_by(e)
+            })?;
+        }
+    }
+    let specs = if args.uninstall { &[][..] } else { &args.specs[..] };
+    let specs = specs.iter().map(|s| Request::parse(s)).collect::<Result<Vec<_>, _>>().map_err(|e| {
         Failure::usage(
             "a SPEC cannot be installed",
             "a SPEC is name, name@range, name@tag or alias@npm:name@range",
@@ -164,7 +183,16 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     }
     let quiet = !std::io::stderr().is_terminal();
     let bar = (!quiet).then(|| spinner(progress));
-    let result = installer.install(&specs).await;
+    let result = if args.uninstall {
+        installer.uninstall(&args.specs).await.map(|(report, removed)| {
+            for name in args.specs.iter().filter(|n| !removed.contains(n)) {
+                tracing::warn!("{name} is not a dependency of this project: nothing to remove");
+            }
+            report
+        })
+    } else {
+        installer.install(&specs).await
+    };
     // Keep what was fetched, even before a failure, as npm's cache would.
     record(&source, ctx).await;
     if let Some((bar, ticker)) = bar {

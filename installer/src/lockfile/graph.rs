@@ -169,6 +169,25 @@ impl Graph {
         deps.into_iter().map(|i| self.locations[i].clone()).collect()
     }
 
+    /// Every location the project reaches through dependency edges (itself included): what
+    /// stays in a tree after a dependency is dropped (npm prunes the rest as extraneous).
+    pub fn reachable(&self) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut queue: VecDeque<usize> = VecDeque::new();
+        if self.index.contains_key("") {
+            seen.insert(self.root());
+            queue.push_back(self.root());
+        }
+        while let Some(n) = queue.pop_front() {
+            for e in &self.out[n] {
+                if seen.insert(e.to) {
+                    queue.push_back(e.to);
+                }
+            }
+        }
+        seen.into_iter().map(|i| self.locations[i].clone()).collect()
+    }
+
     fn root(&self) -> usize {
         self.index.get("").copied().unwrap_or(usize::MAX)
     }

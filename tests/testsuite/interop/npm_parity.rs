@@ -553,3 +553,58 @@ fn ls_and_why_print_what_npm_prints() {
         same(&corpus, args);
     }
 }
+
+/// `ims uninstall` leaves what `npm uninstall` leaves: the same `package.json` sections, the
+/// same folders, the same lockfile entries and no bin of the removed package; the packages
+/// another dependency still needs stay where they were.
+#[test]
+fn uninstall_leaves_what_npm_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = serde_json::json!({
+        "name": "un", "version": "1.0.0",
+        "dependencies": { "express": "4", "debug": "2", "semver": "7" },
+        "devDependencies": { "ms": "2" }
+    });
+    let mut sides = Vec::new();
+    for side in ["npm", "ims"] {
+        let p = dir.path().join(side);
+        fs::create_dir_all(&p).unwrap();
+        fs::write(p.join("package.json"), serde_json::to_string_pretty(&pkg).unwrap()).unwrap();
+        sides.push(p);
+    }
+    let out = npm_install(dir.path(), &sides[0], &[]);
+    assert!(out.status.success(), "npm install: {}", stderr(&out));
+    let out = ims_install(dir.path(), &sides[1], &[]);
+    assert!(out.status.success(), "ims install: {}", stderr(&out));
+
+    let (user, global) = (dir.path().join("user.npmrc"), dir.path().join("global.npmrc"));
+    let mut npm = Command::new("npm");
+    npm.args(["uninstall", "express", "semver", "--registry", registry_url(), "--cache"])
+        .arg(dir.path().join("npm-cache"));
+    npm.arg("--userconfig").arg(&user).arg("--globalconfig").arg(&global);
+    npm.args(["--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier", "--loglevel=error"]);
+    npm.current_dir(&sides[0]);
+    isolated(&mut npm, dir.path());
+    let out = npm.output().unwrap();
+    assert!(out.status.success(), "npm uninstall: {}", stderr(&out));
+    let mut ims = support::ims(&dir.path().join("ims-home"));
+    ims.arg("--registry")
+        .arg(registry_url())
+        .args(["uninstall", "express", "semver", "--prefix"])
+        .arg(&sides[1]);
+    isolated(&mut ims, dir.path());
+    let out = ims.output().unwrap();
+    assert!(out.status.success(), "ims uninstall: {}", stderr(&out));
+
+    assert_eq!(installed(&sides[1]), installed(&sides[0]), "the folders left");
+    let json = |p: &Path, f: &str| -> Value {
+        serde_json::from_str(&fs::read_to_string(p.join(f)).unwrap()).unwrap()
+    };
+    for key in ["dependencies", "devDependencies"] {
+        assert_eq!(json(&sides[1], "package.json")[key], json(&sides[0], "package.json")[key], "{key}");
+    }
+    let keys = |v: Value| v["packages"].as_object().unwrap().keys().cloned().collect::<BTreeSet<_>>();
+    assert_eq!(keys(json(&sides[1], "package-lock.json")), keys(json(&sides[0], "package-lock.json")));
+    assert!(!sides[1].join("node_modules/.bin/semver").exists(), "the removed package's bin is gone");
+    assert!(sides[1].join("node_modules/debug/package.json").exists());
+}
