@@ -347,6 +347,7 @@ mod tests {
             default_tag: "beta".into(),
             node_version: parse_version("20.1.0"),
             npm_version: None,
+            prefer: Default::default(),
         };
         let mut keys = ResolveQuery { roots, pick }.to_keys();
         keys.push("p/ms".into());

@@ -19,7 +19,7 @@
 //! Engines are checked only when [`PickOptions::node_version`] is set: npm passes the running
 //! Node's version; by default ims, like most installers, does not prefer on engines.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt as _;
@@ -43,11 +43,15 @@ pub struct PickOptions {
     pub node_version: Option<Version>,
     /// The npm version for `engines.npm`; `None` ignores it.
     pub npm_version: Option<Version>,
+    /// Versions to keep when a range allows them (registry name → versions): what a lockfile
+    /// holds, for `ims update NAME`, which moves only NAME, as arborist keeps locked nodes that
+    /// still satisfy their edges. The highest kept version in range wins over the rules below.
+    pub prefer: Arc<BTreeMap<String, Vec<String>>>,
 }
 
 impl Default for PickOptions {
     fn default() -> Self {
-        PickOptions { default_tag: "latest".to_owned(), node_version: None, npm_version: None }
+        PickOptions { default_tag: "latest".to_owned(), node_version: None, npm_version: None, prefer: Arc::default() }
     }
 }
 
@@ -118,6 +122,17 @@ pub fn pick_version<'s>(
         VersionSpec::Range { range, .. } => range,
     };
 
+    // A version to keep (a locked one), when the range allows it.
+    if let Some(kept) = opts.prefer.get(&summary.name) {
+        let best = kept
+            .iter()
+            .filter_map(|k| Some((semver::parse_version(k)?, summary.get(k)?)))
+            .filter(|(v, _)| range.satisfies(v))
+            .max_by(|a, b| a.0.cmp(&b.0));
+        if let Some((_, c)) = best {
+            return Ok(&c.version);
+        }
+    }
     // Rule 3: the default tag, when it fits.
     if let Some(tagged) = summary.dist_tags.get(&opts.default_tag)
         && let (Some(v), Some(c)) = (semver::parse_version(tagged), summary.get(tagged))
