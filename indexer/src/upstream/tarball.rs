@@ -46,7 +46,11 @@ impl Registry {
             return Ok(Unpacked { path, report: None });
         }
         if store.has_tarball(integrity) {
-            return unpack(store, integrity).await;
+            match unpack(store, integrity).await {
+                // A stored file that fails its check was deleted by the store: fetch it anew.
+                Err(FetchTarballError::Store(TarballError::IntegrityMismatch { .. })) => {}
+                done => return done,
+            }
         }
         // One pass: hashed while it streams, unpacked from memory after the commit.
         let pending = self.download(store, integrity, resolved, true).await?;
