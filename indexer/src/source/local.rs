@@ -367,4 +367,17 @@ mod tests {
         std::fs::write(&file, b"{not json").unwrap();
         assert_eq!(FetchTimes::load(&file), FetchTimes::default());
     }
+
+    #[test]
+    fn each_registry_has_its_own_folder() {
+        let a = RegistryUrl::parse("http://127.0.0.1:4873/").unwrap();
+        let b = RegistryUrl::parse("http://127.0.0.1:4873/other/").unwrap();
+        let c = RegistryUrl::parse("https://127.0.0.1:4873/").unwrap();
+        let names = [registry_dir_name(&a), registry_dir_name(&b), registry_dir_name(&c)];
+        assert!(names[0].starts_with("127.0.0.1_4873-"), "{}", names[0]);
+        assert_ne!(names[0], names[1]);
+        assert_ne!(names[0], names[2]);
+        assert_eq!(names[0], registry_dir_name(&a));
+        assert!(names.iter().all(|n| !n.contains('/') && !n.contains("..")));
+    }
 }

@@ -237,7 +237,8 @@ async fn hostile_registry_cannot_poison_the_honest_registrys_index() {
     ok(&s.install(None, &cloned, &[], &[]));
     assert_eq!(lib_code(&cloned), EVIL, "the hostile project gets what its registry serves");
 
-    let cases: [(&str, &[&str], &[(&str, &str)]); 3] = [
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)]);
+    let cases: [Case<'_>; 3] = [
         ("prefer-offline", &["--prefer-offline"], &[]),
         ("within-max-age", &[], &[]),
         ("etag-304", &[], &[("IMS_PACKUMENT_MAX_AGE", "0")]),
@@ -270,7 +271,8 @@ async fn copied_etag_is_never_sent_to_another_registry() {
 /// Honest registry first, then the hostile project: the shared index — what `ims seed` serves
 /// to peers (it opens exactly this index, `Open::Existing` on `$IMS_HOME/index`) and `ims view`
 /// shows — holds only what its upstream sent: the honest `lib`, and nothing of the hostile
-/// registry's (`hostile-only` went into the hostile registry's own index).
+/// registry's (`hostile-only` went into the hostile registry's own index, and `ims index
+/// --from-registry HOSTILE` into this home is refused).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_index_and_seed_hold_only_their_upstreams_records() {
     let (honest, hostile) = registries().await;
@@ -282,6 +284,13 @@ async fn shared_index_and_seed_hold_only_their_upstreams_records() {
     let _ = s.install(None, &cloned, &[], &[]);
     let cloned2 = s.hostile_project("cloned2", &hostile, json!({"hostile-only": "1.0.0"}));
     ok(&s.install(None, &cloned2, &[], &[]));
+
+    // Nor can `ims index` mix another registry's documents into it.
+    let out =
+        support::output(support::ims(&s.home()).args(["index", "--from-registry", &hostile, "hostile-only"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("one index per registry"), "{err}");
 
     let index = open_index(&s.home().join("index"), Open::Existing).await.unwrap();
     assert_eq!(index.upstream(), Some(honest.url().as_str()));
