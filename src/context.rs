@@ -144,12 +144,14 @@ impl Context {
 
     /// The registry client's options for a command run in `project` (`None`: a global
     /// install): npm's TLS trust (`cafile`, `ca`, `strict-ssl`, `NODE_EXTRA_CA_CERTS`; the
-    /// platform store) and proxies (`https-proxy`, `proxy`, `noproxy`, `HTTPS_PROXY`,
-    /// `NO_PROXY`).
+    /// platform store), proxies (`https-proxy`, `proxy`, `noproxy`, `HTTPS_PROXY`,
+    /// `NO_PROXY`) and deadlines (`fetch-timeout`, `fetch-retries`).
     pub fn registry_options(&self, project: Option<&Path>) -> anyhow::Result<RegistryOptions> {
         let (npm, dir) = Self::npm_config(project);
         let tls = npm.tls(dir)?;
-        Ok(RegistryOptions { tls, proxy: npm.proxy(dir), ..RegistryOptions::default() })
+        let mut options = RegistryOptions { tls, proxy: npm.proxy(dir), ..RegistryOptions::default() };
+        deadlines(&npm, dir, &mut options)?;
+        Ok(options)
     }
 
     /// A registry client for `url` with [`Context::registry_options`].
@@ -191,6 +193,44 @@ impl Context {
             peers: self.peers.clone(),
         })
     }
+}
+
+/// The longest any deadline may be set to (a project's `.npmrc` cannot switch them off).
+const MAX_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// npm's `fetch-timeout` (ms, the whole request) and `fetch-retries`, and ims's
+/// `IMS_FETCH_IDLE_TIMEOUT` (ms without a byte) and `IMS_CONNECT_TIMEOUT` (ms), into `options`.
+fn deadlines(npm: &NpmConfig, project: &Path, options: &mut RegistryOptions) -> anyhow::Result<()> {
+    let ms = |value: &str, origin: &str| -> anyhow::Result<std::time::Duration> {
+        let n: u64 = value.trim().parse().map_err(|_| {
+            Failure::usage(
+                format!("{origin}: {value:?} is not a number of milliseconds"),
+                "set it to a whole number of milliseconds, e.g. 300000",
+            )
+        })?;
+        Ok(std::time::Duration::from_millis(n.max(1)).min(MAX_DEADLINE))
+    };
+    if let Some((v, origin)) = npm.setting(project, "fetch-timeout") {
+        options.total_timeout = ms(&v, &format!("fetch-timeout (from {origin})"))?;
+    }
+    if let Some((v, origin)) = npm.setting(project, "fetch-retries") {
+        options.retries = v.trim().parse::<u32>().map_err(|_| {
+            Failure::usage(
+                format!("fetch-retries (from {origin}): {v:?} is not a number"),
+                "e.g. fetch-retries=2",
+            )
+        })?;
+        options.retries = options.retries.min(10);
+    }
+    for (var, field) in [
+        ("IMS_FETCH_IDLE_TIMEOUT", &mut options.read_timeout),
+        ("IMS_CONNECT_TIMEOUT", &mut options.connect_timeout),
+    ] {
+        if let Some(v) = npm.env.get(var).filter(|v| !v.is_empty()) {
+            *field = ms(v, var)?;
+        }
+    }
+    Ok(())
 }
 
 fn parse_key(hex_key: &str) -> anyhow::Result<PublicKey> {

@@ -7,6 +7,8 @@
 //!                       and by `ims install` (what it fetched upstream)
 //!   index-fetched.json  when install last fetched each package from which registry (local
 //!                       bookkeeping for the max-age policy; not replicated)
+//!   registries/<id>/    the index (and fetch times) of each registry other than the one
+//!                       `index/` records (its `meta/upstream`): never mixed into `index/`
 //!   replicas/<KEYHEX>/  sparse replicas of remote tries (`--key`)
 //!   store/              content-addressed tarball store, keyed by integrity
 //! ```
@@ -35,6 +37,10 @@ impl Home {
     /// The local index feed's storage directory.
     pub fn index_dir(&self) -> PathBuf {
         self.root.join("index")
+    }
+    /// Where registries other than the local index's upstream keep their own index.
+    pub fn registries_dir(&self) -> PathBuf {
+        self.root.join("registries")
     }
     /// The storage directory of a sparse replica of the feed with this public key.
     pub fn replica_dir(&self, key_hex: &str) -> PathBuf {

@@ -129,6 +129,17 @@ pub enum IngestError {
     /// The registry URL is not usable.
     #[error(transparent)]
     Url(#[from] UrlError),
+    /// The index records another registry (its `meta/upstream`): one index holds what one
+    /// registry sent, so that it never serves one registry's records as another's.
+    #[error(
+        "this index records {index_upstream}, not {registry}: one index per registry (use another --home)"
+    )]
+    OtherUpstream {
+        /// The index's upstream.
+        index_upstream: String,
+        /// The registry asked to ingest from.
+        registry: String,
+    },
     /// The `_changes` feed answered something that is not a changes page.
     #[error("{url} is not an npm _changes feed: {reason}")]
     Feed {
@@ -166,7 +177,8 @@ enum Outcome {
 
 impl Ingest {
     /// An ingest from the registry at `registry` (its base URL) into `index`. The index's
-    /// upstream (for canonical tarball URLs) is set to this registry if it has none.
+    /// upstream (for canonical tarball URLs) is set to this registry if it has none; an index
+    /// that records another registry is refused ([`IngestError::OtherUpstream`]).
     pub async fn new(mut index: Index, registry: &str, options: IngestOptions) -> Result<Self, IngestError> {
         let url = RegistryUrl::parse(registry)?;
         let upstream = Registry::new(
@@ -181,7 +193,13 @@ impl Ingest {
                 ..RegistryOptions::default()
             },
         )?;
-        index.set_upstream(upstream.url()).await?;
+        let owner = index.set_upstream(upstream.url()).await?;
+        if owner != upstream.base() {
+            return Err(IngestError::OtherUpstream {
+                index_upstream: owner.to_owned(),
+                registry: upstream.base().to_owned(),
+            });
+        }
         Ok(Self { index, upstream, options, progress: None })
     }
 

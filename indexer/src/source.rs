@@ -28,7 +28,7 @@ use crate::upstream::{Registry, Revalidated};
 use crate::{Index, PackageSummary};
 
 pub use layered::{DEFAULT_MAX_AGE, LayerError, LayeredSource, Network, Policy, SourceReport};
-pub use local::{FetchTimes, LocalIndex, LocalIndexError, Open, open_index};
+pub use local::{FetchTimes, LocalIndex, LocalIndexError, Open, open_index, registry_dir_name};
 pub use replica::{ReplicaSource, ReplicaStats};
 
 /// Boxed error from a manifest source.

@@ -6,8 +6,16 @@
 //! ```text
 //! tarballs/<alg>/<hh>/<hex>.tgz     verified compressed tarballs, exactly as published
 //! unpacked/<alg>/<hh>/<hex>/        each tarball extracted once (first component stripped)
+//! unpacked/<alg>/<hh>/<hex>.verified  written after that folder is in place: the hash ims
+//!                                   verified the bytes against (a folder without it is
+//!                                   not trusted, and is unpacked again)
 //! tmp/                              staging: temp files and directories, renamed into place
 //! ```
+//!
+//! `<hex>` is always the hash the bytes were verified against, never another hash an integrity
+//! string lists beside it: `sha512-<A> sha512-<B>` is satisfied by bytes hashing to `B`
+//! (ssri's rule), and those bytes are then stored as `B` only, so they can never be handed out
+//! to an install that asks for `A`.
 //!
 //! Nothing becomes visible before it is verified: bytes are hashed while they stream into a
 //! temp file ([`PendingTarball`]) and renamed into place only when the hash matches; extraction
@@ -90,32 +98,66 @@ impl TarballStore {
         &self.inner.limits
     }
 
-    fn key_path(&self, top: &str, integrity: &Integrity, ext: &str) -> PathBuf {
-        let hash = integrity.primary();
+    /// Where content with exactly this hash lives under `top` (`tarballs`, `unpacked`).
+    fn hash_path(&self, top: &str, hash: &Hash, ext: &str) -> PathBuf {
         let hex = hash.hex();
         let (head, _) = hex.split_at(2);
         self.inner.root.join(top).join(hash.algorithm.name()).join(head).join(format!("{hex}{ext}"))
     }
 
-    /// Where the verified tarball with this integrity lives (whether or not it is there yet).
+    /// Where the verified tarball whose bytes hash to `hash` lives (whether or not it is there).
+    pub fn tarball_file(&self, hash: &Hash) -> PathBuf {
+        self.hash_path("tarballs", hash, ".tgz")
+    }
+
+    /// Where the package extracted from the tarball whose bytes hash to `hash` lives (whether
+    /// or not it is there).
+    pub fn unpacked_dir(&self, hash: &Hash) -> PathBuf {
+        self.hash_path("unpacked", hash, "")
+    }
+
+    /// The marker that says ims itself verified and unpacked the package at
+    /// [`unpacked_dir`](Self::unpacked_dir)`(hash)`: it holds the hash, written only after the
+    /// staged directory was renamed into place.
+    fn marker_file(&self, hash: &Hash) -> PathBuf {
+        self.hash_path("unpacked", hash, ".verified")
+    }
+
+    /// Where the verified tarball with this integrity lives: the file of the first of its
+    /// hashes the store holds, else where its first hash's file would go. Content is keyed by
+    /// the hash it was verified against, never by a hash merely listed beside it.
     pub fn tarball_path(&self, integrity: &Integrity) -> PathBuf {
-        self.key_path("tarballs", integrity, ".tgz")
+        integrity
+            .hashes()
+            .iter()
+            .map(|h| self.tarball_file(h))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| self.tarball_file(integrity.primary()))
     }
 
-    /// Where the extracted package with this integrity lives (whether or not it is there yet).
+    /// Where the extracted package with this integrity lives: the directory of the first of
+    /// its hashes that the store holds verified, else where its first hash's would go.
     pub fn unpacked_path(&self, integrity: &Integrity) -> PathBuf {
-        self.key_path("unpacked", integrity, "")
+        self.unpacked(integrity).unwrap_or_else(|| self.unpacked_dir(integrity.primary()))
     }
 
-    /// Whether the store holds the tarball.
+    /// Whether the store holds a tarball satisfying the integrity.
     pub fn has_tarball(&self, integrity: &Integrity) -> bool {
-        self.tarball_path(integrity).is_file()
+        integrity.hashes().iter().any(|h| self.tarball_file(h).is_file())
     }
 
-    /// The extracted package folder, if it has been unpacked before.
+    /// The extracted package folder, if ims unpacked it before from bytes it verified against
+    /// one of the integrity's hashes (the folder's marker names that hash). A folder without
+    /// its marker — left by an older ims, or by anyone else — is not trusted: it is unpacked
+    /// again from a verified tarball.
     pub fn unpacked(&self, integrity: &Integrity) -> Option<PathBuf> {
-        let path = self.unpacked_path(integrity);
-        path.is_dir().then_some(path)
+        integrity.hashes().iter().find_map(|h| self.trusted_dir(h))
+    }
+
+    fn trusted_dir(&self, hash: &Hash) -> Option<PathBuf> {
+        let path = self.unpacked_dir(hash);
+        let marker = fs::read_to_string(self.marker_file(hash)).ok()?;
+        (marker.trim() == hash.to_string() && path.is_dir()).then_some(path)
     }
 
     /// Start streaming a tarball into the store: feed it with [`PendingTarball::write_chunk`],
@@ -131,7 +173,6 @@ impl TarballStore {
             expected: expected.clone(),
             written: 0,
             limit: self.inner.limits.max_tarball_bytes,
-            dest: self.tarball_path(expected),
         })
     }
 
@@ -148,16 +189,17 @@ impl TarballStore {
     /// Verify, store and extract a tarball held in memory; the usual path for an install that
     /// fetched it. Returns at once if it was already unpacked.
     pub fn put_and_unpack(&self, expected: &Integrity, bytes: &[u8]) -> Result<Unpacked, TarballError> {
-        if let Some(path) = self.unpacked(expected) {
-            verify(expected, bytes)?;
+        let hash = verify(expected, bytes)?;
+        if let Some(path) = self.trusted_dir(&hash) {
             return Ok(Unpacked { path, report: None });
         }
         self.put_bytes(expected, bytes)?;
-        self.unpack_verified(expected, bytes)
+        self.unpack_verified(&hash, bytes)
     }
 
     /// Extract a stored tarball (verifying it again first), once: later calls return the
-    /// existing folder.
+    /// existing folder. A stored file that no longer matches its name is deleted (it is
+    /// then [`TarballError::IntegrityMismatch`] once, and missing after that).
     pub fn unpack(&self, integrity: &Integrity) -> Result<Unpacked, TarballError> {
         if let Some(path) = self.unpacked(integrity) {
             return Ok(Unpacked { path, report: None });
@@ -170,30 +212,68 @@ impl TarballStore {
             }
             Err(e) => return Err(io_at(&src)(e)),
         };
-        verify(integrity, &bytes)?;
-        self.unpack_verified(integrity, &bytes)
+        let hash = match verify(integrity, &bytes) {
+            Ok(hash) => hash,
+            Err(e) => {
+                // Not what its name says (an older ims keyed content by a hash it had not
+                // verified): never serve it again.
+                tracing::warn!(file = %src.display(), "removing a stored tarball that fails its integrity");
+                let _ = fs::remove_file(&src);
+                return Err(e);
+            }
+        };
+        self.unpack_verified(&hash, &bytes)
     }
 
-    fn unpack_verified(&self, integrity: &Integrity, bytes: &[u8]) -> Result<Unpacked, TarballError> {
+    /// Extract `bytes`, already verified to hash to `hash`, into the folder of `hash`.
+    fn unpack_verified(&self, hash: &Hash, bytes: &[u8]) -> Result<Unpacked, TarballError> {
         let tmp = self.inner.root.join("tmp");
         let staging = tempfile::Builder::new().prefix("pkg-").tempdir_in(&tmp).map_err(io_at(&tmp))?;
         let report = extract(bytes, staging.path(), &self.inner.limits)
-            .map_err(|source| TarballError::Extract { integrity: integrity.to_string(), source })?;
-        let dest = self.unpacked_path(integrity);
+            .map_err(|source| TarballError::Extract { integrity: hash.to_string(), source })?;
+        let dest = self.unpacked_dir(hash);
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(io_at(parent))?;
         }
         let staged = staging.keep();
         if let Err(e) = fs::rename(&staged, &dest) {
-            // Another process unpacked the same content first: theirs is as good as ours.
-            let _ = fs::remove_dir_all(&staged);
             if !dest.is_dir() {
+                let _ = fs::remove_dir_all(&staged);
                 return Err(io_at(&dest)(e));
             }
-            return Ok(Unpacked { path: dest, report: None });
+            // Another process unpacked the same content first: theirs is as good as ours once
+            // it has written its marker (right after its rename).
+            for _ in 0..40 {
+                if let Some(path) = self.trusted_dir(hash) {
+                    let _ = fs::remove_dir_all(&staged);
+                    return Ok(Unpacked { path, report: None });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            // No marker: a folder ims did not verify (an older store, or a crash between the
+            // rename and the marker). Ours replaces it.
+            tracing::warn!(dir = %dest.display(), "replacing an unpacked package ims did not verify");
+            let aside = tempfile::Builder::new().prefix("old-").tempdir_in(&tmp).map_err(io_at(&tmp))?;
+            let old = aside.path().join("pkg");
+            fs::rename(&dest, &old).map_err(io_at(&dest))?;
+            if let Err(e) = fs::rename(&staged, &dest) {
+                let _ = fs::remove_dir_all(&staged);
+                return Err(io_at(&dest)(e));
+            }
         }
-        tracing::debug!(%integrity, files = report.files, "unpacked tarball");
+        self.write_marker(hash)?;
+        tracing::debug!(%hash, files = report.files, "unpacked tarball");
         Ok(Unpacked { path: dest, report: Some(report) })
+    }
+
+    /// Write the marker of `hash` atomically (a temp file renamed into place).
+    fn write_marker(&self, hash: &Hash) -> Result<(), TarballError> {
+        let marker = self.marker_file(hash);
+        let tmp = self.inner.root.join("tmp");
+        let mut file = tempfile::Builder::new().prefix("mark-").tempfile_in(&tmp).map_err(io_at(&tmp))?;
+        file.write_all(hash.to_string().as_bytes()).map_err(io_at(&marker))?;
+        file.persist(&marker).map_err(|e| TarballError::Io { path: marker.clone(), source: e.error })?;
+        Ok(())
     }
 }
 
@@ -204,13 +284,14 @@ fn check_size(expected: &Integrity, len: u64, limit: u64) -> Result<(), TarballE
     Ok(())
 }
 
-/// Check `bytes` against `expected`.
-pub fn verify(expected: &Integrity, bytes: &[u8]) -> Result<(), TarballError> {
+/// Check `bytes` against `expected` (its strongest algorithm, as `ssri` does); returns the
+/// hash they matched, which is the one the store keys them by.
+pub fn verify(expected: &Integrity, bytes: &[u8]) -> Result<Hash, TarballError> {
     let mut hasher = expected.hasher();
     hasher.update(bytes);
     let actual = hasher.finish();
     if expected.matches(&actual) {
-        Ok(())
+        Ok(actual)
     } else {
         Err(TarballError::IntegrityMismatch { expected: expected.to_string(), actual: actual.to_string() })
     }
@@ -230,7 +311,6 @@ pub struct PendingTarball {
     expected: Integrity,
     written: u64,
     limit: u64,
-    dest: PathBuf,
 }
 
 impl PendingTarball {
@@ -259,14 +339,19 @@ impl PendingTarball {
     /// the async workers). The bytes were hashed as they came, so they are not hashed again.
     pub fn commit_and_unpack(mut self) -> Result<Unpacked, TarballError> {
         let kept = self.kept.take();
-        let (store, integrity) = (self.store.clone(), self.expected.clone());
-        self.commit()?;
-        if let Some(path) = store.unpacked(&integrity) {
-            return Ok(Unpacked { path, report: None });
+        let store = self.store.clone();
+        let (hash, path) = self.commit_verified()?;
+        if let Some(dir) = store.trusted_dir(&hash) {
+            return Ok(Unpacked { path: dir, report: None });
         }
         match kept {
-            Some(bytes) => store.unpack_verified(&integrity, &bytes),
-            None => store.unpack(&integrity),
+            Some(bytes) => store.unpack_verified(&hash, &bytes),
+            None => {
+                let bytes = fs::read(&path).map_err(io_at(&path))?;
+                let integrity = Integrity::from(hash.clone());
+                verify(&integrity, &bytes)?;
+                store.unpack_verified(&hash, &bytes)
+            }
         }
     }
 
@@ -277,6 +362,12 @@ impl PendingTarball {
 
     /// Verify the hash and move the tarball into place; returns its store path.
     pub fn commit(self) -> Result<PathBuf, TarballError> {
+        self.commit_verified().map(|(_, path)| path)
+    }
+
+    /// [`commit`](Self::commit), returning the hash the bytes were verified against (the key
+    /// they are stored under) as well.
+    pub fn commit_verified(self) -> Result<(Hash, PathBuf), TarballError> {
         let actual = self.hasher.finish();
         if !self.expected.matches(&actual) {
             return Err(TarballError::IntegrityMismatch {
@@ -284,11 +375,13 @@ impl PendingTarball {
                 actual: actual.to_string(),
             });
         }
-        if let Some(parent) = self.dest.parent() {
+        // Keyed by what the bytes hash to: an integrity listing another hash beside this one
+        // can never put these bytes under that other hash's name.
+        let dest = self.store.tarball_file(&actual);
+        if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(io_at(parent))?;
         }
-        let dest = self.dest;
         self.file.persist(&dest).map_err(|e| TarballError::Io { path: dest.clone(), source: e.error })?;
-        Ok(dest)
+        Ok((actual, dest))
     }
 }

@@ -21,7 +21,7 @@ mod net;
 mod tarball;
 mod url;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, ETAG, IF_NONE_MATCH, RETRY_AFTER};
@@ -69,6 +69,17 @@ pub enum FetchError {
         /// How many tries were made.
         attempts: u32,
     },
+    /// A deadline passed: connecting, waiting for the next bytes (a stalled or trickling
+    /// server), or the whole request (npm's `fetch-timeout`).
+    #[error("GET {url} failed: {deadline} of {}s passed", limit.as_secs_f64())]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// Which deadline.
+        deadline: Deadline,
+        /// Its length.
+        limit: Duration,
+    },
     /// The body is larger than the cap.
     #[error("{url} sent {bytes} bytes, over the {max} byte cap")]
     TooLarge {
@@ -99,17 +110,47 @@ pub enum FetchError {
     Join(String),
 }
 
+/// The deadlines a request runs under ([`FetchError::Timeout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Deadline {
+    /// Establishing the connection ([`RegistryOptions::connect_timeout`]).
+    Connect,
+    /// Nothing arrived for this long ([`RegistryOptions::read_timeout`]).
+    Idle,
+    /// The whole request, body included ([`RegistryOptions::total_timeout`], npm's
+    /// `fetch-timeout`).
+    Total,
+}
+
+impl std::fmt::Display for Deadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Deadline::Connect => "the connect deadline",
+            Deadline::Idle => "the idle deadline (no byte received)",
+            Deadline::Total => "the whole-request deadline (npm's fetch-timeout)",
+        })
+    }
+}
+
 impl FetchError {
     /// Whether the server could not be reached at all (connection refused, DNS, deadline), as
     /// opposed to answering badly: then asking it again for the next package is pointless.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, FetchError::Http { source, .. } if source.is_connect() || source.is_timeout())
-            || matches!(self, FetchError::Tls { .. })
+            || matches!(self, FetchError::Tls { .. } | FetchError::Timeout { .. })
     }
 
     /// What the user can do about it, when there is something to say.
     pub fn hint(&self) -> Option<String> {
         match self {
+            FetchError::Timeout { .. } => Some(
+                "the registry is too slow or stalled; the deadlines are npm's `fetch-timeout` (ms, whole request) and IMS_FETCH_IDLE_TIMEOUT (ms, between bytes)"
+                    .to_owned(),
+            ),
+            FetchError::TooLarge { .. } => {
+                Some("a registry document or tarball this large is refused; check the registry URL".to_owned())
+            }
             FetchError::Offline { .. } => {
                 Some("run the install once without --offline, or `ims index --from-registry URL NAME`".to_owned())
             }
@@ -139,6 +180,10 @@ pub struct RegistryOptions {
     /// Deadline for each read of a response (a stalled body fails; a slow but moving one
     /// does not).
     pub read_timeout: Duration,
+    /// Deadline for a whole request, body included, so a server trickling bytes cannot hold
+    /// an install forever (npm's `fetch-timeout`, 5 minutes by default). Each retry gets its
+    /// own.
+    pub total_timeout: Duration,
     /// Retries per request on 429, 5xx and connection errors.
     pub retries: u32,
     /// The first backoff; it doubles per retry (a `Retry-After` wins when longer).
@@ -159,7 +204,8 @@ impl Default for RegistryOptions {
         RegistryOptions {
             user_agent: concat!("ims/", env!("CARGO_PKG_VERSION")).to_owned(),
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(30),
+            total_timeout: Duration::from_secs(300),
             retries: 2,
             backoff: Duration::from_millis(250),
             max_document_bytes: 64 << 20,
@@ -228,6 +274,7 @@ impl Registry {
             .pool_max_idle_per_host(options.max_idle_per_host)
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
+            .timeout(options.total_timeout)
             .dns_resolver(std::sync::Arc::new(dns::CachingResolver::default()));
         let (builder, trust) = net::configure(builder, &options.tls, &options.proxy)?;
         let client = builder.build().map_err(|source| FetchError::Http { url: url.to_string(), source })?;
@@ -262,13 +309,33 @@ impl Registry {
         &self.trust
     }
 
-    /// A request error as a [`FetchError`]: a TLS failure names what was trusted.
-    fn http_error(&self, url: &str, source: reqwest::Error) -> FetchError {
+    /// A request error as a [`FetchError`]: a TLS failure names what was trusted, a deadline
+    /// says which one (`started`: when the attempt began).
+    fn http_error(&self, url: &str, started: Instant, source: reqwest::Error) -> FetchError {
         if is_tls_failure(&source) {
-            FetchError::Tls { url: url.to_owned(), trust: (*self.trust).clone(), source }
-        } else {
-            FetchError::Http { url: url.to_owned(), source }
+            return FetchError::Tls { url: url.to_owned(), trust: (*self.trust).clone(), source };
         }
+        if source.is_timeout() {
+            let o = &self.options;
+            let (deadline, limit) = if started.elapsed() + Duration::from_millis(50) >= o.total_timeout {
+                (Deadline::Total, o.total_timeout)
+            } else if source.is_connect() {
+                (Deadline::Connect, o.connect_timeout)
+            } else {
+                (Deadline::Idle, o.read_timeout)
+            };
+            return FetchError::Timeout { url: url.to_owned(), deadline, limit };
+        }
+        FetchError::Http { url: url.to_owned(), source }
+    }
+
+    /// How a failed read of a response body is reported ([`Registry::http_error`]).
+    pub(crate) fn body_error<'a>(
+        &'a self,
+        url: &'a str,
+        started: Instant,
+    ) -> impl Fn(reqwest::Error) -> FetchError + 'a {
+        move |source| self.http_error(url, started, source)
     }
 
     /// The options it was made with.
@@ -276,19 +343,21 @@ impl Registry {
         &self.options
     }
 
-    /// GET `url` with retries; returns the final response (any status that is not retried).
+    /// GET `url` with retries; returns the final response (any status that is not retried)
+    /// and when its attempt started (the whole-request deadline runs from then).
     async fn send(
         &self,
         url: &str,
         etag: Option<&str>,
         accept: &str,
-    ) -> Result<reqwest::Response, FetchError> {
+    ) -> Result<(reqwest::Response, Instant), FetchError> {
         if self.offline {
             return Err(FetchError::Offline { what: url.to_owned() });
         }
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let started = Instant::now();
             let mut req = self.client.get(url).header(ACCEPT, accept);
             if let Some(e) = etag {
                 req = req.header(IF_NONE_MATCH, e);
@@ -313,11 +382,11 @@ impl Registry {
                     tracing::debug!(url, status = %res.status(), attempt, "upstream asks us to back off");
                     retry_after.unwrap_or_default().max(self.backoff(attempt))
                 }
-                Ok(res) => return Ok(res),
+                Ok(res) => return Ok((res, started)),
                 Err(source) => {
                     // An untrusted certificate stays untrusted: no retry.
                     if attempt > self.options.retries || is_tls_failure(&source) {
-                        return Err(self.http_error(url, source));
+                        return Err(self.http_error(url, started, source));
                     }
                     tracing::debug!(url, %source, attempt, "request failed, retrying");
                     self.backoff(attempt)
@@ -334,7 +403,9 @@ impl Registry {
     /// The body of `res`, read in chunks and cut off at `max` (a server may lie about, or
     /// omit, the length). `Err(bytes)` when it is too large.
     async fn bounded_body(
+        &self,
         url: &str,
+        started: Instant,
         res: &mut reqwest::Response,
         max: usize,
     ) -> Result<Result<Vec<u8>, usize>, FetchError> {
@@ -344,9 +415,7 @@ impl Registry {
         // Sized once from the announced length (bounded above), not grown chunk by chunk.
         let announced = res.content_length().map_or(0, |l| usize::try_from(l).unwrap_or(0).min(max));
         let mut body = Vec::with_capacity(announced);
-        while let Some(chunk) =
-            res.chunk().await.map_err(|source| FetchError::Http { url: url.to_owned(), source })?
-        {
+        while let Some(chunk) = res.chunk().await.map_err(self.body_error(url, started))? {
             if body.len() + chunk.len() > max {
                 return Ok(Err(body.len() + chunk.len()));
             }
@@ -359,7 +428,7 @@ impl Registry {
     pub async fn document(&self, name: &str, etag: Option<&str>) -> Result<Document, FetchError> {
         let url = self.url.packument(name);
         // The full document: npm 11 asks for it too (it carries `libc`, `time`).
-        let mut res = self.send(&url, etag, "application/json").await?;
+        let (mut res, started) = self.send(&url, etag, "application/json").await?;
         match res.status() {
             StatusCode::NOT_MODIFIED if etag.is_some() => return Ok(Document::NotModified),
             StatusCode::NOT_FOUND | StatusCode::GONE => return Ok(Document::NotFound),
@@ -369,7 +438,7 @@ impl Registry {
             _ => {}
         }
         let etag = res.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        Ok(match Self::bounded_body(&url, &mut res, self.options.max_document_bytes).await? {
+        Ok(match self.bounded_body(&url, started, &mut res, self.options.max_document_bytes).await? {
             Ok(body) => Document::Body { body, etag },
             Err(bytes) => Document::TooLarge { bytes },
         })
@@ -402,7 +471,7 @@ impl Registry {
     /// GET a JSON document (a `_changes` page), bounded by the same cap; the inner error
     /// says why the body is not usable JSON.
     pub async fn json(&self, url: &str) -> Result<Result<serde_json::Value, String>, FetchError> {
-        let mut res = self.send(url, None, "application/json").await?;
+        let (mut res, started) = self.send(url, None, "application/json").await?;
         if !res.status().is_success() {
             return Err(FetchError::Status {
                 url: url.to_owned(),
@@ -410,7 +479,7 @@ impl Registry {
                 attempts: 1,
             });
         }
-        Ok(match Self::bounded_body(url, &mut res, self.options.max_document_bytes).await? {
+        Ok(match self.bounded_body(url, started, &mut res, self.options.max_document_bytes).await? {
             Ok(body) => serde_json::from_slice(&body).map_err(|e| e.to_string()),
             Err(_) => Err("the response is too large".into()),
         })

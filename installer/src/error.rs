@@ -106,6 +106,18 @@ pub enum ResolveError {
         /// The version.
         version: String,
     },
+    /// `dist.integrity` is present but unusable: refused rather than falling back to the
+    /// weaker `dist.shasum` (a hostile registry would otherwise choose SHA-1 for us).
+    #[error("{name}@{version} has an unusable dist.integrity (not falling back to dist.shasum)")]
+    BadIntegrity {
+        /// The registry name.
+        name: String,
+        /// The version.
+        version: String,
+        /// Why it does not parse.
+        #[source]
+        source: indexer::tarballs::IntegrityParseError,
+    },
     /// The manifest source failed (network, index, malformed document).
     #[error("could not fetch the packument of {name}")]
     Source {

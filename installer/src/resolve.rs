@@ -543,14 +543,22 @@ impl<S: ManifestSource + 'static> Inner<S> {
             let version = &manifest.version;
             let no_integrity =
                 || ResolveError::NoIntegrity { name: summary.name.clone(), version: version.clone() };
-            // `dist.integrity` (normally sha512), else the legacy `dist.shasum` (sha1).
-            let integrity = manifest
-                .dist
-                .integrity
-                .as_deref()
-                .and_then(|sri| sri.parse::<Integrity>().ok())
-                .or_else(|| manifest.dist.shasum.as_deref().and_then(|h| Integrity::from_shasum(h).ok()))
-                .ok_or_else(no_integrity)?;
+            // `dist.integrity` (normally sha512), else — only when there is none — the legacy
+            // `dist.shasum` (sha1). One that is there but does not parse is an error, never a
+            // downgrade to sha1.
+            let integrity = match manifest.dist.integrity.as_deref().filter(|s| !s.trim().is_empty()) {
+                Some(sri) => sri.parse::<Integrity>().map_err(|source| ResolveError::BadIntegrity {
+                    name: summary.name.clone(),
+                    version: version.clone(),
+                    source,
+                })?,
+                None => manifest
+                    .dist
+                    .shasum
+                    .as_deref()
+                    .and_then(|h| Integrity::from_shasum(h).ok())
+                    .ok_or_else(no_integrity)?,
+            };
             let semver = semver::parse_version(version).ok_or_else(no_integrity)?;
             (integrity, semver)
         };

@@ -155,7 +155,10 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         Err(e) => return Err(e),
     };
     let registry = ctx.registry(registry_url.clone(), config_dir)?.offline(ctx.offline());
-    let local = LocalIndex::at(ctx.home.index_dir(), ctx.home.index_fetch_times_file());
+    // The shared index records only its own upstream's answers; another registry (a
+    // project's .npmrc) gets an index of its own (`indexer::source::local`).
+    let local = LocalIndex::at(ctx.home.index_dir(), ctx.home.index_fetch_times_file())
+        .others_under(ctx.home.registries_dir());
     let local = if registry_known { local.upstream(registry.url()) } else { local };
     let policy = Policy { network: ctx.network, max_age: Duration::from_secs(args.packument_max_age) };
     let source = LayeredSource::new(local, registry.clone(), policy);

@@ -6,6 +6,15 @@
 //! asked upstream is nobody else's business. They live in one small JSON file next to the
 //! index (`$IMS_HOME/index-fetched.json`), read once and rewritten once per install (tmp +
 //! rename, no fsync: losing it only costs a revalidation).
+//!
+//! One index per registry: the shared index (`$IMS_HOME/index`, what `ims seed` serves and
+//! `ims view` reads) belongs to the registry in its `meta/upstream`, set by its first writer,
+//! and only that registry's answers are ever recorded into it. An install from any other
+//! registry (a project's `.npmrc` pointing elsewhere) reads and records its own index under
+//! [`LocalIndex::others_under`] (`$IMS_HOME/registries/<id>/`), with its own fetch times. So a
+//! hostile registry's record of `lodash@4.17.21` can never be what a later install from the
+//! honest registry reads (`--prefer-offline`, within the max-age, or after a `304` to an ETag
+//! the hostile registry copied), nor what `ims seed` serves to peers as its upstream's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -166,6 +175,8 @@ pub(crate) struct Opened {
     /// The registries canonical tarball URLs in this index may be relative to: its
     /// `meta/upstream` and every registry recorded from.
     pub(crate) bases: Vec<String>,
+    /// Where the fetch times of this index are kept.
+    times_file: Option<PathBuf>,
     times: Mutex<FetchTimes>,
     changed: Mutex<BTreeSet<String>>,
 }
@@ -208,7 +219,29 @@ pub struct LocalIndex {
     times_file: Option<PathBuf>,
     /// The registry to set as `meta/upstream` of a fresh index.
     upstream: Option<RegistryUrl>,
+    /// Where registries other than the shared index's upstream keep their own index.
+    others: Option<PathBuf>,
     cell: OnceCell<Opened>,
+}
+
+/// The folder name of `registry`'s own index under [`LocalIndex::others_under`]: its host and
+/// port for people, and a hash of the whole base URL (scheme and path too) for uniqueness.
+pub fn registry_dir_name(registry: &RegistryUrl) -> String {
+    use sha2::Digest as _;
+    let base = registry.as_str();
+    let digest = sha2::Sha256::digest(base.as_bytes());
+    let host: String = base
+        .split("://")
+        .nth(1)
+        .unwrap_or(base)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .take(64)
+        .collect();
+    format!("{host}-{}", hex::encode(&digest[..8]))
 }
 
 impl LocalIndex {
@@ -224,7 +257,7 @@ impl LocalIndex {
     }
 
     fn with(opener: Opener, times_file: Option<PathBuf>) -> Self {
-        LocalIndex { opener, times_file, upstream: None, cell: OnceCell::new() }
+        LocalIndex { opener, times_file, upstream: None, others: None, cell: OnceCell::new() }
     }
 
     /// Make `registry` the `meta/upstream` of the index if it has none yet (what `ims index`
@@ -234,27 +267,52 @@ impl LocalIndex {
         self
     }
 
+    /// Keep the index of a registry other than the shared index's upstream in its own folder
+    /// under `root` (`root/<`[`registry_dir_name`]`>/index`, fetch times beside it), never in
+    /// the shared one. Without it (tests, in-memory indexes) the index given is used whatever
+    /// its upstream.
+    pub fn others_under(mut self, root: PathBuf) -> Self {
+        self.others = Some(root);
+        self
+    }
+
     /// The opened index, opening it on the first call.
     pub(crate) async fn get(&self) -> Result<&Opened, LocalIndexError> {
         self.cell
             .get_or_try_init(|| async {
-                let mut index = match &self.opener {
-                    Opener::Dir(dir) => open_index(dir, Open::OrCreate).await?,
-                    Opener::Ready(index) => index.clone(),
+                let (mut index, times_file) = match &self.opener {
+                    Opener::Dir(dir) => {
+                        let shared = open_index(dir, Open::OrCreate).await?;
+                        match (&self.upstream, &self.others, shared.upstream()) {
+                            (Some(up), Some(root), Some(owner)) if owner != up.as_str() => {
+                                let own = root.join(registry_dir_name(up));
+                                tracing::debug!(
+                                    shared = owner,
+                                    registry = up.as_str(),
+                                    dir = %own.display(),
+                                    "another registry than the shared index's: using its own index"
+                                );
+                                let index = open_index(&own.join("index"), Open::OrCreate).await?;
+                                (index, Some(own.join("fetched.json")))
+                            }
+                            _ => (shared, self.times_file.clone()),
+                        }
+                    }
+                    Opener::Ready(index) => (index.clone(), self.times_file.clone()),
                 };
                 if index.upstream().is_none()
                     && let Some(up) = &self.upstream
                 {
                     index.set_upstream(up).await?;
                 }
-                let times = self.times_file.as_deref().map(FetchTimes::load).unwrap_or_default();
+                let times = times_file.as_deref().map(FetchTimes::load).unwrap_or_default();
                 let mut bases: Vec<String> = index.upstream().into_iter().map(str::to_owned).collect();
                 for r in times.registries() {
                     if !bases.iter().any(|b| b == r) {
                         bases.push(r.to_owned());
                     }
                 }
-                Ok(Opened { index, bases, times: Mutex::new(times), changed: Mutex::default() })
+                Ok(Opened { index, bases, times_file, times: Mutex::new(times), changed: Mutex::default() })
             })
             .await
     }
@@ -267,7 +325,8 @@ impl LocalIndex {
     /// Write the fetch times back if any changed; merged with the file as it is now, so two
     /// installs in the same home lose neither's times.
     pub(crate) fn save_times(&self) -> std::io::Result<usize> {
-        let (Some(file), Some(opened)) = (&self.times_file, self.cell.get()) else { return Ok(0) };
+        let Some(opened) = self.cell.get() else { return Ok(0) };
+        let Some(file) = &opened.times_file else { return Ok(0) };
         let changed =
             std::mem::take(&mut *opened.changed.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         if changed.is_empty() {
@@ -307,5 +366,18 @@ mod tests {
         assert!(!back.is_fresh("http://a/", "y", Duration::from_secs(300), now));
         std::fs::write(&file, b"{not json").unwrap();
         assert_eq!(FetchTimes::load(&file), FetchTimes::default());
+    }
+
+    #[test]
+    fn each_registry_has_its_own_folder() {
+        let a = RegistryUrl::parse("http://127.0.0.1:4873/").unwrap();
+        let b = RegistryUrl::parse("http://127.0.0.1:4873/other/").unwrap();
+        let c = RegistryUrl::parse("https://127.0.0.1:4873/").unwrap();
+        let names = [registry_dir_name(&a), registry_dir_name(&b), registry_dir_name(&c)];
+        assert!(names[0].starts_with("127.0.0.1_4873-"), "{}", names[0]);
+        assert_ne!(names[0], names[1]);
+        assert_ne!(names[0], names[2]);
+        assert_eq!(names[0], registry_dir_name(&a));
+        assert!(names.iter().all(|n| !n.contains('/') && !n.contains("..")));
     }
 }

@@ -53,6 +53,13 @@ pub enum ExtractError {
         /// The cap.
         limit: u64,
     },
+    /// The tarball names more distinct files and directories (or longer ones) than the
+    /// extractor will keep track of.
+    #[error("tarball names too many paths (their table would pass {limit} bytes)")]
+    TooManyPaths {
+        /// The cap in bytes.
+        limit: u64,
+    },
     /// Not valid gzip or tar.
     #[error("tarball is corrupt")]
     Corrupt {

@@ -31,6 +31,10 @@ pub struct Limits {
     pub max_path_bytes: usize,
     /// Deepest entry path in components.
     pub max_depth: usize,
+    /// Most memory the table of paths seen (kept to find names that collide after case and
+    /// Unicode folding, and to make each directory once) may take: each distinct file or
+    /// directory costs its name twice plus a fixed overhead.
+    pub max_path_table_bytes: u64,
 }
 
 impl Default for Limits {
@@ -41,6 +45,7 @@ impl Default for Limits {
             max_entries: 200_000,
             max_path_bytes: 4096,
             max_depth: 128,
+            max_path_table_bytes: 64 << 20,
         }
     }
 }
@@ -117,9 +122,7 @@ pub fn extract(archive: &[u8], dest: &Path, limits: &Limits) -> Result<ExtractRe
 
     let mut tar = tar::Archive::new(bounded);
     let mut report = ExtractReport::default();
-    let mut folded: HashMap<String, String> = HashMap::new();
-    // Directories already made (relative): each is created once, however many files it holds.
-    let mut made: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    let mut paths = PathTable::new(limits.max_path_table_bytes);
     let mut count = 0u64;
     for entry in tar.entries().map_err(bomb)? {
         let mut entry = entry.map_err(bomb)?;
@@ -152,21 +155,21 @@ pub fn extract(archive: &[u8], dest: &Path, limits: &Limits) -> Result<ExtractRe
             report.skipped.push(Skipped { entry: raw, reason: "empty after stripping" });
             continue;
         };
-        check_collisions(&mut folded, &rel, &raw)?;
+        let (node, unmade) = paths.insert(&rel, &raw)?;
         let path = dest.join(&rel);
         let io_err = |source| ExtractError::Io { path: path.clone(), source };
         if kind == EntryType::Directory {
-            if made.insert(rel.clone()) {
+            if !paths.is_made(node) {
                 fs::create_dir_all(&path).map_err(io_err)?;
+                paths.mark_made(node);
             }
             continue;
         }
-        if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty())
-            && !made.contains(parent)
-        {
-            let at = dest.join(parent);
+        if let Some(parent) = unmade {
+            let parent_rel: PathBuf = rel.iter().take(paths.depth(parent)).collect();
+            let at = dest.join(parent_rel);
             fs::create_dir_all(&at).map_err(|source| ExtractError::Io { path: at.clone(), source })?;
-            made.extend(parent.ancestors().filter(|a| !a.as_os_str().is_empty()).map(Path::to_path_buf));
+            paths.mark_made(parent);
         }
         let exec = entry.header().mode().map(|m| m & 0o111 != 0).unwrap_or(false);
         let mut file = open_new(&path, exec).map_err(io_err)?;
@@ -293,27 +296,99 @@ fn fold(s: &str) -> String {
     s.nfkc().flat_map(char::to_lowercase).collect::<String>().replace('ß', "ss")
 }
 
-/// Record `rel` and each of its parent directories under their folded spelling; refuse when a
-/// different spelling already owns the same fold.
-fn check_collisions(folded: &mut HashMap<String, String>, rel: &Path, raw: &str) -> Result<(), ExtractError> {
-    let mut prefix = String::new();
-    for comp in rel.iter() {
-        if !prefix.is_empty() {
-            prefix.push('/');
+/// The paths an extraction has seen, as a tree of components keyed by their folded spelling:
+/// each distinct file or directory is one node holding its name as first spelled, so memory
+/// grows with the names written (capped), not with every prefix of every path, and each entry
+/// costs one walk of its own components.
+struct PathTable {
+    /// (parent node, folded component) -> node.
+    children: HashMap<(u32, String), u32>,
+    nodes: Vec<Node>,
+    bytes: u64,
+    limit: u64,
+}
+
+struct Node {
+    /// The component as first spelled.
+    name: String,
+    parent: u32,
+    depth: u32,
+    /// Whether its directory was created (files are never "made").
+    made: bool,
+}
+
+/// What one table node costs beyond its names (map entry, vector slot, allocations).
+const NODE_OVERHEAD: u64 = 96;
+
+impl PathTable {
+    fn new(limit: u64) -> Self {
+        // Node 0 is the package root, made by the caller.
+        let root = Node { name: String::new(), parent: 0, depth: 0, made: true };
+        PathTable { children: HashMap::new(), nodes: vec![root], bytes: 0, limit }
+    }
+
+    /// Record `rel` and its parent directories; refuse a spelling that differs from an earlier
+    /// one of the same fold (case or Unicode normalisation), and a table past its cap. Returns
+    /// the node of `rel` and the deepest parent directory not made yet, if any.
+    fn insert(&mut self, rel: &Path, raw: &str) -> Result<(u32, Option<u32>), ExtractError> {
+        let mut at = 0u32;
+        for comp in rel.iter() {
+            let comp = comp.to_string_lossy();
+            let key = (at, fold(&comp));
+            at = match self.children.get(&key) {
+                Some(&node) => {
+                    if self.nodes[node as usize].name != comp {
+                        let other = self.spelling(node);
+                        return Err(ExtractError::CaseCollision { entry: raw.to_owned(), other });
+                    }
+                    node
+                }
+                None => {
+                    self.bytes += NODE_OVERHEAD + (key.1.len() + comp.len()) as u64;
+                    if self.bytes > self.limit {
+                        return Err(ExtractError::TooManyPaths { limit: self.limit });
+                    }
+                    let id = u32::try_from(self.nodes.len())
+                        .map_err(|_| ExtractError::TooManyPaths { limit: self.limit })?;
+                    let depth = self.nodes[at as usize].depth + 1;
+                    self.nodes.push(Node { name: comp.into_owned(), parent: at, depth, made: false });
+                    self.children.insert(key, id);
+                    id
+                }
+            };
         }
-        prefix.push_str(&comp.to_string_lossy());
-        let key = fold(&prefix);
-        match folded.get(&key) {
-            Some(existing) if *existing != prefix => {
-                return Err(ExtractError::CaseCollision { entry: raw.to_owned(), other: existing.clone() });
-            }
-            Some(_) => {}
-            None => {
-                folded.insert(key, prefix.clone());
-            }
+        let parent = self.nodes[at as usize].parent;
+        let unmade = (at != 0 && !self.nodes[parent as usize].made).then_some(parent);
+        Ok((at, unmade))
+    }
+
+    /// The path of `node` as first spelled.
+    fn spelling(&self, mut node: u32) -> String {
+        let mut parts = Vec::new();
+        while node != 0 {
+            let n = &self.nodes[node as usize];
+            parts.push(n.name.as_str());
+            node = n.parent;
+        }
+        parts.reverse();
+        parts.join("/")
+    }
+
+    fn depth(&self, node: u32) -> usize {
+        self.nodes[node as usize].depth as usize
+    }
+
+    fn is_made(&self, node: u32) -> bool {
+        self.nodes[node as usize].made
+    }
+
+    /// Note that the directory of `node` and all its parents exist.
+    fn mark_made(&mut self, mut node: u32) {
+        while node != 0 && !self.nodes[node as usize].made {
+            self.nodes[node as usize].made = true;
+            node = self.nodes[node as usize].parent;
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -146,7 +146,8 @@ impl Integrity {
         &self.hashes
     }
 
-    /// The first hash: the store keys content by it.
+    /// The first hash. Not a store key: content is stored under the hash it was verified
+    /// against (see [`TarballStore`](super::TarballStore)), which may be any of [`Self::hashes`].
     pub fn primary(&self) -> &Hash {
         // Invariant: `hashes` is never empty (constructors ensure it).
         &self.hashes[0]
@@ -157,9 +158,16 @@ impl Integrity {
         Hasher::new(self.algorithm())
     }
 
-    /// Whether a computed hash matches one of ours.
+    /// Whether a computed hash matches one of ours (ssri's rule: only hashes in the strongest
+    /// algorithm listed count, and content need match just one of them).
     pub fn matches(&self, computed: &Hash) -> bool {
         self.hashes.iter().any(|h| h == computed)
+    }
+}
+
+impl From<Hash> for Integrity {
+    fn from(hash: Hash) -> Self {
+        Integrity { hashes: vec![hash] }
     }
 }
 

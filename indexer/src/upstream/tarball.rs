@@ -46,7 +46,11 @@ impl Registry {
             return Ok(Unpacked { path, report: None });
         }
         if store.has_tarball(integrity) {
-            return unpack(store, integrity).await;
+            match unpack(store, integrity).await {
+                // A stored file that fails its check was deleted by the store: fetch it anew.
+                Err(FetchTarballError::Store(TarballError::IntegrityMismatch { .. })) => {}
+                done => return done,
+            }
         }
         // One pass: hashed while it streams, unpacked from memory after the commit.
         let pending = self.download(store, integrity, resolved, true).await?;
@@ -77,18 +81,28 @@ impl Registry {
         keep: bool,
     ) -> Result<PendingTarball, FetchTarballError> {
         let url = self.url().fetch_url(resolved);
-        let mut res = self.send(&url, None, "*/*").await?;
+        let (mut res, started) = self.send(&url, None, "*/*").await?;
         if !res.status().is_success() {
             let status = res.status().as_u16();
             return Err(FetchError::Status { url, status, attempts: 1 }.into());
+        }
+        let max = store.limits().max_tarball_bytes;
+        let too_large = |bytes: u64| FetchError::TooLarge {
+            url: url.clone(),
+            bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+            max: usize::try_from(max).unwrap_or(usize::MAX),
+        };
+        if let Some(len) = res.content_length().filter(|l| *l > max) {
+            return Err(too_large(len).into());
         }
         let mut pending = store.begin(integrity)?;
         if keep {
             pending = pending.keep_bytes(res.content_length());
         }
-        while let Some(chunk) =
-            res.chunk().await.map_err(|source| FetchError::Http { url: url.clone(), source })?
-        {
+        while let Some(chunk) = res.chunk().await.map_err(self.body_error(&url, started))? {
+            if pending.written() + chunk.len() as u64 > max {
+                return Err(too_large(pending.written() + chunk.len() as u64).into());
+            }
             pending.write_chunk(&chunk)?;
         }
         Ok(pending)
