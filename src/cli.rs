@@ -27,6 +27,9 @@ pub enum Command {
     /// Remove packages: from package.json, the lockfile and node_modules, with what only they needed (npm uninstall)
     #[command(visible_aliases = ["remove", "rm", "un", "r"])]
     Uninstall(crate::commands::install::InstallArgs),
+    /// Move dependencies (those named, or all) to the newest versions their ranges allow; --save writes the ranges (npm update)
+    #[command(visible_aliases = ["up", "upgrade"])]
+    Update(crate::commands::install::InstallArgs),
     /// Print the local index's public key (hex)
     Key,
     /// Serve the local index and tarballs to peers (--listen HOST:PORT, --upstream URL; --no-dht for now)

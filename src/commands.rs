@@ -22,6 +22,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             args.uninstall = true;
             install::run(args, &ctx).await
         }
+        Command::Update(mut args) => {
+            args.update = true;
+            install::run(args, &ctx).await
+        }
         Command::Ci(mut args) => {
             args.frozen_lockfile = true;
             args.clean = true;

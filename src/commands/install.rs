@@ -83,6 +83,12 @@ pub struct InstallArgs {
     /// Set by `ims uninstall`: the specs are names to remove
     #[arg(skip)]
     pub uninstall: bool,
+    /// Set by `ims update`: the specs are names to move to their newest allowed version
+    #[arg(skip)]
+    pub update: bool,
+    /// `ims update`: write the new versions' ranges into package.json (npm's `update --save`)
+    #[arg(long)]
+    pub save: bool,
     /// With -g: replace a command in PREFIX/bin that another package (or you) owns, instead of
     /// failing with EEXIST (npm's flag)
     #[arg(short = 'f', long)]
@@ -110,22 +116,25 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         Some(p) => p.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    if args.uninstall {
+    if args.uninstall || args.update {
         if args.global {
             return Err(Failure::usage(
-                "ims uninstall -g is not supported",
+                "ims uninstall -g and ims update -g are not supported",
                 "remove PREFIX/lib/node_modules/NAME and its PREFIX/bin links, or use npm uninstall -g",
             )
             .into());
         }
         for name in &args.specs {
             indexer::names::validate(name).map_err(|e| {
-                Failure::usage(format!("{name:?} is not a package name"), "ims uninstall takes package names")
-                    .caused_by(e)
+                Failure::usage(
+                    format!("{name:?} is not a package name"),
+                    "ims uninstall and ims update take package names",
+                )
+                .caused_by(e)
             })?;
         }
     }
-    let specs = if args.uninstall { &[][..] } else { &args.specs[..] };
+    let specs = if args.uninstall || args.update { &[][..] } else { &args.specs[..] };
     let specs = specs.iter().map(|s| Request::parse(s)).collect::<Result<Vec<_>, _>>().map_err(|e| {
         Failure::usage(
             "a SPEC cannot be installed",
@@ -143,7 +152,24 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     let store_dir = ctx.home.store_dir();
     let store = TarballStore::open(&store_dir)
         .with_context(|| format!("cannot open the tarball store at {}", store_dir.display()))?;
-    let opts = options(&args, &project, store);
+    let mut opts = options(&args, &project, store);
+    if args.update {
+        // Resolve again; what the lockfile holds is kept unless named (all move when none is).
+        opts.use_lockfile = false;
+        if !args.specs.is_empty()
+            && let Ok(Some(lock)) = installer::Lockfile::load(&project)
+        {
+            let mut keep: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            for e in lock
+                .entries()
+                .into_iter()
+                .filter(|e| !args.specs.contains(&e.package) && !args.specs.contains(&e.name))
+            {
+                keep.entry(e.package).or_default().push(e.version);
+            }
+            opts.pick.prefer = Arc::new(keep);
+        }
+    }
     // npm's global mode reads no project configuration: a `.npmrc` in the folder `-g` runs in
     // (a cloned repository) must not pick the registry, TLS trust or proxy of a global install.
     let config_dir = (!args.global).then_some(project.as_path());
@@ -203,7 +229,52 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         bar.finish_and_clear();
     }
     let report = result.map_err(|e| explain(e, registry_url.as_str()))?;
+    if args.update && args.save {
+        save_updated_ranges(&project, &args.specs)?;
+    }
     print_report(&report, started.elapsed(), quiet);
+    Ok(())
+}
+
+/// `ims update --save`: each direct dependency (of those named, or all) whose range is `^x`
+/// or `~x` gets the version now installed at the top, keeping its prefix, in `package.json`
+/// and in the lockfile's root entry (exact pins are left alone: an update never moves them).
+fn save_updated_ranges(project: &std::path::Path, names: &[String]) -> anyhow::Result<()> {
+    use installer::{DepKind, Lockfile, Project};
+    let mut pkg = Project::load(project)?;
+    let Some(mut lock) = Lockfile::load(project)? else { return Ok(()) };
+    let mut changes = Vec::new();
+    for kind in [DepKind::Prod, DepKind::Dev, DepKind::Optional] {
+        for (name, spec) in pkg.dependencies(kind) {
+            if !names.is_empty() && !names.iter().any(|n| n == name) {
+                continue;
+            }
+            let Some(prefix) = spec.chars().next().filter(|c| matches!(c, '^' | '~')) else { continue };
+            let installed = lock
+                .packages
+                .get(&format!("node_modules/{name}"))
+                .and_then(|e| e.get("version"))
+                .and_then(|v| v.as_str());
+            if let Some(version) = installed {
+                let new = format!("{prefix}{version}");
+                if new != spec {
+                    changes.push((kind, name.to_owned(), new));
+                }
+            }
+        }
+    }
+    for (kind, name, spec) in &changes {
+        pkg.add(*kind, name, spec);
+        if let Some(deps) =
+            lock.packages.get_mut("").and_then(|r| r.get_mut(kind.key())).and_then(|d| d.as_object_mut())
+        {
+            deps.insert(name.clone(), serde_json::Value::String(spec.clone()));
+        }
+    }
+    if !changes.is_empty() {
+        pkg.save()?;
+        lock.save(project)?;
+    }
     Ok(())
 }
 

@@ -23,6 +23,7 @@ mod install_report;
 mod install_resolve;
 mod install_tarballs;
 mod install_tls;
+mod install_update;
 mod interop;
 mod peer_deps;
 mod resolve_ahead;
