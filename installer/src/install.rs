@@ -116,9 +116,9 @@ impl<S> std::fmt::Debug for Installer<S> {
 impl<S: ManifestSource + Clone + 'static> Installer<S> {
     /// An installer resolving through `source` and fetching tarballs from `registry`.
     pub fn new(source: S, registry: Registry, opts: InstallOptions) -> Self {
-        // Dev packages are known only once the tree is built: under --omit=dev nothing starts
-        // early.
-        let ahead = (!opts.omit_dev).then(|| {
+        // Dev, optional and peer packages are known only once the tree is built: under --omit
+        // nothing starts early.
+        let ahead = (!opts.omit_dev && !opts.omit_optional && !opts.omit_peer).then(|| {
             Arc::new(TarballsAhead::new(
                 registry.clone(),
                 opts.store.clone(),
@@ -296,7 +296,13 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
     }
 
     fn wanted(&self, e: &LockedPackage) -> bool {
-        !(e.in_bundle || (self.opts.omit_dev && e.dev))
+        // arborist's `shouldOmit`.
+        let o = &self.opts;
+        !(e.in_bundle
+            || (o.omit_dev && e.dev)
+            || (o.omit_optional && e.optional)
+            || (o.omit_peer && e.peer)
+            || (o.omit_dev && o.omit_optional && e.dev_optional))
     }
 
     /// Make every package of the plan available unpacked in the store: verified downloads,

@@ -51,6 +51,8 @@ pub struct LockedPackage {
     pub optional: bool,
     /// Needed only by dev or optional paths, but not by one kind alone.
     pub dev_optional: bool,
+    /// Only reachable through peer dependencies.
+    pub peer: bool,
     /// Platform lists.
     pub os: Vec<String>,
     /// CPU list.
@@ -370,6 +372,7 @@ impl Lockfile {
                 dev: flag("dev"),
                 optional: flag("optional"),
                 dev_optional: flag("devOptional"),
+                peer: flag("peer"),
                 os: strings(e.get("os")),
                 cpu: strings(e.get("cpu")),
                 libc: strings(e.get("libc")),

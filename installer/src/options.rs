@@ -38,6 +38,11 @@ pub struct InstallOptions {
     pub save_exact: bool,
     /// `--omit=dev` / `--production`: do not lay out dev-only packages.
     pub omit_dev: bool,
+    /// `--omit=optional`: do not lay out packages only optional dependencies need (with
+    /// `omit_dev`, not `devOptional` ones either).
+    pub omit_optional: bool,
+    /// `--omit=peer`: do not lay out packages only peer dependencies need.
+    pub omit_peer: bool,
     /// Resolve the root's `devDependencies` (npm does, for the lockfile, even with
     /// `--omit=dev`); off for a global install, whose root is itself an installed package.
     pub resolve_dev: bool,
@@ -92,6 +97,8 @@ impl InstallOptions {
             save: Save::Prod,
             save_exact: false,
             omit_dev: false,
+            omit_optional: false,
+            omit_peer: false,
             resolve_dev: true,
             use_lockfile: true,
             platform: Platform::current(),

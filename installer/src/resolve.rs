@@ -51,7 +51,12 @@ pub struct PickOptions {
 
 impl Default for PickOptions {
     fn default() -> Self {
-        PickOptions { default_tag: "latest".to_owned(), node_version: None, npm_version: None, prefer: Arc::default() }
+        PickOptions {
+            default_tag: "latest".to_owned(),
+            node_version: None,
+            npm_version: None,
+            prefer: Arc::default(),
+        }
     }
 }
 

@@ -42,9 +42,16 @@ pub struct InstallArgs {
     /// Do not write package.json or package-lock.json
     #[arg(long)]
     pub no_save: bool,
-    /// Omit a dependency type from node_modules (only `dev` is supported)
-    #[arg(long, value_name = "TYPE")]
+    /// Leave out of node_modules what only this kind of dependency needs: dev, optional,
+    /// peer (repeatable; npm's `--omit`, `dev` by default when NODE_ENV=production)
+    #[arg(long, value_name = "TYPE", value_parser = ["dev", "optional", "peer"])]
     pub omit: Vec<String>,
+    /// Keep this kind even if omitted (npm's `--include`: dev, optional, peer)
+    #[arg(long, value_name = "TYPE", value_parser = ["dev", "optional", "peer"])]
+    pub include: Vec<String>,
+    /// Run no install script, not even allowed ones
+    #[arg(long)]
+    pub ignore_scripts: bool,
     /// Same as --omit=dev
     #[arg(long)]
     pub production: bool,
@@ -102,6 +109,12 @@ pub struct InstallArgs {
         value_delimiter = ','
     )]
     pub allow_tarball_hosts: Vec<String>,
+}
+
+/// npm's default `omit`: `dev` when `NODE_ENV=production`.
+#[allow(clippy::disallowed_methods)] // the binary is where the environment is read
+fn node_env_production() -> bool {
+    std::env::var("NODE_ENV").is_ok_and(|v| v == "production")
 }
 
 #[allow(clippy::disallowed_methods)] // the binary is where the environment is read
@@ -288,13 +301,24 @@ fn options(args: &InstallArgs, project: &std::path::Path, store: TarballStore) -
         _ => Save::Prod,
     };
     opts.save_exact = args.save_exact;
-    opts.omit_dev = args.production || args.omit.iter().any(|o| o == "dev");
+    let omitted = |kind: &str| {
+        let asked = args.omit.iter().any(|o| o == kind)
+            || (kind == "dev" && (args.production || node_env_production()));
+        asked && !args.include.iter().any(|i| i == kind)
+    };
+    opts.omit_dev = omitted("dev");
+    opts.omit_optional = omitted("optional");
+    opts.omit_peer = omitted("peer");
     opts.concurrency = args.concurrency;
     opts.scripts = match &args.allow_scripts {
         None => ScriptPolicy::Deny,
         Some(names) if names.is_empty() => ScriptPolicy::All,
         Some(names) => ScriptPolicy::Names(names.iter().cloned().collect()),
     };
+    if args.ignore_scripts {
+        opts.scripts = ScriptPolicy::Deny;
+        opts.project_allow_scripts = false;
+    }
     opts.path_env = path_env();
     opts.legacy_peer_deps = args.legacy_peer_deps;
     opts.strict_peer_deps = args.strict_peer_deps;

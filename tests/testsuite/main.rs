@@ -18,6 +18,7 @@ mod install_errors;
 mod install_global;
 mod install_index;
 mod install_layout;
+mod install_omit;
 mod install_realworld;
 mod install_report;
 mod install_resolve;

@@ -21,6 +21,7 @@ pub(crate) fn ims(home: &Path) -> Command {
         "IMS_PACKUMENT_MAX_AGE",
         "NPM_CONFIG_REGISTRY",
         "npm_config_registry",
+        "NODE_ENV",
     ] {
         cmd.env_remove(var);
     }
