@@ -334,6 +334,7 @@ mod tests {
             dev: false,
             optional: false,
             dev_optional: false,
+            peer: false,
             os: Vec::new(),
             cpu: Vec::new(),
             libc: Vec::new(),
