@@ -1,7 +1,9 @@
 //! Install benchmark: `ims install` against npm, pnpm, yarn 1 and bun installing a workload
 //! from the same fixture registry on 127.0.0.1 serving the same bytes, in four scenarios
 //! (spec §3.4): cold (empty caches, no lockfile), warm (cache kept, no lockfile, no
-//! `node_modules`), warm cache with lockfile, and repeat (lockfile and `node_modules` present).
+//! `node_modules`), ci (warm cache, lockfile, no `node_modules`: `ims ci` against `npm ci`,
+//! `pnpm`/`yarn`/`bun install --frozen-lockfile`), and repeat (lockfile and `node_modules`
+//! present). `IMS_BENCH_SCENARIOS=cold,warm,ci,repeat` picks some.
 //!
 //! Workloads (`IMS_BENCH_CORPUS=roots|realworld`, default both): the corpus roots
 //! (`fixtures/npm/`) and the real-world project (`fixtures/realworld/`, 442 placements,
@@ -44,7 +46,7 @@ impl Scenario {
         match self {
             Scenario::Cold => "cold",
             Scenario::WarmNoLock => "warm",
-            Scenario::WarmLock => "warm, lockfile",
+            Scenario::WarmLock => "ci (warm)",
             Scenario::Noop => "repeat",
         }
     }
@@ -133,7 +135,9 @@ fn tools() -> Vec<Tool> {
         name: "ims",
         install: Box::new(|e| {
             let mut c = isolated(Path::new(env!("CARGO_BIN_EXE_ims")), e);
-            c.arg("--home").arg(e.state.join("ims")).args(["--registry", e.registry, "install"]);
+            c.arg("--home").arg(e.state.join("ims")).args(["--registry", e.registry]);
+            // `ims ci` against `npm ci`, `bun install --frozen-lockfile`, ...
+            c.arg(if e.locked { "ci" } else { "install" });
             c
         }),
         lockfile: "package-lock.json",
@@ -361,7 +365,19 @@ fn main() {
             "{:<15} {:<7} {:>8} {:>9} {:>9}   ims resolution",
             "scenario", "tool", "wall", "vs ims", "peak MB"
         );
-        for scenario in [Scenario::Cold, Scenario::WarmNoLock, Scenario::WarmLock, Scenario::Noop] {
+        // IMS_BENCH_SCENARIOS=cold,warm,ci,repeat picks some (default: all).
+        let picked = std::env::var("IMS_BENCH_SCENARIOS").unwrap_or_default();
+        let scenarios = [Scenario::Cold, Scenario::WarmNoLock, Scenario::WarmLock, Scenario::Noop];
+        let scenarios = scenarios.into_iter().filter(|s| {
+            let key = match s {
+                Scenario::Cold => "cold",
+                Scenario::WarmNoLock => "warm",
+                Scenario::WarmLock => "ci",
+                Scenario::Noop => "repeat",
+            };
+            picked.is_empty() || picked.split(',').any(|p| p.trim() == key)
+        });
+        for scenario in scenarios {
             // results[tool][run]
             let mut results: Vec<Vec<(Duration, u64, fixtures::Stats)>> =
                 tools.iter().map(|_| Vec::new()).collect();
