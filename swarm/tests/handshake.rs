@@ -404,3 +404,27 @@ async fn oversized_handshake_length_is_rejected_without_waiting() {
     let res = swarm::handshake(x, Role::Responder, &a, &HandshakeConfig::default()).await;
     assert!(matches!(res, Err(HandshakeError::BadLength(8388608))), "{res:?}");
 }
+
+/// A peer that stops reading: the writer's buffer fills and, past the write timeout, the write
+/// fails with `TimedOut` instead of waiting forever (issue 16).
+#[tokio::test]
+async fn a_write_to_a_peer_that_reads_nothing_times_out() {
+    let (x, y) = tokio::io::duplex(64 * 1024);
+    let (mut i, _r) = connect(x, y, HandshakeConfig::default(), HandshakeConfig::default()).await;
+    i.set_write_timeout(Some(std::time::Duration::from_millis(200)));
+    let started = std::time::Instant::now();
+    let chunk = vec![7u8; 256 * 1024];
+    let result = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            i.write_all(&chunk).await?;
+            i.flush().await?;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), std::io::Error>(())
+    })
+    .await
+    .expect("the write must time out, not hang");
+    let err = result.expect_err("nobody reads");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
