@@ -298,14 +298,9 @@ impl RemoteIndex {
             .get_or_try_init(|| async {
                 let extension: Arc<dyn ExtensionHandler> = Arc::new(self.tarballs.clone());
                 let remote = open(&self.config, self.key, vec![extension]).await?;
-                // The sizes the signed index records cap what a peer may send for a tarball.
-                match hypertrie::Trie::open(remote.feed.clone()).await {
-                    Ok(trie) => match crate::Index::open(trie).await {
-                        Ok(index) => self.tarballs.set_index(index),
-                        Err(e) => tracing::debug!(error = %e, "the peer's index does not open; tarball sizes unchecked"),
-                    },
-                    Err(e) => tracing::debug!(error = %e, "the peer's trie does not open; tarball sizes unchecked"),
-                }
+                // The sizes the signed index records cap what a peer may send for a tarball
+                // (read on the first tarball fetch, when resolution has read those blocks).
+                self.tarballs.set_index_feed(remote.feed.clone());
                 Ok(remote)
             })
             .await

@@ -125,8 +125,11 @@ struct Inner {
     max_bytes: u64,
     idle: Duration,
     deadline: Duration,
-    /// The peer's index, to look up the size it records for a tarball.
-    index: OnceLock<Index>,
+    /// The peer's index, to look up the size it records for a tarball (opened on first use
+    /// from `feed`, so that connecting costs no block reads).
+    index: tokio::sync::OnceCell<Option<Index>>,
+    /// The peer's index feed (a sparse replica).
+    feed: OnceLock<hypercore::Feed>,
     from_peer: AtomicUsize,
     failed: AtomicUsize,
 }
@@ -158,7 +161,8 @@ impl TarballClient {
             max_bytes,
             idle,
             deadline,
-            index: OnceLock::new(),
+            index: tokio::sync::OnceCell::new(),
+            feed: OnceLock::new(),
             from_peer: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
         };
@@ -168,21 +172,33 @@ impl TarballClient {
     /// The peer's index: a request's bytes are then capped by the size it records for the
     /// tarball ([`recorded_cap`]). Set once; later calls are ignored.
     pub fn set_index(&self, index: Index) {
-        let _ = self.inner.index.set(index);
+        let _ = self.inner.index.set(Some(index));
+    }
+
+    /// The peer's index feed: opened as an index on the first fetch, then as
+    /// [`set_index`](Self::set_index).
+    pub fn set_index_feed(&self, feed: hypercore::Feed) {
+        let _ = self.inner.feed.set(feed);
+    }
+
+    async fn index(&self) -> Option<&Index> {
+        let open = || async {
+            let feed = self.inner.feed.get()?.clone();
+            let trie = hypertrie::Trie::open(feed).await.ok()?;
+            Index::open(trie).await.ok()
+        };
+        self.inner.index.get_or_init(open).await.as_ref()
     }
 
     /// The cap for `name@version`: from the index's record when there is one, else the
     /// store's limit.
     async fn cap(&self, name: &str, version: &str) -> (u64, bool) {
-        let recorded = match self.inner.index.get() {
-            Some(index) => tokio::time::timeout(SIZE_LOOKUP, index.version(name, version))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .flatten()
-                .and_then(|m| recorded_cap(&m.dist)),
-            None => None,
+        let lookup = async {
+            let index = self.index().await?;
+            let manifest = index.version(name, version).await.ok()??;
+            recorded_cap(&manifest.dist)
         };
+        let recorded = tokio::time::timeout(SIZE_LOOKUP, lookup).await.ok().flatten();
         match recorded {
             Some(cap) => (cap.min(self.inner.max_bytes), true),
             None => (self.inner.max_bytes, false),
