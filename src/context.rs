@@ -12,7 +12,7 @@ use indexer::remote::RemoteConfig;
 pub use indexer::source::Open;
 use indexer::source::{LocalIndexError, Network, open_index};
 use indexer::upstream::{FetchError, Registry, RegistryOptions, RegistryUrl};
-use swarm::Identity;
+use swarm::{HandshakeConfig, Identity};
 
 use crate::home::Home;
 use crate::npmrc::NpmConfig;
@@ -36,6 +36,10 @@ pub struct GlobalArgs {
     /// Do not use the DHT at all
     #[arg(long, env = "IMS_NO_DHT", global = true)]
     pub no_dht: bool,
+    /// Talk to JS hypercore peers over their unauthenticated XSalsa20 transport (by default
+    /// only peers that authenticate every frame, as ims nodes do, are used)
+    #[arg(long, env = "IMS_ALLOW_JS_PEERS", global = true)]
+    pub allow_js_peers: bool,
     /// The upstream npm registry [default: what npm's own configuration says]
     #[arg(long, env = "IMS_REGISTRY", global = true)]
     pub registry: Option<String>,
@@ -74,6 +78,8 @@ pub struct Context {
     pub peers: Vec<String>,
     /// How peers are found beyond `--peer`.
     pub discovery: Discovery,
+    /// `--allow-js-peers`: XSalsa20 with peers that offer nothing else.
+    pub allow_js_peers: bool,
     /// How much the network may be used (`--offline`, `--prefer-offline`).
     pub network: Network,
     /// `--registry`, when given (else npm's configuration decides, per project).
@@ -103,6 +109,7 @@ impl Context {
             home: Home::new(root),
             key,
             peers: args.peers.iter().map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
+            allow_js_peers: args.allow_js_peers,
             discovery: if args.no_dht {
                 Discovery::Off
             } else {
@@ -191,7 +198,13 @@ impl Context {
             replica_dir: self.home.replica_dir(&key.to_hex()),
             identity: self.identity().await?,
             peers: self.peers.clone(),
+            handshake: self.handshake_config(),
         })
+    }
+
+    /// The Noise handshake's options: JS peers' XSalsa20 only with `--allow-js-peers`.
+    pub fn handshake_config(&self) -> HandshakeConfig {
+        HandshakeConfig::default().allow_xsalsa20(self.allow_js_peers)
     }
 }
 

@@ -10,6 +10,11 @@
 //!
 //! Hand-written because the arithmetic is a dozen one-liners and must match the JS exactly,
 //! including its edge cases (e.g. `full_roots`).
+//!
+//! The arithmetic wraps instead of panicking: indexes that come from a peer are bounded
+//! (`replicate::MAX_BLOCK_INDEX`) before they reach the tree, and the JS results hold for
+//! every index below 2^53; past that a wrong (wrapped) index is harmless, a debug-build
+//! overflow panic on hostile input is not.
 
 /// Number of trailing 1-bits of `index`: 0 for leaves.
 #[inline]
@@ -24,20 +29,20 @@ pub fn offset(index: u64) -> u64 {
     if d >= 63 {
         return 0;
     }
-    ((index + 1) >> d) >> 1
+    (index.wrapping_add(1) >> d) >> 1
 }
 
 /// The flat index of the node at `depth` and `offset`: `(2*offset + 1) * 2^depth - 1`.
 #[inline]
 pub fn index(depth: u32, offset: u64) -> u64 {
-    ((2 * offset + 1) << depth) - 1
+    (offset.wrapping_mul(2).wrapping_add(1).wrapping_shl(depth)).wrapping_sub(1)
 }
 
 /// The parent of `index`.
 #[inline]
 pub fn parent(index: u64) -> u64 {
     let d = depth(index);
-    crate::flat_tree::index(d + 1, offset(index) >> 1)
+    crate::flat_tree::index(d.saturating_add(1), offset(index) >> 1)
 }
 
 /// The other child of `index`'s parent.
@@ -64,7 +69,7 @@ pub fn left_child(index: u64) -> Option<u64> {
 #[inline]
 pub fn right_child(index: u64) -> Option<u64> {
     let d = depth(index);
-    (d > 0).then(|| crate::flat_tree::index(d - 1, (offset(index) << 1) + 1))
+    (d > 0).then(|| crate::flat_tree::index(d - 1, (offset(index) << 1).wrapping_add(1)))
 }
 
 /// Both children of `index`, or `None` for a leaf.
@@ -77,14 +82,18 @@ pub fn children(index: u64) -> Option<(u64, u64)> {
 #[inline]
 pub fn left_span(index: u64) -> u64 {
     let d = depth(index);
-    if d == 0 { index } else { offset(index) * (2u64 << d) }
+    if d == 0 { index } else { offset(index).wrapping_mul(2u64.wrapping_shl(d)) }
 }
 
 /// The rightmost leaf under `index` (itself for a leaf).
 #[inline]
 pub fn right_span(index: u64) -> u64 {
     let d = depth(index);
-    if d == 0 { index } else { (offset(index) + 1) * (2u64 << d) - 2 }
+    if d == 0 {
+        index
+    } else {
+        offset(index).wrapping_add(1).wrapping_mul(2u64.wrapping_shl(d)).wrapping_sub(2)
+    }
 }
 
 /// `[left_span, right_span]` of `index`.
@@ -96,7 +105,7 @@ pub fn spans(index: u64) -> (u64, u64) {
 /// Number of nodes in the subtree rooted at `index`: `2^(depth+1) - 1`.
 #[inline]
 pub fn count(index: u64) -> u64 {
-    (2u64 << depth(index)) - 1
+    2u64.wrapping_shl(depth(index)).wrapping_sub(1)
 }
 
 /// The roots of the perfect subtrees covering the leaves left of `index` (`index` is a leaf
@@ -159,5 +168,15 @@ mod tests {
         assert_eq!(spans(3), (0, 6));
         assert_eq!(spans(8), (8, 8));
         assert_eq!(count(7), 15);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Hostile indexes (a peer's) never panic, in debug builds too.
+        #[test]
+        fn no_index_panics(index: u64) {
+            let _ = (depth(index), offset(index), parent(index), sibling(index), uncle(index));
+            let _ = (children(index), spans(index), count(index), full_roots_iter(index).count());
+        }
     }
 }

@@ -62,6 +62,14 @@ pub use router::{MAX_WANTED, PeerRouter};
 pub const MAX_UNSOLICITED: u64 = 64;
 /// Most value bytes of unrequested Data in a row before the peer is dropped.
 pub const MAX_UNSOLICITED_BYTES: u64 = 4 << 20;
+/// The largest block index a peer may name (in a Have, Want, Request or Data): JS's largest
+/// safe integer, 2^53, which no JS peer can go past; a larger one is a protocol error, so no
+/// flat-tree arithmetic ever sees an index near `u64::MAX`.
+pub const MAX_BLOCK_INDEX: u64 = 1 << 53;
+/// Most blocks a peer's Haves and Wants may make us look at on one channel, summed over the
+/// connection (each message's range counts, clipped as it is processed): an honest peer
+/// announces each block about once; a peer repeating huge ranges is dropped once past this.
+pub const MAX_ANNOUNCED_BLOCKS: u64 = 1 << 28;
 
 /// How one connection replicates.
 #[derive(Clone)]
@@ -195,6 +203,15 @@ pub enum ReplicateError {
         seq: u64,
         /// The limit.
         after: Duration,
+    },
+    /// A Have or Want out of bounds (an index past [`MAX_BLOCK_INDEX`]), or more of them than
+    /// [`MAX_ANNOUNCED_BLOCKS`] allows: a flood.
+    #[error("feed {feed}: peer's announcements are out of bounds: {reason}")]
+    Announce {
+        /// The feed.
+        feed: DiscoveryKey,
+        /// What is wrong.
+        reason: &'static str,
     },
     /// A bad `ims/prefetch` message.
     #[error("feed {feed}: bad prefetch message: {reason}")]

@@ -27,7 +27,8 @@ impl Node {
 
     /// The leaf node of block `seq`, `len` bytes whose [`leaf_hash`] is `hash`.
     pub fn leaf_hashed(seq: u64, hash: [u8; 32], len: usize) -> Self {
-        Self { index: 2 * seq, hash, size: len as u64 }
+        // Wrapping: a hostile seq must not panic a debug build (peers' are bounded first).
+        Self { index: seq.wrapping_mul(2), hash, size: len as u64 }
     }
 
     /// The parent of two siblings (given in either order).

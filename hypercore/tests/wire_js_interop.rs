@@ -125,7 +125,7 @@ async fn ims_initiator_downloads_and_verifies_blocks_from_a_js_writer() {
             socket,
             Role::Initiator,
             &me,
-            &HandshakeConfig::default().expected_remote(js_node),
+            &HandshakeConfig::default().allow_xsalsa20(true).expected_remote(js_node),
         )
         .await
         .expect("handshake with JS");
@@ -197,9 +197,10 @@ async fn js_initiator_downloads_and_verifies_blocks_from_an_ims_writer() {
 
         let (socket, _) = listener.accept().await.expect("accept");
         let me = Identity::generate();
-        let stream = swarm::handshake(socket, Role::Responder, &me, &HandshakeConfig::default())
-            .await
-            .expect("handshake");
+        let stream =
+            swarm::handshake(socket, Role::Responder, &me, &HandshakeConfig::default().allow_xsalsa20(true))
+                .await
+                .expect("handshake");
         assert!(!stream.is_authenticated());
         let js_node = stream.remote_static_key();
         let mut conn = Conn { stream, decoder: FrameDecoder::new() };

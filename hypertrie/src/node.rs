@@ -149,6 +149,48 @@ impl Node {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        // 256 cases in the suite; PROPTEST_CASES=N for a long run by hand.
+        #![proptest_config(proptest::prelude::ProptestConfig { failure_persistence: None, ..Default::default() })]
+
+        /// Arbitrary blocks (a peer's, or a damaged disk's) decode or fail, never panic.
+        #[test]
+        fn node_decoder_never_panics(block in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), seq in 0u64..1 << 53) {
+            let _ = Node::decode(block, seq, &KeyHash::SipHash);
+        }
+
+        /// A valid node with bytes flipped, cut or spliced: an error or a node, never a panic;
+        /// the untouched node round-trips.
+        #[test]
+        fn mutated_nodes_never_panic(
+            key in "[a-z]{1,6}(/[a-z]{1,6}){0,2}",
+            value in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            buckets in proptest::collection::vec((0usize..32, 0usize..5, 1u64..1000), 0..6),
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..4),
+            cut in proptest::prelude::any::<usize>(),
+        ) {
+            let h = KeyHash::SipHash;
+            let mut trie = BucketsBuilder::new();
+            for (i, v, seq) in buckets {
+                trie.push(i, v, seq);
+            }
+            let written = Node::written(KeyPath::new(&key, false, &h), Some(&value), 0, 1000, trie);
+            let block = written.block().to_vec();
+            let decoded = Node::decode(block.clone(), 1000, &h).expect("a written node decodes");
+            proptest::prop_assert_eq!(&decoded, &written);
+            let mut bad = block.clone();
+            for (at, x) in flips {
+                if !bad.is_empty() {
+                    let n = bad.len();
+                    bad[at % n] ^= x;
+                }
+            }
+            let _ = Node::decode(bad.clone(), 1000, &h);
+            bad.truncate(cut % (block.len() + 1));
+            let _ = Node::decode(bad, 1000, &h);
+        }
+    }
+
     #[test]
     fn spec_example_round_trips() {
         // seq 2, put('a', 'A')

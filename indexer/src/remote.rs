@@ -13,7 +13,7 @@ use std::time::Duration;
 use hypercore::protocol::SessionKeys;
 use hypercore::replicate::{ExtensionHandler, PeerRouter, ReplicateOptions, replicate};
 use hypercore::{BlockSource, DiscoveryKey, Feed, FeedBuilder, PublicKey, Storage};
-use swarm::{HandshakeConfig, Identity};
+use swarm::{DialError, HandshakeConfig, HandshakeError, Identity, NodeId};
 use tokio::task::JoinHandle;
 
 /// How long to wait for the peer to tell us the trie's length.
@@ -109,8 +109,24 @@ pub struct RemoteConfig {
     pub replica_dir: PathBuf,
     /// This node's identity (the Noise static key it dials with).
     pub identity: Identity,
-    /// Peers to try, in order (`HOST:PORT`); the first that answers is used.
+    /// Peers to try, in order (`HOST:PORT`, or `NODEKEY@HOST:PORT` to pin the peer's node
+    /// key: the Noise handshake must then prove the peer holds it); the first that answers is
+    /// used.
     pub peers: Vec<String>,
+    /// The handshake's options (whether JS peers' XSalsa20 is allowed, its timeout).
+    pub handshake: HandshakeConfig,
+}
+
+/// A `--peer` entry: `HOST:PORT`, or `NODEKEY@HOST:PORT` (64 hex characters, the key `ims
+/// seed` prints as `node`) to dial that node only.
+pub fn parse_peer(peer: &str) -> Result<(Option<NodeId>, &str), RemoteError> {
+    match peer.split_once('@') {
+        Some((key, addr)) => {
+            let key = key.parse::<NodeId>().map_err(|_| RemoteError::BadPeer(peer.to_owned()))?;
+            Ok((Some(key), addr))
+        }
+        None => Ok((None, peer)),
+    }
 }
 
 /// A peer's index could not be opened.
@@ -129,6 +145,22 @@ pub enum RemoteError {
     /// No peer could be dialled (or none was given).
     #[error("could not reach any peer ({0})")]
     Unreachable(String),
+    /// A `--peer` entry is not `HOST:PORT` or `NODEKEY@HOST:PORT`.
+    #[error("--peer {0} is not HOST:PORT or NODEKEY@HOST:PORT")]
+    BadPeer(String),
+    /// The peer at the address is not the node the user named.
+    #[error("the peer at {addr} is not the node {expected}: it proved it holds {actual}")]
+    WrongPeer {
+        /// The address dialled.
+        addr: String,
+        /// The node key the user named.
+        expected: NodeId,
+        /// The key the peer proved it holds.
+        actual: NodeId,
+    },
+    /// The peer offers only the unauthenticated XSalsa20 transport.
+    #[error("the peer at {0} offers only the unauthenticated transport of JS peers")]
+    JsPeerRefused(String),
     /// The peer never sent the feed.
     #[error("the peer did not send the trie {0} (it may not have it)")]
     NotServed(String),
@@ -140,6 +172,15 @@ impl RemoteError {
         match self {
             RemoteError::Replica { .. } => None,
             RemoteError::Unreachable(_) => Some("check --peer HOST:PORT"),
+            RemoteError::BadPeer(_) => {
+                Some("pass --peer HOST:PORT or NODEKEY@HOST:PORT (the `node` line `ims seed` prints)")
+            }
+            RemoteError::WrongPeer { .. } => Some(
+                "someone else answers at that address: check the node key and the address with the seeder",
+            ),
+            RemoteError::JsPeerRefused(_) => Some(
+                "if it is a JS hypercore peer you trust, pass --allow-js-peers to accept its unauthenticated transport",
+            ),
             RemoteError::NotServed(_) => Some("check --key and --peer"),
         }
     }
@@ -165,17 +206,32 @@ pub async fn open(
 
     let mut errors = Vec::new();
     let mut stream = None;
+    let mut refused = None;
     for peer in &config.peers {
-        match swarm::dial(peer.as_str(), &config.identity, None, &HandshakeConfig::default()).await {
+        let (expected, addr) = parse_peer(peer)?;
+        match swarm::dial(addr, &config.identity, expected, &config.handshake).await {
             Ok(s) => {
                 stream = Some(s);
                 break;
+            }
+            Err(DialError::Handshake {
+                source: HandshakeError::UnexpectedPeer { expected, actual }, ..
+            }) => {
+                tracing::warn!(peer = %addr, %expected, %actual, "the peer is not the node named; not using it");
+                errors.push(format!("{peer}: the peer proved it holds another key, {actual}"));
+                refused.get_or_insert(RemoteError::WrongPeer { addr: addr.to_owned(), expected, actual });
+            }
+            Err(DialError::Handshake { source: HandshakeError::Unauthenticated, .. }) => {
+                tracing::warn!(peer = %addr, "the peer offers only the unauthenticated XSalsa20 transport; not using it");
+                errors.push(format!("{peer}: only the unauthenticated transport of JS peers"));
+                refused.get_or_insert(RemoteError::JsPeerRefused(addr.to_owned()));
             }
             Err(e) => errors.push(format!("{peer}: {e}")),
         }
     }
     let Some(stream) = stream else {
-        return Err(RemoteError::Unreachable(errors.join("; ")));
+        // A peer that answered but was refused says more than the ones that did not answer.
+        return Err(refused.unwrap_or_else(|| RemoteError::Unreachable(errors.join("; "))));
     };
     let keys = SessionKeys::new(stream.split().tx, stream.split().rx);
     let mut events = feed.subscribe();
@@ -241,7 +297,11 @@ impl RemoteIndex {
         self.conn
             .get_or_try_init(|| async {
                 let extension: Arc<dyn ExtensionHandler> = Arc::new(self.tarballs.clone());
-                open(&self.config, self.key, vec![extension]).await
+                let remote = open(&self.config, self.key, vec![extension]).await?;
+                // The sizes the signed index records cap what a peer may send for a tarball
+                // (read on the first tarball fetch, when resolution has read those blocks).
+                self.tarballs.set_index_feed(remote.feed.clone());
+                Ok(remote)
             })
             .await
     }

@@ -18,7 +18,6 @@ use indexer::tarball_peers::TarballServer;
 use indexer::tarballs::TarballStore;
 use indexer::upstream::RegistryUrl;
 use installer::planner::{PlanLimits, ResolvePlanner};
-use swarm::HandshakeConfig;
 use tokio::net::TcpListener;
 
 use crate::context::{Context, Discovery, Open};
@@ -38,6 +37,36 @@ pub struct SeedArgs {
     /// only what the store holds]
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
+    /// Most peers served at once; further connections are closed at once (and logged)
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PEERS)]
+    pub max_peers: usize,
+    /// Most bytes of tarballs the store may hold before --upstream fetches stop (e.g. 20G,
+    /// 512M)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "20G")]
+    pub store_quota: u64,
+}
+
+/// The default for `--max-peers`.
+pub const DEFAULT_MAX_PEERS: usize = 256;
+
+/// `123`, `64K`, `512M`, `20G`, `1T` (binary multiples) as bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown size suffix {c:?} (use K, M, G or T)")),
+            };
+            (&text[..i], shift)
+        }
+        _ => (text, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{text:?} is not a size like 512M or 20G"))?;
+    n.checked_mul(1 << shift).ok_or_else(|| format!("{text:?} is too large"))
 }
 
 /// What the seeder plans for a reader's prefetch.
@@ -78,7 +107,8 @@ pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
             TarballServer::with_upstream(store, registry, index)
         }
         None => TarballServer::new(store),
-    };
+    }
+    .with_quota(args.store_quota);
     let tarballs: Arc<dyn ExtensionHandler> = Arc::new(tarballs);
     let identity = ctx.identity().await?;
     let listener =
@@ -88,23 +118,40 @@ pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {addr}")?;
         writeln!(out, "key {}", feed.public_key().to_hex())?;
+        // Readers pin it with --peer NODE@ADDR.
+        writeln!(out, "node {}", identity.public_key().to_hex())?;
         out.flush()?;
     }
     tracing::info!(%addr, key = %feed.public_key(), len = feed.len(), "seeding the index");
 
-    let config = HandshakeConfig::default();
+    let config = ctx.handshake_config();
+    let slots = Arc::new(tokio::sync::Semaphore::new(args.max_peers.max(1)));
+    let mut refused = 0u64;
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
+                // Out of descriptors, say: do not spin.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
+        };
+        // The connection limit: a peer over it is closed before the handshake costs anything.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refused += 1;
+            // Logged for the first and then every 100th, so a flood does not flood the log.
+            if refused == 1 || refused.is_multiple_of(100) {
+                tracing::warn!(%peer, max_peers = args.max_peers, refused, "connection limit reached; closing a new connection (raise --max-peers)");
+            }
+            drop(socket);
+            continue;
         };
         let _ = socket.set_nodelay(true);
         let (feed, planner, identity, config, tarballs) =
             (feed.clone(), planner.clone(), identity.clone(), config.clone(), tarballs.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let stream = match swarm::handshake(socket, swarm::Role::Responder, &identity, &config).await {
                 Ok(s) => s,
                 Err(e) => {

@@ -38,6 +38,10 @@ pub enum HandshakeError {
         /// The key the peer proved it holds.
         actual: NodeId,
     },
+    /// The peer offers only v8's unauthenticated XSalsa20 transport (a JS peer, or an ims
+    /// node posing as one) and this side does not allow it.
+    #[error("the peer offers only the unauthenticated XSalsa20 transport of JS peers, which is not allowed")]
+    Unauthenticated,
     /// The handshake state machine was used out of order (a bug in the caller).
     #[error("handshake used out of order: {0}")]
     OutOfOrder(&'static str),

@@ -74,6 +74,7 @@ impl std::fmt::Debug for Split {
 pub struct HandshakeConfig {
     offer_aead: bool,
     offer_aes_gcm: bool,
+    allow_xsalsa20: bool,
     expected_remote: Option<NodeId>,
     timeout: Option<std::time::Duration>,
     #[cfg(feature = "test-utils")]
@@ -87,6 +88,7 @@ impl Default for HandshakeConfig {
         Self {
             offer_aead: true,
             offer_aes_gcm: AeadSuite::aes_is_fast(),
+            allow_xsalsa20: false,
             expected_remote: None,
             timeout: Some(std::time::Duration::from_secs(20)),
             #[cfg(feature = "test-utils")]
@@ -98,9 +100,19 @@ impl Default for HandshakeConfig {
 }
 
 impl HandshakeConfig {
-    /// A configuration that behaves like a JS v8 peer (no ims feature bits).
+    /// A configuration that behaves like a JS v8 peer (no ims feature bits, XSalsa20).
     pub fn v8_compatible() -> Self {
-        Self::default().offer_aead(false)
+        Self::default().offer_aead(false).allow_xsalsa20(true)
+    }
+
+    /// Whether a peer that does not offer the authenticated transport (a JS v8 peer) may be
+    /// talked to over v8's XSalsa20, which has no MAC (default false: the handshake then
+    /// fails with [`HandshakeError::Unauthenticated`]). Two ims nodes that both offer it
+    /// always get the authenticated transport (a man in the middle cannot strip the offer),
+    /// so this only decides whether JS peers are reachable.
+    pub fn allow_xsalsa20(mut self, allow: bool) -> Self {
+        self.allow_xsalsa20 = allow;
+        self
     }
 
     /// Whether to advertise the authenticated record transport (default true). With it off we
@@ -176,6 +188,7 @@ pub struct Handshake {
     local: NoisePayload,
     remote: Option<NoisePayload>,
     expected_remote: Option<NodeId>,
+    allow_xsalsa20: bool,
 }
 
 impl std::fmt::Debug for Handshake {
@@ -219,6 +232,7 @@ impl Handshake {
             local: NoisePayload { nonce, ims_features },
             remote: None,
             expected_remote: config.expected_remote,
+            allow_xsalsa20: config.allow_xsalsa20,
         })
     }
 
@@ -283,6 +297,9 @@ impl Handshake {
         };
         let both = self.local.ims_features & remote.ims_features;
         let transport = if both & FEATURE_AEAD == 0 {
+            if !self.allow_xsalsa20 {
+                return Err(HandshakeError::Unauthenticated);
+            }
             Transport::XSalsa20
         } else if both & FEATURE_AES_GCM != 0 {
             Transport::Aead(AeadSuite::Aes256Gcm)

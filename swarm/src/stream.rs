@@ -210,7 +210,15 @@ pub struct SecureStream<S> {
     early: Vec<u8>,
     out: Vec<u8>,
     out_pos: usize,
+    /// How long a write may make no progress (the peer reads nothing) before it fails.
+    write_timeout: Option<std::time::Duration>,
+    /// Armed while a write is blocked.
+    write_stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
+
+/// How long a write may make no progress before it fails with `TimedOut` (v8's stream
+/// timeout, wire spec §9): a peer that stops reading cannot hold a writer forever.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl<S> std::fmt::Debug for SecureStream<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -243,7 +251,24 @@ impl<S> SecureStream<S> {
                 Vec::new(),
             ),
         };
-        Self { inner, outcome, reader, writer, early, out: Vec::new(), out_pos: 0 }
+        Self {
+            inner,
+            outcome,
+            reader,
+            writer,
+            early,
+            out: Vec::new(),
+            out_pos: 0,
+            write_timeout: Some(WRITE_TIMEOUT),
+            write_stall: None,
+        }
+    }
+
+    /// How long a write may make no progress before it fails with `TimedOut` (default
+    /// [`WRITE_TIMEOUT`]; `None` waits forever).
+    pub fn set_write_timeout(&mut self, limit: Option<std::time::Duration>) {
+        self.write_timeout = limit;
+        self.write_stall = None;
     }
 
     /// The peer's static key, proven by the handshake: its node id.
@@ -281,12 +306,28 @@ impl<S: AsyncWrite + Unpin> SecureStream<S> {
     /// Writes out the encrypted buffer; Ready(Ok) once it is empty.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.out_pos < self.out.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out[self.out_pos..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            match Pin::new(&mut self.inner).poll_write(cx, &self.out[self.out_pos..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.out_pos += n;
+                    self.write_stall = None;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    if let Some(limit) = self.write_timeout {
+                        let stall =
+                            self.write_stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                        if stall.as_mut().poll(cx).is_ready() {
+                            self.write_stall = None;
+                            let msg = format!("the peer read nothing for {limit:?}");
+                            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, msg)));
+                        }
+                    }
+                    return Poll::Pending;
+                }
             }
-            self.out_pos += n;
         }
+        self.write_stall = None;
         self.out.clear();
         self.out_pos = 0;
         Poll::Ready(Ok(()))

@@ -55,13 +55,13 @@ fn aes_gcm_only_when_both_offer_it() {
     // The AES bit means nothing without the record transport: a v8-compatible config sends
     // no feature bits at all.
     let v8 = HandshakeConfig::v8_compatible().offer_aes_gcm(true);
-    assert_eq!(suite(&aes, &v8), Transport::XSalsa20);
+    assert_eq!(suite(&aes.clone().allow_xsalsa20(true), &v8), Transport::XSalsa20);
 }
 
 #[test]
 fn ims_with_a_v8_peer_falls_back_to_xsalsa20_in_both_roles() {
     let v8 = HandshakeConfig::v8_compatible();
-    let ims = HandshakeConfig::default();
+    let ims = HandshakeConfig::default().allow_xsalsa20(true);
     let (i, r) = run_pure(&ims, &v8, |step, m| {
         // A v8 peer's messages are exactly JS-sized: 58 / 122 / 90 bytes.
         if step == 1 {
@@ -73,6 +73,20 @@ fn ims_with_a_v8_peer_falls_back_to_xsalsa20_in_both_roles() {
     assert_eq!((i.transport, r.transport), (Transport::XSalsa20, Transport::XSalsa20));
     let (i, r) = run_pure(&v8, &ims, |_, m| m).expect("handshake");
     assert_eq!((i.transport, r.transport), (Transport::XSalsa20, Transport::XSalsa20));
+}
+
+/// Without `allow_xsalsa20` (the default) an ims node refuses a peer that offers only v8's
+/// unauthenticated transport, in either role (issue 16: XSalsa20 only for JS peers the user
+/// allowed).
+#[test]
+fn xsalsa20_is_refused_unless_allowed() {
+    let v8 = HandshakeConfig::v8_compatible();
+    let ims = HandshakeConfig::default();
+    assert!(matches!(run_pure(&ims, &v8, |_, m| m), Err(HandshakeError::Unauthenticated)));
+    assert!(matches!(run_pure(&v8, &ims, |_, m| m), Err(HandshakeError::Unauthenticated)));
+    // Two ims nodes, one of them told not to offer the records: refused too.
+    let quiet = HandshakeConfig::default().offer_aead(false);
+    assert!(matches!(run_pure(&ims, &quiet, |_, m| m), Err(HandshakeError::Unauthenticated)));
 }
 
 #[test]
@@ -290,7 +304,7 @@ async fn vectored_writes_arrive_as_their_concatenation() {
     for (ic, rc) in [
         (HandshakeConfig::default().offer_aes_gcm(true), HandshakeConfig::default().offer_aes_gcm(true)),
         (HandshakeConfig::default().offer_aes_gcm(false), HandshakeConfig::default()),
-        (HandshakeConfig::default(), HandshakeConfig::v8_compatible()),
+        (HandshakeConfig::default().allow_xsalsa20(true), HandshakeConfig::v8_compatible()),
     ] {
         let (x, y) = tokio::io::duplex(8 << 20);
         let (mut i, mut r) = connect(x, y, ic, rc).await;
@@ -315,7 +329,8 @@ async fn vectored_writes_arrive_as_their_concatenation() {
 #[tokio::test]
 async fn v8_peer_gets_xsalsa20_and_bytes_flow() {
     let (x, y) = tokio::io::duplex(1 << 16);
-    let (mut i, mut r) = connect(x, y, HandshakeConfig::default(), HandshakeConfig::v8_compatible()).await;
+    let ims = HandshakeConfig::default().allow_xsalsa20(true);
+    let (mut i, mut r) = connect(x, y, ims, HandshakeConfig::v8_compatible()).await;
     assert!(!i.is_authenticated() && !r.is_authenticated());
     i.write_all(b"hello v8").await.expect("write");
     i.flush().await.expect("flush");
@@ -388,4 +403,28 @@ async fn oversized_handshake_length_is_rejected_without_waiting() {
     y.write_all(&[0x80, 0x80, 0x80, 0x04]).await.expect("write"); // 2^23, far above 65535
     let res = swarm::handshake(x, Role::Responder, &a, &HandshakeConfig::default()).await;
     assert!(matches!(res, Err(HandshakeError::BadLength(8388608))), "{res:?}");
+}
+
+/// A peer that stops reading: the writer's buffer fills and, past the write timeout, the write
+/// fails with `TimedOut` instead of waiting forever (issue 16).
+#[tokio::test]
+async fn a_write_to_a_peer_that_reads_nothing_times_out() {
+    let (x, y) = tokio::io::duplex(64 * 1024);
+    let (mut i, _r) = connect(x, y, HandshakeConfig::default(), HandshakeConfig::default()).await;
+    i.set_write_timeout(Some(std::time::Duration::from_millis(200)));
+    let started = std::time::Instant::now();
+    let chunk = vec![7u8; 256 * 1024];
+    let result = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            i.write_all(&chunk).await?;
+            i.flush().await?;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), std::io::Error>(())
+    })
+    .await
+    .expect("the write must time out, not hang");
+    let err = result.expect_err("nobody reads");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

@@ -244,7 +244,8 @@ async fn a_bad_seeder_never_gets_bytes_into_the_store() {
         };
         let expected = match how {
             Bad::WrongBytes => matches!(err, PeerFetchError::Store(TarballError::IntegrityMismatch { .. })),
-            Bad::WrongTotal | Bad::Endless | Bad::Garbage => matches!(err, PeerFetchError::Protocol(_)),
+            Bad::WrongTotal | Bad::Garbage => matches!(err, PeerFetchError::Protocol(_)),
+            Bad::Endless => matches!(err, PeerFetchError::TooLarge { .. } | PeerFetchError::Overrun),
             Bad::Silent => matches!(err, PeerFetchError::Stalled(_)),
             Bad::HangUp => matches!(err, PeerFetchError::Gone),
         };

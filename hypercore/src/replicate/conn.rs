@@ -72,11 +72,24 @@ struct Chan {
     storing: VecDeque<(u64, PendingPut)>,
     /// Valid Data we did not request since the last one we did: messages and value bytes.
     unsolicited: (u64, u64),
+    /// Blocks the peer's Haves and Wants made us look at so far (bounded by
+    /// [`MAX_ANNOUNCED_BLOCKS`](crate::replicate::MAX_ANNOUNCED_BLOCKS)).
+    announced_work: u64,
     /// Handles given to extension handlers, by handler position.
     ext_peers: HashMap<usize, ExtensionPeer>,
 }
 
 impl Chan {
+    /// Counts `blocks` more looked at for the peer's announcements; `Err` past the bound.
+    fn charge_announcements(&mut self, blocks: u64) -> Result<(), ReplicateError> {
+        self.announced_work = self.announced_work.saturating_add(blocks);
+        if self.announced_work > crate::replicate::MAX_ANNOUNCED_BLOCKS {
+            tracing::warn!(feed = %self.dk, blocks = self.announced_work, "a peer announces far more blocks than a feed can have; closing the connection");
+            return Err(ReplicateError::Announce { feed: self.dk, reason: "too many Have/Want ranges" });
+        }
+        Ok(())
+    }
+
     fn new(feed: Feed) -> Self {
         Self {
             dk: feed.discovery_key(),
@@ -94,6 +107,7 @@ impl Chan {
             prefetch: None,
             storing: VecDeque::new(),
             unsolicited: (0, 0),
+            announced_work: 0,
             ext_peers: HashMap::new(),
         }
     }
@@ -481,7 +495,7 @@ impl Conn {
                 }
             }
             Message::Have(have) => {
-                download::on_have(chan, &have);
+                download::on_have(chan, &have)?;
                 self.request_more(local_id).await?;
             }
             Message::Want(want) => self.on_want(local_id, want).await?,

@@ -2,6 +2,8 @@
 //! upstream on demand when `ims seed --upstream URL` allows it.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::Index;
@@ -16,6 +18,9 @@ use crate::upstream::Registry;
 
 /// Most requests served at once to one peer; more are answered `Missing` ("busy").
 pub const MAX_ACTIVE_PER_PEER: usize = 16;
+/// The default cap on the bytes of tarballs a seeder keeps in its store (what it fetched
+/// from upstream for peers, and what it held before): 20 GiB.
+pub const DEFAULT_STORE_QUOTA: u64 = 20 << 30;
 
 /// Where a seeder fetches tarballs it does not have.
 #[derive(Debug, Clone)]
@@ -39,6 +44,12 @@ struct Inner {
     active: Mutex<HashMap<u64, HashMap<u32, AbortHandle>>>,
     /// One download per tarball at a time (later askers wait and find it stored).
     downloads: Mutex<HashMap<Integrity, Arc<tokio::sync::Mutex<()>>>>,
+    /// Most bytes of tarballs the store may hold before nothing more is fetched upstream.
+    quota: u64,
+    /// Bytes of tarballs in the store (measured at start, then counted as downloads land).
+    stored: AtomicU64,
+    /// Whether the quota was logged as reached (once per run, not once per request).
+    quota_logged: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -59,8 +70,36 @@ impl TarballServer {
     }
 
     fn build(store: TarballStore, upstream: Option<Upstream>) -> Self {
-        let inner = Inner { store, upstream, active: Mutex::default(), downloads: Mutex::default() };
+        Self::build_with_quota(store, upstream, DEFAULT_STORE_QUOTA)
+    }
+
+    fn build_with_quota(store: TarballStore, upstream: Option<Upstream>, quota: u64) -> Self {
+        // Only fetching from upstream adds to the store; a serve-only seeder need not walk it.
+        let stored = if upstream.is_some() { dir_bytes(&store.root().join("tarballs")) } else { 0 };
+        let inner = Inner {
+            store,
+            upstream,
+            active: Mutex::default(),
+            downloads: Mutex::default(),
+            quota,
+            stored: AtomicU64::new(stored),
+            quota_logged: AtomicBool::new(false),
+        };
         TarballServer { inner: Arc::new(inner) }
+    }
+
+    /// The same server with another store quota (default [`DEFAULT_STORE_QUOTA`]): once the
+    /// store's tarballs take `bytes`, tarballs it lacks are answered `Missing` instead of
+    /// fetched upstream. Call before the server is shared.
+    pub fn with_quota(self, bytes: u64) -> Self {
+        let inner = &self.inner;
+        let upstream = inner.upstream.clone();
+        Self::build_with_quota(inner.store.clone(), upstream, bytes)
+    }
+
+    /// Bytes of tarballs the store holds, as far as this server knows.
+    pub fn stored_bytes(&self) -> u64 {
+        self.inner.stored.load(Ordering::Relaxed)
     }
 
     /// Requests being served right now (all peers).
@@ -189,10 +228,53 @@ impl TarballServer {
         let store = &self.inner.store;
         let result = if store.has_tarball(integrity) {
             Ok(())
+        } else if let Err(full) = self.within_quota(manifest.dist.unpacked_size.unwrap_or(0)) {
+            Err(full)
         } else {
-            up.registry.download_tarball(store, integrity, &url).await.map_err(|e| format!("upstream: {e}"))
+            let got = up
+                .registry
+                .download_tarball(store, integrity, &url)
+                .await
+                .map_err(|e| format!("upstream: {e}"));
+            if got.is_ok() {
+                let len = std::fs::metadata(store.tarball_path(integrity)).map(|m| m.len()).unwrap_or(0);
+                self.inner.stored.fetch_add(len, Ordering::Relaxed);
+            }
+            got
         };
         lock(&self.inner.downloads).remove(integrity);
         result
     }
+}
+
+impl TarballServer {
+    /// `Err` (the reason for the peer) when a tarball of about `expected` bytes would take
+    /// the store past its quota; logged once per run.
+    fn within_quota(&self, expected: u64) -> Result<(), String> {
+        let (stored, quota) = (self.inner.stored.load(Ordering::Relaxed), self.inner.quota);
+        if stored.saturating_add(expected) <= quota {
+            return Ok(());
+        }
+        if !self.inner.quota_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                stored,
+                quota,
+                "the tarball store reached its quota: tarballs it lacks are no longer fetched upstream (raise --store-quota)"
+            );
+        }
+        Err(format!("this seeder's store is full ({stored} of {quota} bytes)"))
+    }
+}
+
+/// The bytes of the files under `dir` (0 where it cannot be read).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
 }

@@ -68,7 +68,7 @@ fn ims_reads_a_js_hypertrie_writer_over_tcp() {
 
     let text = stdout(&ims(
         home.path(),
-        &["trie", "get", "--key", &key, "--peer", &peer, "pkg/3", "pkg/42", "nope"],
+        &["trie", "get", "--allow-js-peers", "--key", &key, "--peer", &peer, "pkg/3", "pkg/42", "nope"],
     ));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
@@ -79,7 +79,10 @@ fn ims_reads_a_js_hypertrie_writer_over_tcp() {
     // The sparse replica is kept under --home for the next run.
     assert!(home.path().join("replicas").join(&key).join("log").exists());
 
-    let listed = stdout(&ims(home.path(), &["trie", "list", "--key", &key, "--peer", &peer, "pkg"]));
+    let listed = stdout(&ims(
+        home.path(),
+        &["trie", "list", "--allow-js-peers", "--key", &key, "--peer", &peer, "pkg"],
+    ));
     let mut keys: Vec<&str> = listed.lines().filter_map(|l| l.split('\t').next()).collect();
     keys.sort_unstable();
     let mut want: Vec<String> = (0..60).map(|i| format!("pkg/{i}")).collect();
@@ -91,7 +94,10 @@ fn ims_reads_a_js_hypertrie_writer_over_tcp() {
 fn js_hypertrie_reader_downloads_and_lists_an_ims_seed() {
     let home = tempfile::tempdir().expect("tempdir");
     let entries = make_index(home.path(), 40);
-    let (_seed, addr, key) = seed(home.path());
+    // A JS peer speaks only v8's XSalsa20: the seeder must be told to accept it.
+    let mut cmd = support::ims(home.path());
+    cmd.args(["seed", "--listen", "127.0.0.1:0", "--no-dht", "--allow-js-peers"]);
+    let (_seed, addr, key) = child::seed(cmd);
     let port = addr.rsplit(':').next().expect("port");
     let (_js, out) = node(&["read", port, &key]);
     let result: Value = serde_json::from_str(&line(&out)).expect("json from JS reader");

@@ -19,6 +19,7 @@ pub(crate) fn ims(home: &Path) -> Command {
         "IMS_OFFLINE",
         "IMS_PREFER_OFFLINE",
         "IMS_PACKUMENT_MAX_AGE",
+        "IMS_ALLOW_JS_PEERS",
         "NPM_CONFIG_REGISTRY",
         "npm_config_registry",
         "NODE_ENV",

@@ -13,7 +13,7 @@ use crate::proof::Proof;
 use crate::protocol::{ChannelMessage, Data, Have, Message, Request, Want, rle};
 use crate::replicate::prefetch::{MAX_PREFETCH_BLOCKS, PREFETCH_EXTENSION, PrefetchMessage};
 use crate::replicate::router::Command;
-use crate::replicate::{MAX_UNSOLICITED, MAX_UNSOLICITED_BYTES, ReplicateError};
+use crate::replicate::{MAX_BLOCK_INDEX, MAX_UNSOLICITED, MAX_UNSOLICITED_BYTES, ReplicateError};
 use crate::tree::Node;
 
 /// How far past our own length the peer's announced blocks are remembered (2 MiB of bits).
@@ -37,6 +37,14 @@ pub(super) fn burst_leaves(burst: &Incoming) -> std::vec::IntoIter<[u8; 32]> {
 
 fn to_proof(dk: DiscoveryKey, data: &Data) -> Result<Proof, ReplicateError> {
     let bad = |reason| ReplicateError::BadData { feed: dk, seq: data.index, reason };
+    // Flat-tree indexes of blocks up to MAX_BLOCK_INDEX stay below 2^55: nothing the tree
+    // computes from them can overflow.
+    if data.index > MAX_BLOCK_INDEX {
+        return Err(bad("block index past the largest a feed can have"));
+    }
+    if data.nodes.iter().any(|n| n.index > 4 * MAX_BLOCK_INDEX) {
+        return Err(bad("tree node index past the largest a feed can have"));
+    }
     let nodes = data
         .nodes
         .iter()
@@ -262,18 +270,25 @@ impl Conn {
 /// Records what a Have says the peer holds. Bits are kept only below our length plus
 /// [`MAX_REMOTE_AHEAD`], so Haves at scattered far offsets cannot grow memory without bound;
 /// a claimed length beyond that is still learned (and must then be proven by a signature).
-pub(super) fn on_have(chan: &mut Chan, have: &Have) {
+pub(super) fn on_have(chan: &mut Chan, have: &Have) -> Result<(), ReplicateError> {
     let length = have.length.unwrap_or(1);
+    let bad = |reason| ReplicateError::Announce { feed: chan.dk, reason };
+    if have.start > MAX_BLOCK_INDEX || have.start.saturating_add(length) > MAX_BLOCK_INDEX + 1 {
+        return Err(bad("a Have past the largest block index"));
+    }
+    let range = length.min(MAX_HAVE_RANGE);
+    chan.charge_announcements(range)?;
     let limit = chan.feed.len().saturating_add(MAX_REMOTE_AHEAD);
     match &have.bitfield {
         Some(bits) if have.start.is_multiple_of(8) => {
             // The decoder pads to a multiple of 4 bytes.
-            let max = usize::try_from(length.min(MAX_HAVE_RANGE).div_ceil(32) * 4).unwrap_or(0);
-            let Ok(bytes) = rle::decode(bits, max.max(4)) else { return };
+            let max = usize::try_from(range.div_ceil(32) * 4).unwrap_or(0);
+            let Ok(bytes) = rle::decode(bits, max.max(4)) else { return Ok(()) };
             let mut top = None;
             for (i, b) in bytes.iter().enumerate().filter(|(_, b)| **b != 0) {
                 for k in 0..8u64 {
                     if b & (0x80 >> k) != 0 {
+                        // start <= 2^53 and i < 2^21: no overflow.
                         let seq = have.start + 8 * i as u64 + k;
                         if seq < limit {
                             chan.remote.set(seq, true);
@@ -283,16 +298,17 @@ pub(super) fn on_have(chan: &mut Chan, have: &Have) {
                 }
             }
             if let Some(top) = top {
-                chan.remote_len = chan.remote_len.max(top + 1);
+                chan.remote_len = chan.remote_len.max(top.saturating_add(1).min(MAX_BLOCK_INDEX + 1));
             }
         }
         Some(_) => {}
         None => {
-            let end = have.start.saturating_add(length.min(MAX_HAVE_RANGE));
+            let end = have.start.saturating_add(range);
             for seq in have.start..end.min(limit) {
                 chan.remote.set(seq, true);
             }
             chan.remote_len = chan.remote_len.max(end);
         }
     }
+    Ok(())
 }

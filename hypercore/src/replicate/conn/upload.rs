@@ -24,6 +24,16 @@ impl Conn {
         if !want.start.is_multiple_of(8192) || !length.is_multiple_of(8192) {
             return Ok(());
         }
+        if want.start > crate::replicate::MAX_BLOCK_INDEX {
+            return Err(ReplicateError::Announce {
+                feed: chan.dk,
+                reason: "a Want past the largest block index",
+            });
+        }
+        // What answering costs: the range of our bitfield encoded (clipped below).
+        chan.charge_announcements(
+            length.min(MAX_HAVE_RANGE).min(chan.feed.len().saturating_sub(want.start)),
+        )?;
         chan.remote_wants = true;
         let feed = chan.feed.clone();
         let len = feed.len();
