@@ -90,6 +90,19 @@ pub async fn run(args: SeedArgs, ctx: &Context) -> anyhow::Result<()> {
         .into());
     }
     let index = ctx.local_index(Open::Existing).await?;
+    // Seed only what the index's writer ingested from the upstream it serves: an index some
+    // other registry wrote (the first install in a home was in a project whose `.npmrc` named
+    // another registry, say) is not this registry's metadata.
+    if let Some(upstream) = &args.upstream
+        && let (Ok(url), Some(recorded)) = (RegistryUrl::parse(upstream), index.upstream())
+        && url.as_str() != recorded
+    {
+        return Err(Failure::usage(
+            format!("the index records {recorded}, not {}: it holds what that registry sent", url.as_str()),
+            "seed it with --upstream set to the registry it records, or build an index from this registry under another --home",
+        )
+        .into());
+    }
     let trie = index.trie().clone();
     let feed = trie.feed().clone();
     let planner: Option<Arc<dyn BlockPlanner>> = match args.prefetch {

@@ -302,6 +302,30 @@ async fn shared_index_and_seed_hold_only_their_upstreams_records() {
     assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
+/// The hostile project first, in a fresh home: the shared index is then the hostile
+/// registry's, and `ims seed --upstream HONEST` refuses to serve it as the honest registry's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_refuses_an_index_another_registry_wrote() {
+    let (honest, hostile) = registries().await;
+    let s = Setup::new();
+    let cloned = s.hostile_project("cloned", &hostile, json!({"hostile-only": "1.0.0"}));
+    ok(&s.install(None, &cloned, &[], &[]));
+    let index = open_index(&s.home().join("index"), Open::Existing).await.unwrap();
+    assert_eq!(index.upstream(), Some(hostile.as_str()), "the first writer's registry owns the index");
+    drop(index);
+    let out = support::output(support::ims(&s.home()).args([
+        "--no-dht",
+        "seed",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &honest.url(),
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("the index records {hostile}")), "{err}");
+}
+
 // --- Deadlines and caps.
 
 /// `ims install NAME` from `registry` with short deadlines; returns the output and how long it
