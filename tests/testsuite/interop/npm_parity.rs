@@ -608,3 +608,72 @@ fn uninstall_leaves_what_npm_leaves() {
     assert!(!sides[1].join("node_modules/.bin/semver").exists(), "the removed package's bin is gone");
     assert!(sides[1].join("node_modules/debug/package.json").exists());
 }
+
+/// `ims update NAME` and `ims update` move what `npm update` moves: pinned installs whose ranges
+/// are then widened by hand (the lockfile keeps the old versions), the named package updated
+/// alone (a deprecated version passed over), then all; the same folders, versions, lockfile
+/// entries and `package.json` as npm's.
+#[test]
+fn update_moves_what_npm_update_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let pinned = serde_json::json!({
+        "name": "up", "version": "1.0.0",
+        "dependencies": { "tilde": "1.2.0", "@syn/scoped": "1.0.0" }
+    });
+    let mut sides = Vec::new();
+    for side in ["npm", "ims"] {
+        let p = dir.path().join(side);
+        fs::create_dir_all(&p).unwrap();
+        fs::write(p.join("package.json"), serde_json::to_string_pretty(&pinned).unwrap()).unwrap();
+        sides.push(p);
+    }
+    let out = npm_install(dir.path(), &sides[0], &[]);
+    assert!(out.status.success(), "npm install: {}", stderr(&out));
+    let out = ims_install(dir.path(), &sides[1], &[]);
+    assert!(out.status.success(), "ims install: {}", stderr(&out));
+    // Widen the ranges by hand, in package.json and in the lockfile's root entry.
+    for p in &sides {
+        for file in ["package.json", "package-lock.json"] {
+            let text = fs::read_to_string(p.join(file)).unwrap();
+            let text = text.replace("\"tilde\": \"1.2.0\"", "\"tilde\": \"~1.2.0\"");
+            let text = text.replace("\"@syn/scoped\": \"1.0.0\"", "\"@syn/scoped\": \"^1.0.0\"");
+            fs::write(p.join(file), text).unwrap();
+        }
+    }
+    let version = |p: &Path, name: &str| -> String {
+        let v: Value =
+            serde_json::from_str(&fs::read_to_string(p.join("package-lock.json")).unwrap()).unwrap();
+        v["packages"][format!("node_modules/{name}")]["version"].as_str().unwrap_or("").to_owned()
+    };
+    let (user, global) = (dir.path().join("user.npmrc"), dir.path().join("global.npmrc"));
+    for names in [&["tilde"][..], &[]] {
+        let mut npm = Command::new("npm");
+        npm.arg("update")
+            .args(names)
+            .args(["--registry", registry_url(), "--cache"])
+            .arg(dir.path().join("npm-cache"));
+        npm.arg("--userconfig").arg(&user).arg("--globalconfig").arg(&global);
+        npm.args(["--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier", "--loglevel=error"]);
+        npm.current_dir(&sides[0]);
+        isolated(&mut npm, dir.path());
+        let out = npm.output().unwrap();
+        assert!(out.status.success(), "npm update {names:?}: {}", stderr(&out));
+        let mut ims = support::ims(&dir.path().join("ims-home"));
+        ims.arg("--registry").arg(registry_url()).arg("update").args(names).arg("--prefix").arg(&sides[1]);
+        isolated(&mut ims, dir.path());
+        let out = ims.output().unwrap();
+        assert!(out.status.success(), "ims update {names:?}: {}", stderr(&out));
+        assert_eq!(installed(&sides[1]), installed(&sides[0]), "after update {names:?}");
+        for name in ["tilde", "@syn/scoped"] {
+            assert_eq!(version(&sides[1], name), version(&sides[0], name), "{name} after update {names:?}");
+        }
+        if names == ["tilde"] {
+            assert_eq!(version(&sides[1], "tilde"), "1.2.5", "the deprecated 1.2.6 is passed over");
+            assert_eq!(version(&sides[1], "@syn/scoped"), "1.0.0", "not named: kept");
+        }
+        let json = |p: &Path| -> Value {
+            serde_json::from_str(&fs::read_to_string(p.join("package.json")).unwrap()).unwrap()
+        };
+        assert_eq!(json(&sides[1])["dependencies"], json(&sides[0])["dependencies"]);
+    }
+}
