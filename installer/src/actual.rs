@@ -207,6 +207,16 @@ impl ActualTree {
 
     /// Read `dir/package.json` and everything under `dir/node_modules`.
     pub fn load(dir: &Path) -> Result<Self, ActualError> {
+        Self::load_with(dir, false)
+    }
+
+    /// The global tree at `PREFIX/lib`: as arborist does in global mode, the root (which has no
+    /// `package.json`) depends on each package installed there with `*`.
+    pub fn load_global(lib: &Path) -> Result<Self, ActualError> {
+        Self::load_with(lib, true)
+    }
+
+    fn load_with(dir: &Path, global: bool) -> Result<Self, ActualError> {
         let dir = fs::canonicalize(dir).map_err(|source| ActualError::Io { path: dir.to_owned(), source })?;
         let (package, error) = read_manifest(&dir.join("package.json"));
         if let Some(reason) = &error
@@ -235,6 +245,18 @@ impl ActualTree {
         };
         let mut tree = ActualTree { nodes: vec![root] };
         tree.walk(Self::ROOT, &dir, 0)?;
+        if global {
+            let deps: Map<String, Value> = tree.nodes[Self::ROOT]
+                .children
+                .keys()
+                .map(|k| (k.clone(), Value::String("*".into())))
+                .collect();
+            let root = &mut tree.nodes[Self::ROOT];
+            root.package = Map::from_iter([
+                ("name".to_owned(), Value::String(root.name.clone())),
+                ("dependencies".to_owned(), Value::Object(deps)),
+            ]);
+        }
         tree.read_hidden_lockfile(&dir);
         tree.load_edges();
         tree.calc_dep_flags();

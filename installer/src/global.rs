@@ -63,6 +63,25 @@ fn remove_any(path: &Path) -> io::Result<()> {
     }
 }
 
+/// npm's `uninstall -g NAME`: remove `PREFIX/lib/node_modules/<name>` (a link there, as
+/// `npm link` leaves, is removed as a link) and the `PREFIX/bin` links that point into it;
+/// commands another package or the user owns stay. Returns the removed folder, or `None` when
+/// nothing by that name is installed.
+pub fn uninstall_global(prefix: &Path, name: &str) -> Result<Option<PathBuf>, InstallError> {
+    let dir = prefix.join("lib").join("node_modules").join(name);
+    let Ok(meta) = fs::symlink_metadata(&dir) else { return Ok(None) };
+    if meta.is_dir() {
+        let bins = installed_bins(&dir);
+        unlink_global_bins(prefix, name, &bins)?;
+    }
+    remove_any(&dir).map_err(io_err(&dir))?;
+    // An emptied scope folder goes too, as npm leaves none.
+    if let Some((scope, _)) = name.split_once('/') {
+        let _ = fs::remove_dir(prefix.join("lib").join("node_modules").join(scope));
+    }
+    Ok(Some(dir))
+}
+
 /// Install `spec` globally under `prefix`, resolving through `source` and fetching from
 /// `registry` into `opts.store`; `opts.project_dir` is ignored, and nothing is saved.
 pub async fn install_global<S: ManifestSource + Clone + 'static>(

@@ -130,10 +130,10 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
     if args.uninstall || args.update {
-        if args.global {
+        if args.update && args.global {
             return Err(Failure::usage(
-                "ims uninstall -g and ims update -g are not supported",
-                "remove PREFIX/lib/node_modules/NAME and its PREFIX/bin links, or use npm uninstall -g",
+                "ims update -g is not supported",
+                "reinstall the package: ims install -g NAME@latest",
             )
             .into());
         }
@@ -146,6 +146,9 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
                 .caused_by(e)
             })?;
         }
+    }
+    if args.uninstall && args.global {
+        return uninstall_global(&args, started);
     }
     let specs = if args.uninstall || args.update { &[][..] } else { &args.specs[..] };
     let specs = specs.iter().map(|s| Request::parse(s)).collect::<Result<Vec<_>, _>>().map_err(|e| {
@@ -246,6 +249,35 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
         save_updated_ranges(&project, &args.specs)?;
     }
     print_report(&report, started.elapsed(), quiet);
+    Ok(())
+}
+
+/// `ims uninstall -g NAME...`: each package folder under the global prefix and its commands.
+#[allow(clippy::print_stderr)] // the summary lines
+fn uninstall_global(args: &InstallArgs, started: Instant) -> anyhow::Result<()> {
+    if args.specs.is_empty() {
+        return Err(
+            Failure::usage("ims uninstall -g needs at least one NAME", "ims uninstall -g NAME").into()
+        );
+    }
+    let prefix = NpmConfig::from_env(None).global_prefix(args.prefix.as_deref())?;
+    let mut removed = 0;
+    for name in &args.specs {
+        match global::uninstall_global(&prefix, name).map_err(|e| explain(e, ""))? {
+            Some(dir) => {
+                removed += 1;
+                eprintln!("removed {name} ({})", dir.display());
+            }
+            None => {
+                tracing::warn!("{name} is not installed globally in {}: nothing to remove", prefix.display())
+            }
+        }
+    }
+    eprintln!(
+        "removed {removed} package{} in {:.2?}",
+        if removed == 1 { "" } else { "s" },
+        started.elapsed()
+    );
     Ok(())
 }
 

@@ -35,9 +35,12 @@ pub struct LsArgs {
     /// Keep this dependency type even when omitted elsewhere (dev, optional, peer)
     #[arg(long, value_name = "TYPE")]
     pub include: Vec<String>,
-    /// The project folder [default: the current directory]
+    /// The project folder [default: the current directory]; with -g, the global prefix
     #[arg(long, value_name = "DIR")]
     pub prefix: Option<PathBuf>,
+    /// List the global packages (PREFIX/lib/node_modules, PREFIX from --prefix, else npm's)
+    #[arg(short = 'g', long)]
+    pub global: bool,
 }
 
 /// `--omit` / `--include` values as edge types (npm: `include` wins over `omit`).
@@ -76,19 +79,23 @@ pub fn unicode_locale() -> bool {
 
 /// Run `ims ls`.
 pub fn run(args: LsArgs) -> anyhow::Result<()> {
-    let dir = args.prefix.clone().unwrap_or_else(|| PathBuf::from("."));
-    let tree =
-        ActualTree::load(&dir).with_context(|| format!("could not read the tree in {}", dir.display()))?;
+    let dir = if args.global {
+        crate::npmrc::NpmConfig::from_env(None).global_prefix(args.prefix.as_deref())?.join("lib")
+    } else {
+        args.prefix.clone().unwrap_or_else(|| PathBuf::from("."))
+    };
+    let tree = if args.global { ActualTree::load_global(&dir) } else { ActualTree::load(&dir) };
+    let tree = tree.with_context(|| format!("could not read the tree in {}", dir.display()))?;
     let opts = LsOptions {
         all: args.all,
         depth: args.depth,
         omit: omit_types(&args.omit, &args.include)?,
         filter: args.packages.clone(),
-        global: false,
+        global: args.global,
     };
     let listing = listing::ls(&tree, &opts);
     let text = if args.json {
-        listing.json(&tree, false)
+        listing.json(&tree, args.global)
     } else if args.parseable {
         listing.parseable(&tree)
     } else {

@@ -100,3 +100,39 @@ async fn global_install_needs_a_spec() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs at least one SPEC"));
 }
+
+/// `ims uninstall -g NAME`: the package folder and its own commands go; a command another
+/// package (or the user) owns stays; an unknown name changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_uninstall_removes_the_package_and_only_its_commands() {
+    let registry = Registry::start().await.unwrap();
+    registry
+        .publish(Package::new("helper", "1.2.0").file("index.js", b"module.exports = 'helper@1.2.0';\n"))
+        .unwrap();
+    registry.publish(tool("1.0.0", "tool")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (home, prefix) = (dir.path().join("home"), dir.path().join("global"));
+    let out = ims(&home, &registry, &["-g", "tool@1", "--prefix", prefix.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(prefix.join("bin/tool").exists());
+    fs::write(prefix.join("bin/mine"), "#!/bin/sh\necho mine\n").unwrap();
+    // `ims ls -g` as `npm ls -g` prints it: the lib folder, then each global package.
+    let mut ls = support::ims(&home);
+    ls.args(["ls", "-g", "--all", "--prefix"]).arg(&prefix);
+    ls.env_remove("LC_ALL").env_remove("LC_CTYPE").env("LANG", "C.UTF-8");
+    let out = support::output(&mut ls);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want = format!(
+        "{}\n└─┬ tool@1.0.0\n  └── helper@1.2.0\n\n",
+        prefix.canonicalize().unwrap().join("lib").display()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+
+    let mut cmd = support::ims(&home);
+    cmd.args(["uninstall", "-g", "tool", "not-installed", "--prefix"]).arg(&prefix);
+    let out = support::output(&mut cmd);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!prefix.join("lib/node_modules/tool").exists());
+    assert!(fs::symlink_metadata(prefix.join("bin/tool")).is_err(), "its command is gone");
+    assert_eq!(fs::read_to_string(prefix.join("bin/mine")).unwrap(), "#!/bin/sh\necho mine\n");
+}
