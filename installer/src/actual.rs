@@ -623,15 +623,8 @@ pub fn spec_satisfied(
     }
     let (package, range) = match spec.strip_prefix("npm:") {
         Some(rest) => {
-            let (pkg, range) = match rest.strip_prefix('@').map(|r| r.find('@').map(|i| i + 1)) {
-                Some(Some(at)) => (&rest[..at], &rest[at + 1..]),
-                Some(None) => (rest, ""),
-                None => match rest.find('@') {
-                    Some(at) => (&rest[..at], &rest[at + 1..]),
-                    None => (rest, ""),
-                },
-            };
-            (Some(pkg), range)
+            let (pkg, range) = crate::request::split_name(rest);
+            (Some(pkg), range.unwrap_or(""))
         }
         None => (None, spec),
     };

@@ -105,11 +105,8 @@ struct JsonError {
 
 /// Split `name@spec` (scoped names kept whole); no `@` means any version.
 fn split_spec(arg: &str) -> (&str, &str) {
-    let from = usize::from(arg.starts_with('@'));
-    match arg[from..].find('@') {
-        Some(i) => (&arg[..from + i], &arg[from + i + 1..]),
-        None => (arg, "*"),
-    }
+    let (name, spec) = crate::request::split_name(arg);
+    (name, spec.unwrap_or("*"))
 }
 
 /// npm's `ls` over `tree`.

@@ -159,7 +159,7 @@ impl fmt::Display for Request {
 }
 
 /// Split `name@spec`, minding the scope's leading `@`.
-fn split_name(arg: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_name(arg: &str) -> (&str, Option<&str>) {
     let arg = arg.trim();
     let search_from = if arg.starts_with('@') { arg.find('/').unwrap_or(0) } else { 1 };
     match arg.get(search_from..).and_then(|rest| rest.find('@')) {

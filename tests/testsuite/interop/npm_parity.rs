@@ -156,11 +156,17 @@ fn isolated(cmd: &mut Command, dir: &Path) {
 }
 
 fn npm_install(dir: &Path, project: &Path, extra: &[&str]) -> Output {
+    npm_run(dir, project, "install", extra)
+}
+
+/// `npm COMMAND EXTRA...` against the fixture registry, isolated (its own cache and empty
+/// config files under `dir`, no scripts, audit or fund).
+fn npm_run(dir: &Path, project: &Path, command: &str, extra: &[&str]) -> Output {
     let (user, global) = (dir.join("user.npmrc"), dir.join("global.npmrc"));
     fs::write(&user, "").unwrap();
     fs::write(&global, "").unwrap();
     let mut cmd = Command::new("npm");
-    cmd.arg("install").args(extra).args(["--registry", registry_url(), "--cache"]).arg(dir.join("npm-cache"));
+    cmd.arg(command).args(extra).args(["--registry", registry_url(), "--cache"]).arg(dir.join("npm-cache"));
     cmd.arg("--userconfig").arg(&user).arg("--globalconfig").arg(&global);
     cmd.args(["--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier", "--loglevel=error"]);
     cmd.current_dir(project);
@@ -231,6 +237,19 @@ fn assert_parity(dir: &Path, tree: &str, extra: &[&str]) -> PathBuf {
         "{tree}: ims lacks {missing:?}, ims has extra {extra_:?}"
     );
     ims_dir
+}
+
+/// `<dir>/npm` and `<dir>/ims`, each a fresh project with `pkg` as its `package.json`.
+fn sides(dir: &Path, pkg: &Value) -> Vec<PathBuf> {
+    ["npm", "ims"]
+        .into_iter()
+        .map(|side| {
+            let p = dir.join(side);
+            fs::create_dir_all(&p).unwrap();
+            fs::write(p.join("package.json"), serde_json::to_string_pretty(pkg).unwrap()).unwrap();
+            p
+        })
+        .collect()
 }
 
 /// Node loads every dependency named in `package.json` from the project.
@@ -422,13 +441,7 @@ fn full_corpus_roots_like_npm() {
     let corpus_roots = Corpus::dir().join("roots.json");
     let roots: Value = serde_json::from_str(&fs::read_to_string(corpus_roots).unwrap()).unwrap();
     let pkg = serde_json::json!({ "name": "corpus", "version": "1.0.0", "dependencies": roots });
-    let mut sides = Vec::new();
-    for side in ["npm", "ims"] {
-        let p = dir.path().join(side);
-        fs::create_dir_all(&p).unwrap();
-        fs::write(p.join("package.json"), serde_json::to_string_pretty(&pkg).unwrap()).unwrap();
-        sides.push(p);
-    }
+    let sides = sides(dir.path(), &pkg);
     let started = Instant::now();
     let out = npm_install(dir.path(), &sides[0], &[]);
     let npm_took = started.elapsed();
@@ -565,27 +578,13 @@ fn uninstall_leaves_what_npm_leaves() {
         "dependencies": { "express": "4", "debug": "2", "semver": "7" },
         "devDependencies": { "ms": "2" }
     });
-    let mut sides = Vec::new();
-    for side in ["npm", "ims"] {
-        let p = dir.path().join(side);
-        fs::create_dir_all(&p).unwrap();
-        fs::write(p.join("package.json"), serde_json::to_string_pretty(&pkg).unwrap()).unwrap();
-        sides.push(p);
-    }
+    let sides = sides(dir.path(), &pkg);
     let out = npm_install(dir.path(), &sides[0], &[]);
     assert!(out.status.success(), "npm install: {}", stderr(&out));
     let out = ims_install(dir.path(), &sides[1], &[]);
     assert!(out.status.success(), "ims install: {}", stderr(&out));
 
-    let (user, global) = (dir.path().join("user.npmrc"), dir.path().join("global.npmrc"));
-    let mut npm = Command::new("npm");
-    npm.args(["uninstall", "express", "semver", "--registry", registry_url(), "--cache"])
-        .arg(dir.path().join("npm-cache"));
-    npm.arg("--userconfig").arg(&user).arg("--globalconfig").arg(&global);
-    npm.args(["--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier", "--loglevel=error"]);
-    npm.current_dir(&sides[0]);
-    isolated(&mut npm, dir.path());
-    let out = npm.output().unwrap();
+    let out = npm_run(dir.path(), &sides[0], "uninstall", &["express", "semver"]);
     assert!(out.status.success(), "npm uninstall: {}", stderr(&out));
     let mut ims = support::ims(&dir.path().join("ims-home"));
     ims.arg("--registry")
@@ -620,13 +619,7 @@ fn update_moves_what_npm_update_moves() {
         "name": "up", "version": "1.0.0",
         "dependencies": { "tilde": "1.2.0", "@syn/scoped": "1.0.0" }
     });
-    let mut sides = Vec::new();
-    for side in ["npm", "ims"] {
-        let p = dir.path().join(side);
-        fs::create_dir_all(&p).unwrap();
-        fs::write(p.join("package.json"), serde_json::to_string_pretty(&pinned).unwrap()).unwrap();
-        sides.push(p);
-    }
+    let sides = sides(dir.path(), &pinned);
     let out = npm_install(dir.path(), &sides[0], &[]);
     assert!(out.status.success(), "npm install: {}", stderr(&out));
     let out = ims_install(dir.path(), &sides[1], &[]);
@@ -645,18 +638,8 @@ fn update_moves_what_npm_update_moves() {
             serde_json::from_str(&fs::read_to_string(p.join("package-lock.json")).unwrap()).unwrap();
         v["packages"][format!("node_modules/{name}")]["version"].as_str().unwrap_or("").to_owned()
     };
-    let (user, global) = (dir.path().join("user.npmrc"), dir.path().join("global.npmrc"));
     for names in [&["tilde"][..], &[]] {
-        let mut npm = Command::new("npm");
-        npm.arg("update")
-            .args(names)
-            .args(["--registry", registry_url(), "--cache"])
-            .arg(dir.path().join("npm-cache"));
-        npm.arg("--userconfig").arg(&user).arg("--globalconfig").arg(&global);
-        npm.args(["--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier", "--loglevel=error"]);
-        npm.current_dir(&sides[0]);
-        isolated(&mut npm, dir.path());
-        let out = npm.output().unwrap();
+        let out = npm_run(dir.path(), &sides[0], "update", names);
         assert!(out.status.success(), "npm update {names:?}: {}", stderr(&out));
         let mut ims = support::ims(&dir.path().join("ims-home"));
         ims.arg("--registry").arg(registry_url()).arg("update").args(names).arg("--prefix").arg(&sides[1]);
