@@ -639,9 +639,8 @@ pub fn spec_satisfied(
         Ok(spec @ (VersionSpec::Version(_) | VersionSpec::Range { .. })) => {
             version.is_some_and(|v| spec.satisfies(&v))
         }
-        Ok(VersionSpec::Tag(_)) => true,
-        // git, file, URL: not a registry spec
-        Err(_) => true,
+        // A tag, or git, file, URL: not checked against a version.
+        Ok(_) | Err(_) => true,
     }
 }
 

@@ -54,13 +54,14 @@ impl TarballsAhead {
             return;
         }
         let Some(url) = m.dist.tarball.clone() else { return };
+        let Some(integrity) = picked.integrity.clone() else { return };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let Ok(mut started) = self.started.lock() else { return };
-        if started.contains_key(&picked.integrity) {
+        if started.contains_key(&integrity) {
             return;
         }
         let (registry, store, slots) = (self.registry.clone(), self.store.clone(), self.slots.clone());
-        let integrity = picked.integrity.clone();
+        let key = integrity.clone();
         let id = format!("{}@{}", picked.package(), picked.version);
         let fetch = async move {
             let _slot = slots.acquire_owned().await.ok()?;
@@ -75,7 +76,7 @@ impl TarballsAhead {
         .boxed()
         .shared();
         runtime.spawn(fetch.clone());
-        started.insert(picked.integrity.clone(), fetch);
+        started.insert(key, fetch);
     }
 
     /// The store folder of `integrity` if it was started early and succeeded (waiting for it

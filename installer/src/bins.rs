@@ -40,9 +40,11 @@ pub fn link_bins(
     location: &str,
     bins: &[(String, String)],
 ) -> Result<Vec<PathBuf>, LinkError> {
-    // Only a `node_modules/<name>` chain (the lockfile checked it; a hand-made location such as
-    // `node_modules//usr/bin` would give an absolute link target).
-    if !location.starts_with("node_modules/") || check_location(location).is_err() {
+    // Only a `node_modules/<name>` chain, the project's or a folder's (the lockfile checked
+    // it; a hand-made location such as `node_modules//usr/bin` would give an absolute link
+    // target).
+    if !location.contains("node_modules/") || location.starts_with("..") || check_location(location).is_err()
+    {
         tracing::warn!(location, "refusing bins of a location outside node_modules");
         return Ok(Vec::new());
     }
@@ -52,6 +54,33 @@ pub fn link_bins(
     let name_in_nm = &location[i + "node_modules/".len()..];
     link_into(
         &project.join(location),
+        &nm.join(".bin"),
+        &Path::new("..").join(name_in_nm),
+        location,
+        bins,
+        Clobber::Any,
+    )
+}
+
+/// The `bins` of a linked folder: `.bin/<cmd>` in the `node_modules` holding the link at
+/// `location`, pointing through the link (`../@s/c/cli.js`), the target made executable in
+/// the folder itself (`project/<folder>`, relative to the project).
+pub fn link_bins_of_folder(
+    project: &Path,
+    location: &str,
+    folder: &str,
+    bins: &[(String, String)],
+) -> Result<Vec<PathBuf>, LinkError> {
+    if !location.contains("node_modules/") || location.starts_with("..") || check_location(location).is_err()
+    {
+        tracing::warn!(location, "refusing bins of a location outside node_modules");
+        return Ok(Vec::new());
+    }
+    let Some(i) = location.rfind("node_modules/") else { return Ok(Vec::new()) };
+    let nm = project.join(&location[..i + "node_modules".len()]);
+    let name_in_nm = &location[i + "node_modules/".len()..];
+    link_into(
+        &project.join(folder),
         &nm.join(".bin"),
         &Path::new("..").join(name_in_nm),
         location,

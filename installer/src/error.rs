@@ -148,6 +148,32 @@ pub enum ResolveError {
         /// its dependent's location, and who depends on that.
         wanted: String,
     },
+    /// A local package (a workspace, a `file:` folder or tarball) cannot be used.
+    #[error("{spec}: {reason}")]
+    Local {
+        /// The spec or folder as written (`file:../lib`, `packages/*`).
+        spec: String,
+        /// What is wrong with it (`no package.json in ../lib`).
+        reason: String,
+    },
+    /// A local package's version is not semver.
+    #[error("{name} has version {version:?}, which is not a semantic version")]
+    BadLocalVersion {
+        /// Its name.
+        name: String,
+        /// Its version field.
+        version: String,
+    },
+    /// A package fetched from git or a URL could not be had.
+    #[error("{spec}: {reason}")]
+    Origin {
+        /// The spec as written.
+        spec: String,
+        /// Why.
+        reason: String,
+        /// What to do about it.
+        hint: String,
+    },
     /// A dependency spec inside a manifest cannot be installed.
     #[error("{parent} depends on {name}@{spec}")]
     BadDependency {
@@ -368,7 +394,9 @@ impl InstallError {
             | InstallError::OutOfSync { .. } => FailureKind::Usage,
             InstallError::Resolve(e) => match e.innermost() {
                 ResolveError::PeerConflict { .. } => FailureKind::Conflict,
-                ResolveError::BadDependency { .. } => FailureKind::Usage,
+                ResolveError::BadDependency { .. }
+                | ResolveError::Local { .. }
+                | ResolveError::BadLocalVersion { .. } => FailureKind::Usage,
                 e if unreachable(e) => FailureKind::Network,
                 _ => FailureKind::Other,
             },
@@ -399,6 +427,9 @@ impl InstallError {
                     ResolveError::PeerConflict { .. } => {
                         "peer dependency conflict (npm's ERESOLVE)".to_owned()
                     }
+                    e @ (ResolveError::Local { .. }
+                    | ResolveError::BadLocalVersion { .. }
+                    | ResolveError::Origin { .. }) => format!("{at}{e}"),
                     e if unreachable(e) => format!("{at}cannot reach the registry"),
                     _ => format!("{at}resolving against {registry} failed"),
                 }
@@ -450,6 +481,10 @@ impl InstallError {
                 ResolveError::PeerConflict { .. } => format!(
                     "fix the upstream dependency conflict, or retry with --legacy-peer-deps (peer dependencies are then not installed); {unchanged}"
                 ),
+                ResolveError::Local { .. } | ResolveError::BadLocalVersion { .. } => format!(
+                    "check the path in package.json (relative to the package.json that names it) and the package.json there; {unchanged}"
+                ),
+                ResolveError::Origin { hint, .. } => format!("{hint}; {unchanged}"),
                 e => match offline_hint(e) {
                     Some(h) => h,
                     None if unreachable(e) => offline,

@@ -91,15 +91,25 @@ pub async fn install_global<S: ManifestSource + Clone + 'static>(
     prefix: &Path,
     spec: &Request,
 ) -> Result<GlobalReport, InstallError> {
+    if !spec.spec.is_registry() {
+        return Err(InstallError::Resolve(crate::ResolveError::Origin {
+            spec: spec.spec.to_string(),
+            reason: "a global install takes registry packages only".into(),
+            hint: "install a local folder or git package into a project instead".into(),
+        }));
+    }
     let resolver = Resolver::new(source.clone(), opts.pick.clone());
     let picked = resolver.resolve(spec).await?;
+    let Some(integrity) = picked.integrity.clone() else {
+        return Err(InstallError::Unfetchable { location: format!("lib/node_modules/{}", picked.name) });
+    };
     let manifest = picked.manifest();
     let url = manifest
         .dist
         .tarball
         .clone()
         .unwrap_or_else(|| registry.url().tarball(picked.package(), &picked.version));
-    let unpacked = registry.fetch_tarball(&opts.store, &picked.integrity, &url).await.map_err(|source| {
+    let unpacked = registry.fetch_tarball(&opts.store, &integrity, &url).await.map_err(|source| {
         InstallError::Fetch {
             path: format!("(global) > {}", picked.name),
             location: format!("lib/node_modules/{}", picked.name),

@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::ResolveError;
-use super::request::VersionSpec;
 use super::resolve::{ManifestSource, Resolved, Resolver};
 use super::tree::{Edge, EdgeKind, NodeId, Tree};
 
@@ -29,13 +28,7 @@ enum CanPlace {
 
 /// Whether `dep` would satisfy `edge`.
 fn dep_satisfies(dep: &Resolved, edge: &Edge) -> bool {
-    if dep.package() != edge.request.package {
-        return false;
-    }
-    match &edge.request.spec {
-        VersionSpec::Tag(tag) => dep.is_tagged(tag),
-        spec => spec.satisfies(&dep.semver),
-    }
+    super::tree::satisfies(dep, &edge.request)
 }
 
 /// Every (node, edge) whose `require(name)` currently lands on `target`: only the nodes with
@@ -57,6 +50,15 @@ fn can_place(
 ) -> CanPlace {
     if let Some(&current) = tree.node(target).children.get(name) {
         let Some(cur) = &tree.node(current).resolved else { return CanPlace::Conflict };
+        // A link (a workspace, a `file:` folder) is never replaced by, nor taken for, a
+        // package from elsewhere.
+        if cur.is_link() || dep.is_link() || cur.origin != dep.origin {
+            return if cur.origin == dep.origin && cur.package() == dep.package() {
+                CanPlace::Keep
+            } else {
+                CanPlace::Conflict
+            };
+        }
         if cur.package() == dep.package() && cur.version == dep.version {
             return CanPlace::Keep;
         }
@@ -565,11 +567,7 @@ pub(crate) fn prune(tree: &mut Tree) {
         if !seen.insert(n) {
             continue;
         }
-        for e in &tree.node(n).edges {
-            if let Some(to) = tree.resolve(n, &e.request.name) {
-                stack.push(to);
-            }
-        }
+        stack.extend(tree.out_nodes(n, |_| true));
     }
     let live: Vec<NodeId> = tree.live().collect();
     for n in live {

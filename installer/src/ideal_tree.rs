@@ -9,8 +9,66 @@ use futures_util::future::join_all;
 
 use super::error::ResolveError;
 use super::hoist;
-use super::resolve::{ManifestSource, Resolver};
+use super::local;
+use super::request::{Request, VersionSpec};
+use super::resolve::{ManifestSource, Origin, Resolved, Resolver};
 use super::tree::{BuildOptions, Edge, EdgeKind, NodeId, Tree, in_tree};
+
+/// Resolve `request`, an edge of `from`: from the registry, or, for a spec naming a place, from
+/// that place (a folder's `package.json`; its edges are remembered in the tree).
+async fn resolve_edge<S: ManifestSource + 'static>(
+    resolver: &Resolver<S>,
+    tree: &Tree,
+    from: NodeId,
+    request: &Request,
+) -> Result<Resolved, ResolveError> {
+    let opts = tree.options();
+    let declared_by_folder = from == Tree::ROOT || tree.node(from).fs_path.is_some();
+    match &request.spec {
+        spec if spec.is_registry() => resolver.resolve(request).await,
+        VersionSpec::Directory { path, raw } | VersionSpec::File { path, raw } if !declared_by_folder => {
+            let _ = path;
+            Err(ResolveError::Local {
+                spec: raw.clone(),
+                reason: format!(
+                    "{} is not a folder of the project: only the project and its workspaces may depend on local paths",
+                    tree.describe(from)
+                ),
+            })
+        }
+        VersionSpec::Directory { path, raw } => local::resolve_dir(&opts.root_dir, &request.name, path, raw),
+        VersionSpec::Workspace(_) => {
+            let Some(ws) = opts.workspaces.iter().find(|w| w.name == request.package) else {
+                return Err(ResolveError::Local {
+                    spec: format!("{}@{}", request.name, request.spec),
+                    reason: format!("the project has no workspace named {}", request.package),
+                });
+            };
+            let r = local::resolve_dir(&opts.root_dir, &request.name, &ws.path, &ws.path)?;
+            if !request.spec.satisfies(&r.semver) {
+                return Err(ResolveError::Local {
+                    spec: format!("{}@{}", request.name, request.spec),
+                    reason: format!("the workspace {} is version {}", ws.path, r.version),
+                });
+            }
+            Ok(r)
+        }
+        spec => Err(ResolveError::Origin {
+            spec: format!("{}@{spec}", request.name),
+            reason: "git, tarball-file and tarball-URL dependencies are not installed yet".into(),
+            hint: "install it from the registry instead".into(),
+        }),
+    }
+}
+
+/// Read the edges of the folder a resolved link points to, once, into the tree.
+fn remember_folder_edges(tree: &mut Tree, r: &Resolved) -> Result<(), ResolveError> {
+    if let Origin::Link { path } = &r.origin {
+        let edges = local::folder_edges(&tree.options().root_dir, path)?;
+        tree.set_link_edges(path, edges);
+    }
+    Ok(())
+}
 
 /// Edges of `node` that need a (new) package: missing or invalid, except optional peers that
 /// nothing provides and the dependencies a package bundles.
@@ -38,12 +96,56 @@ pub async fn build<S: ManifestSource + 'static>(
     root_edges: Vec<Edge>,
     opts: BuildOptions,
 ) -> Result<Tree, ResolveError> {
+    let workspaces = opts.workspaces.clone();
+    let mut root_edges = root_edges;
+    // Each workspace is an edge of the root (arborist's `workspace` edge: a production one).
+    for ws in &workspaces {
+        let spec = format!("file:{}", ws.path);
+        root_edges.push(Edge {
+            request: Request {
+                name: ws.name.clone(),
+                package: ws.name.clone(),
+                spec: VersionSpec::Directory { raw: spec.clone(), path: ws.path.clone() },
+                bare: false,
+            },
+            spec,
+            kind: EdgeKind::Prod,
+        });
+    }
     let mut tree = Tree::new(root_edges, opts);
-    let roots: Vec<_> = tree.node(Tree::ROOT).edges.iter().map(|e| e.request.clone()).collect();
+    let roots: Vec<_> = tree
+        .node(Tree::ROOT)
+        .edges
+        .iter()
+        .filter(|e| e.request.spec.is_registry())
+        .map(|e| e.request.clone())
+        .collect();
     resolver.prefetch(&roots);
+    // Linked folders are built after everything else (arborist's `#linkNodes`), in the order
+    // they were linked.
+    let mut folders: Vec<NodeId> = Vec::new();
+    for ws in &workspaces {
+        let r = local::resolve_dir(&tree.options().root_dir, &ws.name, &ws.path, &ws.path)?;
+        let edges = local::folder_edges(&tree.options().root_dir, &ws.path)?;
+        tree.set_link_edges(&ws.path, edges.clone());
+        let (_, target) = tree.add_link(Tree::ROOT, &ws.name, r, &ws.path, Some(Tree::ROOT), edges);
+        folders.push(target);
+    }
     let mut queue: BTreeSet<(usize, String, NodeId)> = BTreeSet::new();
     queue.insert((0, String::new(), Tree::ROOT));
-    while let Some(entry) = queue.pop_first() {
+    let mut built: BTreeSet<NodeId> = BTreeSet::new();
+    loop {
+        let Some(entry) = queue.pop_first() else {
+            let next = folders.iter().copied().find(|f| !built.contains(f) && !tree.node(*f).removed);
+            match next {
+                Some(f) => {
+                    built.insert(f);
+                    queue.insert((tree.depth(f), tree.location(f), f));
+                    continue;
+                }
+                None => break,
+            }
+        };
         let node = entry.2;
         if tree.node(node).removed {
             continue;
@@ -54,7 +156,7 @@ pub async fn build<S: ManifestSource + 'static>(
         }
         // arborist places a node's problem edges in name order.
         edges.sort_by(|a, b| a.request.name.cmp(&b.request.name));
-        let picks = join_all(edges.iter().map(|e| resolver.resolve(&e.request))).await;
+        let picks = join_all(edges.iter().map(|e| resolve_edge(resolver, &tree, node, &e.request))).await;
         for (edge, pick) in edges.iter().zip(picks) {
             let dep = match pick {
                 Ok(dep) => dep,
@@ -69,9 +171,20 @@ pub async fn build<S: ManifestSource + 'static>(
             if tree.resolve(node, &edge.request.name).is_some_and(|to| tree.satisfies(to, edge)) {
                 continue;
             }
+            remember_folder_edges(&mut tree, &dep)
+                .map_err(|e| in_tree(&tree, node, &edge.request.name, e))?;
             let placed = hoist::place(&mut tree, resolver, node, edge, dep).await?;
             for id in placed {
-                queue.insert((tree.depth(id), tree.location(id), id));
+                match tree.node(id).link {
+                    Some(target) => {
+                        if !folders.contains(&target) {
+                            folders.push(target);
+                        }
+                    }
+                    None => {
+                        queue.insert((tree.depth(id), tree.location(id), id));
+                    }
+                }
             }
         }
     }

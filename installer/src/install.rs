@@ -4,6 +4,7 @@
 //! `node_modules`, runs allowed scripts and saves, returning an [`InstallReport`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use crate::lockfile::{self, LockedPackage, Lockfile};
 use crate::options::{Event, InstallOptions, Save};
 use crate::planner::ResolveQuery;
 use crate::project::{DepKind, Project};
-use crate::request::Request;
+use crate::request::{Request, VersionSpec};
 use crate::resolve::Resolver;
 use crate::scripts::{self, ScriptPolicy};
 use crate::{ideal_tree, tree};
@@ -246,18 +247,50 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
             Save::No | Save::Prod => DepKind::Prod,
         };
         let root_name = project.name().unwrap_or_else(|| "(root)".to_owned());
+        let root_dir = &self.opts.project_dir;
         for spec in specs {
-            let picked = resolver.resolve(spec).await.map_err(|e| ResolveError::Dependency {
-                path: format!("{root_name} > {}", spec.name),
+            let in_path = |e| ResolveError::Dependency {
+                path: format!(
+                    "{root_name} > {}",
+                    if spec.is_unnamed() { spec.spec.to_string() } else { spec.name.clone() }
+                ),
                 source: Box::new(e),
-            })?;
-            project.add(kind, &spec.name, &spec.save_spec(&picked.semver, self.opts.save_exact));
+            };
+            let mut spec = spec.clone();
+            spec.rebase("", root_dir);
+            match &spec.spec {
+                VersionSpec::Directory { path, raw } => {
+                    // npm saves a folder as `file:` and its path from the project.
+                    let picked =
+                        crate::local::resolve_dir(root_dir, &spec.name, path, raw).map_err(in_path)?;
+                    project.add(kind, &picked.name, &format!("file:{path}"));
+                }
+                s if s.is_registry() => {
+                    let picked = resolver.resolve(&spec).await.map_err(in_path)?;
+                    project.add(kind, &spec.name, &spec.save_spec(&picked.semver, self.opts.save_exact));
+                }
+                other => {
+                    // Saved as written; resolved with the rest of the tree.
+                    if spec.is_unnamed() {
+                        return Err(ResolveError::Origin {
+                            spec: other.to_string(),
+                            reason: "the package's name is not known before it is fetched".into(),
+                            hint: format!("name it: `ims install NAME@{other}`"),
+                        }
+                        .into());
+                    }
+                    project.add(kind, &spec.name, &other.to_string());
+                }
+            }
         }
-        let requests = project.requests(!self.opts.resolve_dev)?;
+        let requests = crate::local::rebased(project.requests(!self.opts.resolve_dev)?, "", root_dir);
+        let workspaces = crate::local::workspaces(&project, root_dir)?;
         let build = tree::BuildOptions {
             root_name,
             legacy_peer_deps: self.opts.legacy_peer_deps,
             strict_peer_deps: self.opts.strict_peer_deps,
+            root_dir: root_dir.clone(),
+            workspaces,
         };
         let tree = ideal_tree::build(resolver, tree::root_edges(&requests), build).await?;
         let lockfile = Lockfile::from_tree(&tree, &project);
@@ -310,6 +343,7 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
     /// out, with npm's optional set: whatever only they need goes too (arborist's
     /// `optional-set.js`).
     pub async fn fetch(&self, plan: &Plan) -> Result<Fetched, InstallError> {
+        self.check_folders(plan)?;
         let mut fetched = Fetched::default();
         let entries: Vec<LockedPackage> =
             plan.lockfile.entries().into_iter().filter(|e| self.wanted(e)).collect();
@@ -468,12 +502,74 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
         // A package whose install scripts will run gets its own copy (a script writing into its
         // folder must not write through hardlinks into the store); the rest are hardlinked.
         let copy = |e: &LockedPackage| fetched.scripts_allowed.contains(&e.location);
+        let links = self.links(plan)?;
         if self.opts.clean {
             link::remove_node_modules(&self.opts.project_dir)?;
         }
-        let report = link::layout(&self.opts.project_dir, &fetched.placements, &plan.lockfile, &copy)?;
+        let report =
+            link::layout(&self.opts.project_dir, &fetched.placements, &links, &plan.lockfile, &copy)?;
         self.opts.progress.linked.store(report.linked, Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// Refuse a lockfile entry in the `node_modules` of a folder the project does not declare
+    /// (`packages/x/node_modules/y` where no workspace or `file:` folder is `packages/x`):
+    /// only the project's own folders get packages.
+    fn check_folders(&self, plan: &Plan) -> Result<(), InstallError> {
+        let folders: BTreeSet<&str> = plan
+            .lockfile
+            .packages
+            .keys()
+            .filter_map(|loc| loc.find("/node_modules/").map(|i| &loc[..i]))
+            .filter(|f| !f.starts_with("node_modules"))
+            .collect();
+        if folders.is_empty() {
+            return Ok(());
+        }
+        let declared = crate::local::declared_folders(&plan.project, &self.opts.project_dir)?;
+        for loc in plan.lockfile.packages.keys() {
+            let Some(folder) = loc.find("/node_modules/").map(|i| &loc[..i]) else { continue };
+            if !folder.starts_with("node_modules") && !declared.contains(folder) {
+                return Err(InstallError::Lockfile(crate::error::LockfileError::BadLocation {
+                    path: self.opts.project_dir.join("package-lock.json"),
+                    location: loc.clone(),
+                    reason: format!(
+                        "{folder:?} is neither a workspace nor a file: folder package.json names"
+                    ),
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// The plan's links that this install lays out (not omitted), each pointing at a folder
+    /// the project itself declares: a workspace, or a `file:` folder named in the root's or a
+    /// workspace's `package.json` (a lockfile's word alone links nothing).
+    fn links(&self, plan: &Plan) -> Result<Vec<lockfile::LockedLink>, InstallError> {
+        let o = &self.opts;
+        let links: Vec<_> = plan
+            .lockfile
+            .links()
+            .into_iter()
+            .filter(|l| !((o.omit_dev && l.dev) || (o.omit_optional && l.optional)))
+            .collect();
+        if links.is_empty() {
+            return Ok(links);
+        }
+        let declared = crate::local::declared_folders(&plan.project, &o.project_dir)?;
+        for l in &links {
+            if !declared.contains(&l.target) {
+                return Err(InstallError::Lockfile(crate::error::LockfileError::BadLocation {
+                    path: o.project_dir.join("package-lock.json"),
+                    location: l.location.clone(),
+                    reason: format!(
+                        "it links to {:?}, which is neither a workspace nor a file: folder package.json names",
+                        l.target
+                    ),
+                }));
+            }
+        }
+        Ok(links)
     }
 
     /// Which install scripts may run: the options' policy with the project's `allowScripts`
@@ -662,6 +758,13 @@ fn sync_problems(lock: &Lockfile, project: &Project) -> Vec<String> {
                 }
                 continue;
             };
+            // A link counts by its folder's entry.
+            let entry = match entry.get("resolved").and_then(|v| v.as_str()) {
+                Some(target) if entry.get("link").and_then(|v| v.as_bool()) == Some(true) => {
+                    lock.packages.get(target).unwrap_or(entry)
+                }
+                _ => entry,
+            };
             let field = |k: &str| entry.get(k).and_then(|v| v.as_str());
             let version = field("version");
             if !crate::actual::spec_satisfied(name, field("name").or(Some(name)), version, name, spec) {
@@ -672,6 +775,7 @@ fn sync_problems(lock: &Lockfile, project: &Project) -> Vec<String> {
             }
         }
     }
+    out.extend(folders_problems(lock, project));
     if let Some(root) = lock.packages.get("") {
         for kind in [DepKind::Prod, DepKind::Dev, DepKind::Optional] {
             let Some(deps) = root.get(kind.key()).and_then(|v| v.as_object()) else { continue };
@@ -692,15 +796,58 @@ fn sync_problems(lock: &Lockfile, project: &Project) -> Vec<String> {
 /// check before it trusts a lockfile).
 fn lock_matches(lock: &Lockfile, project: &Project) -> bool {
     let Some(root) = lock.packages.get("") else { return false };
+    same_dependencies(root, project) && folders_problems(lock, project).is_empty()
+}
+
+/// Whether a lockfile entry lists exactly the dependency sections of `project`.
+fn same_dependencies(entry: &serde_json::Map<String, serde_json::Value>, project: &Project) -> bool {
     [DepKind::Prod, DepKind::Dev, DepKind::Optional, DepKind::Peer].into_iter().all(|kind| {
         let want: BTreeMap<&str, &str> = project.dependencies(kind).collect();
-        let have: BTreeMap<&str, &str> = root
+        let have: BTreeMap<&str, &str> = entry
             .get(kind.key())
             .and_then(|v| v.as_object())
             .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v))).collect())
             .unwrap_or_default();
         want == have
     })
+}
+
+/// What keeps the lockfile's workspaces and folders from matching the project: each
+/// workspace linked at `node_modules/<name>`, and each folder entry inside the project
+/// asking for what its `package.json` asks for (npm's words where it has them).
+fn folders_problems(lock: &Lockfile, project: &Project) -> Vec<String> {
+    let dir = project.path().parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    let workspaces = match crate::local::workspaces(project, dir) {
+        Ok(w) => w,
+        Err(e) => return vec![format!("Invalid: {e}")],
+    };
+    for ws in &workspaces {
+        let link = lock.packages.get(&format!("node_modules/{}", ws.name));
+        let linked = link.is_some_and(|l| {
+            l.get("link").and_then(|v| v.as_bool()) == Some(true)
+                && l.get("resolved").and_then(|v| v.as_str()) == Some(ws.path.as_str())
+        });
+        if !linked {
+            out.push(format!("Missing: {}@{} from lock file", ws.name, ws.path));
+        }
+    }
+    for (loc, entry) in &lock.packages {
+        if loc.is_empty() || loc.contains("node_modules/") || loc.starts_with("..") {
+            continue;
+        }
+        match Project::load(&dir.join(loc)) {
+            Ok(p) if p.path().is_file() => {
+                if !same_dependencies(entry, &p) {
+                    out.push(format!(
+                        "Invalid: lock file's {loc} does not list what {loc}/package.json asks for"
+                    ));
+                }
+            }
+            _ => out.push(format!("Missing: {loc}/package.json, which the lock file names")),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

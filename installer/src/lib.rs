@@ -52,6 +52,7 @@ pub mod ideal_tree;
 mod install;
 pub mod link;
 pub mod listing;
+pub mod local;
 pub mod lockfile;
 mod options;
 pub mod planner;
@@ -69,7 +70,7 @@ pub use lockfile::Lockfile;
 pub use platform::{NodeRuntime, Platform};
 pub use project::{DepKind, Project};
 pub use request::{Request, VersionSpec};
-pub use resolve::{PickOptions, Resolved, Resolver};
+pub use resolve::{Origin, PickOptions, Resolved, Resolver};
 pub use scripts::ScriptPolicy;
 
 pub use install::{Fetched, InstallReport, Installer, Plan, RemoteIndexReport};

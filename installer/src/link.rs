@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::bins::link_bins;
 use super::error::{LinkError, LockfileError};
-use super::lockfile::{LockedPackage, Lockfile};
+use super::lockfile::{LockedLink, LockedPackage, Lockfile};
 use super::safe_fs;
 
 /// What one link pass did.
@@ -214,17 +214,33 @@ pub fn remove_node_modules(project: &Path) -> Result<(), LinkError> {
 pub fn layout(
     project: &Path,
     placements: &[Placement],
+    links: &[LockedLink],
     wanted: &Lockfile,
     copy: &(dyn Fn(&LockedPackage) -> bool + Sync),
 ) -> Result<LayoutReport, LinkError> {
     safe_fs::check_node_modules(project)?;
     let hidden_path = project.join(HIDDEN);
-    let before: BTreeMap<String, Option<String>> = match read_hidden(&hidden_path)? {
-        Some(l) => l.entries().into_iter().map(|e| (e.location, e.integrity)).collect(),
-        None => BTreeMap::new(),
-    };
+    let (before, links_before): (BTreeMap<String, Option<String>>, Vec<LockedLink>) =
+        match read_hidden(&hidden_path)? {
+            Some(l) => (l.entries().into_iter().map(|e| (e.location, e.integrity)).collect(), l.links()),
+            None => (BTreeMap::new(), Vec::new()),
+        };
     let mut report = LayoutReport::default();
-    let want: BTreeSet<&str> = placements.iter().map(|p| p.package.location.as_str()).collect();
+    let mut want: BTreeSet<&str> = placements.iter().map(|p| p.package.location.as_str()).collect();
+    want.extend(links.iter().map(|l| l.location.as_str()));
+    // Links no longer wanted go (as links: never followed).
+    for l in links_before.iter().filter(|l| !want.contains(l.location.as_str())) {
+        safe_fs::check_inside(project, &l.location)?;
+        let path = project.join(&l.location);
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            fs::remove_file(&path).map_err(|source| LinkError::Io {
+                from: PathBuf::new(),
+                to: path.clone(),
+                source,
+            })?;
+            report.removed += 1;
+        }
+    }
     for loc in before.keys().filter(|l| !want.contains(l.as_str())) {
         // `remove_dir_all` removes a link itself; the folders above it must be real.
         safe_fs::check_inside(project, loc)?;
@@ -259,6 +275,13 @@ pub fn layout(
     report.stats.add(link_all(project, &todo, copy)?);
     report.linked += todo.len();
     report.relinked = relinked;
+    let mut links_changed = 0;
+    for l in links {
+        if make_link(project, l)? {
+            links_changed += 1;
+        }
+    }
+    report.linked += links_changed;
     if report.linked == 0 && report.removed == 0 {
         return Ok(report);
     }
@@ -269,9 +292,18 @@ pub fn layout(
             let _ = fs::remove_dir_all(&bin_dir);
         }
     }
+    for l in links {
+        if let Some(i) = l.location.rfind("node_modules/") {
+            let _ = fs::remove_dir_all(project.join(&l.location[..i]).join("node_modules/.bin"));
+        }
+    }
     for p in &sorted {
         let bins: Vec<(String, String)> = p.package.bin.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         link_bins(project, &p.package.location, &bins)?;
+    }
+    for l in links {
+        let bins: Vec<(String, String)> = l.bin.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        super::bins::link_bins_of_folder(project, &l.location, &l.target, &bins)?;
     }
     let mut hidden = wanted.clone();
     hidden.packages.retain(|loc, _| want.contains(loc.as_str()));
@@ -279,6 +311,49 @@ pub fn layout(
     fs::create_dir_all(project.join("node_modules")).map_err(io_err)?;
     safe_fs::write_replacing(&hidden_path, hidden.render().as_bytes()).map_err(io_err)?;
     Ok(report)
+}
+
+/// Make `project/<link.location>` a relative symbolic link to the folder `link.target` (both
+/// relative to the project), as npm links workspaces and `file:` folders; whatever else is
+/// there is replaced. Returns whether anything changed.
+fn make_link(project: &Path, link: &LockedLink) -> Result<bool, LinkError> {
+    safe_fs::check_inside(project, &link.location)?;
+    let path = project.join(&link.location);
+    let parent_depth = link.location.split('/').count() - 1;
+    let mut rel = PathBuf::new();
+    for _ in 0..parent_depth {
+        rel.push("..");
+    }
+    // The target is already normalised (`packages/a`, `../lib`): only `..` may lead.
+    rel.push(&link.target);
+    let io = |source| LinkError::Io { from: project.join(&link.target), to: path.clone(), source };
+    match fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            if fs::read_link(&path).is_ok_and(|t| t == rel) {
+                return Ok(false);
+            }
+            fs::remove_file(&path).map_err(io)?;
+        }
+        Ok(m) if m.is_dir() => fs::remove_dir_all(&path).map_err(io)?,
+        Ok(_) => fs::remove_file(&path).map_err(io)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io)?;
+    }
+    symlink_dir(&rel, &path).map_err(io)?;
+    Ok(true)
+}
+
+#[cfg(unix)]
+fn symlink_dir(target: &Path, link: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(windows)]
+fn symlink_dir(target: &Path, link: &Path) -> io::Result<()> {
+    std::os::windows::fs::symlink_dir(target, link)
 }
 
 /// The hidden lockfile, if there is a readable one. One that is not JSON (a crash while it

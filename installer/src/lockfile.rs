@@ -30,6 +30,21 @@ pub struct Lockfile {
     pub packages: BTreeMap<String, Map<String, Value>>,
 }
 
+/// One link of a lockfile (`node_modules/a` → `packages/a`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedLink {
+    /// Where the link is: `node_modules/a`.
+    pub location: String,
+    /// The folder, relative to the project root (the entry's `resolved`).
+    pub target: String,
+    /// The folder's `bin` commands.
+    pub bin: BTreeMap<String, String>,
+    /// The folder is needed only for development.
+    pub dev: bool,
+    /// The folder is needed only optionally.
+    pub optional: bool,
+}
+
 /// One package of a lockfile: what the layout step needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockedPackage {
@@ -89,14 +104,7 @@ fn flags(tree: &Tree) -> BTreeMap<NodeId, (bool, bool, bool, bool)> {
             if !seen.insert(n) {
                 continue;
             }
-            for e in &tree.node(n).edges {
-                if skip(e.kind) {
-                    continue;
-                }
-                if let Some(to) = tree.resolve(n, &e.request.name) {
-                    stack.push(to);
-                }
-            }
+            stack.extend(tree.out_nodes(n, |k| !skip(k)));
         }
         seen
     };
@@ -144,19 +152,45 @@ pub(crate) fn check_location(location: &str) -> Result<(), String> {
     if location.is_empty() {
         return Ok(());
     }
-    if !location.starts_with("node_modules/") {
-        let bad =
-            location.split('/').find(|s| s.is_empty() || *s == "." || *s == ".." || *s == "node_modules");
-        return match bad {
-            _ if location.contains('\\') => Err("it contains a backslash".to_owned()),
-            Some("node_modules") => {
-                Err("ims lays out only the project's own node_modules (no workspaces)".to_owned())
-            }
-            Some(s) => Err(format!("it has a {s:?} segment")),
-            None => Ok(()),
-        };
+    if location.contains('\\') {
+        return Err("it contains a backslash".to_owned());
     }
-    let mut rest = location;
+    // A folder of the project (a workspace, a `file:` folder) and the node_modules chain
+    // below it; a folder outside the project (`../lib`) has no node_modules ims writes.
+    let (folder, chain) = match location.find("/node_modules/") {
+        _ if location.starts_with("node_modules/") => ("", location),
+        Some(i) => (&location[..i], &location[i + 1..]),
+        None if location.ends_with("/node_modules") || location == "node_modules" => {
+            return Err("it names a node_modules folder, not a package".to_owned());
+        }
+        None => (location, ""),
+    };
+    if !folder.is_empty() {
+        let mut segments = folder.split('/').peekable();
+        // Leading `..` only: a folder beside the project.
+        let mut up = false;
+        while segments.peek() == Some(&"..") {
+            segments.next();
+            up = true;
+        }
+        if up && !chain.is_empty() {
+            return Err("ims writes no node_modules outside the project".to_owned());
+        }
+        let mut any = false;
+        for s in segments {
+            any = true;
+            if s.is_empty() || s == "." || s == ".." || s == "node_modules" {
+                return Err(format!("it has a {s:?} segment"));
+            }
+        }
+        if !any {
+            return Err("it names no folder".to_owned());
+        }
+        if chain.is_empty() {
+            return Ok(());
+        }
+    }
+    let mut rest = chain;
     loop {
         let Some(after) = rest.strip_prefix("node_modules/") else {
             return Err(format!("{rest:?} is not node_modules/<name>"));
@@ -220,7 +254,7 @@ impl Lockfile {
                 project.dependencies(kind).map(|(k, v)| (k.to_owned(), json!(v))).collect();
             put(&mut root, kind.key(), Value::Object(deps));
         }
-        for key in ["license", "bin", "engines"] {
+        for key in ["license", "bin", "engines", "workspaces"] {
             if let Some(v) = project.field(key) {
                 put(&mut root, key, v);
             }
@@ -233,12 +267,36 @@ impl Lockfile {
             let Some(r) = &node.resolved else { continue };
             let m = r.manifest();
             let mut meta = Map::new();
+            if node.link.is_some() {
+                // npm's link entry: where it points, nothing else (the folder's entry has the rest).
+                if let crate::resolve::Origin::Link { path } = &r.origin {
+                    put(&mut meta, "resolved", json!(path));
+                }
+                put(&mut meta, "link", json!(true));
+                packages.insert(tree.location(id), meta);
+                continue;
+            }
             put(&mut meta, "version", json!(r.version));
-            if r.package() != node.name {
+            let folder = node.fs_path.as_deref().map(|p| p.rsplit('/').next().unwrap_or(p));
+            if r.package() != folder.unwrap_or(&node.name) {
                 put(&mut meta, "name", json!(r.package()));
             }
-            put(&mut meta, "resolved", json!(m.dist.tarball));
-            put(&mut meta, "integrity", json!(m.dist.best_integrity()));
+            match &r.origin {
+                crate::resolve::Origin::Registry => {
+                    put(&mut meta, "resolved", json!(m.dist.tarball));
+                    put(&mut meta, "integrity", json!(m.dist.best_integrity()));
+                }
+                crate::resolve::Origin::Tarball { resolved, git } => {
+                    put(&mut meta, "resolved", json!(resolved));
+                    if !git {
+                        put(&mut meta, "integrity", json!(r.integrity.as_ref().map(|i| i.to_string())));
+                    }
+                }
+                crate::resolve::Origin::Link { .. } => {
+                    // A folder's own entry: its dev dependencies are part of the tree.
+                    put(&mut meta, "devDependencies", to_value(&m.dev_dependencies));
+                }
+            }
             let (dev, optional, dev_optional, peer) = flags.get(&id).copied().unwrap_or_default();
             put(&mut meta, "dev", json!(dev));
             put(&mut meta, "optional", json!(optional));
@@ -340,16 +398,45 @@ impl Lockfile {
         Ok(path)
     }
 
-    /// The packages to lay out (every entry under `node_modules/`; links and workspace
-    /// entries, which ims does not install, are skipped).
+    /// The links (`"link": true` entries): a workspace or `file:` folder linked at a
+    /// `node_modules` location, with the folder's `bin`.
+    pub fn links(&self) -> Vec<LockedLink> {
+        let mut out = Vec::new();
+        for (loc, e) in &self.packages {
+            if !e.get("link").and_then(Value::as_bool).unwrap_or(false) || !loc.contains("node_modules/") {
+                continue;
+            }
+            let Some(target) = e.get("resolved").and_then(Value::as_str) else { continue };
+            let folder = self.packages.get(target);
+            let bin = match folder.and_then(|f| f.get("bin")) {
+                Some(Value::Object(m)) => {
+                    m.iter().filter_map(|(k, v)| v.as_str().and_then(|v| normalize_bin(k, v))).collect()
+                }
+                _ => BTreeMap::new(),
+            };
+            let flag = |k: &str| folder.and_then(|f| f.get(k)).and_then(Value::as_bool).unwrap_or(false);
+            out.push(LockedLink {
+                location: loc.clone(),
+                target: target.to_owned(),
+                bin,
+                dev: flag("dev"),
+                optional: flag("optional"),
+            });
+        }
+        out
+    }
+
+    /// The packages to lay out (every entry in a `node_modules`: the project's own, and
+    /// those of its workspaces and folders); links and the folders' own entries are not
+    /// packages to fetch and are skipped ([`Lockfile::links`] has the links).
     pub fn entries(&self) -> Vec<LockedPackage> {
         let mut out = Vec::new();
         for (loc, e) in &self.packages {
-            // Only the project's own node_modules is laid out ([`check_location`]).
-            if !loc.starts_with("node_modules/") {
+            // Only node_modules chains are laid out ([`check_location`]).
+            let Some(i) = loc.rfind("node_modules/") else { continue };
+            if !loc.starts_with("node_modules/") && !loc.contains("/node_modules/") {
                 continue;
             }
-            let Some(i) = loc.rfind("node_modules/") else { continue };
             if e.get("link").and_then(Value::as_bool).unwrap_or(false) {
                 continue;
             }
@@ -413,6 +500,10 @@ mod tests {
             "node_modules/@s/a",
             "node_modules/a/node_modules/@s/b/node_modules/c",
             "packages/app",
+            "packages/app/node_modules/x",
+            "packages/app/node_modules/@s/x/node_modules/y",
+            "../lib",
+            "../../a/b",
         ] {
             assert_eq!(check_location(ok), Ok(()), "{ok}");
         }
@@ -426,8 +517,10 @@ mod tests {
             "node_modules/@s/",
             "node_modules/a\\b",
             "/etc",
-            "../outside",
-            "packages/app/node_modules/x",
+            "../outside/node_modules/x",
+            "packages/../../x",
+            "packages/node_modules",
+            "..",
             "node_modules/a/node_modules",
             "a//b",
         ] {

@@ -98,6 +98,8 @@ impl ResolveQuery {
         let mut keys: Vec<String> = self
             .roots
             .iter()
+            // A peer is never asked about folders, git or URLs: only the registry's packages.
+            .filter(|(_, r)| r.spec.is_registry())
             .map(|(kind, r)| {
                 format!("{RESOLVE_PREFIX}root\0{}\0{}\0{}", kind_name(*kind), r.name, dependency_spec(r))
             })
@@ -133,6 +135,9 @@ impl ResolveQuery {
                 (Some("root"), Some(kind), Some(name), Some(spec)) => {
                     let kind = kind_from(kind).ok_or_else(|| bad("unknown dependency kind"))?;
                     let request = Request::from_dependency(name, spec).map_err(|e| bad(&e.to_string()))?;
+                    if !request.spec.is_registry() {
+                        return Err(bad("only registry specs are planned"));
+                    }
                     q.roots.push((kind, request));
                 }
                 (Some("option"), Some(name), Some(value), None) => match name {
@@ -211,14 +216,19 @@ impl ResolvePlanner {
         let resolver = Resolver::new(recording, query.pick.clone());
         let run = async {
             let Ok(_slot) = self.slots.acquire().await else { return };
+            // Only registry specs are planned: a reader's folder, git or URL specs name nothing
+            // in this index (and a folder is never read from this machine's disk).
+            let roots: Vec<_> = query.roots.iter().filter(|(_, r)| r.spec.is_registry()).cloned().collect();
             if let Err(e) = super::ideal_tree::build(
                 &resolver,
-                tree::root_edges(&query.roots),
+                tree::root_edges(&roots),
                 tree::BuildOptions {
                     root_name: "(root)".to_owned(),
                     // Peers are planned too: a reader with --legacy-peer-deps reads a subset.
                     legacy_peer_deps: false,
                     strict_peer_deps: false,
+                    root_dir: std::path::PathBuf::new(),
+                    workspaces: Vec::new(),
                 },
             )
             .await

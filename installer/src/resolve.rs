@@ -125,6 +125,12 @@ pub fn pick_version<'s>(
                 .ok_or_else(no_match);
         }
         VersionSpec::Range { range, .. } => range,
+        other => {
+            return Err(ResolveError::Local {
+                spec: other.to_string(),
+                reason: format!("{} is not in the registry: it names a place, not a version", summary.name),
+            });
+        }
     };
 
     // A version to keep (a locked one), when the range allows it.
@@ -176,6 +182,27 @@ enum Picked {
     Alone(Arc<Manifest>),
 }
 
+/// Where a resolved package comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The registry: the packument's `dist` says where and what hash.
+    Registry,
+    /// A folder linked into `node_modules` (a workspace, a `file:` or `link:` directory):
+    /// `path` is relative to the project root (npm's `resolved` for the link).
+    Link {
+        /// The folder, relative to the project root, `/`-separated.
+        path: String,
+    },
+    /// A tarball that is not the registry's: a `file:` tarball, a URL, or a packed git
+    /// checkout. `resolved` is what the lockfile records.
+    Tarball {
+        /// npm's `resolved` (`file:x.tgz`, the URL, `git+…#<commit>`).
+        resolved: String,
+        /// From git (npm records no integrity for it).
+        git: bool,
+    },
+}
+
 /// The outcome of resolving one request: which package version and how to fetch it.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -187,12 +214,55 @@ pub struct Resolved {
     pub version: String,
     /// The parsed version.
     pub semver: Version,
-    /// What the tarball must hash to (`dist.integrity`, else `dist.shasum`).
-    pub integrity: Integrity,
+    /// What the tarball must hash to (`dist.integrity`, else `dist.shasum`); `None` for a
+    /// linked folder.
+    pub integrity: Option<Integrity>,
+    /// Where it comes from.
+    pub origin: Origin,
     picked: Picked,
 }
 
 impl Resolved {
+    /// A package that is not picked from the registry (a linked folder, a tarball, a git
+    /// checkout): `manifest` is its `package.json`, as the only version of its summary.
+    pub fn local(
+        name: &str,
+        manifest: Manifest,
+        origin: Origin,
+        integrity: Option<Integrity>,
+    ) -> Result<Self, ResolveError> {
+        let semver = semver::parse_version(&manifest.version).ok_or_else(|| {
+            ResolveError::BadLocalVersion { name: manifest.name.clone(), version: manifest.version.clone() }
+        })?;
+        let summary = Summary {
+            name: manifest.name.clone(),
+            dist_tags: BTreeMap::new(),
+            versions: vec![Candidate {
+                version: manifest.version.clone(),
+                deprecated: false,
+                engine_node: manifest.engine("node").map(str::to_owned),
+                engine_npm: manifest.engine("npm").map(str::to_owned),
+            }],
+            unpublished: false,
+            knows_npm_engines: true,
+            packument: None,
+        };
+        Ok(Resolved {
+            name: name.to_owned(),
+            summary: Arc::new(summary),
+            version: manifest.version.clone(),
+            semver,
+            integrity,
+            origin,
+            picked: Picked::Alone(Arc::new(manifest)),
+        })
+    }
+
+    /// A linked folder (`node_modules/x` is a symbolic link to it).
+    pub fn is_link(&self) -> bool {
+        matches!(self.origin, Origin::Link { .. })
+    }
+
     /// The registry package name.
     pub fn package(&self) -> &str {
         &self.summary.name
@@ -567,6 +637,14 @@ impl<S: ManifestSource + 'static> Inner<S> {
             let semver = semver::parse_version(version).ok_or_else(no_integrity)?;
             (integrity, semver)
         };
-        Ok(Resolved { name: request.name.clone(), summary, version: key, semver, integrity, picked })
+        Ok(Resolved {
+            name: request.name.clone(),
+            summary,
+            version: key,
+            semver,
+            integrity: Some(integrity),
+            origin: Origin::Registry,
+            picked,
+        })
     }
 }

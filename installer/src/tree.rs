@@ -58,6 +58,14 @@ pub struct Node {
     pub children: BTreeMap<String, NodeId>,
     /// Dependencies of this node.
     pub edges: Vec<Edge>,
+    /// For a link (`node_modules/x` → a folder): the node of the folder it points to, which
+    /// holds the package's edges. A link itself has none.
+    pub link: Option<NodeId>,
+    /// For a linked folder (a workspace, a `file:` folder): where it is, relative to the
+    /// project root (`packages/a`, `../lib`). Its `parent` is the node whose `node_modules`
+    /// Node.js searches after its own (the root for a folder inside the project, none for one
+    /// outside), but it is not among that node's children.
+    pub fs_path: Option<String>,
     /// Removed by a replacement; skipped everywhere.
     pub(crate) removed: bool,
 }
@@ -75,6 +83,10 @@ pub struct BuildOptions {
     /// involves the project's own dependencies (elsewhere npm warns "overriding peer
     /// dependency" and keeps what is there).
     pub strict_peer_deps: bool,
+    /// The project root on disk: `file:` folders and workspaces are read relative to it.
+    pub root_dir: std::path::PathBuf,
+    /// The project's workspaces, each linked into the root's `node_modules`.
+    pub workspaces: Vec<super::local::Workspace>,
 }
 
 /// The ideal tree of an install.
@@ -90,6 +102,8 @@ pub struct Tree {
     /// The node whose dependency brought each node in with its peer set (arborist's
     /// `peerSetSource`): its edges are preferred when the node's peers are resolved.
     peer_source: HashMap<NodeId, NodeId>,
+    /// The edges of each linked folder read so far, by its path (see [`Tree::edges_for`]).
+    link_edges: HashMap<String, Vec<Edge>>,
     opts: BuildOptions,
 }
 
@@ -109,6 +123,8 @@ impl Tree {
             parent: None,
             children: BTreeMap::new(),
             edges: Vec::new(),
+            link: None,
+            fs_path: None,
             removed: false,
         };
         let mut tree = Tree {
@@ -116,6 +132,7 @@ impl Tree {
             by_edge_name: HashMap::new(),
             peer_conflicted: BTreeSet::new(),
             peer_source: HashMap::new(),
+            link_edges: HashMap::new(),
             opts,
         };
         tree.set_edges(Tree::ROOT, root_edges);
@@ -132,11 +149,19 @@ impl Tree {
     /// The edges a resolved package gets in this tree ([`package_edges`], without peers under
     /// `--legacy-peer-deps`).
     pub fn edges_for(&self, r: &Resolved) -> Vec<Edge> {
-        let mut edges = package_edges(r);
+        let mut edges = match &r.origin {
+            super::resolve::Origin::Link { path } => self.link_edges.get(path).cloned().unwrap_or_default(),
+            _ => package_edges(r),
+        };
         if self.opts.legacy_peer_deps {
             edges.retain(|e| !e.kind.is_peer());
         }
         edges
+    }
+
+    /// Remember the edges of the linked folder at `path` (read when it was resolved).
+    pub(crate) fn set_link_edges(&mut self, path: &str, edges: Vec<Edge>) {
+        self.link_edges.insert(path.to_owned(), edges);
     }
 
     /// How the tree is built.
@@ -194,10 +219,8 @@ impl Tree {
             if n == id {
                 break;
             }
-            for e in &self.nodes[n].edges {
-                if let Some(to) = self.resolve(n, &e.request.name)
-                    && seen.insert(to)
-                {
+            for to in self.out_nodes(n, |_| true) {
+                if seen.insert(to) {
                     prev.insert(to, n);
                     queue.push_back(to);
                 }
@@ -210,8 +233,29 @@ impl Tree {
         chain.reverse();
         let root = if self.opts.root_name.is_empty() { "(root)" } else { self.opts.root_name.as_str() };
         let mut names = vec![root.to_owned()];
-        names.extend(chain.into_iter().filter(|&n| n != Tree::ROOT).map(|n| self.nodes[n].name.clone()));
+        // A link and its folder are one step.
+        names.extend(
+            chain
+                .into_iter()
+                .filter(|&n| n != Tree::ROOT && self.nodes[n].fs_path.is_none())
+                .map(|n| self.nodes[n].name.clone()),
+        );
         names.join(" > ")
+    }
+
+    /// What `n` leads to: where each of its edges the `follow` test accepts resolves, and a
+    /// link's folder.
+    pub(crate) fn out_nodes<'t>(
+        &'t self,
+        n: NodeId,
+        follow: impl Fn(EdgeKind) -> bool + 't,
+    ) -> impl Iterator<Item = NodeId> + 't {
+        let edges = self.nodes[n]
+            .edges
+            .iter()
+            .filter(move |e| follow(e.kind))
+            .filter_map(move |e| self.resolve(n, &e.request.name));
+        self.nodes[n].link.into_iter().chain(edges)
     }
 
     /// A node.
@@ -231,16 +275,88 @@ impl Tree {
     }
 
     /// The node's location relative to the project: `node_modules/a/node_modules/@s/b`
-    /// (empty for the root).
+    /// (empty for the root), `packages/a` for a linked folder and
+    /// `packages/a/node_modules/b` below it.
     pub fn location(&self, id: NodeId) -> String {
         let mut parts = Vec::new();
         let mut cur = id;
-        while let Some(parent) = self.nodes[cur].parent {
+        let mut base = "";
+        loop {
+            if let Some(path) = &self.nodes[cur].fs_path {
+                base = path.as_str();
+                break;
+            }
+            let Some(parent) = self.nodes[cur].parent else { break };
             parts.push(self.nodes[cur].name.as_str());
             cur = parent;
         }
         parts.reverse();
-        parts.iter().map(|p| format!("node_modules/{p}")).collect::<Vec<_>>().join("/")
+        let chain = parts.iter().map(|p| format!("node_modules/{p}")).collect::<Vec<_>>().join("/");
+        match (base, chain.is_empty()) {
+            ("", _) => chain,
+            (b, true) => b.to_owned(),
+            (b, false) => format!("{b}/{chain}"),
+        }
+    }
+
+    /// A link's target (the node itself when it is not a link).
+    pub fn target(&self, id: NodeId) -> NodeId {
+        self.nodes[id].link.unwrap_or(id)
+    }
+
+    /// Add a linked folder: the folder's node at `fs_path` (its `node_modules` searched, then
+    /// `fs_parent`'s), with `edges`, and a link to it named `name` in `parent`'s
+    /// `node_modules`. Returns `(link, target)`. The same folder linked twice has one target.
+    pub(crate) fn add_link(
+        &mut self,
+        parent: NodeId,
+        name: &str,
+        resolved: Resolved,
+        fs_path: &str,
+        fs_parent: Option<NodeId>,
+        edges: Vec<Edge>,
+    ) -> (NodeId, NodeId) {
+        let existing = (0..self.nodes.len())
+            .find(|&id| !self.nodes[id].removed && self.nodes[id].fs_path.as_deref() == Some(fs_path));
+        let target = match existing {
+            Some(t) => t,
+            None => {
+                let t = self.nodes.len();
+                self.nodes.push(Node {
+                    name: name.to_owned(),
+                    resolved: Some(resolved.clone()),
+                    parent: fs_parent,
+                    children: BTreeMap::new(),
+                    edges: Vec::new(),
+                    link: None,
+                    fs_path: Some(fs_path.to_owned()),
+                    removed: false,
+                });
+                self.set_edges(t, edges);
+                t
+            }
+        };
+        let link = self.nodes.len();
+        self.nodes.push(Node {
+            name: name.to_owned(),
+            resolved: Some(resolved),
+            parent: Some(parent),
+            children: BTreeMap::new(),
+            edges: Vec::new(),
+            link: Some(target),
+            fs_path: None,
+            removed: false,
+        });
+        self.nodes[parent].children.insert(name.to_owned(), link);
+        (link, target)
+    }
+
+    /// The linked folders' nodes (workspaces and `file:` folders), in location order.
+    pub fn link_targets(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> =
+            self.live().filter(|&id| self.nodes[id].fs_path.is_some() && id != Tree::ROOT).collect();
+        ids.sort_by_cached_key(|&id| self.location(id));
+        ids
     }
 
     /// How many ancestors the node has (the root is 0).
@@ -265,16 +381,12 @@ impl Tree {
         self.ancestors(from).find_map(|a| self.nodes[a].children.get(name).copied())
     }
 
-    /// Whether `node` satisfies `edge` (same registry package, matching version or tag).
+    /// Whether `node` satisfies `edge`: the same registry package in a matching version or
+    /// tag (a linked folder counts by its `package.json` version, as arborist counts a
+    /// workspace), or, for a spec that names a place, that same place.
     pub fn satisfies(&self, node: NodeId, edge: &Edge) -> bool {
         let Some(r) = &self.nodes[node].resolved else { return false };
-        if r.package() != edge.request.package {
-            return false;
-        }
-        match &edge.request.spec {
-            VersionSpec::Tag(tag) => r.is_tagged(tag),
-            spec => spec.satisfies(&r.semver),
-        }
+        satisfies(r, &edge.request)
     }
 
     /// Whether `node` is `ancestor` or below it.
@@ -289,6 +401,11 @@ impl Tree {
         resolved: Resolved,
         edges: Vec<Edge>,
     ) -> NodeId {
+        if let super::resolve::Origin::Link { path } = &resolved.origin {
+            let path = path.clone();
+            let fs_parent = super::local::inside(&path).then_some(Tree::ROOT);
+            return self.add_link(parent, name, resolved, &path, fs_parent, edges).0;
+        }
         let id = self.nodes.len();
         self.nodes.push(Node {
             name: name.to_owned(),
@@ -296,6 +413,8 @@ impl Tree {
             parent: Some(parent),
             children: BTreeMap::new(),
             edges: Vec::new(),
+            link: None,
+            fs_path: None,
             removed: false,
         });
         self.set_edges(id, edges);
@@ -306,6 +425,36 @@ impl Tree {
     /// Live nodes (root included).
     pub(crate) fn live(&self) -> impl Iterator<Item = NodeId> + '_ {
         (0..self.nodes.len()).filter(|&id| !self.nodes[id].removed)
+    }
+}
+
+/// Whether `r` satisfies `request` (see [`Tree::satisfies`]).
+pub(crate) fn satisfies(r: &Resolved, request: &Request) -> bool {
+    use super::resolve::Origin;
+    match (&request.spec, &r.origin) {
+        (VersionSpec::Directory { path, .. }, Origin::Link { path: have }) => path == have,
+        (VersionSpec::File { path, .. }, Origin::Tarball { resolved, .. }) => {
+            resolved.strip_prefix("file:") == Some(path.as_str())
+        }
+        (VersionSpec::Remote(url), Origin::Tarball { resolved, .. }) => url == resolved,
+        (VersionSpec::Git(_), Origin::Tarball { git: true, .. }) => {
+            // The same repository: the lockfile's `resolved` is the spec's canonical form
+            // with a commit (checked by the git origin when it resolves).
+            r.package() == request.package || request.package.is_empty()
+        }
+        (VersionSpec::Workspace(_), Origin::Link { .. }) => {
+            r.package() == request.package && request.spec.satisfies(&r.semver)
+        }
+        (spec, _) if spec.is_registry() => {
+            if r.package() != request.package {
+                return false;
+            }
+            match spec {
+                VersionSpec::Tag(tag) => r.is_tagged(tag),
+                spec => spec.satisfies(&r.semver),
+            }
+        }
+        _ => false,
     }
 }
 

@@ -79,7 +79,7 @@ async fn exit_codes_tell_failure_kinds_apart() {
 
     // Usage: a SPEC that is not one.
     write("");
-    let (got, err) = code(&ims(&home, &registry.url(), &project, &["git+ssh://nope"]));
+    let (got, err) = code(&ims(&home, &registry.url(), &project, &["x@not a tag!"]));
     assert_eq!(got, 2, "{err}");
     // Conflict: npm's ERESOLVE.
     write(r#""host":"2","plugin":"1""#);

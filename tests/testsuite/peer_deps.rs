@@ -64,7 +64,12 @@ async fn tree_for(deps: &[(&str, &str)], legacy_peer_deps: bool) -> Result<Tree,
     let resolver = Resolver::new(peers_registry(), PickOptions::default());
     let requests: Vec<(DepKind, Request)> =
         deps.iter().map(|(n, s)| (DepKind::Prod, Request::from_dependency(n, s).unwrap())).collect();
-    let opts = BuildOptions { root_name: "app".into(), legacy_peer_deps, strict_peer_deps: false };
+    let opts = BuildOptions {
+        root_name: "app".into(),
+        legacy_peer_deps,
+        strict_peer_deps: false,
+        ..Default::default()
+    };
     build(&resolver, root_edges(&requests), opts).await
 }
 
@@ -201,6 +206,7 @@ async fn ims_result(tree: &str, args: &[&str]) -> Value {
         root_name: tree.to_owned(),
         legacy_peer_deps: args.contains(&"--legacy-peer-deps"),
         strict_peer_deps: args.contains(&"--strict-peer-deps"),
+        ..Default::default()
     };
     match build(&resolver, root_edges(&root_requests(tree)), opts).await {
         Ok(t) => {

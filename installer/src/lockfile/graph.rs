@@ -34,7 +34,14 @@ fn parent_location(loc: &str) -> Option<&str> {
     if loc.is_empty() {
         return None;
     }
-    Some(loc.rfind("/node_modules/").map_or("", |i| &loc[..i]))
+    match loc.rfind("/node_modules/") {
+        Some(i) => Some(&loc[..i]),
+        None if loc.starts_with("node_modules/") => Some(""),
+        // A folder outside the project searches no node_modules of the project.
+        None if loc.starts_with("..") => None,
+        // A folder of the project (a workspace) searches the root's after its own.
+        None => Some(""),
+    }
 }
 
 impl Graph {
@@ -83,8 +90,36 @@ impl Graph {
                     wanted.insert(name, optional);
                 }
             }
+            // The root and its folders (workspaces, `file:` folders) have their dev
+            // dependencies installed; packages do not.
+            let is_folder = !loc.contains("node_modules/");
+            if is_folder && loc.starts_with("..") {
+                // npm installs nothing for a folder outside the project.
+                continue;
+            }
+            if entry.get("link").and_then(Value::as_bool).unwrap_or(false) {
+                if let Some(&to) = entry.get("resolved").and_then(Value::as_str).and_then(|t| index.get(t)) {
+                    let edge = Edge { from, to, optional: false };
+                    out[from].push(edge);
+                    into[to].push(edge);
+                }
+                continue;
+            }
+            if loc.is_empty() && entry.get("workspaces").is_some() {
+                // The root's workspace edges: to each top-level link into a project folder.
+                for (to, l) in locations.iter().enumerate() {
+                    let Some(e) = lock.packages.get(l) else { continue };
+                    let is_link = e.get("link").and_then(Value::as_bool).unwrap_or(false);
+                    let target = e.get("resolved").and_then(Value::as_str).unwrap_or("..");
+                    if is_link && parent_location(l) == Some("") && !target.starts_with("..") {
+                        let edge = Edge { from, to, optional: false };
+                        out[from].push(edge);
+                        into[to].push(edge);
+                    }
+                }
+            }
             for key in ["dependencies", "devDependencies"] {
-                if key == "devDependencies" && !loc.is_empty() {
+                if key == "devDependencies" && !is_folder {
                     continue;
                 }
                 for name in deps(key) {

@@ -6,4 +6,5 @@
 mod install_from_seeder;
 mod npm_clients;
 mod npm_parity;
+mod npm_projects;
 mod trie_peer;

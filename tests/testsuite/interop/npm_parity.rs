@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::support;
 
 /// The shared registry: started once on its own runtime thread, for every test of this file.
-fn registry_url() -> &'static str {
+pub(super) fn registry_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -144,7 +144,7 @@ fn project(dir: &Path, tree: &str, side: &str) -> PathBuf {
 }
 
 /// The environment without any npm configuration, with `HOME` in the temp dir.
-fn isolated(cmd: &mut Command, dir: &Path) {
+pub(super) fn isolated(cmd: &mut Command, dir: &Path) {
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().to_ascii_uppercase().starts_with("NPM_CONFIG_") {
             cmd.env_remove(k);
@@ -161,7 +161,7 @@ fn npm_install(dir: &Path, project: &Path, extra: &[&str]) -> Output {
 
 /// `npm COMMAND EXTRA...` against the fixture registry, isolated (its own cache and empty
 /// config files under `dir`, no scripts, audit or fund).
-fn npm_run(dir: &Path, project: &Path, command: &str, extra: &[&str]) -> Output {
+pub(super) fn npm_run(dir: &Path, project: &Path, command: &str, extra: &[&str]) -> Output {
     let (user, global) = (dir.join("user.npmrc"), dir.join("global.npmrc"));
     fs::write(&user, "").unwrap();
     fs::write(&global, "").unwrap();
@@ -174,7 +174,7 @@ fn npm_run(dir: &Path, project: &Path, command: &str, extra: &[&str]) -> Output 
     cmd.output().expect("npm must be installed (CI installs it)")
 }
 
-fn ims_install(dir: &Path, project: &Path, extra: &[&str]) -> Output {
+pub(super) fn ims_install(dir: &Path, project: &Path, extra: &[&str]) -> Output {
     let mut cmd = support::ims_install(&dir.join("ims-home"), registry_url(), project);
     cmd.args(extra);
     isolated(&mut cmd, dir);
@@ -210,7 +210,7 @@ fn installed(project: &Path) -> BTreeSet<(String, String, String)> {
     out
 }
 
-fn stderr(o: &Output) -> String {
+pub(super) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
