@@ -36,7 +36,9 @@ async fn resolve_edge<S: ManifestSource + 'static>(
                 ),
             })
         }
-        VersionSpec::Directory { path, raw } => local::resolve_dir(&opts.root_dir, &request.name, path, raw),
+        VersionSpec::Directory { path, raw } => {
+            local::resolve_dir_edited(&opts.root_dir, &request.name, path, raw, opts.edited.get(path))
+        }
         VersionSpec::Workspace(_) => {
             let Some(ws) = opts.workspaces.iter().find(|w| w.name == request.package) else {
                 return Err(ResolveError::Local {
@@ -44,7 +46,13 @@ async fn resolve_edge<S: ManifestSource + 'static>(
                     reason: format!("the project has no workspace named {}", request.package),
                 });
             };
-            let r = local::resolve_dir(&opts.root_dir, &request.name, &ws.path, &ws.path)?;
+            let r = local::resolve_dir_edited(
+                &opts.root_dir,
+                &request.name,
+                &ws.path,
+                &ws.path,
+                opts.edited.get(&ws.path),
+            )?;
             if !request.spec.satisfies(&r.semver) {
                 return Err(ResolveError::Local {
                     spec: format!("{}@{}", request.name, request.spec),
@@ -64,7 +72,8 @@ async fn resolve_edge<S: ManifestSource + 'static>(
 /// Read the edges of the folder a resolved link points to, once, into the tree.
 fn remember_folder_edges(tree: &mut Tree, r: &Resolved) -> Result<(), ResolveError> {
     if let Origin::Link { path } = &r.origin {
-        let edges = local::folder_edges(&tree.options().root_dir, path)?;
+        let opts = tree.options();
+        let edges = local::folder_edges(&opts.root_dir, path, opts.edited.get(path))?;
         tree.set_link_edges(path, edges);
     }
     Ok(())
@@ -125,8 +134,16 @@ pub async fn build<S: ManifestSource + 'static>(
     // they were linked.
     let mut folders: Vec<NodeId> = Vec::new();
     for ws in &workspaces {
-        let r = local::resolve_dir(&tree.options().root_dir, &ws.name, &ws.path, &ws.path)?;
-        let edges = local::folder_edges(&tree.options().root_dir, &ws.path)?;
+        let opts = tree.options();
+        let r = local::resolve_dir_edited(
+            &opts.root_dir,
+            &ws.name,
+            &ws.path,
+            &ws.path,
+            opts.edited.get(&ws.path),
+        )?;
+        let opts = tree.options();
+        let edges = local::folder_edges(&opts.root_dir, &ws.path, opts.edited.get(&ws.path))?;
         tree.set_link_edges(&ws.path, edges.clone());
         let (_, target) = tree.add_link(Tree::ROOT, &ws.name, r, &ws.path, Some(Tree::ROOT), edges);
         folders.push(target);

@@ -39,6 +39,8 @@ pub struct Plan {
     pub lockfile: Lockfile,
     /// Whether the plan came from an existing `package-lock.json` (no resolution).
     pub from_lockfile: bool,
+    /// The workspaces' `package.json` files this install changed (`-w`), saved with it.
+    pub workspace_projects: Vec<Project>,
 }
 
 /// What [`Installer::fetch`] did.
@@ -221,14 +223,20 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
             if !problems.is_empty() {
                 return Err(InstallError::OutOfSync { problems });
             }
-            return Ok((Plan { project, lockfile: lock, from_lockfile: true }, None));
+            return Ok((
+                Plan { project, lockfile: lock, from_lockfile: true, workspace_projects: Vec::new() },
+                None,
+            ));
         }
         if specs.is_empty()
             && self.opts.use_lockfile
             && let Some(lock) = Lockfile::load(&self.opts.project_dir)?
             && lock_matches(&lock, &project)
         {
-            return Ok((Plan { project, lockfile: lock, from_lockfile: true }, None));
+            return Ok((
+                Plan { project, lockfile: lock, from_lockfile: true, workspace_projects: Vec::new() },
+                None,
+            ));
         }
         let (replica, remote_stats) = match &self.remote {
             Some(link) => {
@@ -248,49 +256,41 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
         };
         let root_name = project.name().unwrap_or_else(|| "(root)".to_owned());
         let root_dir = &self.opts.project_dir;
-        for spec in specs {
-            let in_path = |e| ResolveError::Dependency {
-                path: format!(
-                    "{root_name} > {}",
-                    if spec.is_unnamed() { spec.spec.to_string() } else { spec.name.clone() }
-                ),
-                source: Box::new(e),
-            };
-            let mut spec = spec.clone();
-            spec.rebase("", root_dir);
-            match &spec.spec {
-                VersionSpec::Directory { path, raw } => {
-                    // npm saves a folder as `file:` and its path from the project.
-                    let picked =
-                        crate::local::resolve_dir(root_dir, &spec.name, path, raw).map_err(in_path)?;
-                    project.add(kind, &picked.name, &format!("file:{path}"));
-                }
-                s if s.is_registry() => {
-                    let picked = resolver.resolve(&spec).await.map_err(in_path)?;
-                    project.add(kind, &spec.name, &spec.save_spec(&picked.semver, self.opts.save_exact));
-                }
-                other => {
-                    // Saved as written; resolved with the rest of the tree.
-                    if spec.is_unnamed() {
-                        return Err(ResolveError::Origin {
-                            spec: other.to_string(),
-                            reason: "the package's name is not known before it is fetched".into(),
-                            hint: format!("name it: `ims install NAME@{other}`"),
-                        }
-                        .into());
-                    }
-                    project.add(kind, &spec.name, &other.to_string());
-                }
+        let workspaces = crate::local::workspaces(&project, root_dir)?;
+        let selected = self.selected(&workspaces)?;
+        // `-w NAME`: the SPECs go into each named workspace's package.json instead of the root's.
+        let mut targets: Vec<(String, Project)> = if selected.is_empty() {
+            vec![(String::new(), project.clone())]
+        } else {
+            selected
+                .iter()
+                .map(|ws| Ok((ws.path.clone(), Project::load(&root_dir.join(&ws.path))?)))
+                .collect::<Result<_, InstallError>>()?
+        };
+        for (base, target) in &mut targets {
+            for spec in specs {
+                add_spec(resolver, target, base, root_dir, &root_name, spec, kind, self.opts.save_exact)
+                    .await?;
+            }
+        }
+        let mut edited = BTreeMap::new();
+        let mut workspace_projects = Vec::new();
+        for (base, target) in targets {
+            if base.is_empty() {
+                project = target;
+            } else {
+                edited.insert(base, target.clone());
+                workspace_projects.push(target);
             }
         }
         let requests = crate::local::rebased(project.requests(!self.opts.resolve_dev)?, "", root_dir);
-        let workspaces = crate::local::workspaces(&project, root_dir)?;
         let build = tree::BuildOptions {
             root_name,
             legacy_peer_deps: self.opts.legacy_peer_deps,
             strict_peer_deps: self.opts.strict_peer_deps,
             root_dir: root_dir.clone(),
             workspaces,
+            edited,
         };
         let tree = ideal_tree::build(resolver, tree::root_edges(&requests), build).await?;
         let lockfile = Lockfile::from_tree(&tree, &project);
@@ -299,7 +299,7 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
             from_peer: stats.from_peer.load(Ordering::Relaxed),
             from_upstream: stats.from_upstream.load(Ordering::Relaxed),
         });
-        Ok((Plan { project, lockfile, from_lockfile: false }, peer))
+        Ok((Plan { project, lockfile, from_lockfile: false, workspace_projects }, peer))
     }
 
     /// The peer's index in front of the source: connect, ask in one prefetch for every block
@@ -345,8 +345,14 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
     pub async fn fetch(&self, plan: &Plan) -> Result<Fetched, InstallError> {
         self.check_folders(plan)?;
         let mut fetched = Fetched::default();
-        let entries: Vec<LockedPackage> =
-            plan.lockfile.entries().into_iter().filter(|e| self.wanted(e)).collect();
+        let scope = self.scope(plan)?;
+        let entries: Vec<LockedPackage> = plan
+            .lockfile
+            .entries()
+            .into_iter()
+            .filter(|e| self.wanted(e))
+            .filter(|e| scope.as_ref().is_none_or(|s| s.contains(&e.location)))
+            .collect();
         let graph = lockfile::Graph::new(&plan.lockfile, !self.opts.legacy_peer_deps);
         let mut failed: Vec<String> = Vec::new();
         for e in &entries {
@@ -512,6 +518,40 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
         Ok(report)
     }
 
+    /// The workspaces `-w`/`--workspaces` name (none without them).
+    fn selected(
+        &self,
+        all: &[crate::local::Workspace],
+    ) -> Result<Vec<crate::local::Workspace>, InstallError> {
+        if self.opts.workspaces.is_empty() && !self.opts.all_workspaces {
+            return Ok(Vec::new());
+        }
+        Ok(crate::local::select(all, &self.opts.workspaces, self.opts.all_workspaces)?)
+    }
+
+    /// With `-w`, the lockfile locations this install lays out: what the named workspaces
+    /// reach (their links, folders and everything below); `None` lays out everything.
+    fn scope(&self, plan: &Plan) -> Result<Option<BTreeSet<String>>, InstallError> {
+        let all = crate::local::workspaces(&plan.project, &self.opts.project_dir)?;
+        let selected = self.selected(&all)?;
+        if selected.is_empty() {
+            return Ok(None);
+        }
+        let graph = lockfile::Graph::new(&plan.lockfile, !self.opts.legacy_peer_deps);
+        let starts: Vec<String> = selected.iter().map(|ws| format!("node_modules/{}", ws.name)).collect();
+        let mut scope = graph.reachable_from(starts.iter().map(String::as_str));
+        // What an earlier install laid out stays (npm's filtered reify changes only the
+        // named workspaces' part), unless the plan dropped it.
+        if !self.opts.clean {
+            scope.extend(
+                link::installed_locations(&self.opts.project_dir)
+                    .into_iter()
+                    .filter(|l| plan.lockfile.packages.contains_key(l)),
+            );
+        }
+        Ok(Some(scope))
+    }
+
     /// Refuse a lockfile entry in the `node_modules` of a folder the project does not declare
     /// (`packages/x/node_modules/y` where no workspace or `file:` folder is `packages/x`):
     /// only the project's own folders get packages.
@@ -553,6 +593,9 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
             .into_iter()
             .filter(|l| !((o.omit_dev && l.dev) || (o.omit_optional && l.optional)))
             .collect();
+        let scope = self.scope(plan)?;
+        let links: Vec<_> =
+            links.into_iter().filter(|l| scope.as_ref().is_none_or(|s| s.contains(&l.location))).collect();
         if links.is_empty() {
             return Ok(links);
         }
@@ -596,6 +639,9 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
             return Ok(());
         }
         plan.project.save()?;
+        for p in &plan.workspace_projects {
+            p.save()?;
+        }
         if !plan.from_lockfile {
             plan.lockfile.save(&self.opts.project_dir)?;
         }
@@ -639,13 +685,34 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
     /// and the names that were listed (an unlisted name changes nothing, as in npm).
     pub async fn uninstall(&self, names: &[String]) -> Result<(InstallReport, Vec<String>), InstallError> {
         let started = Instant::now();
-        let mut project = Project::load(&self.opts.project_dir)?;
-        let removed: Vec<String> = names.iter().filter(|n| project.remove(n)).cloned().collect();
-        let plan = match Lockfile::load(&self.opts.project_dir)? {
+        let root_dir = &self.opts.project_dir;
+        let mut project = Project::load(root_dir)?;
+        let selected = self.selected(&crate::local::workspaces(&project, root_dir)?)?;
+        // The package.json files the names go out of (and their lockfile entries): the root's,
+        // or with `-w` each named workspace's.
+        let mut removed: Vec<String> = Vec::new();
+        let mut workspace_projects = Vec::new();
+        let sections: Vec<String> = if selected.is_empty() {
+            removed.extend(names.iter().filter(|n| project.remove(n)).cloned());
+            vec![String::new()]
+        } else {
+            for ws in &selected {
+                let mut p = Project::load(&root_dir.join(&ws.path))?;
+                for n in names {
+                    if p.remove(n) && !removed.contains(n) {
+                        removed.push(n.clone());
+                    }
+                }
+                workspace_projects.push(p);
+            }
+            selected.iter().map(|ws| ws.path.clone()).collect()
+        };
+        let plan = match Lockfile::load(root_dir)? {
             Some(mut lock) => {
-                if let Some(root) = lock.packages.get_mut("") {
+                for loc in &sections {
+                    let Some(entry) = lock.packages.get_mut(loc) else { continue };
                     for kind in [DepKind::Prod, DepKind::Dev, DepKind::Optional, DepKind::Peer] {
-                        if let Some(deps) = root.get_mut(kind.key()).and_then(|v| v.as_object_mut()) {
+                        if let Some(deps) = entry.get_mut(kind.key()).and_then(|v| v.as_object_mut()) {
                             for name in names {
                                 deps.remove(name);
                             }
@@ -654,10 +721,13 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
                 }
                 let keep = lockfile::Graph::new(&lock, !self.opts.legacy_peer_deps).reachable();
                 lock.packages.retain(|loc, _| keep.contains(loc));
-                Plan { project, lockfile: lock, from_lockfile: false }
+                Plan { project, lockfile: lock, from_lockfile: false, workspace_projects }
             }
             None => {
                 project.save()?;
+                for p in &workspace_projects {
+                    p.save()?;
+                }
                 self.resolve_reporting(&[]).await?.0
             }
         };
@@ -705,6 +775,57 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
             early_tarballs: self.ahead.as_ref().map_or(0, |a| a.started()),
         })
     }
+}
+
+/// Add `spec` to `target` (the `package.json` in the project folder `base`) as npm saves it:
+/// a registry spec as `^picked` (or its range), a folder as `file:<path from base>`, git and
+/// URLs as written.
+#[allow(clippy::too_many_arguments)]
+async fn add_spec<S: ManifestSource + 'static>(
+    resolver: &Resolver<S>,
+    target: &mut Project,
+    base: &str,
+    root_dir: &Path,
+    root_name: &str,
+    spec: &Request,
+    kind: DepKind,
+    save_exact: bool,
+) -> Result<(), InstallError> {
+    let in_path = |e| ResolveError::Dependency {
+        path: format!(
+            "{root_name} > {}",
+            if spec.is_unnamed() { spec.spec.to_string() } else { spec.name.clone() }
+        ),
+        source: Box::new(e),
+    };
+    let mut spec = spec.clone();
+    // A path on the command line is from the project root (where ims runs).
+    spec.rebase("", root_dir);
+    match &spec.spec {
+        VersionSpec::Directory { path, raw } => {
+            let picked = crate::local::resolve_dir(root_dir, &spec.name, path, raw).map_err(in_path)?;
+            // npm saves the folder's path from the package.json that names it.
+            let from_base = crate::local::relative_from(base, path);
+            target.add(kind, &picked.name, &format!("file:{from_base}"));
+        }
+        s if s.is_registry() => {
+            let picked = resolver.resolve(&spec).await.map_err(in_path)?;
+            target.add(kind, &spec.name, &spec.save_spec(&picked.semver, save_exact));
+        }
+        other => {
+            // Saved as written; resolved with the rest of the tree.
+            if spec.is_unnamed() {
+                return Err(ResolveError::Origin {
+                    spec: other.to_string(),
+                    reason: "the package's name is not known before it is fetched".into(),
+                    hint: format!("name it: `ims install NAME@{other}`"),
+                }
+                .into());
+            }
+            target.add(kind, &spec.name, &other.to_string());
+        }
+    }
+    Ok(())
 }
 
 /// `scheme://host[:port]` of `url`, lowercased, without user info or the scheme's default port.

@@ -356,6 +356,14 @@ fn symlink_dir(target: &Path, link: &Path) -> io::Result<()> {
     std::os::windows::fs::symlink_dir(target, link)
 }
 
+/// The locations (packages and links) the last install laid out, from the hidden lockfile.
+pub(crate) fn installed_locations(project: &Path) -> BTreeSet<String> {
+    match read_hidden(&project.join(HIDDEN)) {
+        Ok(Some(l)) => l.packages.into_keys().filter(|k| !k.is_empty()).collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
 /// The hidden lockfile, if there is a readable one. One that is not JSON (a crash while it
 /// was written by an older ims) counts as none: everything is relinked. One naming a location
 /// outside `node_modules` is refused: it can only be planted.

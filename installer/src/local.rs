@@ -185,9 +185,24 @@ fn segment_matches(pattern: &str, name: &str) -> bool {
 /// The `package.json` of the folder `path` (relative to `root`), as a manifest; `spec` names
 /// it in errors. Its name must be a valid package name and its version semver.
 pub fn read_manifest(root: &Path, path: &str, spec: &str) -> Result<Manifest, ResolveError> {
+    read_manifest_edited(root, path, spec, None)
+}
+
+/// [`read_manifest`], from `edited` (the folder's `package.json` as this install changed it)
+/// when given.
+pub fn read_manifest_edited(
+    root: &Path,
+    path: &str,
+    spec: &str,
+    edited: Option<&Project>,
+) -> Result<Manifest, ResolveError> {
     let file = root.join(path).join("package.json");
     let local = |reason: String| ResolveError::Local { spec: spec.to_owned(), reason };
-    let text = match fs::read_to_string(&file) {
+    let read = match edited {
+        Some(p) => Ok(p.render()),
+        None => fs::read_to_string(&file),
+    };
+    let text = match read {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let what = if root.join(path).is_dir() { "has no package.json" } else { "does not exist" };
@@ -217,17 +232,70 @@ fn display(root: &Path, path: &str) -> String {
     p.display().to_string()
 }
 
+/// The workspaces `wanted` names (each a name or a folder, npm's `-w`), or all of them;
+/// a name no workspace has is npm's error.
+pub fn select(all: &[Workspace], wanted: &[String], every: bool) -> Result<Vec<Workspace>, ResolveError> {
+    if every {
+        if all.is_empty() {
+            return Err(ResolveError::Local {
+                spec: "--workspaces".into(),
+                reason: "no workspaces found: package.json has no `workspaces`".into(),
+            });
+        }
+        return Ok(all.to_vec());
+    }
+    wanted
+        .iter()
+        .map(|w| {
+            let folder = w.trim_start_matches("./").trim_end_matches('/');
+            all.iter().find(|ws| ws.name == *w || ws.path == folder).cloned().ok_or_else(|| {
+                ResolveError::Local {
+                    spec: format!("--workspace={w}"),
+                    reason: format!(
+                        "no workspaces found: the workspaces are {}",
+                        all.iter().map(|ws| ws.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                }
+            })
+        })
+        .collect()
+}
+
 /// The package a folder holds, for the link named `name` (its own name when empty).
 pub fn resolve_dir(root: &Path, name: &str, path: &str, spec: &str) -> Result<Resolved, ResolveError> {
+    resolve_dir_edited(root, name, path, spec, None)
+}
+
+/// [`resolve_dir`], reading an edited `package.json` from memory (see [`read_manifest_edited`]).
+pub fn resolve_dir_edited(
+    root: &Path,
+    name: &str,
+    path: &str,
+    spec: &str,
+    edited: Option<&Project>,
+) -> Result<Resolved, ResolveError> {
     if path.starts_with("~/") {
         return Err(ResolveError::Local {
             spec: spec.to_owned(),
-            reason: "a path from the home folder (`~/`) is not expanded: write it relative to the package.json".into(),
+            reason:
+                "a path from the home folder (`~/`) is not expanded: write it relative to the package.json"
+                    .into(),
         });
     }
-    let manifest = read_manifest(root, path, spec)?;
+    let manifest = read_manifest_edited(root, path, spec, edited)?;
     let name = if name.is_empty() { manifest.name.clone() } else { name.to_owned() };
     Resolved::local(&name, manifest, Origin::Link { path: path.to_owned() }, None)
+}
+
+/// `path` (relative to the root) as seen from the folder `base` (relative to the root too):
+/// `relative_from("packages/a", "packages/b")` is `../b`.
+pub fn relative_from(base: &str, path: &str) -> String {
+    let b: Vec<&str> = base.split('/').filter(|s| !s.is_empty()).collect();
+    let p: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let common = b.iter().zip(&p).take_while(|(x, y)| x == y && **x != "..").count();
+    let mut out: Vec<&str> = std::iter::repeat_n("..", b.len() - common).collect();
+    out.extend(&p[common..]);
+    if out.is_empty() { ".".to_owned() } else { out.join("/") }
 }
 
 /// Whether a folder (relative to the root) is inside the project: npm resolves and installs
@@ -237,14 +305,22 @@ pub fn inside(path: &str) -> bool {
 }
 
 /// The edges of the folder `path` inside the project: its `package.json` sections like the
-/// root's (dev dependencies included), `file:` paths made relative to the root. A folder
-/// outside the project gets none (npm installs nothing into it).
-pub fn folder_edges(root: &Path, path: &str) -> Result<Vec<Edge>, ResolveError> {
+/// root's (dev dependencies included), `file:` paths made relative to the root; `edited` is
+/// its `package.json` as changed by this install, when it was. A folder outside the project
+/// gets none (npm installs nothing into it).
+pub fn folder_edges(root: &Path, path: &str, edited: Option<&Project>) -> Result<Vec<Edge>, ResolveError> {
     if !inside(path) {
         return Ok(Vec::new());
     }
-    let project = Project::load(&root.join(path))
-        .map_err(|e| ResolveError::Local { spec: path.to_owned(), reason: e.to_string() })?;
+    let loaded;
+    let project = match edited {
+        Some(p) => p,
+        None => {
+            loaded = Project::load(&root.join(path))
+                .map_err(|e| ResolveError::Local { spec: path.to_owned(), reason: e.to_string() })?;
+            &loaded
+        }
+    };
     let requests = project
         .requests(false)
         .map_err(|e| ResolveError::Local { spec: path.to_owned(), reason: e.to_string() })?;
@@ -308,6 +384,14 @@ pub fn rebased(requests: Vec<(DepKind, Request)>, base: &str, root: &Path) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_from_a_folder() {
+        assert_eq!(relative_from("", "vendor/x"), "vendor/x");
+        assert_eq!(relative_from("packages/a", "packages/b"), "../b");
+        assert_eq!(relative_from("packages/a", "../lib"), "../../../lib");
+        assert_eq!(relative_from("packages/a", "packages/a/sub"), "sub");
+    }
 
     #[test]
     fn segments_match_like_minimatch() {

@@ -86,6 +86,12 @@ pub struct InstallOptions {
     /// `ims ci`: remove `node_modules` before laying out (once everything is in the store),
     /// as `npm ci` does.
     pub clean: bool,
+    /// npm's `-w/--workspace`: the workspaces (by name or folder) an install or uninstall is
+    /// about. SPECs are saved into their `package.json`, names removed from theirs, and only
+    /// what they need is laid out (the lockfile still holds the whole tree).
+    pub workspaces: Vec<String>,
+    /// npm's `--workspaces`: every workspace, as if each were named.
+    pub all_workspaces: bool,
 }
 
 impl InstallOptions {
@@ -115,6 +121,8 @@ impl InstallOptions {
             tarball_hosts: Vec::new(),
             frozen_lockfile: false,
             clean: false,
+            workspaces: Vec::new(),
+            all_workspaces: false,
         }
     }
 }

@@ -229,6 +229,7 @@ impl ResolvePlanner {
                     strict_peer_deps: false,
                     root_dir: std::path::PathBuf::new(),
                     workspaces: Vec::new(),
+                    edited: Default::default(),
                 },
             )
             .await

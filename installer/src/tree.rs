@@ -87,6 +87,9 @@ pub struct BuildOptions {
     pub root_dir: std::path::PathBuf,
     /// The project's workspaces, each linked into the root's `node_modules`.
     pub workspaces: Vec<super::local::Workspace>,
+    /// Folders whose `package.json` this install changed (by path), read from here rather
+    /// than from disk (they are saved only once the install succeeds).
+    pub edited: BTreeMap<String, super::project::Project>,
 }
 
 /// The ideal tree of an install.

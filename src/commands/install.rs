@@ -84,6 +84,13 @@ pub struct InstallArgs {
     /// package.json, and write neither (bun's and pnpm's flag; `ims ci` also cleans first)
     #[arg(long, alias = "immutable")]
     pub frozen_lockfile: bool,
+    /// The workspace (name or folder) to act on: SPECs are saved to its package.json, names
+    /// removed from it, and only what it needs is laid out (npm's `-w`; repeatable)
+    #[arg(short = 'w', long = "workspace", value_name = "NAME")]
+    pub workspace: Vec<String>,
+    /// Act on every workspace (npm's `--workspaces`)
+    #[arg(long = "workspaces")]
+    pub workspaces: bool,
     /// Set by `ims ci`: remove node_modules before laying out
     #[arg(skip)]
     pub clean: bool,
@@ -358,6 +365,8 @@ fn options(args: &InstallArgs, project: &std::path::Path, store: TarballStore) -
     opts.tarball_hosts = args.allow_tarball_hosts.clone();
     opts.frozen_lockfile = args.frozen_lockfile;
     opts.clean = args.clean;
+    opts.workspaces = args.workspace.clone();
+    opts.all_workspaces = args.workspaces;
     opts
 }
 

@@ -223,6 +223,22 @@ impl Graph {
         seen.into_iter().map(|i| self.locations[i].clone()).collect()
     }
 
+    /// Every entry reachable from the entries at `starts` (themselves included).
+    pub fn reachable_from<'a>(&self, starts: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut queue: VecDeque<usize> =
+            starts.into_iter().filter_map(|s| self.index.get(s).copied()).collect();
+        seen.extend(queue.iter().copied());
+        while let Some(n) = queue.pop_front() {
+            for e in &self.out[n] {
+                if seen.insert(e.to) {
+                    queue.push_back(e.to);
+                }
+            }
+        }
+        seen.into_iter().map(|i| self.locations[i].clone()).collect()
+    }
+
     fn root(&self) -> usize {
         self.index.get("").copied().unwrap_or(usize::MAX)
     }

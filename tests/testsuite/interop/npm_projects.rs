@@ -207,3 +207,46 @@ fn a_lockfile_link_the_project_does_not_declare_is_refused() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("../../../../etc"), "{}", stderr(&out));
 }
+
+/// `-w NAME` as npm does it: `install -w a SPEC` saves into the workspace's package.json,
+/// `uninstall -w a NAME` removes from it, `ci -w b` lays out only what b reaches; each time
+/// the same package.json, lockfile and tree as npm's.
+#[test]
+fn workspace_flags_act_on_the_named_workspace_like_npm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (npm, ims_dir) = assert_same_install(dir.path(), "monorepo", "");
+    let same = |what: &str| {
+        assert_eq!(tree(&ims_dir), tree(&npm), "{what}: the tree (left ims, right npm)");
+        assert_eq!(
+            read(&ims_dir.join("package-lock.json")),
+            read(&npm.join("package-lock.json")),
+            "{what}: package-lock.json (left ims, right npm)"
+        );
+        let pkg =
+            |p: &Path| -> Value { serde_json::from_str(&read(&p.join("packages/a/package.json"))).unwrap() };
+        assert_eq!(pkg(&ims_dir), pkg(&npm), "{what}: packages/a/package.json");
+    };
+    for (command, args) in
+        [("install", &["-w", "a", "semver@7"][..]), ("uninstall", &["-w", "a", "debug"][..])]
+    {
+        let out = npm_run(dir.path(), &npm, command, args);
+        assert!(out.status.success(), "npm {command}: {}", stderr(&out));
+        let out = ims(dir.path(), &ims_dir, command, args);
+        assert!(out.status.success(), "ims {command}: {}", stderr(&out));
+        same(&format!("{command} {args:?}"));
+    }
+    for side in [&npm, &ims_dir] {
+        fs::remove_dir_all(side.join("node_modules")).unwrap();
+        let _ = fs::remove_dir_all(side.join("packages/b/node_modules"));
+    }
+    let out = npm_run(dir.path(), &npm, "ci", &["-w", "b"]);
+    assert!(out.status.success(), "npm ci -w b: {}", stderr(&out));
+    let out = ims(dir.path(), &ims_dir, "ci", &["-w", "b"]);
+    assert!(out.status.success(), "ims ci -w b: {}", stderr(&out));
+    same("ci -w b");
+    assert!(fs::symlink_metadata(ims_dir.join("node_modules/a")).is_err(), "ci -w b linked a");
+    // A workspace that does not exist is npm's error.
+    let out = ims(dir.path(), &ims_dir, "install", &["-w", "nope"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
+}
