@@ -51,9 +51,7 @@ fn tree(project: &Path) -> BTreeSet<(String, String)> {
             }
             if kind.is_symlink() {
                 out.insert((rel, format!("-> {}", fs::read_link(&path).unwrap().display())));
-            } else if file == ".bin" {
-                walk(project, &path, out);
-            } else if file.starts_with('@') {
+            } else if file == ".bin" || file.starts_with('@') {
                 walk(project, &path, out);
             } else if kind.is_dir() {
                 if let Ok(text) = fs::read_to_string(path.join("package.json")) {
