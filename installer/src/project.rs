@@ -269,7 +269,8 @@ fn detect_format(text: &str) -> (String, String) {
     };
     let newline_len = rest.len() - rest.trim_start_matches(['\r', '\n']).len();
     if newline_len == 0 {
-        return (String::new(), "\n".to_owned());
+        // npm writes a compact file back with no newline at all, not even a final one.
+        return (String::new(), String::new());
     }
     let newline = if rest[..newline_len].contains("\r\n") { "\r\n" } else { "\n" };
     let after = &rest[newline_len..];
@@ -336,7 +337,8 @@ mod tests {
     fn compact_file_stays_compact() {
         let mut p = parse("{\"name\":\"a\"}");
         p.add(DepKind::Prod, "@s/b", "^1.0.0");
-        assert_eq!(p.render(), "{\"name\":\"a\",\"dependencies\":{\"@s/b\":\"^1.0.0\"}}\n");
+        // As npm writes it: compact, and without a final newline (checked with npm 11).
+        assert_eq!(p.render(), "{\"name\":\"a\",\"dependencies\":{\"@s/b\":\"^1.0.0\"}}");
     }
 
     #[test]
