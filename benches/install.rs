@@ -5,9 +5,11 @@
 //! `pnpm`/`yarn`/`bun install --frozen-lockfile`), and repeat (lockfile and `node_modules`
 //! present). `IMS_BENCH_SCENARIOS=cold,warm,ci,repeat` picks some.
 //!
-//! Workloads (`IMS_BENCH_CORPUS=roots|realworld`, default both): the corpus roots
-//! (`fixtures/npm/`) and the real-world project (`fixtures/realworld/`, 442 placements,
-//! several-MB packuments). Runs are paired: each of `IMS_BENCH_RUNS` (default 3) rounds runs
+//! Workloads (`IMS_BENCH_CORPUS=roots|realworld|monorepo`, default all): the corpus roots
+//! (`fixtures/npm/`), the real-world project (`fixtures/realworld/`, 442 placements,
+//! several-MB packuments), and a monorepo of three workspaces (`packages/a` depends on `b`,
+//! `c` on `a`) sharing the corpus roots between them, each tool reading its own workspace
+//! file (`workspaces` in package.json, `pnpm-workspace.yaml` for pnpm). Runs are paired: each of `IMS_BENCH_RUNS` (default 3) rounds runs
 //! every tool once in turn; printed are the median wall time, the median of the paired
 //! ratios to ims, the median peak memory (max RSS of the tool's process tree, from
 //! `/usr/bin/time -f %M`, which the bench needs for that column),
@@ -215,10 +217,38 @@ fn tools() -> Vec<Tool> {
     tools
 }
 
+/// The monorepo workload: a root with three workspaces, the corpus roots dealt out to them in
+/// turn; `a` depends on workspace `b`, `c` on `a` (by version range, as npm, yarn and bun
+/// read it; pnpm links a workspace that satisfies the range too).
+fn monorepo(project: &Path, corpus: &Corpus) {
+    let mut deps = [serde_json::Map::new(), serde_json::Map::new(), serde_json::Map::new()];
+    for (i, (k, v)) in corpus.roots().iter().enumerate() {
+        deps[i % 3].insert(k.clone(), serde_json::Value::String(v.clone()));
+    }
+    deps[0].insert("b".into(), "^1.0.0".into());
+    deps[2].insert("a".into(), "^1.0.0".into());
+    for (name, deps) in ["a", "b", "c"].into_iter().zip(deps) {
+        let dir = project.join("packages").join(name);
+        fs::create_dir_all(&dir).unwrap();
+        let pkg = serde_json::json!({ "name": name, "version": "1.0.0", "dependencies": deps });
+        fs::write(dir.join("package.json"), serde_json::to_vec_pretty(&pkg).unwrap()).unwrap();
+    }
+    let pkg = serde_json::json!({ "name": "mono", "version": "1.0.0", "private": true, "workspaces": ["packages/*"] });
+    fs::write(project.join("package.json"), serde_json::to_vec_pretty(&pkg).unwrap()).unwrap();
+    fs::write(project.join("pnpm-workspace.yaml"), "packages:\n  - 'packages/*'\n").unwrap();
+}
+
 fn fresh_project(dir: &Path, corpus: &Corpus, own: Option<&Path>, registry: &str) -> PathBuf {
     let project = dir.join("app");
     let _ = fs::remove_dir_all(&project);
     fs::create_dir_all(&project).unwrap();
+    if own.is_some_and(|p| p.as_os_str() == MONOREPO) {
+        monorepo(&project, corpus);
+        fs::write(project.join(".npmrc"), format!("registry={registry}\n")).unwrap();
+        fs::write(project.join(".yarnrc"), format!("registry \"{registry}\"\n")).unwrap();
+        fs::write(project.join("bunfig.toml"), format!("[install]\nregistry = \"{registry}\"\n")).unwrap();
+        return project;
+    }
     // The real-world corpus is a project with its own package.json; the roots corpus is its roots.
     let pkg = match own.map(|p| fs::read(p).unwrap()) {
         Some(bytes) => bytes,
@@ -302,10 +332,12 @@ fn measure(
         run(&mut (tool.install)(&env), &logs);
         match scenario {
             Scenario::WarmNoLock => {
+                remove_workspace_modules(&project);
                 let _ = fs::remove_dir_all(project.join("node_modules"));
                 let _ = fs::remove_file(project.join(tool.lockfile));
             }
             Scenario::WarmLock => {
+                remove_workspace_modules(&project);
                 let _ = fs::remove_dir_all(project.join("node_modules"));
             }
             _ => {}
@@ -318,10 +350,21 @@ fn measure(
     (wall, peak, registry.stats())
 }
 
+/// The workspaces' own `node_modules` (the monorepo workload), removed with the root's.
+fn remove_workspace_modules(project: &Path) {
+    let Ok(entries) = fs::read_dir(project.join("packages")) else { return };
+    for e in entries.flatten() {
+        let _ = fs::remove_dir_all(e.path().join("node_modules"));
+    }
+}
+
 fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     v[v.len() / 2]
 }
+
+/// Marks the monorepo workload in place of a project's own `package.json`.
+const MONOREPO: &str = "<monorepo>";
 
 /// The workloads picked: name, corpus, and the project's own `package.json` if it has one.
 fn workloads() -> Vec<(&'static str, Corpus, Option<PathBuf>)> {
@@ -334,7 +377,10 @@ fn workloads() -> Vec<(&'static str, Corpus, Option<PathBuf>)> {
         let own = Corpus::realworld_dir().join("package.json");
         out.push(("realworld project", Corpus::realworld().unwrap(), Some(own)));
     }
-    assert!(!out.is_empty(), "IMS_BENCH_CORPUS={pick}: expected roots, realworld or both");
+    if pick.is_empty() || pick.split(',').any(|p| p.trim() == "monorepo") {
+        out.push(("three-workspace monorepo", Corpus::load().unwrap(), Some(PathBuf::from(MONOREPO))));
+    }
+    assert!(!out.is_empty(), "IMS_BENCH_CORPUS={pick}: expected roots, realworld or monorepo");
     out
 }
 
