@@ -61,9 +61,17 @@ async fn resolve_edge<S: ManifestSource + 'static>(
             }
             Ok(r)
         }
+        VersionSpec::File { .. } | VersionSpec::Remote(_) | VersionSpec::Git(_) => match &opts.places {
+            Some(places) => places.resolve(&request.name, &request.spec).await,
+            None => Err(ResolveError::Origin {
+                spec: format!("{}@{}", request.name, request.spec),
+                reason: "tarball and git dependencies cannot be resolved here".into(),
+                hint: "install it from the registry instead".into(),
+            }),
+        },
         spec => Err(ResolveError::Origin {
             spec: format!("{}@{spec}", request.name),
-            reason: "git, tarball-file and tarball-URL dependencies are not installed yet".into(),
+            reason: "this kind of spec cannot be installed".into(),
             hint: "install it from the registry instead".into(),
         }),
     }

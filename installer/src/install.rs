@@ -20,6 +20,7 @@ use crate::error::{InstallError, ResolveError};
 use crate::link::{self, LayoutReport, Placement};
 use crate::lockfile::{self, LockedPackage, Lockfile};
 use crate::options::{Event, InstallOptions, Save};
+use crate::places::{self, Places};
 use crate::planner::ResolveQuery;
 use crate::project::{DepKind, Project};
 use crate::request::{Request, VersionSpec};
@@ -267,10 +268,21 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
                 .map(|ws| Ok((ws.path.clone(), Project::load(&root_dir.join(&ws.path))?)))
                 .collect::<Result<_, InstallError>>()?
         };
+        let places = self.places(&project);
         for (base, target) in &mut targets {
             for spec in specs {
-                add_spec(resolver, target, base, root_dir, &root_name, spec, kind, self.opts.save_exact)
-                    .await?;
+                add_spec(
+                    resolver,
+                    &places,
+                    target,
+                    base,
+                    root_dir,
+                    &root_name,
+                    spec,
+                    kind,
+                    self.opts.save_exact,
+                )
+                .await?;
             }
         }
         let mut edited = BTreeMap::new();
@@ -291,6 +303,7 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
             root_dir: root_dir.clone(),
             workspaces,
             edited,
+            places: Some(places.clone()),
         };
         let tree = ideal_tree::build(resolver, tree::root_edges(&requests), build).await?;
         let lockfile = Lockfile::from_tree(&tree, &project);
@@ -370,7 +383,29 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
         }
         let mut left_out = graph.optional_set(failed.iter().map(String::as_str));
         let mut todo = Vec::new();
+        // `file:` tarballs and git commits: only those the project's package.json files name.
+        let mut from_places = Vec::new();
+        let declared = crate::local::declared_places(&plan.project, &self.opts.project_dir)?;
         for e in entries.into_iter().filter(|e| !left_out.contains(&e.location)) {
+            let place =
+                e.resolved.as_deref().filter(|r| r.starts_with("file:") || places::is_git_resolved(r));
+            if let Some(resolved) = place {
+                let base = resolved.split('#').next().unwrap_or(resolved);
+                let allowed = declared.contains(base)
+                    || places::is_git_resolved(resolved)
+                        && crate::git::GitSpec::parse(resolved).is_ok_and(|g| declared.contains(&g.base));
+                if !allowed {
+                    return Err(InstallError::Lockfile(crate::error::LockfileError::BadLocation {
+                        path: self.opts.project_dir.join("package-lock.json"),
+                        location: e.location.clone(),
+                        reason: format!(
+                            "it comes from {resolved:?}, which no package.json of the project names"
+                        ),
+                    }));
+                }
+                from_places.push(e);
+                continue;
+            }
             let Some(integrity) = e.integrity.as_deref().and_then(|i| i.parse::<Integrity>().ok()) else {
                 return Err(InstallError::Unfetchable { location: e.location.clone() });
             };
@@ -380,7 +415,8 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
                 e.resolved.clone().unwrap_or_else(|| self.registry.url().tarball(&e.package, &e.version));
             // A lockfile's URL is the project's word, not the registry's: fetched only from the
             // registry (npm's lockfile host is re-pointed at it) or a host the user allowed.
-            if plan.from_lockfile && !self.opts.store.has_tarball(&integrity) {
+            if plan.from_lockfile && !self.opts.store.has_tarball(&integrity) && !declared.contains(&resolved)
+            {
                 let url = self.registry.url().fetch_url(&resolved);
                 if let Some(host) = foreign_host(&url, self.registry.url().as_str(), &self.opts.tarball_hosts)
                 {
@@ -433,6 +469,25 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
                 (e, r)
             })
             .buffer_unordered(self.opts.concurrency.max(1));
+        let place_fetcher = self.places(&plan.project);
+        for e in from_places {
+            let integrity = e.integrity.as_deref().and_then(|i| i.parse::<Integrity>().ok());
+            let resolved = e.resolved.clone().unwrap_or_default();
+            match place_fetcher.fetch_locked(&resolved, integrity.as_ref()).await {
+                Some(Ok(dir)) => fetched.placements.push(Placement { package: e, source: dir }),
+                Some(Err(err)) if e.optional || e.dev_optional => {
+                    tracing::warn!(package = %e.location, error = %err, "optional package skipped");
+                    failed.push(e.location.clone());
+                }
+                Some(Err(err)) => {
+                    return Err(InstallError::Resolve(ResolveError::Dependency {
+                        path: graph.path_to(&e.location).unwrap_or_else(|| e.location.clone()),
+                        source: Box::new(err),
+                    }));
+                }
+                None => return Err(InstallError::Unfetchable { location: e.location.clone() }),
+            }
+        }
         while let Some((e, r)) = results.next().await {
             match r {
                 Ok(u) => fetched.placements.push(Placement { package: e, source: u.path }),
@@ -618,16 +673,32 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
     /// Which install scripts may run: the options' policy with the project's `allowScripts`
     /// (unless [`InstallOptions::project_allow_scripts`] is off).
     fn script_policy(&self, plan: &Plan) -> ScriptPolicy {
+        self.script_policy_of(&plan.project)
+    }
+
+    fn script_policy_of(&self, project: &Project) -> ScriptPolicy {
         if !self.opts.project_allow_scripts {
             return self.opts.scripts.clone();
         }
         match &self.opts.scripts {
             ScriptPolicy::All => ScriptPolicy::All,
             ScriptPolicy::Names(n) => {
-                ScriptPolicy::from_project(&plan.project, &n.iter().cloned().collect::<Vec<_>>())
+                ScriptPolicy::from_project(project, &n.iter().cloned().collect::<Vec<_>>())
             }
-            ScriptPolicy::Deny => ScriptPolicy::from_project(&plan.project, &[]),
+            ScriptPolicy::Deny => ScriptPolicy::from_project(project, &[]),
         }
+    }
+
+    /// Where this install resolves and fetches `file:` tarballs, tarball URLs and git
+    /// dependencies.
+    fn places(&self, project: &Project) -> Places {
+        Places::new(
+            self.opts.store.clone(),
+            self.registry.clone(),
+            self.opts.project_dir.clone(),
+            crate::git::Git::default(),
+            self.script_policy_of(project),
+        )
     }
 
     /// Save `package.json` and `package-lock.json` (unless `--no-save`).
@@ -783,6 +854,7 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
 #[allow(clippy::too_many_arguments)]
 async fn add_spec<S: ManifestSource + 'static>(
     resolver: &Resolver<S>,
+    places: &Places,
     target: &mut Project,
     base: &str,
     root_dir: &Path,
@@ -812,8 +884,27 @@ async fn add_spec<S: ManifestSource + 'static>(
             let picked = resolver.resolve(&spec).await.map_err(in_path)?;
             target.add(kind, &spec.name, &spec.save_spec(&picked.semver, save_exact));
         }
+        VersionSpec::File { path, .. } => {
+            // The name is the tarball's own unless given; the path is saved from the
+            // package.json that names it, as npm saves it.
+            let name = if spec.is_unnamed() {
+                places.resolve("", &spec.spec).await.map_err(in_path)?.name
+            } else {
+                spec.name.clone()
+            };
+            target.add(kind, &name, &format!("file:{}", crate::local::relative_from(base, path)));
+        }
+        other @ (VersionSpec::Remote(_) | VersionSpec::Git(_)) => {
+            // Saved as written (a git repository as npm saves it); resolved with the rest of
+            // the tree. Unnamed, it is fetched first to learn its name.
+            let name = if spec.is_unnamed() {
+                places.resolve("", other).await.map_err(in_path)?.name
+            } else {
+                spec.name.clone()
+            };
+            target.add(kind, &name, &save_place(other));
+        }
         other => {
-            // Saved as written; resolved with the rest of the tree.
             if spec.is_unnamed() {
                 return Err(ResolveError::Origin {
                     spec: other.to_string(),
@@ -826,6 +917,25 @@ async fn add_spec<S: ManifestSource + 'static>(
         }
     }
     Ok(())
+}
+
+/// What npm saves into `package.json` for a tarball URL or git spec: the URL as given; a
+/// git spec in npm-package-arg's `saveSpec` form (`github:u/r`, `git+ssh://…` for scp-like).
+fn save_place(spec: &VersionSpec) -> String {
+    match spec {
+        VersionSpec::Git(raw) => {
+            let (repo, fragment) = raw.split_once('#').map_or((raw.as_str(), None), |(r, f)| (r, Some(f)));
+            let with = |s: String| fragment.map_or_else(|| s.clone(), |f| format!("{s}#{f}"));
+            if !repo.contains(':') {
+                with(format!("github:{repo}"))
+            } else if !repo.contains("://") && repo.contains('@') {
+                with(format!("git+ssh://{repo}"))
+            } else {
+                raw.clone()
+            }
+        }
+        other => other.to_string(),
+    }
 }
 
 /// `scheme://host[:port]` of `url`, lowercased, without user info or the scheme's default port.

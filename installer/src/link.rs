@@ -297,13 +297,43 @@ pub fn layout(
             let _ = fs::remove_dir_all(project.join(&l.location[..i]).join("node_modules/.bin"));
         }
     }
-    for p in &sorted {
-        let bins: Vec<(String, String)> = p.package.bin.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        link_bins(project, &p.package.location, &bins)?;
-    }
-    for l in links {
-        let bins: Vec<(String, String)> = l.bin.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        super::bins::link_bins_of_folder(project, &l.location, &l.target, &bins)?;
+    // npm's order (arborist's `sortNodes`: depth, then path), the first package to claim a
+    // command in a `.bin` keeping it (bin-links' collision rule).
+    let depth = |loc: &str| loc.matches("node_modules/").count();
+    let mut with_bins: Vec<(usize, &str, Option<&Placement>, Option<&LockedLink>)> = sorted
+        .iter()
+        .filter(|p| !p.package.bin.is_empty())
+        .map(|p| (depth(&p.package.location), p.package.location.as_str(), Some(*p), None))
+        .chain(
+            links
+                .iter()
+                .filter(|l| !l.bin.is_empty())
+                .map(|l| (depth(&l.location), l.location.as_str(), None, Some(l))),
+        )
+        .collect();
+    with_bins.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let mut claimed: BTreeSet<String> = BTreeSet::new();
+    for (_, location, placement, link) in with_bins {
+        let bin_dir = location.rfind("node_modules/").map(|i| &location[..i]).unwrap_or("");
+        let map = placement.map(|p| &p.package.bin).or(link.map(|l| &l.bin));
+        let bins: Vec<(String, String)> = map
+            .into_iter()
+            .flatten()
+            .filter(|(cmd, _)| {
+                let name = cmd.rsplit('/').next().unwrap_or(cmd);
+                claimed.insert(format!("{bin_dir}node_modules/.bin/{name}"))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        match (placement, link) {
+            (Some(p), _) => {
+                link_bins(project, &p.package.location, &bins)?;
+            }
+            (None, Some(l)) => {
+                super::bins::link_bins_of_folder(project, &l.location, &l.target, &bins)?;
+            }
+            (None, None) => {}
+        }
     }
     let mut hidden = wanted.clone();
     hidden.packages.retain(|loc, _| want.contains(loc.as_str()));

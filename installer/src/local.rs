@@ -369,6 +369,47 @@ pub fn declared_folders(
     Ok(out)
 }
 
+/// What the project's own `package.json` files (the root's, its workspaces' and its `file:`
+/// folders') name outside the registry: each `file:` tarball as `file:<path from the root>`,
+/// each tarball URL, and each git repository as its lockfile `resolved` without the commit.
+/// A lockfile entry fetched from such a place must be one of these.
+pub fn declared_places(
+    project: &Project,
+    root: &Path,
+) -> Result<std::collections::BTreeSet<String>, ResolveError> {
+    use super::request::VersionSpec;
+    let mut out = std::collections::BTreeSet::new();
+    let mut folders = vec![(String::new(), project.requests(false).unwrap_or_default())];
+    for folder in declared_folders(project, root)? {
+        if inside(&folder) {
+            let requests = Project::load(&root.join(&folder))
+                .ok()
+                .and_then(|p| p.requests(false).ok())
+                .unwrap_or_default();
+            folders.push((folder, requests));
+        }
+    }
+    for (base, requests) in folders {
+        for (_, r) in rebased(requests, &base, root) {
+            match &r.spec {
+                VersionSpec::File { path, .. } => {
+                    out.insert(format!("file:{path}"));
+                }
+                VersionSpec::Remote(url) => {
+                    out.insert(url.clone());
+                }
+                VersionSpec::Git(raw) => {
+                    if let Ok(spec) = super::git::GitSpec::parse(raw) {
+                        out.insert(spec.base);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// `requests` from the `package.json` in `base` with their `file:` paths made relative to
 /// the root.
 pub fn rebased(requests: Vec<(DepKind, Request)>, base: &str, root: &Path) -> Vec<(DepKind, Request)> {

@@ -230,6 +230,8 @@ impl ResolvePlanner {
                     root_dir: std::path::PathBuf::new(),
                     workspaces: Vec::new(),
                     edited: Default::default(),
+                    // Git and tarball specs are not in any index: never planned or asked.
+                    places: None,
                 },
             )
             .await

@@ -90,6 +90,9 @@ pub struct BuildOptions {
     /// Folders whose `package.json` this install changed (by path), read from here rather
     /// than from disk (they are saved only once the install succeeds).
     pub edited: BTreeMap<String, super::project::Project>,
+    /// Where `file:` tarballs, tarball URLs and git dependencies are resolved; without it
+    /// they are an error.
+    pub places: Option<super::places::Places>,
 }
 
 /// The ideal tree of an install.
@@ -440,10 +443,23 @@ pub(crate) fn satisfies(r: &Resolved, request: &Request) -> bool {
             resolved.strip_prefix("file:") == Some(path.as_str())
         }
         (VersionSpec::Remote(url), Origin::Tarball { resolved, .. }) => url == resolved,
-        (VersionSpec::Git(_), Origin::Tarball { git: true, .. }) => {
-            // The same repository: the lockfile's `resolved` is the spec's canonical form
-            // with a commit (checked by the git origin when it resolves).
-            r.package() == request.package || request.package.is_empty()
+        (VersionSpec::Git(raw), Origin::Tarball { resolved, git: true }) => {
+            // arborist's `dep-valid.js`: the same repository; a full commit asked for must be
+            // the one checked out, a `semver:` range must hold the package's version.
+            use super::git::GitSpec;
+            let (Ok(want), Ok(have)) = (GitSpec::parse(raw), GitSpec::parse(resolved)) else { return false };
+            if want.base != have.base {
+                return false;
+            }
+            match (&want.range, &want.committish) {
+                (Some(range), _) => {
+                    super::semver::parse_range(range).is_some_and(|range| range.satisfies(&r.semver))
+                }
+                (None, Some(c)) if c.len() == 40 => {
+                    have.committish.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(c))
+                }
+                _ => true,
+            }
         }
         (VersionSpec::Workspace(_), Origin::Link { .. }) => {
             r.package() == request.package && request.spec.satisfies(&r.semver)

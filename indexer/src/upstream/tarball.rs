@@ -1,7 +1,7 @@
 //! Tarballs from a registry: streamed into the [`TarballStore`] and verified on the way in
 //! (nothing is stored unless it matches its integrity), then unpacked once (spec §5.1 rule 7).
 
-use crate::tarballs::{Integrity, PendingTarball, TarballError, TarballStore, Unpacked};
+use crate::tarballs::{Algorithm, Integrity, PendingTarball, TarballError, TarballStore, Unpacked};
 
 use super::{FetchError, Registry};
 
@@ -70,6 +70,34 @@ impl Registry {
     ) -> Result<(), FetchTarballError> {
         self.download(store, integrity, resolved, false).await?.commit()?;
         Ok(())
+    }
+
+    /// Download a tarball whose integrity nothing states yet — a tarball-URL dependency on
+    /// its first install — into `store`, unpacked. The bytes are kept under what they hash
+    /// to (sha512), which is returned for the lockfile to record; later installs verify
+    /// against it with [`fetch_tarball`](Self::fetch_tarball). Bounded by the store's cap.
+    pub async fn fetch_new_tarball(
+        &self,
+        store: &TarballStore,
+        url: &str,
+    ) -> Result<(Integrity, Unpacked), FetchTarballError> {
+        let (mut res, started) = self.send(url, None, "*/*").await?;
+        if !res.status().is_success() {
+            let status = res.status().as_u16();
+            return Err(FetchError::Status { url: url.to_owned(), status, attempts: 1 }.into());
+        }
+        let max = store.limits().max_tarball_bytes;
+        let limit = usize::try_from(max).unwrap_or(usize::MAX);
+        let bytes = match self.bounded_body(url, started, &mut res, limit).await? {
+            Ok(bytes) => bytes,
+            Err(bytes) => return Err(FetchError::TooLarge { url: url.to_owned(), bytes, max: limit }.into()),
+        };
+        let integrity = Integrity::of_bytes(Algorithm::Sha512, &bytes);
+        let (store, expected) = (store.clone(), integrity.clone());
+        let unpacked = tokio::task::spawn_blocking(move || store.put_and_unpack(&expected, &bytes))
+            .await
+            .map_err(|e| FetchTarballError::Join(e.to_string()))??;
+        Ok((integrity, unpacked))
     }
 
     /// Stream a tarball into a pending store entry (hashed as it comes), not yet committed.

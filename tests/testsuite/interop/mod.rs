@@ -6,5 +6,6 @@
 mod install_from_seeder;
 mod npm_clients;
 mod npm_parity;
+mod npm_places;
 mod npm_projects;
 mod trie_peer;

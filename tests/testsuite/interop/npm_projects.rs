@@ -37,7 +37,7 @@ fn copy_project(dir: &Path, name: &str, side: &str) -> PathBuf {
 
 /// Every package folder and link under the project's `node_modules` folders (the root's and
 /// its folders'), as `(path, name@version or "-> target")`, links not followed.
-fn tree(project: &Path) -> BTreeSet<(String, String)> {
+pub(super) fn tree(project: &Path) -> BTreeSet<(String, String)> {
     fn walk(project: &Path, dir: &Path, out: &mut BTreeSet<(String, String)>) {
         let Ok(entries) = fs::read_dir(dir) else { return };
         for entry in entries {
@@ -83,11 +83,11 @@ fn tree(project: &Path) -> BTreeSet<(String, String)> {
     out
 }
 
-fn read(path: &Path) -> String {
+pub(super) fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn ims(dir: &Path, project: &Path, command: &str, extra: &[&str]) -> std::process::Output {
+pub(super) fn ims(dir: &Path, project: &Path, command: &str, extra: &[&str]) -> std::process::Output {
     let mut cmd = support::ims(&dir.join("ims-home"));
     cmd.arg("--registry").arg(registry_url()).arg(command).arg("--prefix").arg(project).args(extra);
     isolated(&mut cmd, dir);

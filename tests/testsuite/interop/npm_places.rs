@@ -1,0 +1,246 @@
+//! Dependencies from places other than the registry, held against npm 11: a git repository
+//! (a bare repository behind a `git+file://` URL, and `git daemon` on 127.0.0.1 for
+//! `git://`), a `file:` tarball and a tarball URL on the fixture registry. npm and ims install
+//! the same project; the trees and the lockfiles must be the same, byte for byte. Then ims
+//! installs npm's lockfile (`ims ci`), and again with the repository gone: from the store,
+//! without git or the network.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::npm_parity::{ims_install, npm_run, registry_url, stderr};
+use super::npm_projects::{ims, read, tree};
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.email=t@example.test", "-c", "user.name=t", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git must be installed");
+    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+}
+
+/// A package repository with two tagged versions (v1.2.0, then v1.3.0 on main) and a `dev`
+/// branch; `files`, a bin, a dependency on the registry, and files npm leaves out. Returns
+/// the bare repository.
+fn repository(dir: &Path) -> PathBuf {
+    let work = dir.join("src/gitpkg");
+    fs::create_dir_all(work.join("lib/sub")).unwrap();
+    fs::create_dir_all(work.join("bin")).unwrap();
+    fs::create_dir_all(work.join("test")).unwrap();
+    let manifest = |version: &str| {
+        format!(
+            r#"{{
+  "name": "gitpkg",
+  "version": "{version}",
+  "main": "lib/index.js",
+  "bin": {{ "gitpkg": "bin/cli.js" }},
+  "files": ["lib", "bin/cli.js"],
+  "dependencies": {{ "ms": "^2.1.0" }}
+}}
+"#
+        )
+    };
+    fs::write(work.join("package.json"), manifest("1.2.0")).unwrap();
+    fs::write(work.join("lib/index.js"), "module.exports = require('../package.json').version\n").unwrap();
+    fs::write(work.join("lib/sub/a.js"), "x\n").unwrap();
+    fs::write(work.join("lib/a.orig"), "left out\n").unwrap();
+    fs::write(work.join("bin/cli.js"), "#!/usr/bin/env node\nconsole.log('gitpkg')\n").unwrap();
+    fs::write(work.join("test/t.js"), "left out\n").unwrap();
+    fs::write(work.join("README.md"), "# gitpkg\n").unwrap();
+    fs::write(work.join("notes.txt"), "left out\n").unwrap();
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-qm", "one"]);
+    git(&work, &["tag", "v1.2.0"]);
+    git(&work, &["branch", "dev"]);
+    fs::write(work.join("package.json"), manifest("1.3.0")).unwrap();
+    git(&work, &["commit", "-qam", "two"]);
+    git(&work, &["tag", "-a", "-m", "annotated", "v1.3.0"]);
+    let bare = dir.join("repos/gitpkg.git");
+    fs::create_dir_all(bare.parent().unwrap()).unwrap();
+    git(dir, &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()]);
+    bare
+}
+
+/// `git daemon` serving `base` on a free loopback port; killed on drop.
+struct Daemon(Child, u16);
+
+impl Daemon {
+    fn start(base: &Path) -> Daemon {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("git")
+            .arg("daemon")
+            .arg("--reuseaddr")
+            .arg("--export-all")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git daemon");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "git daemon did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Daemon(child, port)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The project: git (by range over `git+file://`, by tag over `git://`), a `file:` tarball
+/// packed by npm, a tarball URL.
+fn project(dir: &Path, side: &str, bare: &Path, port: u16, tarball: &str) -> PathBuf {
+    let p = dir.join(side).join("app");
+    fs::create_dir_all(&p).unwrap();
+    let manifest = serde_json::json!({
+        "name": "app",
+        "version": "1.0.0",
+        "dependencies": {
+            "gitpkg": format!("git+file://{}#semver:^1.2.0", bare.display()),
+            "old": format!("git://127.0.0.1:{port}/gitpkg.git#v1.2.0"),
+            "tarpkg": format!("file:../../{tarball}"),
+            "urlpkg": format!("{}is-number/-/is-number-7.0.0.tgz", registry_url()),
+        }
+    });
+    fs::write(p.join("package.json"), serde_json::to_string_pretty(&manifest).unwrap() + "\n").unwrap();
+    p
+}
+
+#[test]
+fn git_tarball_file_and_url_dependencies_install_like_npm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bare = repository(d);
+    let daemon = Daemon::start(&d.join("repos"));
+    // The tarball, packed by npm itself.
+    let out = npm_run(d, &d.join("src/gitpkg"), "pack", &["--pack-destination", d.to_str().unwrap()]);
+    assert!(out.status.success(), "npm pack: {}", stderr(&out));
+    let tarball = "gitpkg-1.3.0.tgz";
+    assert!(d.join(tarball).is_file());
+
+    let npm = project(d, "npm", &bare, daemon.1, tarball);
+    let out = npm_run(d, &npm, "install", &[]);
+    assert!(out.status.success(), "npm install: {}", stderr(&out));
+    let ims_dir = project(d, "ims", &bare, daemon.1, tarball);
+    let out = ims_install(d, &ims_dir, &[]);
+    assert!(out.status.success(), "ims install: {}", stderr(&out));
+
+    let want = tree(&npm);
+    assert!(want.contains(&("node_modules/old".into(), "gitpkg@1.2.0".into())), "{want:?}");
+    assert_eq!(tree(&ims_dir), want, "the tree (left ims, right npm)");
+    assert_eq!(
+        read(&ims_dir.join("package-lock.json")),
+        read(&npm.join("package-lock.json")),
+        "package-lock.json (left ims, right npm)"
+    );
+    // The files npm packs, and none it leaves out.
+    for (file, there) in [
+        ("lib/index.js", true),
+        ("lib/sub/a.js", true),
+        ("bin/cli.js", true),
+        ("README.md", true),
+        ("lib/a.orig", false),
+        ("test/t.js", false),
+        ("notes.txt", false),
+    ] {
+        for side in [&npm, &ims_dir] {
+            let p = side.join("node_modules/gitpkg").join(file);
+            assert_eq!(p.exists(), there, "{}", p.display());
+        }
+    }
+    let out = Command::new("node")
+        .args(["-e", "console.log(require('gitpkg'), require('old'), require('tarpkg'))"])
+        .current_dir(&ims_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.3.0 1.2.0 1.3.0");
+    let out = Command::new(ims_dir.join("node_modules/.bin/gitpkg")).output().unwrap();
+    assert!(out.status.success(), "the git dependency's bin: {}", stderr(&out));
+
+    // `ims ci` on npm's lockfile: the same tree.
+    let out = ims(d, &npm, "ci", &[]);
+    assert!(out.status.success(), "ims ci: {}", stderr(&out));
+    assert_eq!(tree(&npm), want);
+
+    // The repositories gone: a second install of the lockfile comes from the store alone.
+    drop(daemon);
+    fs::rename(d.join("repos"), d.join("repos-gone")).unwrap();
+    fs::remove_dir_all(ims_dir.join("node_modules")).unwrap();
+    let out = ims(d, &ims_dir, "ci", &[]);
+    assert!(out.status.success(), "ims ci without the repositories: {}", stderr(&out));
+    assert_eq!(tree(&ims_dir), want);
+}
+
+#[test]
+fn a_missing_ref_path_or_repository_is_named_and_node_modules_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bare = repository(d);
+    let p = d.join("p");
+    fs::create_dir_all(p.join("node_modules/keep")).unwrap();
+    let write = |dep: &str| {
+        fs::write(
+            p.join("package.json"),
+            format!(r#"{{"name":"p","version":"1.0.0","dependencies":{{"x":"{dep}"}}}}"#),
+        )
+        .unwrap();
+    };
+    let cases = [
+        (format!("git+file://{}#nope", bare.display()), "nope"),
+        (format!("git+file://{}/missing.git", d.display()), "missing.git"),
+        ("file:../gone.tgz".to_owned(), "gone.tgz"),
+    ];
+    for (dep, named) in cases {
+        write(&dep);
+        let out = ims_install(d, &p, &[]);
+        assert!(!out.status.success(), "{dep}");
+        let err = stderr(&out);
+        assert!(err.contains(named), "{dep}: {err}");
+        assert!(p.join("node_modules/keep").exists(), "{dep}");
+        assert!(!p.join("package-lock.json").exists(), "{dep}");
+    }
+}
+
+#[test]
+fn a_lockfile_git_or_file_entry_the_project_does_not_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bare = repository(d);
+    let p = d.join("p");
+    fs::create_dir_all(&p).unwrap();
+    fs::write(
+        p.join("package.json"),
+        format!(r#"{{"name":"p","version":"1.0.0","dependencies":{{"x":"git+file://{}"}}}}"#, bare.display()),
+    )
+    .unwrap();
+    let out = ims_install(d, &p, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A planted entry pointing at another repository: ims fetches only what package.json names.
+    let lock = p.join("package-lock.json");
+    let text = read(&lock);
+    let planted = text.replace(
+        &format!("\"resolved\": \"git+file://{}", bare.display()),
+        "\"resolved\": \"git+file:///elsewhere/evil.git",
+    );
+    assert_ne!(text, planted);
+    fs::write(&lock, planted).unwrap();
+    fs::remove_dir_all(p.join("node_modules")).unwrap();
+    let out = ims(d, &p, "install", &["--frozen-lockfile"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("evil.git"), "{}", stderr(&out));
+}
