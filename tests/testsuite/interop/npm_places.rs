@@ -177,6 +177,24 @@ fn git_tarball_file_and_url_dependencies_install_like_npm() {
     assert!(out.status.success(), "ims ci: {}", stderr(&out));
     assert_eq!(tree(&npm), want);
 
+    // `uninstall` of a git dependency: the same package.json and lockfile as npm's.
+    let out = npm_run(d, &npm, "uninstall", &["old"]);
+    assert!(out.status.success(), "npm uninstall: {}", stderr(&out));
+    let out = ims(d, &ims_dir, "uninstall", &["old"]);
+    assert!(out.status.success(), "ims uninstall: {}", stderr(&out));
+    // npm also unlinks `.bin/gitpkg`, which `old` shared with `gitpkg` but did not own (the
+    // first claimant, `gitpkg`, did): its command vanishes while the package stays. ims keeps
+    // it; the packages are the same.
+    let no_bins = |t: std::collections::BTreeSet<(String, String)>| {
+        t.into_iter().filter(|(p, _)| !p.contains("/.bin/")).collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(no_bins(tree(&ims_dir)), no_bins(tree(&npm)), "after uninstall (left ims, right npm)");
+    assert!(ims_dir.join("node_modules/.bin/gitpkg").exists());
+    let want = tree(&ims_dir);
+    for file in ["package.json", "package-lock.json"] {
+        assert_eq!(read(&ims_dir.join(file)), read(&npm.join(file)), "{file} after uninstall");
+    }
+
     // The repositories gone: a second install of the lockfile comes from the store alone.
     drop(daemon);
     fs::rename(d.join("repos"), d.join("repos-gone")).unwrap();
