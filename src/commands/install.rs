@@ -176,22 +176,26 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     let store = TarballStore::open(&store_dir)
         .with_context(|| format!("cannot open the tarball store at {}", store_dir.display()))?;
     let mut opts = options(&args, &project, store);
-    if args.update {
-        // Resolve again; what the lockfile holds is kept unless named (all move when none is).
+    // `update NAME...` resolves again, and `install SPEC...` resolves with the new specs: what
+    // the lockfile holds is kept unless named (npm's rule; `update` alone moves everything).
+    let named: Vec<String> = if args.update {
         opts.use_lockfile = false;
-        if !args.specs.is_empty()
-            && let Ok(Some(lock)) = installer::Lockfile::load(&project)
+        args.specs.clone()
+    } else if args.uninstall {
+        Vec::new()
+    } else {
+        specs.iter().flat_map(|s| [s.name.clone(), s.package.clone()]).filter(|n| !n.is_empty()).collect()
+    };
+    if !named.is_empty()
+        && let Ok(Some(lock)) = installer::Lockfile::load(&project)
+    {
+        let mut keep: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for e in
+            lock.entries().into_iter().filter(|e| !named.contains(&e.package) && !named.contains(&e.name))
         {
-            let mut keep: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-            for e in lock
-                .entries()
-                .into_iter()
-                .filter(|e| !args.specs.contains(&e.package) && !args.specs.contains(&e.name))
-            {
-                keep.entry(e.package).or_default().push(e.version);
-            }
-            opts.pick.prefer = Arc::new(keep);
+            keep.entry(e.package).or_default().push(e.version);
         }
+        opts.pick.prefer = Arc::new(keep);
     }
     // npm's global mode reads no project configuration: a `.npmrc` in the folder `-g` runs in
     // (a cloned repository) must not pick the registry, TLS trust or proxy of a global install.

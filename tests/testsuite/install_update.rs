@@ -1,6 +1,7 @@
 //! `ims update [NAME...]`: the named packages (all, when none is named) move to the newest
 //! version their ranges allow, the others keep what the lockfile holds; `--save` writes the
-//! new ranges (`^`/`~` kept) into `package.json` and the lockfile's root entry.
+//! new ranges (`^`/`~` kept) into `package.json` and the lockfile's root entry. `install NAME`
+//! keeps what the lockfile holds for every package it does not name.
 
 use std::fs;
 use std::path::Path;
@@ -50,6 +51,13 @@ async fn update_moves_what_is_named_and_keeps_the_rest() {
     // A plain install keeps the lockfile: nothing moves.
     run(&home, &url, &project, &["install", fresh[0], fresh[1]]);
     assert_eq!(locked(&project, "up-a"), "1.0.0");
+    // Adding a package (npm's `install NAME`) keeps what the lockfile holds for the rest.
+    registry.publish(Package::new("up-d", "1.0.0")).unwrap();
+    run(&home, &url, &project, &["install", "up-d", fresh[0], fresh[1]]);
+    assert_eq!(locked(&project, "up-d"), "1.0.0");
+    for name in ["up-a", "up-b", "up-c"] {
+        assert_eq!(locked(&project, name), "1.0.0", "{name}: not named by install, kept as locked");
+    }
 
     run(&home, &url, &project, &["update", "up-a", fresh[0], fresh[1]]);
     assert_eq!(locked(&project, "up-a"), "1.1.0", "named: moved");
