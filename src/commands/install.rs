@@ -176,8 +176,9 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     let store = TarballStore::open(&store_dir)
         .with_context(|| format!("cannot open the tarball store at {}", store_dir.display()))?;
     let mut opts = options(&args, &project, store);
-    // `update NAME...` resolves again, and `install SPEC...` resolves with the new specs: what
-    // the lockfile holds is kept unless named (npm's rule; `update` alone moves everything).
+    // `update NAME...` resolves again, `install SPEC...` resolves with the new specs, and an
+    // edited package.json makes the lockfile stale: what the lockfile holds is kept unless
+    // named, where the ranges still allow it (npm's rule; `update` alone moves everything).
     let named: Vec<String> = if args.update {
         opts.use_lockfile = false;
         args.specs.clone()
@@ -186,7 +187,7 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     } else {
         specs.iter().flat_map(|s| [s.name.clone(), s.package.clone()]).filter(|n| !n.is_empty()).collect()
     };
-    if !named.is_empty()
+    if !(args.update && named.is_empty())
         && let Ok(Some(lock)) = installer::Lockfile::load(&project)
     {
         let mut keep: std::collections::BTreeMap<String, Vec<String>> = Default::default();

@@ -59,6 +59,17 @@ async fn update_moves_what_is_named_and_keeps_the_rest() {
         assert_eq!(locked(&project, name), "1.0.0", "{name}: not named by install, kept as locked");
     }
 
+    // So does an edited package.json (the lockfile is stale, not thrown away).
+    let manifest = fs::read_to_string(project.join("package.json")).unwrap();
+    let edited = manifest.replace(r#""up-c":"1""#, r#""up-c":"^1.0.0""#);
+    assert_ne!(edited, manifest);
+    fs::write(project.join("package.json"), edited).unwrap();
+    run(&home, &url, &project, &["install", fresh[0], fresh[1]]);
+    for name in ["up-a", "up-b", "up-c"] {
+        assert_eq!(locked(&project, name), "1.0.0", "{name}: kept as locked after package.json changed");
+    }
+    fs::write(project.join("package.json"), manifest).unwrap();
+
     run(&home, &url, &project, &["update", "up-a", fresh[0], fresh[1]]);
     assert_eq!(locked(&project, "up-a"), "1.1.0", "named: moved");
     assert_eq!(locked(&project, "up-b"), "1.0.0", "not named: kept as locked");
