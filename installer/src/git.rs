@@ -286,7 +286,14 @@ impl Git {
             .map_err(|e| GitError::Command(format!("`{what}` failed: {e}")))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            let err: String = err.trim().lines().last().unwrap_or("").chars().take(400).collect();
+            // git's own verdict (`fatal: …`, ssh's `ssh: …`), not its advice lines.
+            let line = err
+                .lines()
+                .map(str::trim)
+                .find(|l| ["fatal:", "error:", "ssh:"].iter().any(|p| l.starts_with(p)))
+                .or_else(|| err.trim().lines().last())
+                .unwrap_or("");
+            let err: String = line.chars().take(400).collect();
             return Err(GitError::Command(format!("`{what}` failed: {err}")));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -294,14 +301,14 @@ impl Git {
 
     /// The commit `spec` names, and the URL that answered.
     pub async fn resolve(&self, spec: &GitSpec) -> Result<(Picked, String), GitError> {
-        let mut last = None;
+        let mut failed = Vec::new();
         for url in &spec.fetch {
             match self.run(None, &["ls-remote", "--", url]).await {
                 Ok(listing) => return Ok((pick(spec, &listing)?, url.clone())),
-                Err(e) => last = Some(e),
+                Err(e) => failed.push(e.to_string()),
             }
         }
-        Err(last.unwrap_or_else(|| GitError::Command("no URL to fetch".into())))
+        Err(GitError::Command(if failed.is_empty() { "no URL to fetch".into() } else { failed.join("; ") }))
     }
 
     /// Check out `picked` of `url` into `dest` (which must not exist): a shallow clone of its
