@@ -130,14 +130,13 @@ pub async fn build<S: ManifestSource + 'static>(
         });
     }
     let mut tree = Tree::new(root_edges, opts);
-    let roots: Vec<_> = tree
+    let mut roots: Vec<_> = tree
         .node(Tree::ROOT)
         .edges
         .iter()
         .filter(|e| e.request.spec.is_registry())
         .map(|e| e.request.clone())
         .collect();
-    resolver.prefetch(&roots);
     // Linked folders are built after everything else (arborist's `#linkNodes`), in the order
     // they were linked.
     let mut folders: Vec<NodeId> = Vec::new();
@@ -152,10 +151,14 @@ pub async fn build<S: ManifestSource + 'static>(
         )?;
         let opts = tree.options();
         let edges = local::folder_edges(&opts.root_dir, &ws.path, opts.edited.get(&ws.path))?;
+        // The workspaces' registry dependencies are fetched ahead with the root's: their
+        // folders are built last, but what they need is asked for at once.
+        roots.extend(edges.iter().filter(|e| e.request.spec.is_registry()).map(|e| e.request.clone()));
         tree.set_link_edges(&ws.path, edges.clone());
         let (_, target) = tree.add_link(Tree::ROOT, &ws.name, r, &ws.path, Some(Tree::ROOT), edges);
         folders.push(target);
     }
+    resolver.prefetch(&roots);
     let mut queue: BTreeSet<(usize, String, NodeId)> = BTreeSet::new();
     queue.insert((0, String::new(), Tree::ROOT));
     let mut built: BTreeSet<NodeId> = BTreeSet::new();
