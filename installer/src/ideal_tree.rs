@@ -153,7 +153,15 @@ pub async fn build<S: ManifestSource + 'static>(
         let edges = local::folder_edges(&opts.root_dir, &ws.path, opts.edited.get(&ws.path))?;
         // The workspaces' registry dependencies are fetched ahead with the root's: their
         // folders are built last, but what they need is asked for at once.
-        roots.extend(edges.iter().filter(|e| e.request.spec.is_registry()).map(|e| e.request.clone()));
+        // A workspace's name is never asked of the registry (npm links the workspace).
+        roots.extend(
+            edges
+                .iter()
+                .filter(|e| {
+                    e.request.spec.is_registry() && !workspaces.iter().any(|w| w.name == e.request.package)
+                })
+                .map(|e| e.request.clone()),
+        );
         tree.set_link_edges(&ws.path, edges.clone());
         let (_, target) = tree.add_link(Tree::ROOT, &ws.name, r, &ws.path, Some(Tree::ROOT), edges);
         folders.push(target);
