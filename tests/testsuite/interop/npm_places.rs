@@ -262,3 +262,35 @@ fn a_lockfile_git_or_file_entry_the_project_does_not_name_is_refused() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("evil.git"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_tarball_url_is_verified_against_the_integrity_the_lockfile_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = d.join("p");
+    fs::create_dir_all(&p).unwrap();
+    let url = format!("{}is-number/-/is-number-7.0.0.tgz", registry_url());
+    fs::write(
+        p.join("package.json"),
+        format!(r#"{{"name":"p","version":"1.0.0","dependencies":{{"n":"{url}"}}}}"#),
+    )
+    .unwrap();
+    let out = ims_install(d, &p, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lock = read(&p.join("package-lock.json"));
+    let v: serde_json::Value = serde_json::from_str(&lock).unwrap();
+    let recorded = v["packages"]["node_modules/n"]["integrity"].as_str().unwrap().to_owned();
+    assert!(recorded.starts_with("sha512-"), "{lock}");
+    // The URL now "serves" other bytes than the lockfile promises (its integrity changed under
+    // it): a fresh install from the lockfile refuses them.
+    let other = "sha512-".to_owned() + &"A".repeat(86) + "==";
+    fs::write(p.join("package-lock.json"), lock.replace(&recorded, &other)).unwrap();
+    fs::remove_dir_all(p.join("node_modules")).unwrap();
+    let mut cmd = crate::support::ims_install(&d.join("other-home"), registry_url(), &p);
+    cmd.arg("--frozen-lockfile");
+    super::npm_parity::isolated(&mut cmd, d);
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "tampered integrity accepted");
+    assert!(stderr(&out).contains("integrity"), "{}", stderr(&out));
+    assert!(!p.join("node_modules/n").exists());
+}
