@@ -105,6 +105,56 @@ pub struct Installer<S> {
     on_event: Option<EventFn>,
     /// Tarballs started while resolving (`None` when they must not start early).
     ahead: Option<Arc<TarballsAhead>>,
+    /// How many git dependencies' builds this install is inside (each builds in an install
+    /// of its own; bounded).
+    depth: usize,
+}
+
+/// The deepest chain of git dependencies built inside each other's builds.
+const MAX_BUILD_DEPTH: usize = 3;
+
+/// Builds an allowed git dependency in its checkout with an install of its own
+/// ([`crate::places::Prepare`]).
+struct NestedBuild<S> {
+    source: S,
+    registry: Registry,
+    opts: InstallOptions,
+    depth: usize,
+}
+
+impl<S: ManifestSource + Clone + 'static> crate::places::Prepare for NestedBuild<S> {
+    fn prepare<'a>(
+        &'a self,
+        checkout: &'a Path,
+        package: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let mut opts = self.opts.clone();
+            // npm's `npm install` in the checkout: every dependency, development ones too,
+            // its own lockfile if it has one, nothing saved back.
+            opts.project_dir = checkout.to_path_buf();
+            opts.save = Save::No;
+            (opts.omit_dev, opts.omit_optional, opts.omit_peer, opts.resolve_dev) =
+                (false, false, false, true);
+            (opts.frozen_lockfile, opts.clean, opts.use_lockfile) = (false, false, true);
+            opts.workspaces = Vec::new();
+            opts.all_workspaces = false;
+            opts.progress = Arc::default();
+            let mut nested = Installer::new(self.source.clone(), self.registry.clone(), opts);
+            nested.depth = self.depth;
+            nested.install(&[]).await.map_err(|e| e.to_string())?;
+            let path = self.opts.path_env.clone();
+            let events = crate::scripts::GIT_BUILD_EVENTS;
+            let (dir, name) = (checkout.to_path_buf(), package.to_owned());
+            tokio::task::spawn_blocking(move || {
+                scripts::run_scripts(&dir, &dir, &name, path.as_ref(), events)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            Ok(())
+        })
+    }
 }
 
 impl<S> std::fmt::Debug for Installer<S> {
@@ -131,7 +181,7 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
             ))
         });
         let resolver = Self::resolver(ReplicaSource::without_peer(source.clone()), &opts, ahead.as_ref());
-        Installer { opts, source, resolver, registry, remote: None, on_event: None, ahead }
+        Installer { opts, source, resolver, registry, remote: None, on_event: None, ahead, depth: 0 }
     }
 
     /// A resolver fetching ahead, starting each picked version's tarball when `ahead` is set.
@@ -692,13 +742,27 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
     /// Where this install resolves and fetches `file:` tarballs, tarball URLs and git
     /// dependencies.
     fn places(&self, project: &Project) -> Places {
-        Places::new(
+        let places = Places::new(
             self.opts.store.clone(),
             self.registry.clone(),
             self.opts.project_dir.clone(),
             crate::git::Git::default(),
             self.script_policy_of(project),
-        )
+        );
+        if self.depth >= MAX_BUILD_DEPTH {
+            return places;
+        }
+        // The build runs the scripts this project allows, never more: the dependency's own
+        // `allowScripts` grants nothing.
+        let mut opts = self.opts.clone();
+        opts.scripts = self.script_policy_of(project);
+        opts.project_allow_scripts = false;
+        places.with_preparer(Arc::new(NestedBuild {
+            source: self.source.clone(),
+            registry: self.registry.clone(),
+            opts,
+            depth: self.depth + 1,
+        }))
     }
 
     /// Save `package.json` and `package-lock.json` (unless `--no-save`).

@@ -13,6 +13,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use futures_util::future::BoxFuture;
 use indexer::model::Manifest;
 use indexer::tarballs::{Algorithm, Integrity, TarballStore};
 use indexer::upstream::Registry;
@@ -22,6 +23,15 @@ use crate::git::{Git, GitError, GitSpec, Picked};
 use crate::request::VersionSpec;
 use crate::resolve::{Origin, Resolved};
 use crate::scripts::ScriptPolicy;
+
+/// Builds a git dependency whose scripts the user allowed, before it is packed: its
+/// dependencies (development ones included) installed in the checkout, then its build
+/// scripts run ([`GIT_BUILD_EVENTS`](crate::scripts::GIT_BUILD_EVENTS)), as npm does. The
+/// install engine supplies it.
+pub trait Prepare: Send + Sync {
+    /// Build the package `package` checked out at `checkout`.
+    fn prepare<'a>(&'a self, checkout: &'a Path, package: &'a str) -> BoxFuture<'a, Result<(), String>>;
+}
 
 /// Resolves and fetches `file:` tarballs, tarball URLs and git dependencies. Cheap to clone.
 #[derive(Clone)]
@@ -35,6 +45,7 @@ struct Inner {
     root: PathBuf,
     git: Git,
     scripts: ScriptPolicy,
+    preparer: Option<Arc<dyn Prepare>>,
     /// Each spec resolved once per install.
     memo: Mutex<HashMap<String, Resolved>>,
 }
@@ -76,7 +87,32 @@ impl Places {
         scripts: ScriptPolicy,
     ) -> Self {
         Places {
-            inner: Arc::new(Inner { store, registry, root, git, scripts, memo: Mutex::new(HashMap::new()) }),
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                root,
+                git,
+                scripts,
+                preparer: None,
+                memo: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Build allowed git dependencies with `preparer` (without one, such a dependency is an
+    /// error rather than a package other than npm's).
+    pub fn with_preparer(self, preparer: Arc<dyn Prepare>) -> Self {
+        let shared = &self.inner;
+        Places {
+            inner: Arc::new(Inner {
+                store: shared.store.clone(),
+                registry: shared.registry.clone(),
+                root: shared.root.clone(),
+                git: shared.git.clone(),
+                scripts: shared.scripts.clone(),
+                preparer: Some(preparer),
+                memo: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
@@ -181,7 +217,7 @@ impl Places {
         if let Some(e) = last {
             return Err(git_error(raw, e));
         }
-        self.check_prepare(raw, &checkout)?;
+        let built = self.build_if_allowed(raw, &checkout).await?;
         let max = store.limits().max_tarball_bytes;
         let dir = checkout.clone();
         let bytes = tokio::task::spawn_blocking(move || crate::pack::pack(&dir, max))
@@ -196,35 +232,35 @@ impl Places {
             })?;
         let integrity = Integrity::of_bytes(Algorithm::Sha512, &bytes);
         let dir = self.store_bytes(raw, &integrity, bytes).await?;
-        self.git_cache_put(resolved, &integrity);
+        self.git_cache_put(&cache_key(resolved, built), &integrity);
         Ok((integrity, dir))
     }
 
     /// npm builds a git dependency that has build scripts (`prepare` and the install
     /// scripts) before packing it, once the user approved its scripts; unapproved, npm 11
-    /// packs the repository as committed, and so does ims. Approved, building would need
-    /// the package's development dependencies installed in the checkout, which ims does not
-    /// do yet: that is an error rather than a package different from npm's.
-    fn check_prepare(&self, raw: &str, checkout: &Path) -> Result<(), ResolveError> {
-        let Ok(text) = fs::read_to_string(checkout.join("package.json")) else { return Ok(()) };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { return Ok(()) };
-        let name = v.get("name").and_then(|n| n.as_str()).unwrap_or("");
-        let scripts = v.get("scripts").and_then(|s| s.as_object());
-        let builds = ["build", "preinstall", "install", "postinstall", "prepack", "prepare"]
-            .iter()
-            .any(|s| scripts.is_some_and(|m| m.contains_key(*s)));
-        if builds && self.inner.scripts.allows(name) {
+    /// packs the repository as committed, and so does ims.
+    /// Whether it was built.
+    async fn build_if_allowed(&self, raw: &str, checkout: &Path) -> Result<bool, ResolveError> {
+        let Some(name) = self.to_build(checkout) else { return Ok(false) };
+        let Some(preparer) = &self.inner.preparer else {
             return Err(origin_error(
                 raw,
                 format!(
-                    "{name}'s scripts are allowed, and building a git dependency (its prepare script) is not supported yet"
+                    "{name}'s scripts are allowed, and a git dependency cannot be built here (nested too deep?)"
                 ),
                 format!(
-                    "leave {name} out of allowScripts/--allow-scripts to install the repository as committed, or depend on a published version"
+                    "leave {name} out of allowScripts/--allow-scripts to install the repository as committed"
                 ),
             ));
-        }
-        Ok(())
+        };
+        tracing::info!(package = %name, "building the git dependency before packing it");
+        preparer.prepare(checkout, &name).await.map(|()| true).map_err(|e| {
+            origin_error(
+                raw,
+                format!("building {name} failed: {e}"),
+                format!("fix its build, or leave {name} out of allowScripts to install it unbuilt"),
+            )
+        })
     }
 
     /// Make the package the lockfile entry `resolved` names available unpacked in the store:
@@ -319,7 +355,29 @@ impl Places {
         self.inner.store.root().join("git").join(&key[..64])
     }
 
+    /// The package at `dir` when it has build scripts the policy allows (npm builds it).
+    fn to_build(&self, dir: &Path) -> Option<String> {
+        let text = fs::read_to_string(dir.join("package.json")).ok()?;
+        let v = serde_json::from_str::<serde_json::Value>(&text).ok()?;
+        let name = v.get("name").and_then(|n| n.as_str()).unwrap_or("").to_owned();
+        let scripts = v.get("scripts").and_then(|s| s.as_object())?;
+        let builds = crate::scripts::GIT_BUILD_EVENTS.iter().any(|s| scripts.contains_key(*s));
+        (builds && self.inner.scripts.allows(&name)).then_some(name)
+    }
+
+    /// The packed commit `resolved` as this install would pack it: built when its scripts are
+    /// allowed and it has build scripts, as committed otherwise.
     fn git_cache_get(&self, resolved: &str) -> Option<(Integrity, PathBuf)> {
+        if let Some((i, dir)) = self.git_cache_entry(&cache_key(resolved, true))
+            && self.to_build(&dir).is_some()
+        {
+            return Some((i, dir));
+        }
+        let (i, dir) = self.git_cache_entry(&cache_key(resolved, false))?;
+        self.to_build(&dir).is_none().then_some((i, dir))
+    }
+
+    fn git_cache_entry(&self, resolved: &str) -> Option<(Integrity, PathBuf)> {
         let text = fs::read_to_string(self.git_cache_file(resolved)).ok()?;
         let (line_resolved, integrity) = text.trim().split_once('\n')?;
         if line_resolved != resolved {
@@ -344,6 +402,11 @@ impl Places {
             tracing::warn!(resolved, error = %e, "cannot remember the packed git commit");
         }
     }
+}
+
+/// The git cache's key of the commit `resolved`, packed built or as committed.
+fn cache_key(resolved: &str, built: bool) -> String {
+    if built { format!("{resolved} built") } else { resolved.to_owned() }
 }
 
 /// Whether a lockfile's `resolved` is a git URL (`git+…`, `git://…`).

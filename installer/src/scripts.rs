@@ -58,6 +58,30 @@ pub fn run_install_scripts(
     package: &str,
     path: Option<&OsString>,
 ) -> Result<usize, ScriptError> {
+    run_scripts(project, dir, package, path, &["preinstall", "install", "postinstall"])
+}
+
+/// The lifecycle scripts npm runs to build a git dependency before packing it (its `npm
+/// install`, then `npm pack`'s `prepack`), in that order.
+pub const GIT_BUILD_EVENTS: &[&str] = &[
+    "preinstall",
+    "install",
+    "postinstall",
+    "prepublish",
+    "preprepare",
+    "prepare",
+    "postprepare",
+    "prepack",
+];
+
+/// Run the `events` scripts of the package at `dir` that its `package.json` has, in order.
+pub fn run_scripts(
+    project: &Path,
+    dir: &Path,
+    package: &str,
+    path: Option<&OsString>,
+    events: &[&str],
+) -> Result<usize, ScriptError> {
     let manifest: Value = std::fs::read_to_string(dir.join("package.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -68,7 +92,7 @@ pub fn run_install_scripts(
     }
     let joined = std::env::join_paths(bins).unwrap_or_default();
     let mut ran = 0;
-    for event in ["preinstall", "install", "postinstall"] {
+    for &event in events {
         let Some(script) = manifest.get("scripts").and_then(|s| s.get(event)).and_then(Value::as_str) else {
             continue;
         };

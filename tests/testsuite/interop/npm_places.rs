@@ -294,3 +294,65 @@ fn a_tarball_url_is_verified_against_the_integrity_the_lockfile_recorded() {
     assert!(stderr(&out).contains("integrity"), "{}", stderr(&out));
     assert!(!p.join("node_modules/n").exists());
 }
+
+#[test]
+fn an_allowed_git_dependency_is_built_before_it_is_packed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A repository whose package is built by `prepare` with a development dependency.
+    let work = d.join("src/built");
+    fs::create_dir_all(work.join("lib")).unwrap();
+    fs::write(
+        work.join("package.json"),
+        r#"{
+  "name": "built",
+  "version": "1.0.0",
+  "main": "lib/index.js",
+  "files": ["lib"],
+  "scripts": { "prepare": "node -e \"require('fs').writeFileSync('lib/out.js', 'module.exports = ' + require('is-number')(7))\"" },
+  "devDependencies": { "is-number": "^7.0.0" }
+}
+"#,
+    )
+    .unwrap();
+    fs::write(work.join("lib/index.js"), "module.exports = require('./out.js')\n").unwrap();
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-qm", "one"]);
+    let bare = d.join("repos/built.git");
+    git(d, &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()]);
+
+    let install = |side: &str, allow: bool| {
+        let p = d.join(side);
+        fs::create_dir_all(&p).unwrap();
+        let allow = if allow { r#","allowScripts":["built"]"# } else { "" };
+        fs::write(
+            p.join("package.json"),
+            format!(
+                r#"{{"name":"p","version":"1.0.0","dependencies":{{"built":"git+file://{}"}}{allow}}}"#,
+                bare.display()
+            ),
+        )
+        .unwrap();
+        let out = ims_install(d, &p, &[]);
+        assert!(out.status.success(), "{side}: {}", stderr(&out));
+        p
+    };
+    // Not allowed: packed as committed (npm 11 without approval): no build output.
+    let plain = install("plain", false);
+    assert!(plain.join("node_modules/built/lib/index.js").exists());
+    assert!(!plain.join("node_modules/built/lib/out.js").exists());
+    // Allowed: its dependencies installed in the checkout, `prepare` run, then packed.
+    let built = install("built", true);
+    assert_eq!(
+        fs::read_to_string(built.join("node_modules/built/lib/out.js")).unwrap(),
+        "module.exports = true"
+    );
+    assert!(!built.join("node_modules/is-number").exists(), "a build-time dependency is not installed");
+    let out = Command::new("node")
+        .args(["-e", "console.log(require('built'))"])
+        .current_dir(&built)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "true", "{}", stderr(&out));
+}
