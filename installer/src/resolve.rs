@@ -465,11 +465,11 @@ impl<S: ManifestSource + 'static> Inner<S> {
         }
     }
 
-    async fn summary(&self, name: &str) -> Result<Arc<Summary>, ResolveError> {
+    async fn summary(self: &Arc<Self>, name: &str) -> Result<Arc<Summary>, ResolveError> {
         let ahead = match self.slot(name) {
             Some(Slot::Ready(found)) => Some(found),
             Some(Slot::Pending(fetch)) => fetch.await,
-            None => None,
+            None => self.register(name).await,
         };
         let found = match ahead {
             Some(found) => found,
@@ -484,6 +484,36 @@ impl<S: ManifestSource + 'static> Inner<S> {
             }
         };
         found.ok_or_else(|| ResolveError::UnknownPackage { name: name.to_owned() })
+    }
+
+    /// Fetch `name`'s summary as an entry of the cache, registered before it is sent, so
+    /// that a fetch ahead of the same name waits for it rather than asking again. `None`
+    /// when the fetch failed (the caller asks again for the error).
+    fn register(self: &Arc<Self>, name: &str) -> PendingSummary {
+        let Ok(mut cache) = self.cache.lock() else {
+            return futures_util::future::ready(None).boxed().shared();
+        };
+        match cache.get(name) {
+            Some(Slot::Ready(found)) => futures_util::future::ready(Some(found.clone())).boxed().shared(),
+            Some(Slot::Pending(fetch)) => fetch.clone(),
+            None => {
+                let (me, n) = (self.clone(), name.to_owned());
+                let fetch = async move {
+                    match load_summary(&me.source, &me.opts, &n).await {
+                        Ok(found) => {
+                            let found = found.map(Arc::new);
+                            me.set_ready(&n, found.clone());
+                            Some(found)
+                        }
+                        Err(_) => None,
+                    }
+                }
+                .boxed()
+                .shared();
+                cache.insert(name.to_owned(), Slot::Pending(fetch.clone()));
+                fetch
+            }
+        }
     }
 
     /// After a version is picked: tell the hook, and fetch ahead what it depends on.
@@ -585,7 +615,7 @@ impl<S: ManifestSource + 'static> Inner<S> {
         Ok(Picked::Alone(m))
     }
 
-    async fn resolve(&self, request: &Request) -> Result<Resolved, ResolveError> {
+    async fn resolve(self: &Arc<Self>, request: &Request) -> Result<Resolved, ResolveError> {
         let mut summary = self.summary(&request.package).await?;
         if let Err(e) = pick_version(&summary, &request.spec, &self.opts) {
             if !matches!(e, ResolveError::NoMatchingVersion { .. }) {
