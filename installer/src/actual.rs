@@ -4,11 +4,16 @@
 //! npm's dep flags (`dev`, `optional`, `devOptional`, `peer`, `extraneous`) worked out from the
 //! root. `ims ls` and `ims why` ([`crate::listing`]) print from it.
 //!
-//! Reading never writes and never follows a symlink while walking: a symlinked package is a
-//! link node (its target is named, not entered), and a symlinked `node_modules` is not walked.
-//! A cloned project is hostile input; depth and node count are capped.
+//! Reading never writes. A symlinked package is a link node without edges; the folder it
+//! points at is a node of its own (arborist's `Link.target`), read once however many links
+//! lead there, named after its folder and placed at its path from the project (`packages/a`,
+//! `../lib`); it resolves its dependencies in its own `node_modules` and then in the folders
+//! above it. The root's workspaces are found from its `workspaces` globs, each reached by a
+//! `workspace` edge. A symlinked `node_modules` is not walked, a link that leads nowhere is an
+//! unreadable folder (as npm takes it); a cloned project is hostile input, and depth and node
+//! count are capped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -40,6 +45,9 @@ pub enum EdgeType {
     Peer,
     /// A peer dependency marked optional in `peerDependenciesMeta`.
     PeerOptional,
+    /// The root's edge to one of its workspaces (arborist's `workspace` edge, `file:<folder>`),
+    /// which takes the place of any other edge of that name.
+    Workspace,
 }
 
 impl EdgeType {
@@ -51,6 +59,7 @@ impl EdgeType {
             EdgeType::Optional => "optional",
             EdgeType::Peer => "peer",
             EdgeType::PeerOptional => "peerOptional",
+            EdgeType::Workspace => "workspace",
         }
     }
 
@@ -132,8 +141,18 @@ pub struct ActualNode {
     pub package: Map<String, Value>,
     /// Why its `package.json` could not be read, if it could not.
     pub error: Option<String>,
-    /// For a symlinked package: where the link points, relative to the project.
+    /// For a symlinked package: where the link points, relative to the project
+    /// (`packages/a`, `../lib`), as npm prints it after `->`.
     pub link_target: Option<String>,
+    /// For a symlinked package: the node of the folder it points to (`None` when the link is
+    /// broken). That node holds the edges; the link has none.
+    pub target: Option<ActualId>,
+    /// The links that point at this folder.
+    pub links_in: Vec<ActualId>,
+    /// For a folder no `node_modules` holds (a link's target, a workspace): the nearest loaded
+    /// folder above it (arborist's `fsParent`), where its dependencies resolve after its own
+    /// `node_modules`, as Node.js resolves them.
+    pub fs_parent: Option<ActualId>,
     /// Where it was fetched from, as the hidden lockfile recorded it.
     pub resolved: Option<String>,
     /// Its edges out, by name.
@@ -145,6 +164,33 @@ pub struct ActualNode {
 }
 
 impl ActualNode {
+    fn new(
+        name: String,
+        location: String,
+        path: PathBuf,
+        parent: Option<ActualId>,
+        package: Map<String, Value>,
+        error: Option<String>,
+    ) -> Self {
+        ActualNode {
+            name,
+            location,
+            path,
+            parent,
+            children: BTreeMap::new(),
+            package,
+            error,
+            link_target: None,
+            target: None,
+            links_in: Vec::new(),
+            fs_parent: None,
+            resolved: None,
+            edges: Vec::new(),
+            edges_in: Vec::new(),
+            flags: DepFlags::default(),
+        }
+    }
+
     /// `version` from `package.json`.
     pub fn version(&self) -> Option<&str> {
         self.package.get("version").and_then(Value::as_str)
@@ -155,14 +201,33 @@ impl ActualNode {
         self.package.get("name").and_then(Value::as_str)
     }
 
-    /// `name@version`, as arborist's `pkgid`.
+    /// `name@version`, as arborist's `pkgid`: `name@npm:package@version` when the folder's
+    /// name is not its package's (an alias, or a link's target named after its folder).
     pub fn pkgid(&self) -> String {
-        format!("{}@{}", self.name, self.version().unwrap_or(""))
+        let version = self.version().unwrap_or("");
+        match self.package_name() {
+            Some(pkg) if !self.location.is_empty() && pkg != self.name => {
+                format!("{}@npm:{pkg}@{version}", self.name)
+            }
+            _ => format!("{}@{version}", self.name),
+        }
     }
 
     /// A symlinked package.
     pub fn is_link(&self) -> bool {
         self.link_target.is_some()
+    }
+
+    /// Not in any `node_modules` (the root, a link's target): arborist's `isTop`, whose
+    /// `devDependencies` count.
+    pub fn is_top(&self) -> bool {
+        self.parent.is_none()
+    }
+
+    /// Where its dependencies resolve after its own `node_modules` (arborist's
+    /// `resolveParent`).
+    pub fn resolve_parent(&self) -> Option<ActualId> {
+        self.parent.or(self.fs_parent)
     }
 }
 
@@ -199,6 +264,8 @@ pub enum ActualError {
 #[derive(Debug, Clone)]
 pub struct ActualTree {
     nodes: Vec<ActualNode>,
+    workspaces: Vec<crate::local::Workspace>,
+    from_hidden_lockfile: bool,
 }
 
 impl ActualTree {
@@ -229,27 +296,26 @@ impl ActualTree {
             package.get("name").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| {
                 dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
             });
-        let root = ActualNode {
-            name,
-            location: String::new(),
-            path: dir.clone(),
-            parent: None,
-            children: BTreeMap::new(),
-            package,
-            error: None,
-            link_target: None,
-            resolved: None,
-            edges: Vec::new(),
-            edges_in: Vec::new(),
-            flags: DepFlags::default(),
-        };
-        let mut tree = ActualTree { nodes: vec![root] };
+        let root = ActualNode::new(name, String::new(), dir.clone(), None, package, None);
+        let mut tree = ActualTree { nodes: vec![root], workspaces: Vec::new(), from_hidden_lockfile: false };
         tree.walk(Self::ROOT, &dir, 0)?;
+        if !global {
+            let patterns = crate::local::patterns_in(tree.nodes[Self::ROOT].package.get("workspaces"));
+            tree.workspaces = crate::local::workspaces_lenient(&patterns, &dir);
+        }
+        tree.load_targets()?;
         if global {
             let deps: Map<String, Value> = tree.nodes[Self::ROOT]
                 .children
-                .keys()
-                .map(|k| (k.clone(), Value::String("*".into())))
+                .iter()
+                .map(|(k, &id)| {
+                    let n = &tree.nodes[id];
+                    let spec = match n.target {
+                        Some(t) if n.is_link() => format!("file:{}", tree.nodes[t].path.display()),
+                        _ => "*".to_owned(),
+                    };
+                    (k.clone(), Value::String(spec))
+                })
                 .collect();
             let root = &mut tree.nodes[Self::ROOT];
             root.package = Map::from_iter([
@@ -261,6 +327,81 @@ impl ActualTree {
         tree.load_edges();
         tree.calc_dep_flags();
         Ok(tree)
+    }
+
+    /// Each link's target folder as a node of its own (arborist's `Link.target`): the node
+    /// already loaded at that real path, or a new top node whose `node_modules` is walked in
+    /// turn; then each workspace no link points at, and for every such top node the nearest
+    /// loaded folder above it (its `fsParent`).
+    fn load_targets(&mut self) -> Result<(), ActualError> {
+        let root_path = self.nodes[Self::ROOT].path.clone();
+        let mut by_path: HashMap<PathBuf, ActualId> = HashMap::new();
+        for (id, n) in self.nodes.iter().enumerate() {
+            if !n.is_link() {
+                by_path.insert(n.path.clone(), id);
+            }
+        }
+        let mut tops: Vec<ActualId> = Vec::new();
+        let mut next = 0;
+        loop {
+            // Every link not yet seen, the ones inside new targets included.
+            while next < self.nodes.len() {
+                let id = next;
+                next += 1;
+                if !self.nodes[id].is_link() {
+                    continue;
+                }
+                let Ok(real) = fs::canonicalize(&self.nodes[id].path) else { continue };
+                let target = match by_path.get(&real) {
+                    Some(&t) => t,
+                    None => {
+                        let t = self.top_node(&real)?;
+                        by_path.insert(real, t);
+                        tops.push(t);
+                        t
+                    }
+                };
+                self.nodes[id].target = Some(target);
+                self.nodes[target].links_in.push(id);
+            }
+            // Then a workspace no link points at (arborist loads those too).
+            let pending = self.workspaces.iter().find_map(|ws| {
+                fs::canonicalize(root_path.join(&ws.path)).ok().filter(|real| !by_path.contains_key(real))
+            });
+            let Some(real) = pending else { break };
+            let t = self.top_node(&real)?;
+            by_path.insert(real, t);
+            tops.push(t);
+        }
+        for t in tops {
+            let mut up = self.nodes[t].path.parent();
+            while let Some(dir) = up {
+                if let Some(&p) = by_path.get(dir)
+                    && p != t
+                {
+                    self.nodes[t].fs_parent = Some(p);
+                    break;
+                }
+                up = dir.parent();
+            }
+        }
+        Ok(())
+    }
+
+    /// A folder outside any `node_modules` walk (a link's target, a workspace) as a new node
+    /// named after its folder, as arborist names a link's target; its `node_modules` walked.
+    fn top_node(&mut self, real: &Path) -> Result<ActualId, ActualError> {
+        if self.nodes.len() >= MAX_NODES {
+            return Err(ActualError::TooLarge { path: self.nodes[Self::ROOT].path.clone() });
+        }
+        let root = &self.nodes[Self::ROOT].path;
+        let location = relative(root, real);
+        let (package, error) = read_manifest(&real.join("package.json"));
+        let name = name_from_folder(real);
+        let id = self.nodes.len();
+        self.nodes.push(ActualNode::new(name, location, real.to_owned(), None, package, error));
+        self.walk(id, real, 1)?;
+        Ok(id)
     }
 
     /// A node.
@@ -278,16 +419,56 @@ impl ActualTree {
         self.nodes.iter().position(|n| n.location == location)
     }
 
-    /// Where `name` resolves from `from`: its own `node_modules`, then each parent's.
+    /// Where `name` resolves from `from`: its own `node_modules`, then each parent's (for a
+    /// folder outside `node_modules`, the folders above it), as Node.js resolves a `require`.
     pub fn resolve(&self, from: ActualId, name: &str) -> Option<ActualId> {
         let mut at = Some(from);
+        let mut steps = 0;
         while let Some(id) = at {
             if let Some(&child) = self.nodes[id].children.get(name) {
                 return Some(child);
             }
-            at = self.nodes[id].parent;
+            steps += 1;
+            if steps > self.nodes.len() {
+                return None;
+            }
+            at = self.nodes[id].resolve_parent();
         }
         None
+    }
+
+    /// The project's workspaces (name and folder), as its `package.json` globs find them.
+    pub fn workspaces(&self) -> &[crate::local::Workspace] {
+        &self.workspaces
+    }
+
+    /// arborist's `isWorkspace`: the root's workspace edge of this package's name reaches it
+    /// (the link in `node_modules`) or its folder (the link's target).
+    pub fn is_workspace(&self, id: ActualId) -> bool {
+        if id == Self::ROOT {
+            return false;
+        }
+        let Some(name) = self.nodes[id].package_name() else { return false };
+        self.nodes[Self::ROOT].edges.iter().any(|e| {
+            e.kind == EdgeType::Workspace
+                && e.name == name
+                && e.to.is_some_and(|to| to == id || self.nodes[to].target == Some(id))
+        })
+    }
+
+    /// arborist's `packageName` for a node: its `package.json` name; read from the hidden
+    /// lockfile, whose entries are named after their folder when they have no name, the
+    /// folder's name otherwise.
+    pub fn package_name(&self, id: ActualId) -> Option<&str> {
+        let n = &self.nodes[id];
+        n.package_name().or_else(|| {
+            (self.from_hidden_lockfile && id != Self::ROOT && n.error.is_none()).then_some(n.name.as_str())
+        })
+    }
+
+    /// The node a link points at, or the node itself (arborist's `target`).
+    pub fn target(&self, id: ActualId) -> ActualId {
+        self.nodes[id].target.unwrap_or(id)
     }
 
     /// The package whose bundle holds `id` (arborist's `getBundler`): its parent when the
@@ -336,33 +517,18 @@ impl ActualTree {
             };
             let is_link = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
             let (package, error) = read_manifest(&path.join("package.json"));
-            let link_target = is_link.then(|| {
-                let root = &self.nodes[Self::ROOT].path;
-                match fs::canonicalize(&path) {
-                    Ok(real) => match real.strip_prefix(root) {
-                        Ok(rel) => rel.to_string_lossy().into_owned(),
-                        Err(_) => real.to_string_lossy().into_owned(),
-                    },
-                    Err(_) => {
-                        fs::read_link(&path).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default()
-                    }
-                }
-            });
+            // A link that leads nowhere is a package folder that cannot be read, as arborist
+            // takes it (its realpath fails).
+            let link_target = if is_link {
+                fs::canonicalize(&path).ok().map(|real| relative(&self.nodes[Self::ROOT].path, &real))
+            } else {
+                None
+            };
             let id = self.nodes.len();
-            self.nodes.push(ActualNode {
-                name: name.clone(),
-                location,
-                path: path.clone(),
-                parent: Some(parent),
-                children: BTreeMap::new(),
-                package,
-                error,
-                link_target,
-                resolved: None,
-                edges: Vec::new(),
-                edges_in: Vec::new(),
-                flags: DepFlags::default(),
-            });
+            let mut node =
+                ActualNode::new(name.clone(), location, path.clone(), Some(parent), package, error);
+            node.link_target = link_target;
+            self.nodes.push(node);
             self.nodes[parent].children.insert(name, id);
             if !is_link {
                 self.walk(id, &path, depth + 1)?;
@@ -391,7 +557,25 @@ impl ActualTree {
         .into_iter()
         .filter_map(read)
         .collect();
-        for node in self.nodes.iter_mut().skip(1) {
+        // npm reads the tree from its hidden lockfile only when it is current (else it walks
+        // the folders): what `explain` lists first follows.
+        self.from_hidden_lockfile = dir.join("node_modules/.package-lock.json").is_file()
+            && locks.first().is_some_and(|hidden| hidden_lockfile_current(dir, hidden));
+        let links: Vec<(ActualId, String)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(id, n)| {
+                let t = n.target.filter(|_| n.is_link())?;
+                let dir = n.path.parent()?;
+                Some((id, format!("file:{}", relative(dir, &self.nodes[t].path))))
+            })
+            .collect();
+        for (id, resolved) in links {
+            // A link resolves to its target, relative to the link's folder (arborist's `Link`).
+            self.nodes[id].resolved = Some(resolved);
+        }
+        for node in self.nodes.iter_mut().skip(1).filter(|n| !n.is_link()) {
             let version = node.version().map(str::to_owned);
             for lock in &locks {
                 let Some(entry) = lock.get(&node.location) else { continue };
@@ -435,8 +619,16 @@ impl ActualTree {
             });
             add("dependencies", &|_| EdgeType::Prod);
             add("optionalDependencies", &|_| EdgeType::Optional);
-            if id == Self::ROOT {
+            // A top folder's (the root's, a link target's) devDependencies count.
+            if node.is_top() {
                 add("devDependencies", &|_| EdgeType::Dev);
+            }
+            if id == Self::ROOT {
+                // Each workspace's edge replaces whatever else the root names it with.
+                for ws in &self.workspaces {
+                    let spec = format!("file:{}", node.path.join(&ws.path).display());
+                    wanted.insert(ws.name.clone(), (EdgeType::Workspace, spec));
+                }
             }
             let mut edges = Vec::with_capacity(wanted.len());
             for (name, (kind, spec)) in wanted {
@@ -444,22 +636,62 @@ impl ActualTree {
                 let state = match to {
                     None if kind.is_optional() => EdgeState::Ok,
                     None => EdgeState::Missing,
-                    Some(to) if kind.is_peer() && self.nodes[to].parent == Some(id) && id != Self::ROOT => {
+                    Some(to) if kind.is_peer() && self.nodes[to].parent == Some(id) && !node.is_top() => {
                         EdgeState::PeerLocal
                     }
-                    Some(to) if !satisfies(&self.nodes[to], &name, &spec) => EdgeState::Invalid,
+                    Some(to) if !self.edge_valid(id, to, &name, &spec) => EdgeState::Invalid,
                     Some(_) => EdgeState::Ok,
                 };
                 edges.push(ActualEdge { name, spec, kind, to, state });
             }
             self.nodes[id].edges = edges;
         }
-        for id in 0..self.nodes.len() {
+        // arborist makes the root's edges again once it knows the workspaces: with any, they
+        // come last into each package.
+        let order: Vec<ActualId> = if self.workspaces.is_empty() {
+            (0..self.nodes.len()).collect()
+        } else {
+            (1..self.nodes.len()).chain([Self::ROOT]).collect()
+        };
+        for id in order {
             for i in 0..self.nodes[id].edges.len() {
                 if let Some(to) = self.nodes[id].edges[i].to {
                     self.nodes[to].edges_in.push((id, i));
                 }
             }
+        }
+    }
+
+    /// The order npm's inventory holds packages in, which `npm explain` lists them by: read
+    /// from the hidden lockfile, the folders by location and then the links; walked from the
+    /// folders, by location, a link's target right after the (first) link to it.
+    pub fn inventory_key(&self, id: ActualId) -> (bool, &str, bool) {
+        let n = &self.nodes[id];
+        if self.from_hidden_lockfile {
+            return (n.is_link(), n.location.as_str(), false);
+        }
+        match n.links_in.first() {
+            Some(&l) if n.is_top() && id != Self::ROOT => (false, self.nodes[l].location.as_str(), true),
+            _ => (false, n.location.as_str(), false),
+        }
+    }
+
+    /// arborist's `depValid` for an edge from `from` to `to`: a folder spec (`file:../lib`,
+    /// `./lib`, a workspace's) wants a link to that very folder, resolved from the dependent's
+    /// own folder; the rest as [`satisfies`].
+    fn edge_valid(&self, from: ActualId, to: ActualId, name: &str, spec: &str) -> bool {
+        let node = &self.nodes[to];
+        if node.name != name {
+            return false;
+        }
+        match crate::request::VersionSpec::parse_place(spec) {
+            Some(crate::request::VersionSpec::Directory { path, .. }) => {
+                let Some(target) = node.target.filter(|_| node.is_link()) else { return false };
+                let wanted = self.nodes[from].path.join(&path);
+                let wanted = fs::canonicalize(&wanted).unwrap_or(wanted);
+                self.nodes[target].path == wanted
+            }
+            _ => satisfies(node, name, spec),
         }
     }
 
@@ -476,14 +708,36 @@ impl ActualTree {
             seen[id] = true;
             let from = self.nodes[id].flags;
             if !from.extraneous {
-                let mut p = self.nodes[id].parent;
+                let mut p = self.nodes[id].resolve_parent();
                 while let Some(pid) = p {
                     if !self.nodes[pid].flags.extraneous {
                         break;
                     }
                     self.nodes[pid].flags.extraneous = false;
-                    p = self.nodes[pid].parent;
+                    p = self.nodes[pid].resolve_parent();
                 }
+            }
+            // A link hands its flags to its target.
+            if self.nodes[id].is_link() {
+                let Some(t) = self.nodes[id].target else { continue };
+                let to = &mut self.nodes[t].flags;
+                let mut changed = false;
+                for (flag, from) in [
+                    (&mut to.dev, from.dev),
+                    (&mut to.optional, from.optional),
+                    (&mut to.dev_optional, from.dev_optional),
+                    (&mut to.peer, from.peer),
+                    (&mut to.extraneous, from.extraneous),
+                ] {
+                    if *flag && !from {
+                        *flag = false;
+                        changed = true;
+                    }
+                }
+                if changed || !seen[t] {
+                    queue.push(t);
+                }
+                continue;
             }
             for e in 0..self.nodes[id].edges.len() {
                 let edge = &self.nodes[id].edges[e];
@@ -583,6 +837,77 @@ fn sorted_entries(dir: &Path) -> Vec<(String, PathBuf)> {
         .collect();
     out.sort();
     out
+}
+
+/// arborist's `assertNoNewer`: the hidden lockfile is used only if no folder under
+/// `node_modules` (and under the folders its links point at) is newer than it, and each
+/// package folder among them has an entry in it.
+fn hidden_lockfile_current(root: &Path, hidden: &Map<String, Value>) -> bool {
+    let Ok(lock_time) = fs::metadata(root.join("node_modules/.package-lock.json")).and_then(|m| m.modified())
+    else {
+        return false;
+    };
+    let lock_time = lock_time + std::time::Duration::from_millis(10);
+    let mut seen: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    // (folder, whether it is a `node_modules` or a scope folder rather than a package), by
+    // name as npm tells them apart.
+    let mut todo: Vec<(PathBuf, bool)> = vec![(root.join("node_modules"), true)];
+    let mut visits = 0;
+    while let Some((dir, container)) = todo.pop() {
+        visits += 1;
+        if visits > MAX_NODES || !seen.insert(dir.clone()) {
+            if visits > MAX_NODES {
+                return false;
+            }
+            continue;
+        }
+        let Ok(meta) = fs::metadata(&dir) else { continue };
+        if meta.modified().is_ok_and(|t| t > lock_time) {
+            return false;
+        }
+        let rel = relative(root, &dir);
+        if !container && !hidden.contains_key(&rel) {
+            return false;
+        }
+        let children = if container { dir.clone() } else { dir.join("node_modules") };
+        let Ok(entries) = fs::read_dir(&children) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(kind) = entry.file_type() else { continue };
+            let path = entry.path();
+            if kind.is_dir() && !name.starts_with('.') {
+                todo.push((path, name == "node_modules" || name.starts_with('@')));
+            } else if kind.is_symlink()
+                && let Ok(real) = fs::canonicalize(&path)
+                && real.is_dir()
+            {
+                seen.insert(path);
+                todo.push((real, false));
+            }
+        }
+    }
+    true
+}
+
+/// `to` relative to `from` (both absolute), `/`-separated, with `..` where it leaves `from`
+/// (Node.js's `path.relative`).
+pub fn relative(from: &Path, to: &Path) -> String {
+    let a: Vec<_> = from.components().collect();
+    let b: Vec<_> = to.components().collect();
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = std::iter::repeat_n("..".to_owned(), a.len() - common).collect();
+    parts.extend(b[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    parts.join("/")
+}
+
+/// A folder's package name from its path (`@npmcli/name-from-folder`): its name, with the
+/// scope when its parent folder is one.
+fn name_from_folder(path: &Path) -> String {
+    let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match path.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()) {
+        Some(scope) if scope.starts_with('@') => format!("{scope}/{base}"),
+        _ => base,
+    }
 }
 
 /// A `package.json` as a JSON object, or why not.
@@ -686,6 +1011,61 @@ mod tests {
         assert!(!tree.node(a).flags.dev && !tree.node(a).flags.extraneous);
         assert!(tree.node(top_b).flags.dev, "b@2 is only reached through the dev dependency d");
         assert!(tree.node(tree.at("node_modules/x").unwrap()).flags.extraneous);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn workspaces_and_folders_are_links_to_nodes_of_their_own() {
+        use std::os::unix::fs::symlink;
+        let dir = project(&[
+            (
+                "package.json",
+                r#"{"name":"mono","version":"1.0.0","workspaces":["packages/*"],"devDependencies":{"a":"^1"},"dependencies":{"v":"file:vendor/v","w":"file:vendor/v"}}"#,
+            ),
+            (
+                "packages/a/package.json",
+                r#"{"name":"a","version":"1.0.0","dependencies":{"ms":"^2"},"devDependencies":{"d":"1"}}"#,
+            ),
+            ("packages/a/node_modules/d/package.json", r#"{"name":"d","version":"1.0.0"}"#),
+            ("packages/nomanifest/index.js", ""),
+            ("vendor/v/package.json", r#"{"name":"v","version":"0.1.0"}"#),
+            ("other/package.json", r#"{"name":"w","version":"0.1.0"}"#),
+            ("node_modules/ms/package.json", r#"{"name":"ms","version":"2.1.3"}"#),
+        ]);
+        let p = dir.path();
+        symlink("../packages/a", p.join("node_modules/a")).unwrap();
+        symlink("../vendor/v", p.join("node_modules/v")).unwrap();
+        symlink("../other", p.join("node_modules/w")).unwrap();
+        symlink("../nowhere", p.join("node_modules/ghost")).unwrap();
+        let tree = ActualTree::load(p).unwrap();
+        assert_eq!(tree.workspaces().len(), 1, "a folder without package.json is no workspace");
+        let link = tree.at("node_modules/a").unwrap();
+        let target = tree.at("packages/a").unwrap();
+        assert_eq!(tree.node(link).target, Some(target));
+        assert_eq!(tree.node(link).link_target.as_deref(), Some("packages/a"));
+        assert_eq!(tree.node(link).resolved.as_deref(), Some("file:../packages/a"));
+        assert!(tree.is_workspace(link) && tree.is_workspace(target));
+        // The workspace edge replaces the root's dev edge of that name: not dev.
+        let root = tree.node(ActualTree::ROOT);
+        let edge = root.edges.iter().find(|e| e.name == "a").unwrap();
+        assert_eq!((edge.kind, edge.state), (EdgeType::Workspace, EdgeState::Ok));
+        assert!(!tree.node(target).flags.dev && !tree.node(target).flags.extraneous);
+        // The folder's own edges: ms from the root's node_modules (through its fsParent), its
+        // dev dependency from its own.
+        let edges = &tree.node(target).edges;
+        let ms = edges.iter().find(|e| e.name == "ms").unwrap();
+        assert_eq!(ms.to, tree.at("node_modules/ms"));
+        let d = edges.iter().find(|e| e.name == "d").unwrap();
+        assert_eq!((d.kind, d.to), (EdgeType::Dev, tree.at("packages/a/node_modules/d")));
+        assert!(tree.node(d.to.unwrap()).flags.dev);
+        // A `file:` spec wants a link to that very folder.
+        let state = |n: &str| root.edges.iter().find(|e| e.name == n).unwrap().state;
+        assert_eq!(state("v"), EdgeState::Ok);
+        assert_eq!(state("w"), EdgeState::Invalid, "w links to other/, not vendor/v");
+        // A link to nowhere is a folder that cannot be read, not a link.
+        let ghost = tree.at("node_modules/ghost").unwrap();
+        assert!(!tree.node(ghost).is_link() && tree.node(ghost).error.is_some());
+        assert!(tree.node(ghost).flags.extraneous);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! of the tree's problems.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::Path;
 use std::rc::Rc;
 
 use indexmap::IndexMap;
@@ -30,6 +31,13 @@ pub struct LsOptions {
     pub filter: Vec<String>,
     /// A global tree: the root is shown by path and nothing is extraneous.
     pub global: bool,
+    /// `-w NAME`: of the root's dependencies, only these workspaces (names, as
+    /// [`crate::local::select`] picks them) are listed.
+    pub workspaces: Vec<String>,
+    /// `--include-workspace-root`: with `-w`, the root's other dependencies are listed too.
+    pub include_workspace_root: bool,
+    /// `--no-workspaces`: the root's workspaces are not listed.
+    pub no_workspaces: bool,
 }
 
 /// One listed entry.
@@ -137,6 +145,13 @@ pub fn ls(tree: &ActualTree, opts: &LsOptions) -> Listing {
         problems: Vec::new(),
         label: String::new(),
     }];
+    // `-w`: the selected workspaces' folders (none found: no filter, as npm).
+    let ws_nodes: Vec<ActualId> = opts
+        .workspaces
+        .iter()
+        .filter_map(|name| tree.workspaces().iter().find(|w| w.name == *name))
+        .filter_map(|w| tree.at(&w.path))
+        .collect();
     let mut seen: HashSet<ActualId> = HashSet::from([ActualTree::ROOT]);
     let mut seen_missing = false;
     let mut invalid: HashMap<ActualId, String> = HashMap::new();
@@ -165,16 +180,21 @@ pub fn ls(tree: &ActualTree, opts: &LsOptions) -> Listing {
         }
         items[i].problems = item_problems;
 
-        // children
+        // children: a link's are its target's edges; a workspace counts as depth 0 again.
         let Some(id) = items[i].node else { continue };
-        if items[i].dedupe || items[i].depth > depth_to_print {
+        let depth = if tree.is_workspace(id) { 0 } else { items[i].depth };
+        if items[i].dedupe || depth > depth_to_print {
             continue;
         }
         let node = tree.node(id);
+        let from = tree.node(tree.target(id));
         let mut children: Vec<Item> = Vec::new();
         let mut seen_here: HashSet<ActualId> = HashSet::new();
-        for edge in &node.edges {
-            if items[i].depth == 0 && opts.omit.iter().any(|&o| omitted(o, edge.kind)) {
+        for edge in &from.edges {
+            if depth == 0 && opts.omit.iter().any(|&o| omitted(o, edge.kind)) {
+                continue;
+            }
+            if id == ActualTree::ROOT && !selected_workspace(tree, opts, &ws_nodes, edge.to) {
                 continue;
             }
             let required = if edge.spec.is_empty() { "*".to_owned() } else { edge.spec.clone() };
@@ -183,10 +203,10 @@ pub fn ls(tree: &ActualTree, opts: &LsOptions) -> Listing {
                 Some(to) if !missing => {
                     seen_here.insert(to);
                     if edge.state == EdgeState::Invalid {
-                        let from = if node.location.is_empty() {
+                        let from = if from.location.is_empty() {
                             "the root project"
                         } else {
-                            node.location.as_str()
+                            from.location.as_str()
                         };
                         let why =
                             format!("{} from {from}", serde_json::to_string(&required).unwrap_or_default());
@@ -200,7 +220,7 @@ pub fn ls(tree: &ActualTree, opts: &LsOptions) -> Listing {
                     new_item(Some(to), n.name.clone(), n.pkgid(), None)
                 }
                 _ => {
-                    new_item(None, edge.name.clone(), format!("{}@{required}", edge.name), Some(node.pkgid()))
+                    new_item(None, edge.name.clone(), format!("{}@{required}", edge.name), Some(from.pkgid()))
                 }
             };
             children.push(Item { kind: Some(edge.kind), required, ..child });
@@ -228,7 +248,7 @@ pub fn ls(tree: &ActualTree, opts: &LsOptions) -> Listing {
             let include = !filtering || child.node.is_some_and(matches);
             child.include = include;
             child.parent = Some(i);
-            child.depth = items[i].depth + 1;
+            child.depth = depth + 1;
             items.push(child);
             queue.push_back(items.len() - 1);
         }
@@ -255,6 +275,28 @@ fn new_item(node: Option<ActualId>, name: String, pkgid: String, missing_from: O
     }
 }
 
+/// npm's `filterBySelectedWorkspaces` for an edge out of the root reaching `to`: with `-w`,
+/// only the selected workspaces (and, with `--include-workspace-root`, the root's other
+/// dependencies that are there); with `--no-workspaces`, no workspace.
+fn selected_workspace(
+    tree: &ActualTree,
+    opts: &LsOptions,
+    ws_nodes: &[ActualId],
+    to: Option<ActualId>,
+) -> bool {
+    let is_ws = to.is_some_and(|t| tree.is_workspace(t));
+    if opts.no_workspaces && is_ws {
+        return false;
+    }
+    if ws_nodes.is_empty() {
+        return true;
+    }
+    if opts.include_workspace_root && to.is_some() && !is_ws {
+        return true;
+    }
+    is_ws && to.is_some_and(|t| ws_nodes.contains(&tree.target(t)))
+}
+
 /// Whether `--omit=<omit>` drops an edge of type `kind` (npm: `edge[omitType]`).
 fn omitted(omit: EdgeType, kind: EdgeType) -> bool {
     match omit {
@@ -262,6 +304,7 @@ fn omitted(omit: EdgeType, kind: EdgeType) -> bool {
         EdgeType::Optional | EdgeType::PeerOptional => kind.is_optional(),
         EdgeType::Peer => kind.is_peer(),
         EdgeType::Prod => kind == EdgeType::Prod,
+        EdgeType::Workspace => kind == EdgeType::Workspace,
     }
 }
 
@@ -492,6 +535,8 @@ pub struct Explanation {
     #[serde(skip_serializing_if = "Option::is_none")]
     dependents: Option<Vec<Rc<EdgeExplanation>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    links_in: Option<Vec<Rc<Explanation>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     extraneous: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dev: Option<bool>,
@@ -529,15 +574,81 @@ pub struct NothingMatched(pub String);
 /// npm's `explain` for each argument: a package name, a location (`node_modules/a`), or
 /// `name@range`. Each argument's nodes in location order, the arguments in their order.
 pub fn explain(tree: &ActualTree, args: &[String]) -> Result<Vec<Explanation>, NothingMatched> {
+    explain_in(tree, args, None)
+}
+
+/// arborist's `workspaceDependencySet`: the folders of the workspaces named, and everything
+/// their edges reach (each link with its target), and the extraneous packages in their
+/// `node_modules`: what `npm explain -w NAME` explains.
+pub fn workspace_dependency_set(tree: &ActualTree, names: &[String]) -> HashSet<ActualId> {
+    let mut set: Vec<ActualId> = names
+        .iter()
+        .filter_map(|name| tree.workspaces().iter().find(|w| w.name == *name))
+        .filter_map(|w| tree.at(&w.path))
+        .collect();
+    let mut extraneous = Vec::new();
+    let mut i = 0;
+    while i < set.len() {
+        let node = tree.node(set[i]);
+        for edge in &node.edges {
+            if let Some(to) = edge.to {
+                for id in [Some(to), tree.node(to).target] {
+                    if let Some(id) = id
+                        && !set.contains(&id)
+                    {
+                        set.push(id);
+                    }
+                }
+            }
+        }
+        extraneous.extend(node.children.values().copied().filter(|&c| tree.node(c).flags.extraneous));
+        i += 1;
+    }
+    set.into_iter().chain(extraneous).collect()
+}
+
+/// arborist's `excludeWorkspacesDependencySet`: what the root depends on other than through
+/// its workspaces (`npm explain --no-workspaces`).
+pub fn root_dependency_set(tree: &ActualTree) -> HashSet<ActualId> {
+    let mut set = HashSet::new();
+    let mut seen = HashSet::from([ActualTree::ROOT]);
+    let mut stack = vec![ActualTree::ROOT];
+    while let Some(id) = stack.pop() {
+        let edges = &tree.node(id).edges;
+        for to in edges.iter().filter_map(|e| e.to) {
+            if tree.is_workspace(to) {
+                continue;
+            }
+            let held = tree
+                .node(to)
+                .edges_in
+                .iter()
+                .any(|&(from, _)| from == ActualTree::ROOT || set.contains(&from));
+            if held {
+                set.insert(to);
+            }
+        }
+        // Depth first, in edge order.
+        for to in edges.iter().rev().filter_map(|e| e.to) {
+            if seen.insert(to) {
+                stack.push(to);
+            }
+        }
+    }
+    set
+}
+
+/// [`explain`] of only the packages in `only` (when given and not empty, as npm filters).
+pub fn explain_in(
+    tree: &ActualTree,
+    args: &[String],
+    only: Option<&HashSet<ActualId>>,
+) -> Result<Vec<Explanation>, NothingMatched> {
+    let only = only.filter(|o| !o.is_empty());
     let mut matched: Vec<ActualId> = Vec::new();
     for arg in args {
         let mut found: Vec<ActualId> = if indexer::names::validate(arg).is_ok() {
-            tree.ids()
-                .filter(|&id| {
-                    id != ActualTree::ROOT
-                        && tree.node(id).package_name().unwrap_or(&tree.node(id).name) == arg
-                })
-                .collect()
+            tree.ids().filter(|&id| tree.package_name(id) == Some(arg.as_str())).collect()
         } else if let Some(id) = tree.at(arg.trim_end_matches('/')) {
             vec![id]
         } else {
@@ -549,8 +660,14 @@ pub fn explain(tree: &ActualTree, args: &[String]) -> Result<Vec<Explanation>, N
                 })
                 .collect()
         };
-        found.sort_by(|&a, &b| locale_compare(&tree.node(a).location, &tree.node(b).location));
+        found.sort_by(|&a, &b| {
+            let (ka, kb) = (tree.inventory_key(a), tree.inventory_key(b));
+            ka.0.cmp(&kb.0).then_with(|| locale_compare(ka.1, kb.1)).then(ka.2.cmp(&kb.2))
+        });
         for id in found {
+            if only.is_some_and(|o| !o.contains(&id)) {
+                continue;
+            }
             if !matched.contains(&id) {
                 matched.push(id);
             }
@@ -595,6 +712,7 @@ fn explain_node(
         location: None,
         is_workspace: None,
         dependents: None,
+        links_in: None,
         extraneous: None,
         dev: None,
         optional: None,
@@ -606,11 +724,10 @@ fn explain_node(
     let expl = if id == ActualTree::ROOT {
         Explanation { location: Some(node.path.to_string_lossy().into_owned()), ..blank }
     } else {
-        let why = Explanation {
-            name: Some(node.name.clone()),
-            version: node.version().map(str::to_owned),
-            ..blank
-        };
+        // A top folder (a link's target) goes by its package's name, as arborist's `explain`.
+        let name =
+            if node.is_top() { node.package_name().map(str::to_owned) } else { Some(node.name.clone()) };
+        let why = Explanation { name, version: node.version().map(str::to_owned), ..blank };
         if seen.contains(&id) {
             why
         } else {
@@ -638,10 +755,13 @@ fn explain_node(
                     from: from_expl,
                 }));
             }
+            let links_in: Vec<Rc<Explanation>> =
+                node.links_in.iter().map(|&l| explain_node(tree, l, &seen, memo)).collect();
             Explanation {
                 location: Some(node.location.clone()),
-                is_workspace: Some(false),
+                is_workspace: Some(tree.is_workspace(id)),
                 dependents: Some(dependents),
+                links_in: (!links_in.is_empty()).then_some(links_in),
                 ..why
             }
         }
@@ -659,7 +779,12 @@ pub fn explain_text(expls: &[Explanation]) -> String {
 }
 
 fn print_node(e: &Explanation) -> String {
-    let mut out = format!("{}@{}", e.name.as_deref().unwrap_or(""), e.version.as_deref().unwrap_or(""));
+    // JavaScript's words for what is not there (the root explains as `undefined@undefined`).
+    let mut out = format!(
+        "{}@{}",
+        e.name.as_deref().unwrap_or("undefined"),
+        e.version.as_deref().unwrap_or("undefined")
+    );
     for (flag, name) in [
         (e.extraneous, "extraneous"),
         (e.dev, "dev"),
@@ -681,7 +806,13 @@ fn print_node(e: &Explanation) -> String {
 }
 
 fn explain_one(e: &Explanation, seen: &mut HashSet<String>) -> String {
-    print_node(e) + &explain_dependents(e, seen)
+    print_node(e) + &explain_dependents(e, seen) + &explain_links_in(e, seen)
+}
+
+fn explain_links_in(e: &Explanation, seen: &mut HashSet<String>) -> String {
+    let Some(links) = e.links_in.as_ref().filter(|l| !l.is_empty()) else { return String::new() };
+    let messages: Vec<String> = links.iter().map(|l| explain_one(l, seen)).collect();
+    format!("\n{}", messages.join("\n")).replace('\n', "\n  ")
 }
 
 fn explain_dependents(e: &Explanation, seen: &mut HashSet<String>) -> String {
@@ -695,7 +826,15 @@ fn explain_edge(edge: &EdgeExplanation, seen: &mut HashSet<String>) -> String {
     if edge.bundled == Some(true) {
         prefix.push_str("bundled ");
     }
-    format!("{prefix}{}@\"{}\" from {}", edge.name, edge.spec, explain_from(&edge.from, seen))
+    let dep = if edge.kind == "workspace" {
+        // The workspace's folder from the dependent's location (the root's is its path).
+        let folder = edge.spec.strip_prefix("file:").unwrap_or(&edge.spec);
+        let from = edge.from.location.as_deref().unwrap_or("");
+        crate::actual::relative(Path::new(from), Path::new(folder))
+    } else {
+        format!("{}@\"{}\"", edge.name, edge.spec)
+    };
+    format!("{prefix}{dep} from {}", explain_from(&edge.from, seen))
 }
 
 fn explain_from(from: &Explanation, seen: &mut HashSet<String>) -> String {
@@ -712,7 +851,7 @@ fn explain_from(from: &Explanation, seen: &mut HashSet<String>) -> String {
         return print_node(from);
     }
     seen.insert(id.clone());
-    let out = print_node(from) + &explain_dependents(from, seen);
+    let out = print_node(from) + &explain_dependents(from, seen) + &explain_links_in(from, seen);
     seen.remove(&id);
     out
 }

@@ -35,16 +35,55 @@ pub struct Workspace {
 /// The `workspaces` patterns of a root `package.json`: an array, or the object form's
 /// `packages` (yarn's, which npm reads too).
 pub fn patterns(project: &Project) -> Vec<String> {
+    patterns_in(project.field("workspaces").as_ref())
+}
+
+/// [`patterns`] from the `workspaces` value itself.
+pub fn patterns_in(workspaces: Option<&serde_json::Value>) -> Vec<String> {
     let strings = |v: &serde_json::Value| -> Vec<String> {
         v.as_array()
             .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
             .unwrap_or_default()
     };
-    match project.field("workspaces") {
-        Some(v @ serde_json::Value::Array(_)) => strings(&v),
+    match workspaces {
+        Some(v @ serde_json::Value::Array(_)) => strings(v),
         Some(serde_json::Value::Object(m)) => m.get("packages").map(strings).unwrap_or_default(),
         _ => Vec::new(),
     }
+}
+
+/// The workspaces an installed project has, for reading it (`ims ls`, `ims why`): what
+/// [`workspaces`] finds, without its errors — a pattern that matches nothing or climbs out of
+/// the project, a folder whose `package.json` is not usable and a second workspace of one
+/// name are passed over, as a listing must still show the rest.
+pub fn workspaces_lenient(patterns: &[String], root: &Path) -> Vec<Workspace> {
+    let mut found: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for pattern in patterns {
+        let (negate, pat) = match pattern.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, pattern.as_str()),
+        };
+        let pat = pat.trim().trim_start_matches("./").trim_end_matches('/');
+        if pat.is_empty() || pat.starts_with('/') || pat.split('/').any(|s| s == "..") {
+            continue;
+        }
+        for m in glob(root, pat) {
+            if negate {
+                found.remove(&m);
+            } else if root.join(&m).join("package.json").is_file() {
+                found.insert(m);
+            }
+        }
+    }
+    let mut out: Vec<Workspace> = Vec::new();
+    for path in found {
+        let Ok(manifest) = read_manifest(root, &path, &path) else { continue };
+        if !out.iter().any(|w| w.name == manifest.name) {
+            out.push(Workspace { name: manifest.name, path });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }
 
 /// The workspaces of the project at `root`, by name, as `@npmcli/map-workspaces` finds them:
@@ -232,33 +271,120 @@ fn display(root: &Path, path: &str) -> String {
     p.display().to_string()
 }
 
-/// The workspaces `wanted` names (each a name or a folder, npm's `-w`), or all of them;
-/// a name no workspace has is npm's error.
+/// The workspaces `wanted` selects (npm's `-w`, each matched as `get-workspaces` matches it),
+/// or all of them for `every` (`--workspaces`) when none is named. A filter selects the
+/// workspace of that name, the workspace in that folder, and every workspace directly inside
+/// that folder (`-w packages` selects `packages/a` and `packages/b`; a glob such as
+/// `packages/*` works too). Folders are relative to the project root, as
+/// [`filter_from_cwd`] makes them. Only when nothing at all is selected is it npm's error
+/// (`No workspaces found: --workspace=x`); a filter that matches nothing beside one that
+/// does is let go, as npm lets it go. Returned in npm's order: by filter, then as listed.
 pub fn select(all: &[Workspace], wanted: &[String], every: bool) -> Result<Vec<Workspace>, ResolveError> {
-    if every {
-        if all.is_empty() {
-            return Err(ResolveError::Local {
-                spec: "--workspaces".into(),
-                reason: "no workspaces found: package.json has no `workspaces`".into(),
-            });
-        }
-        return Ok(all.to_vec());
+    select_in(all, wanted, every, "")
+}
+
+/// [`select`] as typed in the folder `at` of the project (relative to the root; `""` for the
+/// root, or when run from outside the project), as npm matches there: a folder filter is
+/// resolved from `at`, and tried as a glob against each workspace's folder as seen from `at`.
+pub fn select_in(
+    all: &[Workspace],
+    wanted: &[String],
+    every: bool,
+    at: &str,
+) -> Result<Vec<Workspace>, ResolveError> {
+    let mut out: Vec<Workspace> = Vec::new();
+    if wanted.is_empty() && every {
+        out = all.to_vec();
     }
-    wanted
-        .iter()
-        .map(|w| {
-            let folder = w.trim_start_matches("./").trim_end_matches('/');
-            all.iter().find(|ws| ws.name == *w || ws.path == folder).cloned().ok_or_else(|| {
-                ResolveError::Local {
-                    spec: format!("--workspace={w}"),
-                    reason: format!(
-                        "no workspaces found: the workspaces are {}",
-                        all.iter().map(|ws| ws.name.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                }
-            })
-        })
-        .collect()
+    for filter in wanted {
+        for ws in all {
+            if filter_matches(filter, ws, at) && !out.contains(ws) {
+                out.push(ws.clone());
+            }
+        }
+    }
+    if out.is_empty() {
+        let (spec, reason) = if wanted.is_empty() {
+            ("--workspaces".to_owned(), "No workspaces found! package.json has no `workspaces`".to_owned())
+        } else {
+            let flags: Vec<String> = wanted.iter().map(|w| format!("--workspace={w}")).collect();
+            let names: Vec<&str> = all.iter().map(|ws| ws.name.as_str()).collect();
+            let known = if names.is_empty() {
+                "the project has no workspaces".to_owned()
+            } else {
+                format!("the workspaces are {}", names.join(", "))
+            };
+            (flags.join(" "), format!("No workspaces found ({known})"))
+        };
+        return Err(ResolveError::Local { spec, reason });
+    }
+    Ok(out)
+}
+
+/// Whether one `-w` filter typed in `at` selects `ws` (npm's `get-workspaces`): its name, its
+/// folder, or a folder (or glob) that holds it directly — `minimatch(folder from at,
+/// filter + "/*")`, with the filter both as resolved to the root and as typed.
+fn filter_matches(filter: &str, ws: &Workspace, at: &str) -> bool {
+    if filter == ws.name {
+        return true;
+    }
+    let typed_dot = filter.starts_with("./");
+    let from_at = relative_from(at, &ws.path);
+    let seen = if typed_dot { format!("./{from_at}") } else { from_at };
+    let joined = if at.is_empty() { filter.to_owned() } else { format!("{at}/{filter}") };
+    if let Some(folder) = normalize(&joined) {
+        if folder == ws.path {
+            return true;
+        }
+        if !folder.is_empty() && path_matches(&format!("{folder}/*"), &seen) {
+            return true;
+        }
+    }
+    path_matches(&format!("{filter}/*"), &seen)
+}
+
+/// A relative path with `.` and empty segments dropped and `..` applied (`None` if it climbs
+/// out of the root or is absolute).
+fn normalize(path: &str) -> Option<String> {
+    if path.starts_with('/') {
+        return None;
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for seg in path.split(['/', '\\']) {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            s => out.push(s),
+        }
+    }
+    Some(out.join("/"))
+}
+
+/// A `/`-separated glob (`*`, `?`, `[..]` in a segment, `**` for any number of folders)
+/// against a path, segment by segment; `*` does not match a leading dot, as in minimatch.
+fn path_matches(pattern: &str, path: &str) -> bool {
+    fn go(p: &[&str], n: &[&str]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some((&"**", rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some((seg, rest)) => n.first().is_some_and(|name| {
+                (!name.starts_with('.') || seg.starts_with('.'))
+                    && segment_matches(seg, name)
+                    && go(rest, &n[1..])
+            }),
+        }
+    }
+    let p: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+    let n: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    go(&p, &n)
+}
+
+/// Where `cwd` is in the project at `root` (both absolute), for [`select_in`]: relative to the
+/// root, `""` at the root or outside it (npm then matches from the root).
+pub fn folder_in(root: &Path, cwd: &Path) -> String {
+    cwd.strip_prefix(root).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default()
 }
 
 /// The package a folder holds, for the link named `name` (its own name when empty).
@@ -490,6 +616,77 @@ mod tests {
         write("", r#"{"workspaces":{"packages":["packages/b","packages/c"]}}"#);
         let err = workspaces(&Project::load(dir.path()).unwrap(), dir.path()).unwrap_err();
         assert!(err.to_string().contains("same name"), "{err}");
+    }
+
+    fn ws(name: &str, path: &str) -> Workspace {
+        Workspace { name: name.into(), path: path.into() }
+    }
+
+    fn names(all: &[Workspace], wanted: &[&str]) -> Result<Vec<String>, String> {
+        let wanted: Vec<String> = wanted.iter().map(|w| (*w).to_owned()).collect();
+        select(all, &wanted, false)
+            .map(|v| v.into_iter().map(|w| w.name).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn workspace_filters_match_as_npm_matches_them() {
+        let all = [
+            ws("a", "packages/a"),
+            ws("b", "packages/b"),
+            ws("@x/c", "packages/c"),
+            ws("web", "apps/web"),
+            ws("deep", "apps/tools/deep"),
+        ];
+        assert_eq!(names(&all, &["b"]).unwrap(), ["b"]);
+        assert_eq!(names(&all, &["@x/c"]).unwrap(), ["@x/c"]);
+        // A folder, spelled any way npm accepts.
+        for f in ["packages/c", "./packages/c", "packages/c/", "packages//c", "apps/../packages/c"] {
+            assert_eq!(names(&all, &[f]).unwrap(), ["@x/c"], "{f}");
+        }
+        // A parent folder selects the workspaces directly inside it, in their order.
+        assert_eq!(names(&all, &["packages"]).unwrap(), ["a", "b", "@x/c"]);
+        assert_eq!(names(&all, &["./packages/"]).unwrap(), ["a", "b", "@x/c"]);
+        assert_eq!(names(&all, &["apps"]).unwrap(), ["web"], "only direct children, as `apps/*`");
+        assert_eq!(names(&all, &["apps/**"]).unwrap(), ["web", "deep"]);
+        assert_eq!(names(&all, &["pack*"]).unwrap(), ["a", "b", "@x/c"], "a glob folder");
+        // By filter, then as listed; each once.
+        assert_eq!(names(&all, &["b", "packages", "a"]).unwrap(), ["b", "a", "@x/c"]);
+        // One filter matching nothing beside one that does is let go, as npm does.
+        assert_eq!(names(&all, &["nope", "a"]).unwrap(), ["a"]);
+        // Nothing at all: npm's error, every filter named.
+        let err = names(&all, &["nope", "../packages/a", "."]).unwrap_err();
+        assert!(
+            err.contains("--workspace=nope --workspace=../packages/a --workspace=.")
+                && err.contains("No workspaces found"),
+            "{err}"
+        );
+        assert!(err.contains("the workspaces are a, b, @x/c, web, deep"), "{err}");
+        // `--workspaces`: all of them, unless there are none.
+        assert_eq!(select(&all, &[], true).unwrap().len(), 5);
+        assert!(select(&[], &[], true).unwrap_err().to_string().contains("No workspaces found"));
+        // `./` holds the top-level folders; `.` names no workspace.
+        let top = [ws("t", "t")];
+        assert_eq!(names(&top, &["./"]).unwrap(), ["t"]);
+        assert!(names(&top, &["."]).is_err());
+    }
+
+    #[test]
+    fn workspace_filters_typed_below_the_root_match_from_there() {
+        let all = [ws("a", "packages/a"), ws("b", "packages/b")];
+        let from = |f: &str| {
+            select_in(&all, &[f.to_owned()], false, "packages")
+                .map(|v| v.into_iter().map(|w| w.name).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        assert_eq!(from("./a"), ["a"]);
+        assert_eq!(from("../packages/b"), ["b"]);
+        assert_eq!(from("b"), ["b"], "a name is a name anywhere");
+        // npm matches the folder as seen from here against the filter resolved to the root:
+        // `.` below the root selects nothing, as in npm.
+        assert!(from(".").is_empty());
+        assert_eq!(folder_in(Path::new("/p/mono"), Path::new("/p/mono/packages")), "packages");
+        assert_eq!(folder_in(Path::new("/p/mono"), Path::new("/elsewhere")), "");
     }
 
     #[test]

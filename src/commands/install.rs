@@ -370,7 +370,16 @@ fn options(args: &InstallArgs, project: &std::path::Path, store: TarballStore) -
     opts.tarball_hosts = args.allow_tarball_hosts.clone();
     opts.frozen_lockfile = args.frozen_lockfile;
     opts.clean = args.clean;
-    opts.workspaces = args.workspace.clone();
+    // `-w /abs/project/packages/a`: a folder inside the project, as npm resolves it.
+    let root = project.canonicalize().unwrap_or_else(|_| project.to_owned());
+    opts.workspaces = args
+        .workspace
+        .iter()
+        .map(|w| match std::path::Path::new(w).strip_prefix(&root) {
+            Ok(rel) => rel.to_string_lossy().replace('\\', "/"),
+            Err(_) => w.clone(),
+        })
+        .collect();
     opts.all_workspaces = args.workspaces;
     opts
 }

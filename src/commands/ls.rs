@@ -3,7 +3,7 @@
 //! npm's exit code 1 when the tree is broken.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -41,6 +41,96 @@ pub struct LsArgs {
     /// List the global packages (PREFIX/lib/node_modules, PREFIX from --prefix, else npm's)
     #[arg(short = 'g', long)]
     pub global: bool,
+    /// `-w`, `--workspaces` and their kin.
+    #[command(flatten)]
+    pub ws: WorkspaceArgs,
+}
+
+/// npm's workspace filters, shared by `ls` and `why`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct WorkspaceArgs {
+    /// Only this workspace: its name, its folder, or a folder holding workspaces (repeatable)
+    #[arg(short = 'w', long = "workspace", value_name = "NAME")]
+    pub workspace: Vec<String>,
+    /// Only the workspaces (all of them)
+    #[arg(long = "workspaces", overrides_with = "no_workspaces")]
+    pub workspaces: bool,
+    /// Leave the workspaces out
+    #[arg(long = "no-workspaces", overrides_with = "workspaces")]
+    pub no_workspaces: bool,
+    /// With -w/--workspaces, the project's own dependencies too
+    #[arg(long)]
+    pub include_workspace_root: bool,
+}
+
+impl WorkspaceArgs {
+    /// The names of the workspaces `-w`/`--workspaces` select in `tree` (none without them),
+    /// matched as npm matches them; npm's error when nothing matches.
+    pub fn selected(&self, tree: &ActualTree, json: bool) -> anyhow::Result<Vec<String>> {
+        if self.workspace.is_empty() && !self.workspaces {
+            return Ok(Vec::new());
+        }
+        if self.no_workspaces && !self.workspace.is_empty() {
+            return Err(Failure::usage(
+                "Cannot use --no-workspaces and --workspace at the same time",
+                "drop one of them",
+            )
+            .into());
+        }
+        let root = &tree.node(ActualTree::ROOT).path;
+        let cwd =
+            std::env::current_dir().ok().and_then(|d| d.canonicalize().ok()).unwrap_or_else(|| root.clone());
+        let at = installer::local::folder_in(root, &cwd);
+        // An absolute folder inside the project, as a path from here.
+        let filters: Vec<String> = self
+            .workspace
+            .iter()
+            .map(|f| match Path::new(f).strip_prefix(root) {
+                Ok(rel) if Path::new(f).is_absolute() => {
+                    installer::local::relative_from(&at, &rel.to_string_lossy().replace('\\', "/"))
+                }
+                _ => f.clone(),
+            })
+            .collect();
+        match installer::local::select_in(tree.workspaces(), &filters, self.workspaces, &at) {
+            Ok(picked) => Ok(picked.into_iter().map(|w| w.name).collect()),
+            Err(e) => {
+                // npm's words, which `--json` prints as its error object.
+                let summary = if self.workspace.is_empty() {
+                    "No workspaces found!".to_owned()
+                } else {
+                    let flags: String = self.workspace.iter().map(|w| format!(" --workspace={w}")).collect();
+                    format!("No workspaces found:\n {flags}")
+                };
+                if json {
+                    print_json_error(&summary)?;
+                }
+                Err(Failure::other(
+                    summary,
+                    "a workspace is named by its package name or its folder (`-w packages/a`, `-w packages`)",
+                )
+                .caused_by(e)
+                .into())
+            }
+        }
+    }
+}
+
+/// npm's `--json` error object on stdout (`{"error": {"summary", "detail"}}`).
+pub fn print_json_error(summary: &str) -> anyhow::Result<()> {
+    #[derive(serde::Serialize)]
+    struct Error<'a> {
+        summary: &'a str,
+        detail: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Wrapper<'a> {
+        error: Error<'a>,
+    }
+    let mut text = serde_json::to_string_pretty(&Wrapper { error: Error { summary, detail: "" } })?;
+    text.push('\n');
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
 }
 
 /// `--omit` / `--include` values as edge types (npm: `include` wins over `omit`).
@@ -92,6 +182,9 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
         omit: omit_types(&args.omit, &args.include)?,
         filter: args.packages.clone(),
         global: args.global,
+        workspaces: if args.global { Vec::new() } else { args.ws.selected(&tree, args.json)? },
+        include_workspace_root: args.ws.include_workspace_root,
+        no_workspaces: args.ws.no_workspaces,
     };
     let listing = listing::ls(&tree, &opts);
     let text = if args.json {

@@ -23,6 +23,9 @@ pub struct WhyArgs {
     /// The project folder [default: the current directory]
     #[arg(long, value_name = "DIR")]
     pub prefix: Option<PathBuf>,
+    /// `-w`, `--workspaces` and their kin.
+    #[command(flatten)]
+    pub ws: super::ls::WorkspaceArgs,
 }
 
 /// Run `ims why`.
@@ -30,8 +33,23 @@ pub fn run(args: WhyArgs) -> anyhow::Result<()> {
     let dir = args.prefix.clone().unwrap_or_else(|| PathBuf::from("."));
     let tree =
         ActualTree::load(&dir).with_context(|| format!("could not read the tree in {}", dir.display()))?;
-    let expls = listing::explain(&tree, &args.packages)
-        .map_err(|e| Failure::other(e.to_string(), "`ims ls --all` lists what is installed"))?;
+    let names = args.ws.selected(&tree, args.json)?;
+    let only = if !names.is_empty() {
+        Some(listing::workspace_dependency_set(&tree, &names))
+    } else if args.ws.no_workspaces {
+        Some(listing::root_dependency_set(&tree))
+    } else {
+        None
+    };
+    let expls = match listing::explain_in(&tree, &args.packages, only.as_ref()) {
+        Ok(e) => e,
+        Err(e) => {
+            if args.json {
+                super::ls::print_json_error(&e.to_string())?;
+            }
+            return Err(Failure::other(e.to_string(), "`ims ls --all` lists what is installed").into());
+        }
+    };
     let text = if args.json {
         let mut t = serde_json::to_string_pretty(&expls)?;
         t.push('\n');

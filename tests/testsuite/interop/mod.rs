@@ -4,6 +4,7 @@
 //! hypertrie@5 reference peer (`trie_peer`).
 
 mod install_from_seeder;
+mod ls_projects;
 mod npm_clients;
 mod npm_parity;
 mod npm_places;

@@ -473,7 +473,7 @@ fn run_in(dir: &Path, project: &Path, mut cmd: Command) -> (String, i32) {
 
 /// `npm ARGS` (offline: `ls` and `explain` read only the folder) next to `ims ARGS`, in the
 /// same project: the same stdout, byte for byte, and the same exit code.
-fn assert_same_output(dir: &Path, project: &Path, npm_args: &[&str], ims_args: &[&str]) {
+pub(super) fn assert_same_output(dir: &Path, project: &Path, npm_args: &[&str], ims_args: &[&str]) {
     let (user, global) = (dir.join("user.npmrc"), dir.join("global.npmrc"));
     fs::write(&user, "").unwrap();
     fs::write(&global, "").unwrap();

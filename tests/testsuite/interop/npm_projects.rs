@@ -16,7 +16,7 @@ use super::npm_parity::{ims_install, isolated, npm_run, registry_url, stderr};
 use crate::support;
 
 /// Copy `fixtures/projects/<name>` (every file) to `<dir>/<side>`; returns the copy.
-fn copy_project(dir: &Path, name: &str, side: &str) -> PathBuf {
+pub(super) fn copy_project(dir: &Path, name: &str, side: &str) -> PathBuf {
     fn copy(from: &Path, to: &Path) {
         fs::create_dir_all(to).unwrap();
         for entry in fs::read_dir(from).unwrap() {
@@ -96,7 +96,7 @@ pub(super) fn ims(dir: &Path, project: &Path, command: &str, extra: &[&str]) -> 
 
 /// npm and ims install `fixtures/projects/<name>` (the project folder is `<sub>` inside it);
 /// the trees and lockfiles must be the same. Returns (npm's project, ims's project).
-fn assert_same_install(dir: &Path, name: &str, sub: &str) -> (PathBuf, PathBuf) {
+pub(super) fn assert_same_install(dir: &Path, name: &str, sub: &str) -> (PathBuf, PathBuf) {
     let npm = copy_project(dir, name, "npm").join(sub);
     let out = npm_run(dir, &npm, "install", &[]);
     assert!(out.status.success(), "npm install {name}: {}", stderr(&out));
