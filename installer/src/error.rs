@@ -72,6 +72,62 @@ pub enum ProjectError {
     },
 }
 
+/// The root `package.json`'s `overrides` cannot be applied (npm's EOVERRIDE and the errors
+/// arborist throws reading them).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum OverrideError {
+    /// An override changes what the project itself asks for (npm's EOVERRIDE).
+    #[error("EOVERRIDE: override for {name}@{spec} conflicts with direct dependency")]
+    Conflict {
+        /// The dependency name.
+        name: String,
+        /// The project's own spec for it.
+        spec: String,
+    },
+    /// A `$name` value naming a dependency the project does not have.
+    #[error("unable to resolve reference {reference} ({key})")]
+    UnresolvedReference {
+        /// The value as written (`$foo`).
+        reference: String,
+        /// Where it is written (`overrides.foo`).
+        key: String,
+    },
+    /// A key that does not name a package.
+    #[error("{path}: {reason}")]
+    BadKey {
+        /// Where (`overrides.parent.key`).
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value that is neither a spec nor an object of overrides.
+    #[error("{path}: {reason}")]
+    BadValue {
+        /// Where.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl OverrideError {
+    /// What to do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            OverrideError::Conflict { .. } => {
+                "make the override the same spec as the dependency, or write it as \"$name\" to follow the dependency's own spec"
+            }
+            OverrideError::UnresolvedReference { .. } => {
+                "a \"$name\" override must name a dependency of the root package.json; add it there or write the spec out"
+            }
+            OverrideError::BadKey { .. } | OverrideError::BadValue { .. } => {
+                "each key of overrides is a package name (name@range) and each value a spec or an object of overrides"
+            }
+        }
+    }
+}
+
 /// Why a request could not be resolved to a version. Each variant names the package.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -148,6 +204,9 @@ pub enum ResolveError {
         /// its dependent's location, and who depends on that.
         wanted: String,
     },
+    /// The project's `overrides` cannot be applied.
+    #[error(transparent)]
+    Override(#[from] OverrideError),
     /// A local package (a workspace, a `file:` folder or tarball) cannot be used.
     #[error("{spec}: {reason}")]
     Local {
@@ -396,7 +455,8 @@ impl InstallError {
                 ResolveError::PeerConflict { .. } => FailureKind::Conflict,
                 ResolveError::BadDependency { .. }
                 | ResolveError::Local { .. }
-                | ResolveError::BadLocalVersion { .. } => FailureKind::Usage,
+                | ResolveError::BadLocalVersion { .. }
+                | ResolveError::Override(_) => FailureKind::Usage,
                 e if unreachable(e) => FailureKind::Network,
                 _ => FailureKind::Other,
             },
@@ -429,7 +489,8 @@ impl InstallError {
                     }
                     e @ (ResolveError::Local { .. }
                     | ResolveError::BadLocalVersion { .. }
-                    | ResolveError::Origin { .. }) => format!("{at}{e}"),
+                    | ResolveError::Origin { .. }
+                    | ResolveError::Override(_)) => format!("{at}{e}"),
                     e if unreachable(e) => format!("{at}cannot reach the registry"),
                     _ => format!("{at}resolving against {registry} failed"),
                 }
@@ -485,6 +546,7 @@ impl InstallError {
                     "check the path in package.json (relative to the package.json that names it) and the package.json there; {unchanged}"
                 ),
                 ResolveError::Origin { hint, .. } => format!("{hint}; {unchanged}"),
+                ResolveError::Override(e) => format!("{}; {unchanged}", e.hint()),
                 e => match offline_hint(e) {
                     Some(h) => h,
                     None if unreachable(e) => offline,

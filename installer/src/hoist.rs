@@ -28,7 +28,7 @@ enum CanPlace {
 
 /// Whether `dep` would satisfy `edge`.
 fn dep_satisfies(dep: &Resolved, edge: &Edge) -> bool {
-    super::tree::satisfies(dep, &edge.request)
+    super::tree::edge_satisfied(dep, edge)
 }
 
 /// Every (node, edge) whose `require(name)` currently lands on `target`: only the nodes with
@@ -64,7 +64,12 @@ fn can_place(
         }
         let newer = cur.package() == dep.package() && dep.semver >= cur.semver;
         let same_package = cur.package() == dep.package();
+        // Under overrides, a copy with dependencies is replaced only by one governed by the
+        // same rule (arborist's `canReplaceWith`).
+        let rule = from.and_then(|f| tree.node(f).edges.iter().find(|e| e.request.name == name)?.overrides);
+        let same_rule = tree.node(current).edges.is_empty() || tree.node(current).overrides == rule;
         if (newer || (prefer_dedupe && same_package))
+            && same_rule
             && dependents(tree, current, name).iter().all(|(_, e)| dep_satisfies(dep, e))
         {
             return CanPlace::Replace;

@@ -118,18 +118,16 @@ pub async fn build<S: ManifestSource + 'static>(
     // Each workspace is an edge of the root (arborist's `workspace` edge: a production one).
     for ws in &workspaces {
         let spec = format!("file:{}", ws.path);
-        root_edges.push(Edge {
-            request: Request {
-                name: ws.name.clone(),
-                package: ws.name.clone(),
-                spec: VersionSpec::Directory { raw: spec.clone(), path: ws.path.clone() },
-                bare: false,
-            },
-            spec,
-            kind: EdgeKind::Prod,
-        });
+        let request = Request {
+            name: ws.name.clone(),
+            package: ws.name.clone(),
+            spec: VersionSpec::Directory { raw: spec.clone(), path: ws.path.clone() },
+            bare: false,
+        };
+        root_edges.push(Edge::new(request, spec, EdgeKind::Prod));
     }
     let mut tree = Tree::new(root_edges, opts);
+    tree.check_root_overrides()?;
     let mut roots: Vec<_> = tree
         .node(Tree::ROOT)
         .edges
@@ -183,6 +181,9 @@ pub async fn build<S: ManifestSource + 'static>(
             }
         };
         let node = entry.2;
+        if let Some(e) = tree.take_override_error() {
+            return Err(e.into());
+        }
         if tree.node(node).removed {
             continue;
         }
@@ -223,6 +224,9 @@ pub async fn build<S: ManifestSource + 'static>(
                 }
             }
         }
+    }
+    if let Some(e) = tree.take_override_error() {
+        return Err(e.into());
     }
     hoist::prune(&mut tree);
     Ok(tree)

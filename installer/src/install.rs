@@ -354,6 +354,9 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
             workspaces,
             edited,
             places: Some(places.clone()),
+            overrides: crate::overrides::Overrides::from_project(&project)
+                .map_err(crate::error::ResolveError::from)?
+                .map(Arc::new),
         };
         let tree = ideal_tree::build(resolver, tree::root_edges(&requests), build).await?;
         let lockfile = Lockfile::from_tree(&tree, &project);
@@ -1071,6 +1074,7 @@ fn sync_problems(lock: &Lockfile, project: &Project) -> Vec<String> {
         }
     }
     out.extend(folders_problems(lock, project));
+    out.extend(tree_problems(lock, project));
     if let Some(root) = lock.packages.get("") {
         for kind in [DepKind::Prod, DepKind::Dev, DepKind::Optional] {
             let Some(deps) = root.get(kind.key()).and_then(|v| v.as_object()) else { continue };
@@ -1091,7 +1095,19 @@ fn sync_problems(lock: &Lockfile, project: &Project) -> Vec<String> {
 /// check before it trusts a lockfile).
 fn lock_matches(lock: &Lockfile, project: &Project) -> bool {
     let Some(root) = lock.packages.get("") else { return false };
-    same_dependencies(root, project) && folders_problems(lock, project).is_empty()
+    same_dependencies(root, project)
+        && folders_problems(lock, project).is_empty()
+        && tree_problems(lock, project).is_empty()
+}
+
+/// The locked packages' own dependencies that the locked tree no longer satisfies under the
+/// project's `overrides` (changed, added or removed since the lockfile was written: npm
+/// builds its ideal tree over the lockfile and compares; the lockfile does not record them).
+fn tree_problems(lock: &Lockfile, project: &Project) -> Vec<String> {
+    match crate::overrides::Overrides::from_project(project) {
+        Ok(ov) => crate::overrides::lock_problems(&lock.packages, ov.as_ref()),
+        Err(e) => vec![format!("Invalid: {e}")],
+    }
 }
 
 /// Whether a lockfile entry lists exactly the dependency sections of `project`.

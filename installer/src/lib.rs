@@ -29,6 +29,8 @@
 //!   peer conflict involving the project's own dependencies (any, with `--strict-peer-deps`)
 //!   is npm's ERESOLVE ([`ResolveError::PeerConflict`]), deeper ones are overridden with a
 //!   warning; `--legacy-peer-deps` drops peer edges.
+//! * [`overrides`]: npm's `overrides` of the root `package.json`, the rules each node and edge
+//!   of the ideal tree is governed by, and EOVERRIDE.
 //! * [`lockfile`]: `package-lock.json`, and its `require` graph ([`lockfile::Graph`]): npm's
 //!   optional sets (what a skipped optional package takes with it) and the dependency path
 //!   an error names (`app > express > body-parser`).
@@ -56,6 +58,7 @@ pub mod listing;
 pub mod local;
 pub mod lockfile;
 mod options;
+pub mod overrides;
 pub mod pack;
 pub mod places;
 pub mod planner;
@@ -68,7 +71,7 @@ pub mod scripts;
 pub mod semver;
 pub mod tree;
 
-pub use error::{FailureKind, InstallError, ProjectError, RequestError, ResolveError};
+pub use error::{FailureKind, InstallError, OverrideError, ProjectError, RequestError, ResolveError};
 pub use lockfile::Lockfile;
 pub use platform::{NodeRuntime, Platform};
 pub use project::{DepKind, Project};

@@ -232,6 +232,8 @@ impl ResolvePlanner {
                     edited: Default::default(),
                     // Git and tarball specs are not in any index: never planned or asked.
                     places: None,
+                    // A reader's overrides are its own: the plan reads what the packages ask.
+                    overrides: None,
                 },
             )
             .await

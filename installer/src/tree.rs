@@ -3,8 +3,10 @@
 //! places each new node (DESIGN.md §Install; spec §1.9).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
-use super::error::ResolveError;
+use super::error::{OverrideError, ResolveError};
+use super::overrides::{Overridden, Overrides, RuleId};
 use super::project::DepKind;
 use super::request::{Request, VersionSpec};
 use super::resolve::Resolved;
@@ -43,6 +45,18 @@ pub struct Edge {
     pub spec: String,
     /// Its kind.
     pub kind: EdgeKind,
+    /// The override rule governing it (arborist's `edge.overrides`; `None` when the project
+    /// has no `overrides`).
+    pub overrides: Option<RuleId>,
+    /// When an override changed `request`: what the package itself asked for.
+    pub overridden: Option<Box<Overridden>>,
+}
+
+impl Edge {
+    /// An edge as the manifest writes it (no override applied yet).
+    pub fn new(request: Request, spec: String, kind: EdgeKind) -> Self {
+        Edge { request, spec, kind, overrides: None, overridden: None }
+    }
 }
 
 /// One package at one location.
@@ -68,6 +82,9 @@ pub struct Node {
     pub fs_path: Option<String>,
     /// Removed by a replacement; skipped everywhere.
     pub(crate) removed: bool,
+    /// The override rule the node is governed by (arborist's `node.overrides`): the most
+    /// specific rule of the edges that reach it.
+    pub overrides: Option<RuleId>,
 }
 
 /// How the ideal tree is built.
@@ -93,6 +110,8 @@ pub struct BuildOptions {
     /// Where `file:` tarballs, tarball URLs and git dependencies are resolved; without it
     /// they are an error.
     pub places: Option<super::places::Places>,
+    /// The root `package.json`'s `overrides`.
+    pub overrides: Option<Arc<Overrides>>,
 }
 
 /// The ideal tree of an install.
@@ -110,6 +129,9 @@ pub struct Tree {
     peer_source: HashMap<NodeId, NodeId>,
     /// The edges of each linked folder read so far, by its path (see [`Tree::edges_for`]).
     link_edges: HashMap<String, Vec<Edge>>,
+    /// The first override that could not be applied (a `$name` with no such dependency, a
+    /// value that is not a spec); the build stops with it.
+    override_error: Option<OverrideError>,
     opts: BuildOptions,
 }
 
@@ -132,6 +154,7 @@ impl Tree {
             link: None,
             fs_path: None,
             removed: false,
+            overrides: opts.overrides.as_ref().map(|_| Overrides::ROOT),
         };
         let mut tree = Tree {
             nodes: vec![root],
@@ -139,17 +162,145 @@ impl Tree {
             peer_conflicted: BTreeSet::new(),
             peer_source: HashMap::new(),
             link_edges: HashMap::new(),
+            override_error: None,
             opts,
         };
         tree.set_edges(Tree::ROOT, root_edges);
         tree
     }
 
-    fn set_edges(&mut self, id: NodeId, edges: Vec<Edge>) {
+    fn set_edges(&mut self, id: NodeId, mut edges: Vec<Edge>) {
         for e in &edges {
             self.by_edge_name.entry(e.request.name.clone()).or_default().push(id);
         }
+        self.apply_overrides(id, &mut edges);
         self.nodes[id].edges = edges;
+    }
+
+    /// Give each of `edges` (out of `id`) the override rule the node's own rule picks for it,
+    /// and the spec that rule asks for (the package's own when none does).
+    fn apply_overrides(&mut self, id: NodeId, edges: &mut [Edge]) {
+        let Some(ov) = self.opts.overrides.clone() else { return };
+        let set = self.nodes[id].overrides.unwrap_or(Overrides::ROOT);
+        let manifest = self.nodes[id].resolved.as_ref().filter(|_| id != Tree::ROOT).map(|r| r.manifest());
+        // A `$name` the root does not have: the dependent's own spec for it (arborist's fallback).
+        let local = |name: &str| {
+            let m = manifest?;
+            [&m.optional_dependencies, &m.dependencies, &m.peer_dependencies]
+                .into_iter()
+                .find_map(|deps| deps.get(name).cloned())
+        };
+        let mut error = None;
+        for e in edges.iter_mut() {
+            let raw = match e.overridden.take() {
+                Some(o) => o.raw,
+                None => e.request.clone(),
+            };
+            let rule = ov.edge_rule(set, &raw);
+            e.overrides = Some(rule);
+            let value = match ov.replacement(rule, &raw.name, local) {
+                Ok(v) => v,
+                Err(err) => {
+                    error.get_or_insert(err);
+                    None
+                }
+            };
+            let Some(value) = value else {
+                e.request = raw;
+                continue;
+            };
+            match Request::from_dependency(&raw.name, &value) {
+                Ok(request) => {
+                    e.request = request;
+                    let key = ov.key_spec(rule).to_owned();
+                    e.overridden = Some(Box::new(Overridden { raw, key, value }));
+                }
+                Err(err) => {
+                    error.get_or_insert(OverrideError::BadValue {
+                        path: ov.path(rule),
+                        reason: err.to_string(),
+                    });
+                    e.request = raw;
+                }
+            }
+        }
+        if self.override_error.is_none() {
+            self.override_error = error;
+        }
+    }
+
+    /// The nodes reached by edges governed by `rule` take the more specific rule (arborist's
+    /// `updateOverridesEdgeInAdded`), and, when a node's rule changes, its own edges follow.
+    fn edges_in_added(&mut self, mut work: Vec<(NodeId, RuleId)>) {
+        let Some(ov) = self.opts.overrides.clone() else { return };
+        // Rules only grow more specific, or meet at a common ancestor; the bound is a guard.
+        let mut budget = 100_000usize;
+        while let Some((node, rule)) = work.pop() {
+            budget = budget.saturating_sub(1);
+            if budget == 0 {
+                break;
+            }
+            if node == Tree::ROOT {
+                continue;
+            }
+            let next = match self.nodes[node].overrides {
+                None => Some(rule),
+                Some(cur) if cur == rule => None,
+                // Conflicting rules: the node keeps its own (arborist logs and moves on).
+                Some(cur) => ov.specific(cur, rule).filter(|&n| n != cur),
+            };
+            let Some(next) = next else { continue };
+            self.nodes[node].overrides = Some(next);
+            let mut edges = std::mem::take(&mut self.nodes[node].edges);
+            self.apply_overrides(node, &mut edges);
+            self.nodes[node].edges = edges;
+            work.extend(self.edge_targets(node));
+        }
+    }
+
+    /// Where each edge of `node` lands (a link's folder for a link), with the edge's rule.
+    fn edge_targets(&self, node: NodeId) -> Vec<(NodeId, RuleId)> {
+        self.nodes[node]
+            .edges
+            .iter()
+            .filter_map(|e| Some((self.target(self.resolve(node, &e.request.name)?), e.overrides?)))
+            .collect()
+    }
+
+    /// The rule a node placed at `id` starts with: the most specific of the rules of the
+    /// edges that now land on it.
+    fn rule_from_edges_in(&self, id: NodeId, name: &str) -> Option<RuleId> {
+        let ov = self.opts.overrides.as_ref()?;
+        let mut rule: Option<RuleId> = None;
+        for (n, e) in self.edges_named(name) {
+            if self.resolve(n, name) != Some(id) {
+                continue;
+            }
+            let Some(r) = e.overrides else { continue };
+            rule = Some(match rule {
+                None => r,
+                Some(cur) => ov.specific(cur, r).unwrap_or(cur),
+            });
+        }
+        Some(rule.unwrap_or(Overrides::ROOT))
+    }
+
+    /// npm's EOVERRIDE: an override may not change what the project itself asks for, unless
+    /// it asks for the same spec (or refers to it with `$name`).
+    pub(crate) fn check_root_overrides(&self) -> Result<(), OverrideError> {
+        for e in &self.nodes[Tree::ROOT].edges {
+            let Some(o) = &e.overridden else { continue };
+            let raw = super::overrides::spec_text(&o.raw);
+            if o.value != raw {
+                return Err(OverrideError::Conflict { name: e.request.name.clone(), spec: raw });
+            }
+        }
+        Ok(())
+    }
+
+    /// The first override that could not be applied, if any.
+    pub(crate) fn take_override_error(&mut self) -> Option<OverrideError> {
+        self.override_error.take()
     }
 
     /// The edges a resolved package gets in this tree ([`package_edges`], without peers under
@@ -337,8 +488,8 @@ impl Tree {
                     link: None,
                     fs_path: Some(fs_path.to_owned()),
                     removed: false,
+                    overrides: None,
                 });
-                self.set_edges(t, edges);
                 t
             }
         };
@@ -352,8 +503,20 @@ impl Tree {
             link: Some(target),
             fs_path: None,
             removed: false,
+            overrides: None,
         });
         self.nodes[parent].children.insert(name.to_owned(), link);
+        let rule = self.rule_from_edges_in(link, name);
+        self.nodes[link].overrides = rule;
+        if existing.is_none() {
+            // The folder is governed by what reaches its link.
+            self.nodes[target].overrides = rule;
+            self.set_edges(target, edges);
+            let work = self.edge_targets(target);
+            self.edges_in_added(work);
+        } else if let Some(rule) = rule {
+            self.edges_in_added(vec![(target, rule)]);
+        }
         (link, target)
     }
 
@@ -390,9 +553,19 @@ impl Tree {
     /// Whether `node` satisfies `edge`: the same registry package in a matching version or
     /// tag (a linked folder counts by its `package.json` version, as arborist counts a
     /// workspace), or, for a spec that names a place, that same place.
+    ///
+    /// Under `overrides`, an edge is also not satisfied by a node with dependencies of its own
+    /// whose rule conflicts with the edge's (arborist's `Edge.error`).
     pub fn satisfies(&self, node: NodeId, edge: &Edge) -> bool {
         let Some(r) = &self.nodes[node].resolved else { return false };
-        satisfies(r, &edge.request)
+        if !edge_satisfied(r, edge) {
+            return false;
+        }
+        let to = self.target(node);
+        match (&self.opts.overrides, edge.overrides, self.nodes[to].overrides) {
+            (Some(ov), Some(a), Some(b)) if !self.nodes[to].edges.is_empty() => ov.specific(a, b).is_some(),
+            _ => true,
+        }
     }
 
     /// Whether `node` is `ancestor` or below it.
@@ -422,15 +595,35 @@ impl Tree {
             link: None,
             fs_path: None,
             removed: false,
+            overrides: None,
         });
-        self.set_edges(id, edges);
         self.nodes[parent].children.insert(name.to_owned(), id);
+        self.nodes[id].overrides = self.rule_from_edges_in(id, name);
+        self.set_edges(id, edges);
+        let work = self.edge_targets(id);
+        self.edges_in_added(work);
         id
     }
 
     /// Live nodes (root included).
     pub(crate) fn live(&self) -> impl Iterator<Item = NodeId> + '_ {
         (0..self.nodes.len()).filter(|&id| !self.nodes[id].removed)
+    }
+}
+
+/// Whether `r` satisfies `edge`: what the edge asks for, or, for an overridden edge, what its
+/// package asked for where the override's key range does not reach (arborist's `satisfiedBy`).
+pub(crate) fn edge_satisfied(r: &Resolved, edge: &Edge) -> bool {
+    if satisfies(r, &edge.request) {
+        return true;
+    }
+    let Some(o) = &edge.overridden else { return false };
+    if !satisfies(r, &o.raw) {
+        return false;
+    }
+    match VersionSpec::parse(&o.key) {
+        Ok(key) => !satisfies(r, &Request { spec: key, ..o.raw.clone() }),
+        Err(_) => false,
     }
 }
 
@@ -485,7 +678,7 @@ pub fn package_edges(r: &Resolved) -> Vec<Edge> {
     let mut edges: BTreeMap<String, Edge> = BTreeMap::new();
     let mut push = |name: &str, spec: &str, kind: EdgeKind| match Request::from_dependency(name, spec) {
         Ok(request) => {
-            edges.insert(name.to_owned(), Edge { request, spec: spec.to_owned(), kind });
+            edges.insert(name.to_owned(), Edge::new(request, spec.to_owned(), kind));
         }
         Err(e) => {
             tracing::warn!(package = %r.package(), version = %r.version, dep = name, error = %e, "skipping dependency")
@@ -507,15 +700,14 @@ pub fn package_edges(r: &Resolved) -> Vec<Edge> {
 pub fn root_edges(requests: &[(DepKind, Request)]) -> Vec<Edge> {
     requests
         .iter()
-        .map(|(kind, r)| Edge {
-            request: r.clone(),
-            spec: r.spec.to_string(),
-            kind: match kind {
+        .map(|(kind, r)| {
+            let kind = match kind {
                 DepKind::Prod => EdgeKind::Prod,
                 DepKind::Dev => EdgeKind::Dev,
                 DepKind::Optional => EdgeKind::Optional,
                 DepKind::Peer => EdgeKind::Peer,
-            },
+            };
+            Edge::new(r.clone(), r.spec.to_string(), kind)
         })
         .collect()
 }
