@@ -6,6 +6,7 @@
 mod install_from_seeder;
 mod ls_projects;
 mod npm_clients;
+mod npm_overrides;
 mod npm_parity;
 mod npm_places;
 mod npm_projects;

@@ -132,6 +132,7 @@ fn publish_synthetic(r: &Registry) {
     p(Package::new("tilde", "1.2.5"));
     p(Package::new("tilde", "1.2.6").deprecated("use 1.3"));
     p(Package::new("tilde", "1.3.0"));
+    super::npm_overrides::publish(r);
 }
 
 /// `fixtures/trees/<tree>` copied into a fresh `<dir>/<side>` project.
