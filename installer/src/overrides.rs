@@ -335,10 +335,20 @@ pub(crate) fn lock_problems(
     let mut queue: VecDeque<String> = VecDeque::from([String::new()]);
     sets.insert(String::new(), Overrides::ROOT);
     // The project's own folders (workspaces) are roots of their own dependencies.
-    queue.extend(packages.keys().filter(|l| !l.is_empty() && !l.contains("node_modules")).cloned());
+    queue.extend(
+        packages
+            .keys()
+            .filter(|l| !l.is_empty() && !l.starts_with("..") && !l.contains("node_modules"))
+            .cloned(),
+    );
     let mut visited = std::collections::BTreeSet::new();
     while let Some(loc) = queue.pop_front() {
         if !visited.insert(loc.clone()) {
+            continue;
+        }
+        // A folder outside the project resolves from where it is, which the lockfile does not
+        // describe.
+        if loc.starts_with("..") {
             continue;
         }
         let Some(entry) = packages.get(&loc) else { continue };
