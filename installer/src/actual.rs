@@ -161,6 +161,8 @@ pub struct ActualNode {
     pub edges_in: Vec<(ActualId, usize)>,
     /// npm's dep flags.
     pub flags: DepFlags,
+    /// Its version is what an override asked for (arborist's `node.overridden`).
+    pub overridden: bool,
 }
 
 impl ActualNode {
@@ -188,6 +190,7 @@ impl ActualNode {
             edges: Vec::new(),
             edges_in: Vec::new(),
             flags: DepFlags::default(),
+            overridden: false,
         }
     }
 
@@ -325,6 +328,7 @@ impl ActualTree {
         }
         tree.read_hidden_lockfile(&dir);
         tree.load_edges();
+        tree.apply_overrides();
         tree.calc_dep_flags();
         Ok(tree)
     }
@@ -692,6 +696,70 @@ impl ActualTree {
                 self.nodes[target].path == wanted
             }
             _ => satisfies(node, name, spec),
+        }
+    }
+
+    /// The edges' states under the root's `overrides`, and which nodes they overrode: each
+    /// node is governed by the most specific rule of the edges that reach it, walked from the
+    /// root as [`crate::overrides`] describes.
+    fn apply_overrides(&mut self) {
+        use crate::overrides::Overrides;
+        let root = &self.nodes[Self::ROOT].package;
+        let Some(value) = root.get("overrides") else { return };
+        let mut refs = BTreeMap::new();
+        for field in ["peerDependencies", "dependencies", "optionalDependencies", "devDependencies"] {
+            for (name, spec) in root.get(field).and_then(Value::as_object).into_iter().flatten() {
+                if let Some(spec) = spec.as_str() {
+                    refs.insert(name.clone(), spec.to_owned());
+                }
+            }
+        }
+        let Ok(Some(ov)) = Overrides::parse(value, refs) else { return };
+        let mut sets: Vec<Option<usize>> = vec![None; self.nodes.len()];
+        sets[Self::ROOT] = Some(Overrides::ROOT);
+        let mut by_edge = vec![false; self.nodes.len()];
+        let mut seen = vec![false; self.nodes.len()];
+        let mut queue = std::collections::VecDeque::from([Self::ROOT]);
+        let mut next_unseen = 0;
+        // Folders nothing reached (workspaces, by their links) start from the root rule.
+        let mut next = |queue: &mut std::collections::VecDeque<ActualId>, seen: &[bool]| {
+            queue.pop_front().or_else(|| {
+                while next_unseen < seen.len() && seen[next_unseen] {
+                    next_unseen += 1;
+                }
+                (next_unseen < seen.len()).then_some(next_unseen)
+            })
+        };
+        while let Some(id) = next(&mut queue, &seen) {
+            if std::mem::replace(&mut seen[id], true) {
+                continue;
+            }
+            let set = sets[id].unwrap_or(Overrides::ROOT);
+            for i in 0..self.nodes[id].edges.len() {
+                let e = &self.nodes[id].edges[i];
+                let Ok(raw) = crate::request::Request::from_dependency(&e.name, &e.spec) else { continue };
+                let rule = ov.edge_rule(set, &raw);
+                let Some(to) = e.to else { continue };
+                sets[to] = match sets[to] {
+                    None => Some(rule),
+                    Some(cur) => Some(ov.specific(cur, rule).unwrap_or(cur)),
+                };
+                queue.push_back(to);
+                let Ok(Some(wanted)) = ov.replacement(rule, &e.name, |_| None) else { continue };
+                if !matches!(e.state, EdgeState::Ok | EdgeState::Invalid) {
+                    continue;
+                }
+                let node = &self.nodes[to];
+                let fits = |spec: &str| satisfies(node, &e.name, spec);
+                let ok = fits(&wanted) || (fits(&e.spec) && !fits(ov.key_spec(rule)));
+                if ok && rule != set && node.version() == Some(ov.value(rule)) {
+                    by_edge[to] = true;
+                }
+                self.nodes[id].edges[i].state = if ok { EdgeState::Ok } else { EdgeState::Invalid };
+            }
+        }
+        for (id, node) in self.nodes.iter_mut().enumerate() {
+            node.overridden = by_edge[id] && sets[id].is_some_and(|r| ov.names(r, &node.name));
         }
     }
 

@@ -355,6 +355,9 @@ fn label(tree: &ActualTree, item: &Item, global: bool) -> String {
     if is_extraneous(tree, item, global) {
         out.push_str(" extraneous");
     }
+    if !item.dedupe && item.node.is_some_and(|id| tree.node(id).overridden) {
+        out.push_str(" overridden");
+    }
     if let Some(id) = item.node {
         let node = tree.node(id);
         if let Some(resolved) = &node.resolved
@@ -465,7 +468,7 @@ impl Listing {
             let mut json = JsonItem {
                 version: node.and_then(|n| n.version()).map(str::to_owned),
                 resolved: real.and_then(|n| n.resolved.clone()),
-                overridden: (real.is_some() && !is_root).then_some(false),
+                overridden: real.filter(|_| !is_root).map(|n| n.overridden),
                 name: None,
                 extraneous: is_extraneous(tree, item, global).then_some(true),
                 invalid: item.invalid.clone(),

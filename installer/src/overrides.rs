@@ -235,6 +235,16 @@ impl Overrides {
         }
     }
 
+    /// Whether `rule` is a rule for the package folder `name` (not the root's).
+    pub fn names(&self, rule: RuleId, name: &str) -> bool {
+        rule != Self::ROOT && self.rules[rule].name == name
+    }
+
+    /// The value of `rule` as written (`*` for none, `$name` unresolved).
+    pub fn value(&self, rule: RuleId) -> &str {
+        &self.rules[rule].value
+    }
+
     /// The key range of `rule` (`*` for a bare name; empty for the root).
     pub fn key_spec(&self, rule: RuleId) -> &str {
         &self.rules[rule].key_spec

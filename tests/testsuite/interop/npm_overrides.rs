@@ -2,7 +2,7 @@
 //! `.`, a key range, a `$name` reference and an `npm:` alias, over packages published here
 //! whose dependencies reach two levels down) and express with `ms` pinned, installed by real
 //! npm and by ims from the same fixture registry: the same tree, the same lockfile bytes
-//! (npm records no `overrides` and keeps each package's own specs). Then `ims ci` and a second
+//! (npm records no `overrides` and keeps each package's own specs), the same `ls`. Then `ims ci` and a second
 //! install keep the overridden versions, a changed override makes the lockfile stale for both,
 //! and EOVERRIDE and a `$name` the project lacks are refused with `node_modules` untouched.
 
@@ -13,7 +13,7 @@ use std::process::Command;
 use fixtures::{Package, Registry};
 use serde_json::Value;
 
-use super::npm_parity::{ims_install, npm_run, stderr};
+use super::npm_parity::{assert_same_output, ims_install, npm_run, stderr};
 use super::npm_projects::{copy_project, ims, read, tree};
 
 /// The packages the overrides project depends on: `ov-top > ov-mid > ov-leaf` and
@@ -90,6 +90,11 @@ fn overrides_resolve_and_lock_like_npm() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ov-alt@3.0.0");
+    // `ims ls` reads the overridden tree as npm ls does: no invalid edges, the overridden
+    // packages marked, the alias shown as one.
+    for args in [&["ls", "--all"][..], &["ls", "--all", "--json"][..]] {
+        assert_same_output(dir.path(), &ims_dir, args, args);
+    }
 
     // Installing again from the lockfile keeps the overridden versions; so does `ims ci` on
     // npm's own lockfile.
