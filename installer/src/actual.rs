@@ -100,6 +100,8 @@ pub struct ActualEdge {
     pub to: Option<ActualId>,
     /// Whether that satisfies it.
     pub state: EdgeState,
+    /// What an override made it ask for instead of `spec`, if anything.
+    pub overridden: Option<String>,
 }
 
 impl ActualEdge {
@@ -646,7 +648,7 @@ impl ActualTree {
                     Some(to) if !self.edge_valid(id, to, &name, &spec) => EdgeState::Invalid,
                     Some(_) => EdgeState::Ok,
                 };
-                edges.push(ActualEdge { name, spec, kind, to, state });
+                edges.push(ActualEdge { name, spec, kind, to, state, overridden: None });
             }
             self.nodes[id].edges = edges;
         }
@@ -755,7 +757,10 @@ impl ActualTree {
                 if ok && rule != set && node.version() == Some(ov.value(rule)) {
                     by_edge[to] = true;
                 }
-                self.nodes[id].edges[i].state = if ok { EdgeState::Ok } else { EdgeState::Invalid };
+                let changed = (wanted != e.spec).then_some(wanted);
+                let edge = &mut self.nodes[id].edges[i];
+                edge.state = if ok { EdgeState::Ok } else { EdgeState::Invalid };
+                edge.overridden = changed;
             }
         }
         for (id, node) in self.nodes.iter_mut().enumerate() {

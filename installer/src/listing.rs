@@ -562,6 +562,10 @@ pub struct EdgeExplanation {
     kind: &'static str,
     name: String,
     spec: String,
+    #[serde(rename = "rawSpec", skip_serializing_if = "Option::is_none")]
+    raw_spec: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overridden: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bundled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -692,7 +696,7 @@ pub fn explain_in(
             expl.dev_optional = Some(f.dev_optional);
             expl.peer = Some(f.peer);
             expl.bundled = Some(tree.bundler(id).is_some());
-            expl.overridden = Some(false);
+            expl.overridden = Some(tree.node(id).overridden);
         }
         out.push(expl);
     }
@@ -752,7 +756,9 @@ fn explain_node(
                 dependents.push(Rc::new(EdgeExplanation {
                     kind: edge.kind.as_str(),
                     name: edge.name.clone(),
-                    spec: edge.spec.clone(),
+                    spec: edge.overridden.clone().unwrap_or_else(|| edge.spec.clone()),
+                    raw_spec: edge.overridden.as_ref().map(|_| edge.spec.clone()),
+                    overridden: edge.overridden.as_ref().map(|_| true),
                     bundled: bundle_list(&tree.node(from).package).contains(&edge.name).then_some(true),
                     error,
                     from: from_expl,
@@ -836,6 +842,10 @@ fn explain_edge(edge: &EdgeExplanation, seen: &mut HashSet<String>) -> String {
         crate::actual::relative(Path::new(from), Path::new(folder))
     } else {
         format!("{}@\"{}\"", edge.name, edge.spec)
+    };
+    let dep = match &edge.raw_spec {
+        Some(raw) => format!("overridden {dep} (was \"{raw}\")"),
+        None => dep,
     };
     format!("{prefix}{dep} from {}", explain_from(&edge.from, seen))
 }

@@ -2,7 +2,7 @@
 //! `.`, a key range, a `$name` reference and an `npm:` alias, over packages published here
 //! whose dependencies reach two levels down) and express with `ms` pinned, installed by real
 //! npm and by ims from the same fixture registry: the same tree, the same lockfile bytes
-//! (npm records no `overrides` and keeps each package's own specs), the same `ls`. Then `ims ci` and a second
+//! (npm records no `overrides` and keeps each package's own specs), the same `ls` and `why`. Then `ims ci` and a second
 //! install keep the overridden versions, a changed override makes the lockfile stale for both,
 //! and EOVERRIDE and a `$name` the project lacks are refused with `node_modules` untouched.
 
@@ -94,6 +94,13 @@ fn overrides_resolve_and_lock_like_npm() {
     // packages marked, the alias shown as one.
     for args in [&["ls", "--all"][..], &["ls", "--all", "--json"][..]] {
         assert_same_output(dir.path(), &ims_dir, args, args);
+    }
+    // `ims why` names the overridden edges: `overridden ov-mid@"2.0.0" (was "^1.0.0")`. (Only
+    // packages with one copy and one dependent: npm's order among several follows the order
+    // its parallel reads of node_modules finish in.)
+    for name in ["ov-mid", "node_modules/ov-mid/node_modules/ov-leaf"] {
+        assert_same_output(dir.path(), &ims_dir, &["explain", name], &["why", name]);
+        assert_same_output(dir.path(), &ims_dir, &["explain", name, "--json"], &["why", name, "--json"]);
     }
 
     // Installing again from the lockfile keeps the overridden versions; so does `ims ci` on
