@@ -263,7 +263,11 @@ impl Tree {
         self.nodes[node]
             .edges
             .iter()
-            .filter_map(|e| Some((self.target(self.resolve(node, &e.request.name)?), e.overrides?)))
+            .filter_map(|e| {
+                // The rule first: without overrides nothing is resolved.
+                let rule = e.overrides?;
+                Some((self.target(self.resolve(node, &e.request.name)?), rule))
+            })
             .collect()
     }
 
