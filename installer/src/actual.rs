@@ -920,7 +920,9 @@ fn hidden_lockfile_current(root: &Path, hidden: &Map<String, Value>) -> bool {
     else {
         return false;
     };
-    let lock_time = lock_time + std::time::Duration::from_millis(10);
+    // npm compares whole milliseconds (`+mtime + 10` against a Date).
+    let ms = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let lock_time = ms(lock_time) + 10;
     let mut seen: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     // (folder, whether it is a `node_modules` or a scope folder rather than a package), by
     // name as npm tells them apart.
@@ -935,7 +937,7 @@ fn hidden_lockfile_current(root: &Path, hidden: &Map<String, Value>) -> bool {
             continue;
         }
         let Ok(meta) = fs::metadata(&dir) else { continue };
-        if meta.modified().is_ok_and(|t| t > lock_time) {
+        if meta.modified().is_ok_and(|t| ms(t) > lock_time) {
             return false;
         }
         let rel = relative(root, &dir);

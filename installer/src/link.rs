@@ -340,6 +340,11 @@ pub fn layout(
     let io_err = |source| LinkError::Io { from: PathBuf::new(), to: hidden_path.clone(), source };
     fs::create_dir_all(project.join("node_modules")).map_err(io_err)?;
     safe_fs::write_replacing(&hidden_path, hidden.render().as_bytes()).map_err(io_err)?;
+    // npm (and `ims ls`) trust the hidden lockfile only while it is newer than every folder
+    // in node_modules, and its rename just changed node_modules itself: stamp it now, after.
+    if let Ok(file) = fs::File::options().write(true).open(&hidden_path) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
     Ok(report)
 }
 
