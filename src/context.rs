@@ -137,6 +137,13 @@ impl Context {
         (npm, project.unwrap_or(Path::new(".")))
     }
 
+    /// Whether npm's boolean setting `key` is on for a command run in `project` (`None`: a
+    /// global install): `true` in the environment or the `.npmrc` chain.
+    pub fn npm_flag(&self, project: Option<&Path>, key: &str) -> bool {
+        let (npm, dir) = Self::npm_config(project);
+        npm.setting(dir, key).is_some_and(|(v, _)| v.trim() == "true")
+    }
+
     /// The upstream registry for a command run in `project` (`None`: a global install):
     /// `--registry`, else npm's own configuration (`.npmrc` files, `NPM_CONFIG_REGISTRY`,
     /// `npm config get registry`).

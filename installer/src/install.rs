@@ -359,7 +359,8 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
                 .map(Arc::new),
         };
         let tree = ideal_tree::build(resolver, tree::root_edges(&requests), build).await?;
-        let lockfile = Lockfile::from_tree(&tree, &project);
+        let lockfile =
+            Lockfile::from_tree_omitting(&tree, &project, self.opts.omit_lockfile_registry_resolved);
         let peer = remote_stats.map(|(link, stats)| RemoteIndexReport {
             remote: link.connection().map(|c| c.stats()).unwrap_or_default(),
             from_peer: stats.from_peer.load(Ordering::Relaxed),

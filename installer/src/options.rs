@@ -92,6 +92,9 @@ pub struct InstallOptions {
     pub workspaces: Vec<String>,
     /// npm's `--workspaces`: every workspace, as if each were named.
     pub all_workspaces: bool,
+    /// npm's `omit-lockfile-registry-resolved`: the lockfile records no `resolved` URL for
+    /// registry packages.
+    pub omit_lockfile_registry_resolved: bool,
 }
 
 impl InstallOptions {
@@ -123,6 +126,7 @@ impl InstallOptions {
             clean: false,
             workspaces: Vec::new(),
             all_workspaces: false,
+            omit_lockfile_registry_resolved: false,
         }
     }
 }

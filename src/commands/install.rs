@@ -201,6 +201,7 @@ pub async fn run(args: InstallArgs, ctx: &Context) -> anyhow::Result<()> {
     // npm's global mode reads no project configuration: a `.npmrc` in the folder `-g` runs in
     // (a cloned repository) must not pick the registry, TLS trust or proxy of a global install.
     let config_dir = (!args.global).then_some(project.as_path());
+    opts.omit_lockfile_registry_resolved = ctx.npm_flag(config_dir, "omit-lockfile-registry-resolved");
     let (registry_url, registry_known) = match ctx.registry_for(config_dir) {
         Ok(url) => (url, true),
         // Offline, the registry only names tarballs a lockfile leaves `resolved` out of; the

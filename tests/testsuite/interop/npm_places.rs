@@ -356,3 +356,37 @@ fn an_allowed_git_dependency_is_built_before_it_is_packed() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "true", "{}", stderr(&out));
 }
+
+/// npm's `omit-lockfile-registry-resolved` (here from the project's `.npmrc`): registry
+/// packages are locked without `resolved`, a tarball URL keeps its own; the lockfile is
+/// npm's, byte for byte, and installs again from the registry's canonical URLs.
+#[test]
+fn omit_lockfile_registry_resolved_is_honoured_as_npm_honours_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let url = format!("{}is-number/-/is-number-7.0.0.tgz", registry_url());
+    let make = |side: &str| {
+        let p = d.join(side);
+        fs::create_dir_all(&p).unwrap();
+        fs::write(
+            p.join("package.json"),
+            format!(r#"{{"name":"p","version":"1.0.0","dependencies":{{"n":"{url}","debug":"^2.6.0"}}}}"#),
+        )
+        .unwrap();
+        fs::write(p.join(".npmrc"), "omit-lockfile-registry-resolved=true\n").unwrap();
+        p
+    };
+    let npm = make("npm");
+    let out = npm_run(d, &npm, "install", &[]);
+    assert!(out.status.success(), "npm install: {}", stderr(&out));
+    let ims_dir = make("ims");
+    let out = ims_install(d, &ims_dir, &[]);
+    assert!(out.status.success(), "ims install: {}", stderr(&out));
+    let lock = read(&ims_dir.join("package-lock.json"));
+    assert_eq!(lock, read(&npm.join("package-lock.json")), "package-lock.json (left ims, right npm)");
+    assert!(!lock.contains("debug/-/debug-"), "{lock}");
+    assert!(lock.contains(&url), "{lock}");
+    let out = ims(d, &npm, "ci", &[]);
+    assert!(out.status.success(), "ims ci: {}", stderr(&out));
+    assert_eq!(tree(&npm), tree(&ims_dir));
+}
