@@ -359,8 +359,7 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
                 .map(Arc::new),
         };
         let tree = ideal_tree::build(resolver, tree::root_edges(&requests), build).await?;
-        let lockfile =
-            Lockfile::from_tree_omitting(&tree, &project, self.opts.omit_lockfile_registry_resolved);
+        let lockfile = Lockfile::from_tree(&tree, &project);
         let peer = remote_stats.map(|(link, stats)| RemoteIndexReport {
             remote: link.connection().map(|c| c.stats()).unwrap_or_default(),
             from_peer: stats.from_peer.load(Ordering::Relaxed),
@@ -782,7 +781,26 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
             p.save()?;
         }
         if !plan.from_lockfile {
-            plan.lockfile.save(&self.opts.project_dir)?;
+            if self.opts.omit_lockfile_registry_resolved {
+                // npm's `omit-lockfile-registry-resolved`: registry packages are written
+                // without `resolved` (this install fetched from it; a later one uses the
+                // registry's canonical URL). Tarball URLs the project names, files and git
+                // keep theirs.
+                let declared = crate::local::declared_places(&plan.project, &self.opts.project_dir)?;
+                let mut lock = plan.lockfile.clone();
+                for (_, e) in lock.packages.iter_mut().filter(|(loc, _)| !loc.is_empty()) {
+                    let from_registry = e.contains_key("integrity")
+                        && e.get("resolved").and_then(serde_json::Value::as_str).is_some_and(|r| {
+                            (r.starts_with("http://") || r.starts_with("https://")) && !declared.contains(r)
+                        });
+                    if from_registry {
+                        e.retain(|k, _| k != "resolved");
+                    }
+                }
+                lock.save(&self.opts.project_dir)?;
+            } else {
+                plan.lockfile.save(&self.opts.project_dir)?;
+            }
         }
         Ok(())
     }

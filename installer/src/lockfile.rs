@@ -239,13 +239,6 @@ fn to_value<T: serde::Serialize>(t: &T) -> Value {
 impl Lockfile {
     /// The lockfile npm would write for `tree`, rooted at `project`.
     pub fn from_tree(tree: &Tree, project: &Project) -> Self {
-        Self::from_tree_omitting(tree, project, false)
-    }
-
-    /// [`from_tree`](Self::from_tree), with npm's `omit-lockfile-registry-resolved`: registry
-    /// packages recorded without `resolved` (their integrity only; the URL is the registry's
-    /// canonical one when installed). Tarball URLs, files and git keep theirs.
-    pub fn from_tree_omitting(tree: &Tree, project: &Project, omit_registry_resolved: bool) -> Self {
         let mut packages = BTreeMap::new();
         let mut root = Map::new();
         let name = project.name();
@@ -290,9 +283,7 @@ impl Lockfile {
             }
             match &r.origin {
                 crate::resolve::Origin::Registry => {
-                    if !omit_registry_resolved {
-                        put(&mut meta, "resolved", json!(m.dist.tarball));
-                    }
+                    put(&mut meta, "resolved", json!(m.dist.tarball));
                     put(&mut meta, "integrity", json!(m.dist.best_integrity()));
                 }
                 crate::resolve::Origin::Tarball { resolved, git } => {
