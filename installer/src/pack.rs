@@ -383,37 +383,28 @@ pub fn packlist(dir: &Path) -> Result<Vec<String>, PackError> {
         _ => {}
     }
     let mut out = Vec::new();
-    let root_sets = |npmignore: Option<String>, gitignore: Option<String>| {
-        let mut sets = vec![rules(&DEFAULTS.join("\n"))];
-        match &files_rules {
-            // `files` means no .npmignore or .gitignore at the root.
-            Some(f) => sets.push(rules(&f.join("\n"))),
-            None => match (npmignore, gitignore) {
-                (Some(n), _) => sets.push(rules(&n)),
-                (None, Some(g)) => sets.push(rules(&g)),
-                (None, None) => {}
-            },
-        }
-        sets.push(rules(&strict.join("\n")));
-        sets
-    };
-    let (npmignore, gitignore) = ignore_files(dir)?;
-    let root =
-        Level { basename: String::new(), sets: root_sets(npmignore, gitignore), parent: None, exact: false };
+    let mut sets = vec![rules(&DEFAULTS.join("\n"))];
+    match &files_rules {
+        // `files` means no .npmignore or .gitignore at the root.
+        Some(f) => sets.push(rules(&f.join("\n"))),
+        None => sets.extend(ignore_file(dir)?),
+    }
+    sets.push(rules(&strict.join("\n")));
+    let root = Level { basename: String::new(), sets, parent: None, exact: false };
     walk(dir, "", &root, &required, 0, &mut out)?;
     out.sort();
     Ok(out)
 }
 
-fn ignore_files(dir: &Path) -> Result<(Option<String>, Option<String>), PackError> {
-    let read = |name: &str| -> Result<Option<String>, PackError> {
+/// The rules of the folder's own ignore file: its `.npmignore`, else its `.gitignore`.
+fn ignore_file(dir: &Path) -> Result<Option<Vec<Rule>>, PackError> {
+    for name in [".npmignore", ".gitignore"] {
         let p = dir.join(name);
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.is_file() => read_small(&p).map(Some),
-            _ => Ok(None),
+        if fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
+            return read_small(&p).map(|text| Some(rules(&text)));
         }
-    };
-    Ok((read(".npmignore")?, read(".gitignore")?))
+    }
+    Ok(None)
 }
 
 /// Walk the folder `dir` (`rel` from the package root) under `level`'s rules.
@@ -460,7 +451,6 @@ fn walk(
             continue;
         }
         let child_dir = dir.join(&name);
-        let (npmignore, gitignore) = ignore_files(&child_dir)?;
         let child_required: Vec<String> =
                         // npm-packlist hands a child walker the required files directly inside it.
             required
@@ -472,11 +462,7 @@ fn walk(
         let mut strict = vec!["/.git".to_owned()];
         strict.extend(child_required.iter().map(|f| format!("!{f}")));
         let mut sets = vec![rules(&DEFAULTS.join("\n"))];
-        match (npmignore, gitignore) {
-            (Some(n), _) => sets.push(rules(&n)),
-            (None, Some(g)) => sets.push(rules(&g)),
-            (None, None) => {}
-        }
+        sets.extend(ignore_file(&child_dir)?);
         sets.push(rules(&strict.join("\n")));
         let exact = pass_file || level.filter(&format!("{name}/"), false, None);
         let child = Level { basename: name.clone(), sets, parent: Some(level), exact };
