@@ -177,6 +177,11 @@ fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
+/// Whether `s` is a full commit hash (40 hex digits).
+pub fn is_commit(s: &str) -> bool {
+    s.len() == 40 && is_hex(s)
+}
+
 /// Pick the commit `spec` names from `git ls-remote` output (`<sha>\t<ref>` lines), as
 /// npm's `@npmcli/git` does: a full commit hash as is; a ref by its full or short name (a
 /// tag's peeled commit); a hash prefix of an advertised commit; `semver:` the highest tag in
@@ -185,7 +190,7 @@ pub fn pick(spec: &GitSpec, ls_remote: &str) -> Result<Picked, GitError> {
     let mut refs: Vec<(String, String)> = Vec::new();
     for line in ls_remote.lines() {
         let Some((sha, name)) = line.split_once('\t') else { continue };
-        if sha.len() == 40 && is_hex(sha) {
+        if is_commit(sha) {
             refs.push((sha.to_ascii_lowercase(), name.trim().to_owned()));
         }
     }
@@ -225,7 +230,7 @@ pub fn pick(spec: &GitSpec, ls_remote: &str) -> Result<Picked, GitError> {
                 commit_of("HEAD").ok_or_else(|| GitError::NoSuchRef("the repository has no HEAD".into()))?;
             Ok(Picked { commit, branch: None })
         }
-        Some(c) if c.len() == 40 && is_hex(c) => Ok(Picked { commit: c.to_ascii_lowercase(), branch: None }),
+        Some(c) if is_commit(c) => Ok(Picked { commit: c.to_ascii_lowercase(), branch: None }),
         Some(c) => {
             for full in [c.to_owned(), format!("refs/tags/{c}"), format!("refs/heads/{c}")] {
                 if let Some(commit) = commit_of(&full) {

@@ -451,14 +451,13 @@ fn walk(
             continue;
         }
         let child_dir = dir.join(&name);
-        let child_required: Vec<String> =
-                        // npm-packlist hands a child walker the required files directly inside it.
-            required
-                .iter()
-                .filter_map(|f| f.strip_prefix(&format!("{name}/")))
-                .filter(|f| !f.contains('/'))
-                .map(str::to_owned)
-                .collect();
+        // npm-packlist hands a child walker the required files directly inside it.
+        let child_required: Vec<String> = required
+            .iter()
+            .filter_map(|f| f.strip_prefix(&format!("{name}/")))
+            .filter(|f| !f.contains('/'))
+            .map(str::to_owned)
+            .collect();
         let mut strict = vec!["/.git".to_owned()];
         strict.extend(child_required.iter().map(|f| format!("!{f}")));
         let mut sets = vec![rules(&DEFAULTS.join("\n"))];

@@ -652,7 +652,7 @@ pub(crate) fn satisfies(r: &Resolved, request: &Request) -> bool {
                 (Some(range), _) => {
                     super::semver::parse_range(range).is_some_and(|range| range.satisfies(&r.semver))
                 }
-                (None, Some(c)) if c.len() == 40 => {
+                (None, Some(c)) if super::git::is_commit(c) => {
                     have.committish.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(c))
                 }
                 _ => true,
