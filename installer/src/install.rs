@@ -745,27 +745,27 @@ impl<S: ManifestSource + Clone + 'static> Installer<S> {
     /// Where this install resolves and fetches `file:` tarballs, tarball URLs and git
     /// dependencies.
     fn places(&self, project: &Project) -> Places {
-        let places = Places::new(
+        // The build runs the scripts this project allows, never more: the dependency's own
+        // `allowScripts` grants nothing.
+        let preparer = (self.depth < MAX_BUILD_DEPTH).then(|| {
+            let mut opts = self.opts.clone();
+            opts.scripts = self.script_policy_of(project);
+            opts.project_allow_scripts = false;
+            Arc::new(NestedBuild {
+                source: self.source.clone(),
+                registry: self.registry.clone(),
+                opts,
+                depth: self.depth + 1,
+            }) as Arc<dyn crate::places::Prepare>
+        });
+        Places::new(
             self.opts.store.clone(),
             self.registry.clone(),
             self.opts.project_dir.clone(),
             crate::git::Git::default(),
             self.script_policy_of(project),
-        );
-        if self.depth >= MAX_BUILD_DEPTH {
-            return places;
-        }
-        // The build runs the scripts this project allows, never more: the dependency's own
-        // `allowScripts` grants nothing.
-        let mut opts = self.opts.clone();
-        opts.scripts = self.script_policy_of(project);
-        opts.project_allow_scripts = false;
-        places.with_preparer(Arc::new(NestedBuild {
-            source: self.source.clone(),
-            registry: self.registry.clone(),
-            opts,
-            depth: self.depth + 1,
-        }))
+            preparer,
+        )
     }
 
     /// Save `package.json` and `package-lock.json` (unless `--no-save`).

@@ -78,13 +78,15 @@ fn git_error(spec: &str, e: GitError) -> ResolveError {
 impl Places {
     /// Places resolved relative to the project `root`, kept in `store`, downloaded through
     /// `registry`'s client (its trust, proxy and deadline settings), git run as `git`;
-    /// `scripts` says whose `prepare` scripts may run.
+    /// `scripts` says whose `prepare` scripts may run, and `preparer` builds those (without
+    /// one, such a dependency is an error rather than a package other than npm's).
     pub fn new(
         store: TarballStore,
         registry: Registry,
         root: PathBuf,
         git: Git,
         scripts: ScriptPolicy,
+        preparer: Option<Arc<dyn Prepare>>,
     ) -> Self {
         Places {
             inner: Arc::new(Inner {
@@ -93,24 +95,7 @@ impl Places {
                 root,
                 git,
                 scripts,
-                preparer: None,
-                memo: Mutex::new(HashMap::new()),
-            }),
-        }
-    }
-
-    /// Build allowed git dependencies with `preparer` (without one, such a dependency is an
-    /// error rather than a package other than npm's).
-    pub fn with_preparer(self, preparer: Arc<dyn Prepare>) -> Self {
-        let shared = &self.inner;
-        Places {
-            inner: Arc::new(Inner {
-                store: shared.store.clone(),
-                registry: shared.registry.clone(),
-                root: shared.root.clone(),
-                git: shared.git.clone(),
-                scripts: shared.scripts.clone(),
-                preparer: Some(preparer),
+                preparer,
                 memo: Mutex::new(HashMap::new()),
             }),
         }
@@ -161,7 +146,7 @@ impl Places {
     async fn git(&self, name: &str, raw: &str) -> Result<Resolved, ResolveError> {
         let spec = GitSpec::parse(raw).map_err(|e| git_error(raw, e))?;
         // A commit named by its full hash and packed before: nothing to ask git.
-        if let Some(c) = spec.committish.as_deref().filter(|c| c.len() == 40)
+        if let Some(c) = spec.committish.as_deref().filter(|c| crate::git::is_commit(c))
             && let Some(r) = self.cached_git(name, raw, &spec.resolved(&c.to_ascii_lowercase()))?
         {
             return Ok(r);
@@ -307,9 +292,7 @@ impl Places {
             return Ok(dir);
         }
         let spec = GitSpec::parse(resolved).map_err(|e| git_error(resolved, e))?;
-        let Some(commit) =
-            spec.committish.clone().filter(|c| c.len() == 40 && c.chars().all(|c| c.is_ascii_hexdigit()))
-        else {
+        let Some(commit) = spec.committish.clone().filter(|c| crate::git::is_commit(c)) else {
             return Err(origin_error(
                 resolved,
                 "the lockfile's git URL names no commit",
