@@ -227,7 +227,7 @@ impl Time {
 /// Parse exactly `YYYY-MM-DDTHH:MM:SS.mmmZ`. Hand-written (with [`format_iso`], Howard
 /// Hinnant's civil-date algorithm) because only this one fixed form is packed, and a date
 /// crate would add weight for no gain; the round-trip check in [`Time::pack`] guards it.
-fn parse_iso(s: &str) -> Option<i64> {
+pub(crate) fn parse_iso(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;

@@ -98,4 +98,10 @@ pub use index::{
     Document, Index, PackageSummary, Skipped, Update, VersionSummary, WriteReport, retain_indexable,
 };
 pub use schema::Checkpoint;
+
+/// Milliseconds since the Unix epoch of an npm timestamp in the one form the registry writes
+/// (`YYYY-MM-DDTHH:MM:SS.mmmZ`); `None` for any other text.
+pub fn npm_time_millis(s: &str) -> Option<i64> {
+    codec::parse_iso(s)
+}
 pub mod tarballs;
